@@ -1,0 +1,235 @@
+//! The message that travels over every [`Transport`](crate::Transport).
+//!
+//! An [`Envelope`] carries an opaque payload (usually produced by
+//! [`PayloadCodec`](crate::codec::PayloadCodec)) plus what routing,
+//! ordering and retries need: a time-ordered id, the topic, a key (the
+//! transaction id: ordering and partition affinity), headers, the creation
+//! time and the attempt number. [`Envelope::to_wire`] / [`Envelope::from_wire`]
+//! give the one binary form backends store when their broker has no native
+//! place for headers.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::validate;
+
+/// A time-ordered unique id (UUIDv7): ids sort by creation time.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EnvelopeId(uuid::Uuid);
+
+impl EnvelopeId {
+    /// A new id for "now".
+    pub fn new() -> Self {
+        EnvelopeId(uuid::Uuid::now_v7())
+    }
+
+    /// The id as a UUID.
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl Default for EnvelopeId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EnvelopeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for EnvelopeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EnvelopeId({})", self.0)
+    }
+}
+
+impl std::str::FromStr for EnvelopeId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        uuid::Uuid::parse_str(s).map(EnvelopeId).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, "not an envelope id (UUID)")
+                .with_context("id", s)
+                .with_source(e)
+        })
+    }
+}
+
+/// A message: payload plus routing and retry metadata.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Unique, time-ordered id.
+    pub id: EnvelopeId,
+    /// Destination topic (see [`validate::topic`] for the allowed names).
+    pub topic: String,
+    /// Ordering and affinity key, usually the transaction id. Never empty.
+    pub key: String,
+    /// Free-form headers (`traceparent`, content type, …), in insertion order.
+    pub headers: Vec<(String, String)>,
+    /// The opaque payload.
+    #[serde(with = "serde_bytes_compat")]
+    pub payload: Bytes,
+    /// Creation time in milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Which attempt this message carries (1 for the first). Set by the
+    /// sender; transports report redeliveries separately
+    /// ([`Delivery::delivery_count`](crate::Delivery::delivery_count)).
+    pub attempt: u32,
+}
+
+mod serde_bytes_compat {
+    use bytes::Bytes;
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        serde_bytes::serialize(b.as_ref(), s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let v: serde_bytes::ByteBuf = serde_bytes::deserialize(d)?;
+        Ok(Bytes::from(v.into_vec()))
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Envelope {
+    /// A new envelope for `topic` with ordering `key`, attempt 1, created now.
+    ///
+    /// Nothing is validated here; transports validate on publish
+    /// ([`Envelope::validate`]) so a bad name gets a typed error there.
+    pub fn new(topic: impl Into<String>, key: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+        Envelope {
+            id: EnvelopeId::new(),
+            topic: topic.into(),
+            key: key.into(),
+            headers: Vec::new(),
+            payload: payload.into(),
+            created_at_ms: now_ms(),
+            attempt: 1,
+        }
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the attempt number.
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Time since creation (zero if the clock went backwards).
+    pub fn age(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.created_at_ms))
+    }
+
+    /// Checks topic, key and payload size (`max_payload` bytes).
+    pub fn validate(&self, max_payload: usize) -> Result<()> {
+        validate::topic(&self.topic)?;
+        validate::key(&self.key)?;
+        validate::size("payload", self.payload.len(), max_payload)
+            .map_err(|e| e.with_context("topic", &self.topic).with_context("key", &self.key))
+    }
+
+    /// The envelope as bytes (CBOR), for backends without native headers.
+    pub fn to_wire(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.payload.len() + 96);
+        ciborium::into_writer(self, &mut out).map_err(|e| {
+            Error::new(ErrorKind::Codec, "cannot encode envelope")
+                .with_operation("envelope.to_wire")
+                .with_source(e)
+        })?;
+        Ok(out)
+    }
+
+    /// Parses [`Envelope::to_wire`] output. Garbage, truncated or oversized
+    /// input (more than `max_bytes`) is a typed error, never a panic.
+    pub fn from_wire(bytes: &[u8], max_bytes: usize) -> Result<Self> {
+        validate::size("envelope", bytes.len(), max_bytes)?;
+        ciborium::from_reader(bytes).map_err(|e| {
+            Error::new(ErrorKind::Codec, "bytes are not an envelope")
+                .with_operation("envelope.from_wire")
+                .with_context("len", bytes.len())
+                .with_source(e)
+        })
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("id", &self.id)
+            .field("topic", &self.topic)
+            .field("key", &self.key)
+            .field("headers", &self.headers)
+            .field("payload_len", &self.payload.len())
+            .field("created_at_ms", &self.created_at_ms)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_time_ordered_and_parse_back() {
+        let a = EnvelopeId::new();
+        let b = EnvelopeId::new();
+        assert!(a < b);
+        assert_eq!(a.to_string().parse::<EnvelopeId>().ok(), Some(a));
+        assert!("nope".parse::<EnvelopeId>().is_err());
+    }
+
+    #[test]
+    fn wire_round_trip_and_garbage() {
+        let e = Envelope::new("t.x", "k", &b"\x00\xffpayload"[..])
+            .with_header("traceparent", "00-abc")
+            .with_attempt(3);
+        let wire = e.to_wire().expect("encode");
+        assert_eq!(Envelope::from_wire(&wire, 1 << 20).expect("decode"), e);
+        for cut in 0..wire.len() {
+            assert!(Envelope::from_wire(&wire[..cut], 1 << 20).is_err());
+        }
+        assert_eq!(
+            Envelope::from_wire(&wire, 4).map_err(|e| e.kind()),
+            Err(ErrorKind::TooLarge)
+        );
+        assert_eq!(e.header("traceparent"), Some("00-abc"));
+    }
+
+    #[test]
+    fn validate_names_the_bad_value() {
+        let err = Envelope::new("bad topic", "k", Bytes::new()).validate(10).expect_err("bad");
+        assert!(err.to_string().contains("bad topic"));
+        let err = Envelope::new("t", "", Bytes::new()).validate(10).expect_err("empty key");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let err = Envelope::new("t", "k", vec![0u8; 11]).validate(10).expect_err("large");
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
+    }
+}

@@ -1,0 +1,59 @@
+//! # multiagents-core
+//!
+//! The contracts every part of multiagents plugs into, and their embedded
+//! in-memory implementations. Backend crates (`multiagents-redis`,
+//! `multiagents-nats`, `multiagents-kafka`) depend on this crate only and
+//! prove themselves with the same [`conformance`] suite as the in-memory
+//! backends.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`error`] | [`Error`] / [`ErrorKind`]: the one error type (kind, retryable, operation, context, source) |
+//! | [`validate`] | the naming rules for topics, groups, keys; TTL and size checks |
+//! | [`envelope`] | [`Envelope`]: the message on every transport, and its wire form |
+//! | [`codec`] | [`PayloadCodec`]: CBOR/JSON payloads, LZ4 above a threshold, size limits |
+//! | [`transport`] | the [`Transport`] trait, [`Delivery`], [`Subscription`]; [`MemoryTransport`] |
+//! | [`store`] | the [`StateStore`] trait; [`MemoryStore`]; [`CachedStore`] (moka) |
+//! | `conformance` | (feature `conformance`) the behaviour suite every backend must pass |
+//!
+//! # Example
+//!
+//! ```
+//! use multiagents_core::{Envelope, MemoryTransport, SubscribeMode, SubscribeOptions, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> multiagents_core::Result<()> {
+//! let transport = MemoryTransport::new();
+//! let mut sub = transport
+//!     .subscribe("orders", SubscribeMode::queue("billing"), SubscribeOptions::default())
+//!     .await?;
+//! transport.publish(Envelope::new("orders", "tx-1", &b"hello"[..])).await?;
+//! let mut delivery = sub.next().await.expect("open")?;
+//! assert_eq!(delivery.payload(), b"hello");
+//! delivery.ack().await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod envelope;
+pub mod error;
+pub mod store;
+pub mod transport;
+pub mod validate;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use codec::{Format, PayloadCodec};
+pub use envelope::{Envelope, EnvelopeId};
+pub use error::{Error, ErrorKind, Result};
+pub use store::{
+    CacheConfig, CacheStats, CachedStore, Expected, MemoryStore, MemoryStoreConfig, PutEntry, ScanPage,
+    StateStore, StoreCapabilities, Version, Versioned, WriteMode,
+};
+pub use transport::{
+    Acker, Capabilities, Delivery, MemoryTransport, MemoryTransportConfig, SubscribeMode, SubscribeOptions,
+    Subscription, Transport,
+};

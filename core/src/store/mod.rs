@@ -1,0 +1,216 @@
+//! The state contract: [`StateStore`], the in-memory implementation
+//! ([`MemoryStore`]) and the moka cache in front of any store
+//! ([`CachedStore`]).
+//!
+//! Values are opaque bytes with a [`Version`]. Versions of a key strictly
+//! increase with every write, also across a delete and re-create, so a
+//! compare-and-swap against a version read before a delete can never succeed
+//! by accident (no ABA).
+
+pub mod cached;
+pub mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use cached::{CacheConfig, CacheStats, CachedStore, WriteMode};
+pub use memory::{MemoryStore, MemoryStoreConfig};
+
+use crate::error::Result;
+
+/// A value's version. Opaque except for ordering: later writes of one key
+/// have greater versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub u64);
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+/// A value with its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The stored bytes.
+    pub value: Bytes,
+    /// The version that wrote them.
+    pub version: Version,
+}
+
+/// What a compare-and-swap expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// The key must not exist (create-if-absent).
+    Absent,
+    /// The key must exist with exactly this version.
+    Version(Version),
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expected::Absent => f.write_str("absent"),
+            Expected::Version(v) => v.fmt(f),
+        }
+    }
+}
+
+/// One write of a [`StateStore::put_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutEntry {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: Bytes,
+    /// Expiry; `None` keeps the value until deleted.
+    pub ttl: Option<Duration>,
+}
+
+impl PutEntry {
+    /// A write of `value` at `key` with optional `ttl`.
+    pub fn new(key: impl Into<String>, value: impl Into<Bytes>, ttl: Option<Duration>) -> Self {
+        PutEntry {
+            key: key.into(),
+            value: value.into(),
+            ttl,
+        }
+    }
+}
+
+/// One page of a [`StateStore::scan`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanPage {
+    /// Keys and values of this page.
+    pub entries: Vec<(String, Versioned)>,
+    /// Pass to the next `scan` call to continue; `None` when done.
+    pub cursor: Option<String>,
+}
+
+/// What a store supports; the conformance suite skips (visibly) the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreCapabilities {
+    /// Backend name (`"memory"`, `"redis"`, …).
+    pub name: &'static str,
+    /// Per-key TTL is honoured.
+    pub ttl: bool,
+    /// Scan returns keys in ascending order, each exactly once.
+    pub ordered_scan: bool,
+    /// `put_batch` is one round trip.
+    pub batch_put: bool,
+    /// Largest value accepted, in bytes.
+    pub max_value: usize,
+}
+
+/// Versioned key-value state. Object safe: share as `Arc<dyn StateStore>`.
+///
+/// Keys follow [`crate::validate::key`]; a bad key, a zero TTL or an
+/// oversized value is a typed error naming it, never a panic.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// What this backend supports.
+    fn capabilities(&self) -> StoreCapabilities;
+
+    /// Reads a key.
+    ///
+    /// # Behavior
+    /// - A missing or expired key → `Ok(None)`.
+    /// - Returns the latest acknowledged write (read-your-writes).
+    async fn get(&self, key: &str) -> Result<Option<Versioned>>;
+
+    /// Writes a key unconditionally, returning the new version.
+    ///
+    /// # Behavior
+    /// - `ttl: Some(d)` expires the value after `d`; `Some(0)` → `InvalidInput`.
+    /// - The new version is greater than any earlier version of the key.
+    async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version>;
+
+    /// Writes many keys in one round trip where the backend allows it,
+    /// returning their versions in order.
+    ///
+    /// # Behavior
+    /// - Every entry is validated first; one bad entry fails the batch and
+    ///   nothing is written.
+    /// - Otherwise each entry behaves as [`put`](Self::put). Empty batch: no-op.
+    async fn put_batch(&self, entries: Vec<PutEntry>) -> Result<Vec<Version>>;
+
+    /// Deletes a key; returns whether it existed. Deleting twice is not an
+    /// error (the second call returns `false`).
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Writes `value` only if the key is as `expected`, atomically.
+    ///
+    /// # Behavior
+    /// - Success → the new version.
+    /// - Otherwise → `Conflict` with the context `expected` and `actual`
+    ///   (a version, or `absent`); nothing is written.
+    /// - Of concurrent CAS calls expecting the same state, exactly one wins.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<Version>;
+
+    /// Lists keys starting with `prefix`, at most `limit` per page.
+    ///
+    /// # Behavior
+    /// - Start with `cursor: None`; continue with the returned cursor until it
+    ///   is `None`.
+    /// - Every key present for the whole scan is returned at least once (with
+    ///   `ordered_scan`: exactly once, in ascending order). Expired keys are
+    ///   not returned.
+    /// - `limit == 0` → `InvalidInput`; a page may hold fewer than `limit`
+    ///   entries without being the last.
+    async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage>;
+}
+
+#[async_trait]
+impl<T: StateStore + ?Sized> StateStore for Arc<T> {
+    fn capabilities(&self) -> StoreCapabilities {
+        (**self).capabilities()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        (**self).get(key).await
+    }
+    async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version> {
+        (**self).put(key, value, ttl).await
+    }
+    async fn put_batch(&self, entries: Vec<PutEntry>) -> Result<Vec<Version>> {
+        (**self).put_batch(entries).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        (**self).delete(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<Version> {
+        (**self).compare_and_swap(key, expected, value, ttl).await
+    }
+    async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {
+        (**self).scan(prefix, cursor, limit).await
+    }
+}
+
+/// The `Conflict` error every store returns from a failed CAS.
+pub fn conflict(key: &str, expected: Expected, actual: Option<Version>) -> crate::Error {
+    let actual = actual.map_or_else(|| "absent".to_string(), |v| v.to_string());
+    crate::Error::new(
+        crate::ErrorKind::Conflict,
+        format!("compare-and-swap on {key:?} expected {expected} but found {actual}"),
+    )
+    .with_operation("store.compare_and_swap")
+    .with_context("key", key)
+    .with_context("expected", expected)
+    .with_context("actual", actual)
+}

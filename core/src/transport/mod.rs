@@ -1,0 +1,167 @@
+//! The messaging contract: [`Transport`], its [`Subscription`]s and
+//! [`Delivery`]s, and the in-memory implementation ([`MemoryTransport`]).
+//!
+//! # Delivery modes
+//!
+//! * **Queue** ([`SubscribeMode::Queue`]): competing consumers in a named
+//!   group. Every group on a topic receives every message; within a group each
+//!   message goes to one consumer at a time. **At-least-once**: a message is
+//!   delivered again after a [`Delivery::nack`], after its delivery is dropped
+//!   unsettled or its consumer dies, and after the backend's ack timeout.
+//!   Nothing on the queue path is dropped silently. Commands and results of
+//!   the orchestrator travel here.
+//! * **Broadcast** ([`SubscribeMode::Broadcast`]): every live subscriber gets
+//!   every message published after it subscribed. **At-most-once**: a
+//!   subscriber that falls behind loses messages (counted, never blocking the
+//!   publisher). Events and monitoring travel here.
+
+mod delivery;
+pub mod memory;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use delivery::{Acker, Delivery, Subscription};
+pub use memory::{MemoryTransport, MemoryTransportConfig};
+
+use crate::envelope::Envelope;
+use crate::error::Result;
+
+/// How a subscription receives messages.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SubscribeMode {
+    /// Competing consumers in `group`; at-least-once with ack/nack.
+    Queue {
+        /// The consumer group name (same rules as topic names).
+        group: String,
+    },
+    /// Every subscriber receives every message; at-most-once, no ack.
+    Broadcast,
+}
+
+impl SubscribeMode {
+    /// Queue mode in `group`.
+    pub fn queue(group: impl Into<String>) -> Self {
+        SubscribeMode::Queue { group: group.into() }
+    }
+}
+
+/// Per-subscription settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscribeOptions {
+    /// Queue mode: the most deliveries this subscription holds unsettled at
+    /// once. When reached, the subscription receives nothing more until one
+    /// is acked or nacked: that is the backpressure bound. Default 256.
+    pub max_in_flight: usize,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions { max_in_flight: 256 }
+    }
+}
+
+impl SubscribeOptions {
+    /// Options with the given in-flight bound.
+    pub fn max_in_flight(max_in_flight: usize) -> Self {
+        SubscribeOptions { max_in_flight }
+    }
+}
+
+/// What a transport supports; the conformance suite skips (visibly) what a
+/// backend declares it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Backend name for messages and metrics (`"memory"`, `"redis"`, …).
+    pub name: &'static str,
+    /// Queue mode with consumer groups.
+    pub queue: bool,
+    /// Broadcast mode.
+    pub broadcast: bool,
+    /// `nack(delay)` honours the delay (otherwise redelivery is immediate).
+    pub nack_delay: bool,
+    /// Unsettled deliveries are redelivered after the ack timeout.
+    pub ack_timeout: bool,
+    /// Messages of one key reach a lone consumer of a group in publish order.
+    pub ordered_per_key: bool,
+    /// Largest payload the backend accepts, in bytes.
+    pub max_payload: usize,
+    /// `publish_batch` is one round trip (pipelined / batched).
+    pub batch_publish: bool,
+}
+
+/// Publish/subscribe over a backend. Object safe: share as `Arc<dyn Transport>`.
+///
+/// Implementations validate every argument and return typed errors
+/// ([`crate::ErrorKind`]); none panics on bad input.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Publishes one envelope to `envelope.topic`.
+    ///
+    /// # Behavior
+    /// - Invalid topic or key → `InvalidInput` naming the value; payload over
+    ///   the backend's maximum → `TooLarge`. Nothing is published then.
+    /// - When `Ok` returns, the message is accepted: every queue group on the
+    ///   topic will receive it (at least once), including a group that has
+    ///   not subscribed yet if the backend retains messages (it says so in
+    ///   its docs).
+    /// - Envelopes with the same key published by one caller, one after
+    ///   another, are delivered in that order to a group's lone consumer.
+    /// - Broadcast subscribers present at publish time receive it at most once.
+    async fn publish(&self, envelope: Envelope) -> Result<()>;
+
+    /// Publishes many envelopes, in order, in one round trip where the
+    /// backend allows it.
+    ///
+    /// # Behavior
+    /// - All envelopes are validated first; one invalid envelope fails the
+    ///   whole batch and nothing is published.
+    /// - Otherwise the same rules as [`publish`](Self::publish) apply to each,
+    ///   in order. An empty batch is a no-op.
+    async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()>;
+
+    /// Subscribes to `topic`.
+    ///
+    /// # Behavior
+    /// - Invalid topic or group → `InvalidInput`; `max_in_flight == 0` →
+    ///   `InvalidInput`; a mode the backend lacks → `Unsupported`.
+    /// - Queue mode: see the module docs. A subscription never holds more
+    ///   than `options.max_in_flight` unsettled deliveries.
+    /// - Dropping the subscription is a consumer leaving: its unsettled
+    ///   deliveries become available to the group's other consumers (at once
+    ///   or after the ack timeout, per backend).
+    /// - Broadcast: messages published after this call returns are received.
+    async fn subscribe(
+        &self,
+        topic: &str,
+        mode: SubscribeMode,
+        options: SubscribeOptions,
+    ) -> Result<Subscription>;
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for Arc<T> {
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    async fn publish(&self, envelope: Envelope) -> Result<()> {
+        (**self).publish(envelope).await
+    }
+    async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        (**self).publish_batch(envelopes).await
+    }
+    async fn subscribe(
+        &self,
+        topic: &str,
+        mode: SubscribeMode,
+        options: SubscribeOptions,
+    ) -> Result<Subscription> {
+        (**self).subscribe(topic, mode, options).await
+    }
+}
