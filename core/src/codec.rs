@@ -69,8 +69,10 @@ impl std::str::FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "cbor" => Ok(Format::Cbor),
             "json" => Ok(Format::Json),
-            _ => Err(Error::new(ErrorKind::Config, "unknown payload format (use cbor or json)")
-                .with_context("format", s)),
+            _ => Err(
+                Error::new(ErrorKind::Config, "unknown payload format (use cbor or json)")
+                    .with_context("format", s),
+            ),
         }
     }
 }
@@ -157,7 +159,8 @@ impl PayloadCodec {
     /// Deserializes a payload produced by [`encode`](Self::encode) (any
     /// format or compression) or plain JSON.
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        validate::size("payload", bytes.len(), self.max_size).map_err(|e| e.with_operation("codec.decode"))?;
+        validate::size("payload", bytes.len(), self.max_size)
+            .map_err(|e| e.with_operation("codec.decode"))?;
         let Some((&tag, body)) = bytes.split_first() else {
             return Err(decode_error("empty payload", bytes.len()));
         };
@@ -190,7 +193,10 @@ impl PayloadCodec {
         let written = lz4_flex::block::decompress_into(&body[4..], &mut out)
             .map_err(|e| decode_error("corrupt compressed payload", body.len()).with_source(e))?;
         if written != declared {
-            return Err(decode_error("compressed payload is shorter than declared", body.len()));
+            return Err(decode_error(
+                "compressed payload is shorter than declared",
+                body.len(),
+            ));
         }
         Ok(out)
     }
@@ -213,13 +219,15 @@ fn compress(framed: &[u8]) -> Vec<u8> {
 }
 
 fn from_cbor<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    ciborium::from_reader(body)
-        .map_err(|e| decode_error("payload is not valid CBOR for the expected type", body.len()).with_source(e))
+    ciborium::from_reader(body).map_err(|e| {
+        decode_error("payload is not valid CBOR for the expected type", body.len()).with_source(e)
+    })
 }
 
 fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| decode_error("payload is not valid JSON for the expected type", body.len()).with_source(e))
+    serde_json::from_slice(body).map_err(|e| {
+        decode_error("payload is not valid JSON for the expected type", body.len()).with_source(e)
+    })
 }
 
 fn decode_error(message: &'static str, len: usize) -> Error {
@@ -338,9 +346,14 @@ mod tests {
         assert!(err.to_string().contains("1024"), "{err}");
         // Declares 4 GiB decompressed in 9 bytes.
         let bomb = [TAG_CBOR_LZ4, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
-        assert_eq!(codec.decode::<String>(&bomb).map_err(|e| e.kind()), Err(ErrorKind::TooLarge));
         assert_eq!(
-            codec.decode::<String>(&vec![TAG_CBOR; 2000]).map_err(|e| e.kind()),
+            codec.decode::<String>(&bomb).map_err(|e| e.kind()),
+            Err(ErrorKind::TooLarge)
+        );
+        assert_eq!(
+            codec
+                .decode::<String>(&vec![TAG_CBOR; 2000])
+                .map_err(|e| e.kind()),
             Err(ErrorKind::TooLarge)
         );
     }
@@ -350,11 +363,18 @@ mod tests {
         let codec = PayloadCodec::default();
         let v: serde_json::Value = codec.decode(br#" {"amount": 3}"#).expect("plain json");
         assert_eq!(v["amount"], 3);
-        let err = codec.decode::<serde_json::Value>(&[0xff, 1, 2]).expect_err("garbage");
+        let err = codec
+            .decode::<serde_json::Value>(&[0xff, 1, 2])
+            .expect_err("garbage");
         assert_eq!(err.kind(), ErrorKind::Codec);
         assert!(err.to_string().contains("0xff"), "{err}");
-        assert_eq!(codec.decode::<u8>(&[]).map_err(|e| e.kind()), Err(ErrorKind::Codec));
-        let err = codec.decode::<u32>(&codec.encode("text").expect("encode")).expect_err("type");
+        assert_eq!(
+            codec.decode::<u8>(&[]).map_err(|e| e.kind()),
+            Err(ErrorKind::Codec)
+        );
+        let err = codec
+            .decode::<u32>(&codec.encode("text").expect("encode"))
+            .expect_err("type");
         assert_eq!(err.kind(), ErrorKind::Codec);
     }
 
@@ -362,6 +382,9 @@ mod tests {
     fn format_parses() {
         assert_eq!("CBOR".parse::<Format>().ok(), Some(Format::Cbor));
         assert_eq!("json".parse::<Format>().ok(), Some(Format::Json));
-        assert_eq!("xml".parse::<Format>().map_err(|e| e.kind()), Err(ErrorKind::Config));
+        assert_eq!(
+            "xml".parse::<Format>().map_err(|e| e.kind()),
+            Err(ErrorKind::Config)
+        );
     }
 }

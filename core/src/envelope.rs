@@ -139,7 +139,10 @@ impl Envelope {
 
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Time since creation (zero if the clock went backwards).
@@ -151,8 +154,10 @@ impl Envelope {
     pub fn validate(&self, max_payload: usize) -> Result<()> {
         validate::topic(&self.topic)?;
         validate::key(&self.key)?;
-        validate::size("payload", self.payload.len(), max_payload)
-            .map_err(|e| e.with_context("topic", &self.topic).with_context("key", &self.key))
+        validate::size("payload", self.payload.len(), max_payload).map_err(|e| {
+            e.with_context("topic", &self.topic)
+                .with_context("key", &self.key)
+        })
     }
 
     /// The envelope as bytes (CBOR), for backends without native headers.
@@ -225,11 +230,17 @@ mod tests {
 
     #[test]
     fn validate_names_the_bad_value() {
-        let err = Envelope::new("bad topic", "k", Bytes::new()).validate(10).expect_err("bad");
+        let err = Envelope::new("bad topic", "k", Bytes::new())
+            .validate(10)
+            .expect_err("bad");
         assert!(err.to_string().contains("bad topic"));
-        let err = Envelope::new("t", "", Bytes::new()).validate(10).expect_err("empty key");
+        let err = Envelope::new("t", "", Bytes::new())
+            .validate(10)
+            .expect_err("empty key");
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        let err = Envelope::new("t", "k", vec![0u8; 11]).validate(10).expect_err("large");
+        let err = Envelope::new("t", "k", vec![0u8; 11])
+            .validate(10)
+            .expect_err("large");
         assert_eq!(err.kind(), ErrorKind::TooLarge);
     }
 }

@@ -46,6 +46,15 @@ pub enum ErrorKind {
     Config,
     /// A broken invariant or an unexpected answer from a backend.
     Unexpected,
+    /// A worker returned an error of its own (its message says why; the
+    /// worker chose whether it is retryable).
+    Worker,
+    /// A WebAssembly worker trapped (panic, unreachable, bad memory access).
+    Trap,
+    /// A worker exceeded a resource limit (linear memory, fuel).
+    ResourceLimit,
+    /// A worker's circuit breaker is open: calls are rejected fast.
+    CircuitOpen,
 }
 
 impl ErrorKind {
@@ -66,6 +75,10 @@ impl ErrorKind {
             ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::Config => "config",
             ErrorKind::Unexpected => "unexpected",
+            ErrorKind::Worker => "worker",
+            ErrorKind::Trap => "trap",
+            ErrorKind::ResourceLimit => "resource_limit",
+            ErrorKind::CircuitOpen => "circuit_open",
         }
     }
 
@@ -73,7 +86,11 @@ impl ErrorKind {
     fn default_retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Overloaded | ErrorKind::Conflict
+            ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::Overloaded
+                | ErrorKind::Conflict
+                | ErrorKind::CircuitOpen
         )
     }
 }
@@ -185,7 +202,10 @@ impl Error {
 
     /// The value of a context pair, if present.
     pub fn context_value(&self, key: &str) -> Option<&str> {
-        self.context.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.context
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -235,7 +255,9 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -271,6 +293,10 @@ mod tests {
     fn retryability_defaults_from_kind_and_can_be_overridden() {
         assert!(!Error::new(ErrorKind::Codec, "x").is_retryable());
         assert!(Error::new(ErrorKind::Timeout, "x").is_retryable());
-        assert!(!Error::new(ErrorKind::Timeout, "x").with_retryable(false).is_retryable());
+        assert!(
+            !Error::new(ErrorKind::Timeout, "x")
+                .with_retryable(false)
+                .is_retryable()
+        );
     }
 }

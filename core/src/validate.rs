@@ -17,8 +17,11 @@ pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_KEY_LEN: usize = 1024;
 
 fn invalid(what: &'static str, value: &str, why: &str) -> Error {
-    Error::new(ErrorKind::InvalidInput, format!("invalid {what} {value:?}: {why}"))
-        .with_context(what, value)
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("invalid {what} {value:?}: {why}"),
+    )
+    .with_context(what, value)
 }
 
 fn name(what: &'static str, value: &str) -> Result<()> {
@@ -71,7 +74,11 @@ pub fn key(value: &str) -> Result<()> {
 /// Checks a store key prefix used by `scan` (may be empty: everything).
 pub fn prefix(value: &str) -> Result<()> {
     if value.len() > MAX_KEY_LEN || value.chars().any(char::is_control) {
-        return Err(invalid("prefix", value, "at most 1024 bytes, no control characters"));
+        return Err(invalid(
+            "prefix",
+            value,
+            "at most 1024 bytes, no control characters",
+        ));
     }
     Ok(())
 }
@@ -137,7 +144,10 @@ mod tests {
         assert!(ttl(None).is_ok());
         assert!(ttl(Some(std::time::Duration::from_millis(1))).is_ok());
         assert!(ttl(Some(std::time::Duration::ZERO)).is_err());
-        assert_eq!(size("payload", 5, 4).map_err(|e| e.kind()), Err(ErrorKind::TooLarge));
+        assert_eq!(
+            size("payload", 5, 4).map_err(|e| e.kind()),
+            Err(ErrorKind::TooLarge)
+        );
         assert!(size("payload", 4, 4).is_ok());
     }
 }

@@ -80,10 +80,12 @@ impl Delivery {
 
     fn check_unsettled(&self, op: &'static str) -> Result<()> {
         if self.settled {
-            return Err(Error::new(ErrorKind::AlreadySettled, "delivery was already acked or nacked")
-                .with_operation(op)
-                .with_context("id", self.envelope.id)
-                .with_context("topic", &self.envelope.topic));
+            return Err(
+                Error::new(ErrorKind::AlreadySettled, "delivery was already acked or nacked")
+                    .with_operation(op)
+                    .with_context("id", self.envelope.id)
+                    .with_context("topic", &self.envelope.topic),
+            );
         }
         Ok(())
     }
