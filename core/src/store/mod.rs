@@ -23,9 +23,16 @@ pub use memory::{MemoryStore, MemoryStoreConfig};
 use crate::error::Result;
 
 /// A value's version. Opaque except for ordering: later writes of one key
-/// have greater versions.
+/// have greater versions. Stores never assign [`Version::PENDING`] (0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version(pub u64);
+
+impl Version {
+    /// Never a stored version: what a write-behind [`CachedStore`] returns for
+    /// (and reports on) a write not yet flushed. A compare-and-swap expecting
+    /// it always conflicts, so it can never overwrite a newer value.
+    pub const PENDING: Version = Version(0);
+}
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -103,6 +110,11 @@ pub struct StoreCapabilities {
     pub ordered_scan: bool,
     /// `put_batch` is one round trip.
     pub batch_put: bool,
+    /// The version a write returns is the stored version: a later `get`
+    /// reports it and a CAS expecting it succeeds. False only for stores
+    /// that acknowledge writes before storing them (write-behind
+    /// [`CachedStore`]), which return [`Version::PENDING`].
+    pub exact_versions: bool,
     /// Largest value accepted, in bytes.
     pub max_value: usize,
 }
@@ -127,7 +139,8 @@ pub trait StateStore: Send + Sync + 'static {
     ///
     /// # Behavior
     /// - `ttl: Some(d)` expires the value after `d`; `Some(0)` → `InvalidInput`.
-    /// - The new version is greater than any earlier version of the key.
+    /// - The new version is greater than any earlier version of the key
+    ///   (with `exact_versions`; otherwise [`Version::PENDING`]).
     async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version>;
 
     /// Writes many keys in one round trip where the backend allows it,

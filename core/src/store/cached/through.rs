@@ -1,0 +1,198 @@
+//! The read-through and write-through paths of
+//! [`CachedStore`](super::CachedStore): key striping, the ordering of cache
+//! updates against store calls, and validation.
+//!
+//! Every store write of a key, and the cache update that follows it, happen
+//! under the key's stripe lock, so the cache ends up holding what the store
+//! holds. A read-through fill takes no lock; it is dropped again when a write
+//! of the same stripe (which bumps the stripe's epoch *after* its store
+//! call) happened between the read's start and its fill.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustc_hash::FxHasher;
+use tokio::sync::MutexGuard;
+use tokio::time::Instant;
+
+use super::{CachedEntry, Counters, STRIPES, Shared, expiry};
+use crate::error::Result;
+use crate::store::{Expected, PutEntry, StateStore, Version, Versioned};
+use crate::validate;
+
+impl<S: StateStore> Shared<S> {
+    pub(super) fn stripe(&self, key: &str) -> usize {
+        let mut hasher = FxHasher::default();
+        key.hash(&mut hasher);
+        (hasher.finish() % STRIPES as u64) as usize
+    }
+
+    pub(super) async fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+        self.stripes[self.stripe(key)].lock().await
+    }
+
+    /// Locks the stripes of all `keys`, in index order (no deadlock).
+    pub(super) async fn lock_all<'a>(&self, keys: impl Iterator<Item = &'a str>) -> Vec<MutexGuard<'_, ()>> {
+        let mut idx: Vec<usize> = keys.map(|k| self.stripe(k)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let mut guards = Vec::with_capacity(idx.len());
+        for i in idx {
+            guards.push(self.stripes[i].lock().await);
+        }
+        guards
+    }
+
+    pub(super) fn epoch(&self, key: &str) -> &AtomicU64 {
+        &self.epochs[self.stripe(key)]
+    }
+
+    /// Records `entry` as the key's current value (call under the key's lock).
+    pub(super) async fn cache_put(&self, key: &str, entry: CachedEntry) {
+        self.epoch(key).fetch_add(1, Ordering::SeqCst);
+        self.cache.insert(key.to_owned(), entry).await;
+    }
+
+    /// Forgets the key's cached value (call under the key's lock).
+    pub(super) async fn cache_drop(&self, key: &str) {
+        self.epoch(key).fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate(key).await;
+    }
+
+    pub(super) fn check_write(
+        &self,
+        key: &str,
+        value: &Bytes,
+        ttl: Option<Duration>,
+        op: &'static str,
+    ) -> Result<()> {
+        validate::key(key).map_err(|e| e.with_operation(op))?;
+        validate::ttl(ttl).map_err(|e| e.with_operation(op).with_context("key", key))?;
+        validate::size("value", value.len(), self.max_value)
+            .map_err(|e| e.with_operation(op).with_context("key", key))
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        validate::key(key).map_err(|e| e.with_operation("cached.get"))?;
+        if let Some(found) = self.behind.as_ref().and_then(|wb| wb.lookup(key, Instant::now())) {
+            Counters::bump(&self.counters.hits);
+            return Ok(found);
+        }
+        if let Some(entry) = self.cache.get(key).await {
+            if entry.is_live(Instant::now()) {
+                Counters::bump(&self.counters.hits);
+                return Ok(Some(entry.versioned()));
+            }
+            self.cache.invalidate(key).await;
+        }
+        Counters::bump(&self.counters.misses);
+        let before = self.epoch(key).load(Ordering::SeqCst);
+        let found = self.store.get(key).await?;
+        if let Some(v) = &found {
+            let entry = CachedEntry {
+                value: v.value.clone(),
+                version: v.version,
+                expires_at: None,
+            };
+            self.cache.entry(key.to_owned()).or_insert(entry).await;
+            if self.epoch(key).load(Ordering::SeqCst) != before {
+                // A write of this stripe raced with the read: don't keep it.
+                self.cache.invalidate(key).await;
+            }
+        }
+        Ok(found)
+    }
+
+    pub(super) async fn put_through(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<Version> {
+        let _key = self.lock(key).await;
+        let expires_at = expiry(Instant::now(), ttl);
+        match self.store.put(key, value.clone(), ttl).await {
+            Ok(version) => {
+                let entry = CachedEntry {
+                    value,
+                    version,
+                    expires_at,
+                };
+                self.cache_put(key, entry).await;
+                Ok(version)
+            }
+            Err(e) => {
+                self.cache_drop(key).await;
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) async fn put_batch_through(&self, entries: Vec<PutEntry>) -> Result<Vec<Version>> {
+        let _keys = self.lock_all(entries.iter().map(|e| e.key.as_str())).await;
+        let now = Instant::now();
+        let cached: Vec<_> = entries
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone(), expiry(now, e.ttl)))
+            .collect();
+        match self.store.put_batch(entries).await {
+            Ok(versions) => {
+                for ((key, value, expires_at), version) in cached.into_iter().zip(versions.iter().copied()) {
+                    let entry = CachedEntry {
+                        value,
+                        version,
+                        expires_at,
+                    };
+                    self.cache_put(&key, entry).await;
+                }
+                Ok(versions)
+            }
+            Err(e) => {
+                for (key, _, _) in &cached {
+                    self.cache_drop(key).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) async fn cas_through(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<Version> {
+        let _key = self.lock(key).await;
+        let expires_at = expiry(Instant::now(), ttl);
+        match self
+            .store
+            .compare_and_swap(key, expected, value.clone(), ttl)
+            .await
+        {
+            Ok(version) => {
+                let entry = CachedEntry {
+                    value,
+                    version,
+                    expires_at,
+                };
+                self.cache_put(key, entry).await;
+                Ok(version)
+            }
+            Err(e) => {
+                // Conflict: the cached value is stale (another instance wrote).
+                self.cache_drop(key).await;
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) async fn delete_through(&self, key: &str) -> Result<bool> {
+        let _key = self.lock(key).await;
+        let result = self.store.delete(key).await;
+        self.cache_drop(key).await;
+        result
+    }
+}
