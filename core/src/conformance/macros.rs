@@ -1,0 +1,169 @@
+//! The test-stamping macros and the one list of behaviour names.
+//!
+//! Adding a behaviour: write its `pub async fn` in `transport/` or `store/`
+//! (re-exported from that module), then add its name to
+//! `__transport_behaviours!` or `__store_behaviours!` below. Nothing else.
+
+/// Calls `$crate::$callback! { ($args) name name … }` with the name of
+/// every transport behaviour: the one list of them.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __transport_behaviours {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! { ($($args)*)
+            queue_round_trip
+            empty_payload_round_trip
+            large_payload_round_trip
+            per_key_order
+            groups_each_receive_every_message
+            topics_are_isolated
+            competing_consumers_share_work
+            nack_redelivers_after_delay
+            nack_zero_redelivers_promptly
+            settle_twice_is_already_settled
+            dropped_delivery_is_redelivered
+            dropped_consumer_work_is_redelivered
+            ack_timeout_redelivers
+            backpressure_bound
+            broadcast_fan_out
+            batch_of_10k_arrives_exactly_once
+            batch_with_invalid_envelope_publishes_nothing
+            publish_rejects_bad_input
+            subscribe_rejects_bad_input
+        }
+    };
+}
+
+/// Calls `$crate::$callback! { ($args) name name … }` with the name of
+/// every store behaviour: the one list of them.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_behaviours {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! { ($($args)*)
+            get_missing_is_none
+            put_get_round_trip
+            empty_value_round_trip
+            large_value_round_trip
+            special_character_keys
+            put_versions_increase
+            delete_twice
+            version_grows_across_delete
+            cas_create_if_absent
+            cas_stale_version_conflicts
+            cas_current_version_succeeds
+            cas_concurrent_single_winner
+            ttl_expiry
+            ttl_follows_latest_write
+            cas_with_ttl
+            put_batch_round_trip
+            put_batch_invalid_entry_writes_nothing
+            scan_prefix_paging
+            scan_skips_expired
+            rejects_bad_input
+        }
+    };
+}
+
+/// Stamps one `#[test]` per name, calling `$crate::conformance::$kind::$name`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    (($kind:ident, $factory:expr, $settings:expr) $($name:ident)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::block_on(async {
+                    let ::std::option::Option::Some(backend) = ($factory).await else {
+                        $crate::conformance::skip_unavailable(::std::concat!(
+                            ::std::module_path!(),
+                            "::",
+                            ::std::stringify!($name)
+                        ));
+                        return;
+                    };
+                    let settings: $crate::conformance::Settings = $settings;
+                    $crate::conformance::$kind::$name(&backend, &settings).await;
+                });
+            }
+        )*
+    };
+}
+
+/// Stamps a test module running every transport behaviour of
+/// [`conformance::transport`](crate::conformance::transport) against a
+/// backend.
+///
+/// `transport_conformance!(module_name, factory, settings)`:
+/// * `factory`: an expression evaluating to a future of `Option<T>` where
+///   `T: Transport` (a concrete type or `Arc<dyn Transport>`), usually an
+///   `async { … }` block. It is evaluated once per test, so each test gets
+///   a fresh backend handle; `None` skips the test visibly (see
+///   [`backend_url`](crate::conformance::backend_url)).
+/// * `settings`: a [`Settings`](crate::conformance::Settings) expression.
+///
+/// The module gets one `#[test]` per behaviour, named after it (filter with
+/// `cargo test module_name::queue_round_trip`). Each builds its own
+/// multi-threaded tokio runtime ([`block_on`](crate::conformance::block_on)),
+/// so the calling crate needs no tokio dependency for it. The module does
+/// `use super::*;`, so the factory may name anything imported next to the
+/// macro call.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use multiagents_core::conformance::Settings;
+/// use multiagents_core::{MemoryTransport, Transport};
+///
+/// multiagents_core::transport_conformance!(memory, async { Some(MemoryTransport::new()) }, Settings::default());
+/// multiagents_core::transport_conformance!(
+///     memory_dyn,
+///     async { Some(Arc::new(MemoryTransport::new()) as Arc<dyn Transport>) },
+///     Settings::default()
+/// );
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! transport_conformance {
+    ($module:ident, $factory:expr, $settings:expr $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__transport_behaviours!(__conformance_tests!(transport, $factory, $settings));
+        }
+    };
+}
+
+/// Stamps a test module running every store behaviour of
+/// [`conformance::store`](crate::conformance::store) against a backend.
+///
+/// Same shape as [`transport_conformance!`](crate::transport_conformance):
+/// `store_conformance!(module_name, factory, settings)` where `factory` is a
+/// future of `Option<S>`, `S: StateStore` (concrete or `Arc<dyn StateStore>`).
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use multiagents_core::conformance::Settings;
+/// use multiagents_core::{MemoryStore, StateStore};
+///
+/// multiagents_core::store_conformance!(memory, async { Some(MemoryStore::new()) }, Settings::default());
+/// multiagents_core::store_conformance!(
+///     memory_dyn,
+///     async { Some(Arc::new(MemoryStore::new()) as Arc<dyn StateStore>) },
+///     Settings::default()
+/// );
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! store_conformance {
+    ($module:ident, $factory:expr, $settings:expr $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__store_behaviours!(__conformance_tests!(store, $factory, $settings));
+        }
+    };
+}
