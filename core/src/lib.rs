@@ -15,7 +15,9 @@
 //! | [`envelope`] | [`Envelope`]: the message on every transport, and its wire form |
 //! | [`codec`] | [`PayloadCodec`]: CBOR/JSON payloads, LZ4 above a threshold, size limits |
 //! | [`transport`] | the [`Transport`] trait, [`Delivery`], [`Subscription`]; [`MemoryTransport`] |
+//! | [`resilience`] | circuit breaker, concurrency limit with bounded queue, call stats: the [`resilience::Guard`] around worker calls |
 //! | [`store`] | the [`StateStore`] trait; [`MemoryStore`]; [`CachedStore`] (moka) |
+//! | [`worker`] | the [`Worker`](worker::Worker) trait, [`WorkerHost`](worker::WorkerHost), native workers, the WebAssembly host (feature `wasm`) |
 //! | `conformance` | (feature `conformance`) the behaviour suite every backend must pass |
 //!
 //! # Example
@@ -39,9 +41,11 @@
 pub mod codec;
 pub mod envelope;
 pub mod error;
+pub mod resilience;
 pub mod store;
 pub mod transport;
 pub mod validate;
+pub mod worker;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

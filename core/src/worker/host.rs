@@ -1,0 +1,298 @@
+//! [`WorkerHost`]: the registry of workers and the one way to call them.
+//!
+//! Every call goes through the worker's [`Guard`]: breaker → per-worker
+//! limit → global limit → timeout → the worker (DESIGN.md §3), inside a
+//! `tracing` span naming the worker and the call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tracing::Instrument;
+
+use super::{CallInfo, Worker, WorkerSpec};
+use crate::error::{Error, ErrorKind, Result};
+use crate::resilience::{BreakerState, CallStatsSnapshot, Clock, ConcurrencyLimit, Guard, SystemClock};
+use crate::store::StateStore;
+use crate::transport::Transport;
+use crate::validate;
+
+#[cfg(feature = "wasm")]
+use super::wasm::{EngineConfig, WasmEngine, WasmSource};
+
+/// What the host gives workers: state for `wasi:keyvalue`, a transport for
+/// `emit`.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) events: Option<Arc<dyn Transport>>,
+}
+
+struct Entry {
+    worker: Arc<dyn Worker>,
+    guard: Guard,
+    kind: &'static str,
+}
+
+/// Statistics of one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// `"wasm"` or `"native"`.
+    pub kind: &'static str,
+    /// Counts and latency percentiles.
+    pub calls: CallStatsSnapshot,
+    /// The breaker's state.
+    pub breaker: BreakerState,
+    /// Calls running now.
+    pub in_flight: usize,
+    /// Calls waiting for a slot now.
+    pub queued: usize,
+    /// Most calls ever running at once.
+    pub high_water: usize,
+}
+
+/// Builds a [`WorkerHost`].
+pub struct WorkerHostBuilder {
+    global_limit: Option<(usize, usize)>,
+    clock: Arc<dyn Clock>,
+    store: Option<Arc<dyn StateStore>>,
+    events: Option<Arc<dyn Transport>>,
+    #[cfg(feature = "wasm")]
+    engine: EngineConfig,
+}
+
+impl WorkerHostBuilder {
+    /// A runtime-wide bound on calls running at once across all workers,
+    /// with a wait queue of `max_queued`.
+    #[must_use]
+    pub fn global_limit(mut self, max_concurrent: usize, max_queued: usize) -> Self {
+        self.global_limit = Some((max_concurrent, max_queued));
+        self
+    }
+
+    /// The clock driving breakers (tests inject a manual one).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The store behind workers' `wasi:keyvalue` state (default: a fresh
+    /// in-memory store). Pass the runtime's `CachedStore`.
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The transport `emit` publishes to (broadcast). Without one, `emit`
+    /// fails with a message saying so.
+    #[must_use]
+    pub fn events(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.events = Some(transport);
+        self
+    }
+
+    /// WebAssembly engine settings (pool size, cache directory, fuel).
+    #[cfg(feature = "wasm")]
+    #[must_use]
+    pub fn engine(mut self, config: EngineConfig) -> Self {
+        self.engine = config;
+        self
+    }
+
+    /// Builds the host.
+    pub fn build(self) -> Result<WorkerHost> {
+        let services = Services {
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(crate::store::MemoryStore::new())),
+            events: self.events,
+        };
+        Ok(WorkerHost {
+            inner: Arc::new(Inner {
+                workers: RwLock::new(HashMap::new()),
+                global: self
+                    .global_limit
+                    .map(|(n, q)| Arc::new(ConcurrencyLimit::new("global", n, q))),
+                clock: self.clock,
+                #[cfg(feature = "wasm")]
+                engine: WasmEngine::new(self.engine)?,
+                services,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    workers: RwLock<HashMap<String, Arc<Entry>>>,
+    global: Option<Arc<ConcurrencyLimit>>,
+    clock: Arc<dyn Clock>,
+    #[cfg(feature = "wasm")]
+    engine: WasmEngine,
+    services: Services,
+}
+
+/// Registered workers and the way to call them. Cheap to clone.
+#[derive(Clone)]
+pub struct WorkerHost {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WorkerHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerHost")
+            .field("workers", &self.names())
+            .finish()
+    }
+}
+
+impl WorkerHost {
+    /// A builder with defaults: no global limit, system clock, in-memory
+    /// state, no event transport.
+    pub fn builder() -> WorkerHostBuilder {
+        WorkerHostBuilder {
+            global_limit: None,
+            clock: Arc::new(SystemClock),
+            store: None,
+            events: None,
+            #[cfg(feature = "wasm")]
+            engine: EngineConfig::default(),
+        }
+    }
+
+    fn insert(
+        &self,
+        name: &str,
+        worker: Arc<dyn Worker>,
+        spec: &WorkerSpec,
+        kind: &'static str,
+    ) -> Result<()> {
+        let guard = Guard::new(
+            name,
+            &spec.guard,
+            self.inner.global.clone(),
+            self.inner.clock.clone(),
+        );
+        let mut workers = self.inner.workers.write().unwrap_or_else(|p| p.into_inner());
+        if workers.contains_key(name) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("a worker named {name:?} is already registered"),
+            )
+            .with_operation("worker.register")
+            .with_context("worker", name));
+        }
+        workers.insert(name.to_string(), Arc::new(Entry { worker, guard, kind }));
+        Ok(())
+    }
+
+    fn check_name(name: &str) -> Result<()> {
+        validate::group(name).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("invalid worker name {name:?}: {}", e.message()),
+            )
+            .with_operation("worker.register")
+            .with_context("worker", name)
+        })
+    }
+
+    /// Registers a native worker under `name` (only `spec.guard` applies).
+    pub fn register_native(&self, name: &str, worker: impl Worker, spec: WorkerSpec) -> Result<()> {
+        Self::check_name(name)?;
+        spec.validate(name)?;
+        self.insert(name, Arc::new(worker), &spec, "native")
+    }
+
+    /// Registers a WebAssembly component under `name`: checks it is a
+    /// component of the `multiagents:worker` world, compiles it (or loads
+    /// it from the disk cache) and prepares instantiation.
+    ///
+    /// Errors: not a component, or a component whose imports/exports do not
+    /// fit the world → `InvalidInput` naming what is wrong; unreadable file
+    /// → `NotFound`/`Unavailable`; a bad spec → `Config`.
+    #[cfg(feature = "wasm")]
+    pub async fn register_wasm(
+        &self,
+        name: &str,
+        source: impl Into<WasmSource>,
+        spec: WorkerSpec,
+    ) -> Result<()> {
+        Self::check_name(name)?;
+        spec.validate(name)?;
+        let worker = self
+            .inner
+            .engine
+            .load(name, source.into(), spec.clone(), self.inner.services.clone())
+            .await?;
+        self.insert(name, Arc::new(worker), &spec, "wasm")
+    }
+
+    /// Calls worker `name` through its guard.
+    ///
+    /// Errors: unknown worker → `NotFound`; `CircuitOpen`, `Overloaded`,
+    /// `Timeout` from the guard; the worker's own errors.
+    pub async fn invoke(&self, name: &str, call: &CallInfo, input: Bytes) -> Result<Bytes> {
+        let entry = self.entry(name)?;
+        let span = tracing::debug_span!("invoke", worker = name, tx = %call.transaction_id, step = %call.step, attempt = call.attempt);
+        entry
+            .guard
+            .call(entry.worker.call(call, input))
+            .instrument(span)
+            .await
+            .map_err(|e| {
+                if e.operation().is_empty() {
+                    e.with_operation("worker.invoke")
+                } else {
+                    e
+                }
+            })
+    }
+
+    fn entry(&self, name: &str) -> Result<Arc<Entry>> {
+        let workers = self.inner.workers.read().unwrap_or_else(|p| p.into_inner());
+        workers.get(name).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no worker named {name:?} is registered"),
+            )
+            .with_operation("worker.invoke")
+            .with_context("worker", name)
+        })
+    }
+
+    /// Whether a worker named `name` is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entry(name).is_ok()
+    }
+
+    /// Registered worker names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let workers = self.inner.workers.read().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = workers.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Statistics of worker `name`.
+    pub fn stats(&self, name: &str) -> Option<WorkerStats> {
+        let entry = self.entry(name).ok()?;
+        let limit = entry.guard.limit();
+        Some(WorkerStats {
+            kind: entry.kind,
+            calls: entry.guard.stats(),
+            breaker: entry.guard.breaker_state(),
+            in_flight: limit.in_use(),
+            queued: limit.queued(),
+            high_water: limit.high_water(),
+        })
+    }
+
+    /// The WebAssembly engine (for inspection and benchmarks).
+    #[cfg(feature = "wasm")]
+    pub fn engine(&self) -> &WasmEngine {
+        &self.inner.engine
+    }
+}

@@ -1,0 +1,277 @@
+//! Host side of `wasi:keyvalue` (`store`, `atomics`, `batch`) over the
+//! runtime's [`StateStore`](crate::StateStore).
+//!
+//! A bucket `b` opened by a worker whose namespace is `ns` maps to store
+//! keys `kv/<ns>/<b>/<key>`: workers with different namespaces can never see
+//! each other's state. `increment` is a compare-and-swap loop, atomic across
+//! instances and runtimes sharing the store. Store failures reach the guest
+//! as `error::other(message)`.
+
+use bytes::Bytes;
+use wasmtime::component::Resource;
+
+use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::state::HostState;
+use crate::store::{Expected, PutEntry};
+
+/// Most keys per `list-keys` page and per batch call.
+const MAX_KEYS: usize = 1000;
+/// Longest key a worker may use.
+const MAX_KEY_LEN: usize = 512;
+/// CAS attempts of one `increment` before giving up (heavy contention).
+const INCREMENT_ATTEMPTS: usize = 64;
+
+/// A bucket resource: its store-key prefix and the scan cursors handed out.
+#[allow(unreachable_pub)] // named by the generated bindings
+pub struct BucketHandle {
+    prefix: String,
+    cursors: Vec<String>,
+}
+
+/// The `wasi:keyvalue/store.error` of the host, or a trap.
+#[allow(unreachable_pub)] // named by the generated bindings
+pub enum KvError {
+    NoSuchStore,
+    AccessDenied,
+    Other(String),
+    Trap(wasmtime::Error),
+}
+
+impl From<wasmtime::component::ResourceTableError> for KvError {
+    fn from(e: wasmtime::component::ResourceTableError) -> Self {
+        KvError::Trap(e.into())
+    }
+}
+
+impl From<crate::Error> for KvError {
+    fn from(e: crate::Error) -> Self {
+        KvError::Other(e.to_string())
+    }
+}
+
+fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
+        return Err(KvError::Other(format!(
+            "invalid key {key:?}: 1..={MAX_KEY_LEN} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl HostState {
+    fn store_key(&self, bucket: &Resource<BucketHandle>, key: &str) -> Result<String, KvError> {
+        check_key(key)?;
+        Ok(format!("{}{key}", self.table.get(bucket)?.prefix))
+    }
+
+    fn ttl(&self) -> Option<std::time::Duration> {
+        self.env.spec.state_ttl
+    }
+}
+
+impl store::Host for HostState {
+    async fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, KvError> {
+        let name = if identifier.is_empty() {
+            "default"
+        } else {
+            identifier.as_str()
+        };
+        if crate::validate::group(name).is_err() || name.len() > 64 {
+            return Err(KvError::NoSuchStore);
+        }
+        if let Some(allowed) = &self.env.spec.buckets
+            && !allowed.iter().any(|b| b == name)
+        {
+            return Err(KvError::AccessDenied);
+        }
+        let prefix = format!("kv/{}/{name}/", self.env.namespace);
+        Ok(self.table.push(BucketHandle {
+            prefix,
+            cursors: Vec::new(),
+        })?)
+    }
+
+    fn convert_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
+        match err {
+            KvError::NoSuchStore => Ok(store::Error::NoSuchStore),
+            KvError::AccessDenied => Ok(store::Error::AccessDenied),
+            KvError::Other(m) => Ok(store::Error::Other(m)),
+            KvError::Trap(e) => Err(e),
+        }
+    }
+}
+
+impl store::HostBucket for HostState {
+    async fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        let key = self.store_key(&bucket, &key)?;
+        Ok(self.env.services.store.get(&key).await?.map(|v| v.value.to_vec()))
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), KvError> {
+        let key = self.store_key(&bucket, &key)?;
+        self.env
+            .services
+            .store
+            .put(&key, Bytes::from(value), self.ttl())
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<(), KvError> {
+        let key = self.store_key(&bucket, &key)?;
+        self.env.services.store.delete(&key).await?;
+        Ok(())
+    }
+
+    async fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<bool, KvError> {
+        let key = self.store_key(&bucket, &key)?;
+        Ok(self.env.services.store.get(&key).await?.is_some())
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        cursor: Option<u64>,
+    ) -> Result<store::KeyResponse, KvError> {
+        let handle = self.table.get(&bucket)?;
+        let prefix = handle.prefix.clone();
+        let from = match cursor {
+            None => None,
+            Some(c) => Some(
+                handle
+                    .cursors
+                    .get(c as usize)
+                    .cloned()
+                    .ok_or_else(|| KvError::Other(format!("unknown cursor {c}")))?,
+            ),
+        };
+        let page = self
+            .env
+            .services
+            .store
+            .scan(&prefix, from.as_deref(), MAX_KEYS)
+            .await?;
+        let keys = page
+            .entries
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        let cursor = match page.cursor {
+            Some(next) => {
+                let handle = self.table.get_mut(&bucket)?;
+                handle.cursors.push(next);
+                Some((handle.cursors.len() - 1) as u64)
+            }
+            None => None,
+        };
+        Ok(store::KeyResponse { keys, cursor })
+    }
+
+    async fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for HostState {
+    async fn increment(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        delta: u64,
+    ) -> Result<u64, KvError> {
+        let key = self.store_key(&bucket, &key)?;
+        let store = self.env.services.store.clone();
+        for _ in 0..INCREMENT_ATTEMPTS {
+            let current = store.get(&key).await?;
+            let (value, expected) = match &current {
+                None => (0u64, Expected::Absent),
+                Some(v) => {
+                    let n = std::str::from_utf8(&v.value)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            KvError::Other(format!("value at {key:?} is not a decimal counter"))
+                        })?;
+                    (n, Expected::Version(v.version))
+                }
+            };
+            let next = value
+                .checked_add(delta)
+                .ok_or_else(|| KvError::Other(format!("counter {key:?} would overflow")))?;
+            match store
+                .compare_and_swap(&key, expected, Bytes::from(next.to_string()), self.ttl())
+                .await
+            {
+                Ok(_) => return Ok(next),
+                Err(e) if e.kind() == crate::ErrorKind::Conflict => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(KvError::Other(format!(
+            "increment of {key:?} lost {INCREMENT_ATTEMPTS} races; try again"
+        )))
+    }
+}
+
+impl batch::Host for HostState {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
+        if keys.len() > MAX_KEYS {
+            return Err(KvError::Other(format!("at most {MAX_KEYS} keys per batch")));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let full = self.store_key(&bucket, &key)?;
+            out.push(
+                self.env
+                    .services
+                    .store
+                    .get(&full)
+                    .await?
+                    .map(|v| (key, v.value.to_vec())),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), KvError> {
+        if key_values.len() > MAX_KEYS {
+            return Err(KvError::Other(format!("at most {MAX_KEYS} keys per batch")));
+        }
+        let ttl = self.ttl();
+        let mut entries = Vec::with_capacity(key_values.len());
+        for (key, value) in key_values {
+            entries.push(PutEntry::new(self.store_key(&bucket, &key)?, value, ttl));
+        }
+        self.env.services.store.put_batch(entries).await?;
+        Ok(())
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> Result<(), KvError> {
+        if keys.len() > MAX_KEYS {
+            return Err(KvError::Other(format!("at most {MAX_KEYS} keys per batch")));
+        }
+        for key in keys {
+            let full = self.store_key(&bucket, &key)?;
+            self.env.services.store.delete(&full).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! The data of one instance's `Store`: WASI context (granting nothing),
+//! resource table, memory limiter, and the call being served.
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::super::host::Services;
+use super::super::{CallInfo, WorkerSpec};
+
+/// Most bytes of a guest's stdout/stderr kept per instance.
+pub(crate) const OUTPUT_CAPTURE: usize = 64 * 1024;
+
+/// What every instance of one worker shares.
+pub(crate) struct WorkerEnv {
+    pub(crate) name: String,
+    pub(crate) spec: WorkerSpec,
+    pub(crate) namespace: String,
+    pub(crate) services: Services,
+}
+
+/// The error a guest gets (as a trap) when it grows memory past its cap.
+#[derive(Debug)]
+pub(crate) struct MemoryLimitExceeded {
+    pub(crate) desired: usize,
+    pub(crate) limit: usize,
+}
+
+impl std::fmt::Display for MemoryLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "linear memory of {} bytes requested, the worker's limit is {} bytes",
+            self.desired, self.limit
+        )
+    }
+}
+
+impl std::error::Error for MemoryLimitExceeded {}
+
+pub(crate) struct Limiter {
+    memory_limit: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            return Err(MemoryLimitExceeded {
+                desired,
+                limit: self.memory_limit,
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Store data of one instance.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) env: Arc<WorkerEnv>,
+    pub(crate) call: CallInfo,
+    pub(crate) emitted: u32,
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+    /// Bytes of stdout/stderr already forwarded to `tracing` (reuse mode).
+    pub(crate) forwarded: (usize, usize),
+}
+
+impl HostState {
+    pub(crate) fn new(env: Arc<WorkerEnv>, call: CallInfo) -> Self {
+        let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE);
+        let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE);
+        // No preopens, no network, no env, no args, stdin at EOF.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_limit: env.spec.memory_limit,
+            },
+            env,
+            call,
+            emitted: 0,
+            stdout,
+            stderr,
+            forwarded: (0, 0),
+        }
+    }
+
+    /// Forwards new guest stdout/stderr to `tracing`; returns the stderr
+    /// written since the last call (for trap reports).
+    pub(crate) fn drain_output(&mut self) -> String {
+        let out = self.stdout.contents();
+        let err = self.stderr.contents();
+        let new_out = out.get(self.forwarded.0..).unwrap_or_default();
+        let new_err = err.get(self.forwarded.1..).unwrap_or_default();
+        let worker = self.env.name.as_str();
+        for line in String::from_utf8_lossy(new_out).lines() {
+            tracing::info!(target: "multiagents::worker::stdout", worker, tx = %self.call.transaction_id, "{line}");
+        }
+        let stderr = String::from_utf8_lossy(new_err).into_owned();
+        for line in stderr.lines() {
+            tracing::warn!(target: "multiagents::worker::stderr", worker, tx = %self.call.transaction_id, "{line}");
+        }
+        self.forwarded = (out.len(), err.len());
+        stderr
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
