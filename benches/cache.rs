@@ -1,1 +1,104 @@
-fn main() {}
+//! CachedStore (moka in front of the in-memory store): hit, miss
+//! (read-through to the store), and write-through put; the bare MemoryStore
+//! alongside for the ratio.
+//!
+//! Run: `cargo bench --bench cache`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use multiagents::{CacheConfig, CachedStore, MemoryStore, StateStore};
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let value = Bytes::from(vec![1u8; 512]);
+    let store = MemoryStore::new();
+    let cached = rt
+        .block_on(async { CachedStore::new(MemoryStore::new(), CacheConfig::default()) })
+        .expect("cached store");
+    let keys: Vec<String> = (0..1024).map(|i| format!("saga:{i:06}")).collect();
+    rt.block_on(async {
+        for k in &keys {
+            cached.put(k, value.clone(), None).await.expect("put");
+            store.put(k, value.clone(), None).await.expect("put");
+        }
+    });
+
+    // Each sample runs `iters` operations inside one `block_on`, so the
+    // figure is the operation itself, not the runtime's entry cost.
+    let mut group = c.benchmark_group("store");
+    group.bench_function("cached/get_hit", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    black_box(cached.get(&keys[i & 1023]).await.expect("get"));
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("cached/get_miss_read_through", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(cached.get("saga:absent").await.expect("get"));
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("cached/put_write_through", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    black_box(
+                        cached
+                            .put(&keys[i & 1023], value.clone(), None)
+                            .await
+                            .expect("put"),
+                    );
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("memory/get", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    black_box(store.get(&keys[i & 1023]).await.expect("get"));
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("memory/put", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    black_box(
+                        store
+                            .put(&keys[i & 1023], value.clone(), None)
+                            .await
+                            .expect("put"),
+                    );
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,89 @@
+//! Shared test helpers: guest worker paths (built on demand), CBOR helpers,
+//! a worker host sized for tests, and process memory readings.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use multiagents::worker::WorkerHost;
+use multiagents::worker::wasm::EngineConfig;
+use multiagents::{MemoryStore, MemoryTransport, StateStore, Transport};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn out_dir() -> PathBuf {
+    std::env::var_os("MULTIAGENTS_WORKERS_OUT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/workers/out"))
+}
+
+/// Path of a guest component built by `scripts/build-workers.sh`; runs the
+/// script once per test binary if the file is missing.
+pub(crate) fn wasm(name: &str) -> PathBuf {
+    static BUILT: OnceLock<bool> = OnceLock::new();
+    let path = out_dir().join(format!("{name}.wasm"));
+    if !path.exists() {
+        let ok = *BUILT.get_or_init(|| {
+            eprintln!("guest workers missing: running scripts/build-workers.sh");
+            std::process::Command::new("bash")
+                .arg(root().join("scripts/build-workers.sh"))
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        });
+        assert!(ok, "scripts/build-workers.sh failed; run it by hand to see why");
+    }
+    assert!(
+        path.exists(),
+        "{} not found after building the guest workers",
+        path.display()
+    );
+    path
+}
+
+/// CBOR bytes of `value`, as step inputs are.
+pub(crate) fn cbor<T: Serialize>(value: &T) -> Bytes {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).expect("cbor encode");
+    out.into()
+}
+
+/// Decodes CBOR output.
+pub(crate) fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> T {
+    ciborium::from_reader(bytes).expect("cbor decode")
+}
+
+/// Engine settings for tests: a small pool, the shared on-disk cache.
+pub(crate) fn engine_config() -> EngineConfig {
+    EngineConfig::default()
+        .with_max_instances(64)
+        .with_cache_dir(Some(root().join("target/workers/cache")))
+}
+
+/// A host with its own in-memory store and transport (returned for checks).
+pub(crate) fn host() -> (WorkerHost, Arc<MemoryStore>, Arc<MemoryTransport>) {
+    let store = Arc::new(MemoryStore::new());
+    let transport = Arc::new(MemoryTransport::new());
+    let host = WorkerHost::builder()
+        .engine(engine_config())
+        .store(store.clone() as Arc<dyn StateStore>)
+        .events(transport.clone() as Arc<dyn Transport>)
+        .build()
+        .expect("worker host");
+    (host, store, transport)
+}
+
+/// Resident set size of this process, in bytes (Linux `/proc/self/statm`).
+pub(crate) fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}

@@ -1,0 +1,203 @@
+//! Concurrency bounds, breaker, reuse mode and memory flatness through the
+//! worker host.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use multiagents::ErrorKind;
+use multiagents::resilience::{BreakerConfig, BreakerState, GuardConfig, ManualClock};
+use multiagents::worker::{CallInfo, WorkerHost, WorkerSpec, fatal, native, retryable};
+use serde_json::{Value, json};
+
+use crate::support::{cbor, from_cbor, host, wasm};
+
+fn call(i: usize) -> CallInfo {
+    CallInfo::new(format!("tx-{i}"), "wf", "step", 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_worker_concurrency_never_exceeds_the_limit() {
+    let host = WorkerHost::builder().build().expect("host");
+    let now = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let (n, m) = (now.clone(), max.clone());
+    let worker = native(move |_call, input: Bytes| {
+        let (n, m) = (n.clone(), m.clone());
+        async move {
+            let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(cur, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            Ok(input)
+        }
+    });
+    let spec = WorkerSpec::default().with_guard(
+        GuardConfig::default()
+            .with_max_concurrent(4)
+            .with_max_queued(1000),
+    );
+    host.register_native("slow", worker, spec).expect("register");
+    let calls: Vec<_> = (0..200)
+        .map(|i| {
+            let host = host.clone();
+            tokio::spawn(async move { host.invoke("slow", &call(i), Bytes::from_static(b"x")).await })
+        })
+        .collect();
+    for c in calls {
+        c.await.expect("join").expect("call");
+    }
+    assert_eq!(max.load(Ordering::SeqCst), 4, "limit reached but never exceeded");
+    let stats = host.stats("slow").expect("stats");
+    assert_eq!(
+        (stats.high_water, stats.calls.executions, stats.in_flight),
+        (4, 200, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_worker_concurrency_never_exceeds_the_limit() {
+    let (host, _, _) = host();
+    let spec =
+        WorkerSpec::default().with_guard(GuardConfig::default().with_max_concurrent(3).with_max_queued(100));
+    host.register_wasm("counter", wasm("hostile-counter").as_path(), spec)
+        .await
+        .expect("register");
+    let calls: Vec<_> = (0..24)
+        .map(|i| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                host.invoke("counter", &call(i), cbor(&json!({"work_ms": 15})))
+                    .await
+            })
+        })
+        .collect();
+    let mut seen = 0;
+    for c in calls {
+        let out: Value = from_cbor(&c.await.expect("join").expect("call"));
+        seen = seen.max(out["max_in_flight_seen"].as_u64().expect("number"));
+    }
+    assert!(
+        seen <= 3,
+        "the guest saw {seen} calls in flight with a limit of 3"
+    );
+    assert!(host.stats("counter").expect("stats").high_water <= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_beyond_the_queue_is_a_typed_error() {
+    let host = WorkerHost::builder().build().expect("host");
+    let worker = native(|_c, i: Bytes| async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(i)
+    });
+    let spec =
+        WorkerSpec::default().with_guard(GuardConfig::default().with_max_concurrent(1).with_max_queued(1));
+    host.register_native("one", worker, spec).expect("register");
+    let a = tokio::spawn({
+        let h = host.clone();
+        async move { h.invoke("one", &call(1), Bytes::new()).await }
+    });
+    let b = tokio::spawn({
+        let h = host.clone();
+        async move { h.invoke("one", &call(2), Bytes::new()).await }
+    });
+    while host.stats("one").expect("stats").queued == 0 {
+        tokio::task::yield_now().await;
+    }
+    let err = host
+        .invoke("one", &call(3), Bytes::new())
+        .await
+        .expect_err("overloaded");
+    assert_eq!(err.kind(), ErrorKind::Overloaded, "{err}");
+    assert!(err.is_retryable());
+    a.await.expect("join").expect("a");
+    b.await.expect("join").expect("b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_opens_rejects_fast_half_opens_and_closes() {
+    let clock = Arc::new(ManualClock::new());
+    let host = WorkerHost::builder().clock(clock.clone()).build().expect("host");
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (f, c) = (failing.clone(), calls.clone());
+    let worker = native(move |_call, input: Bytes| {
+        let (f, c) = (f.clone(), c.clone());
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            if f.load(Ordering::SeqCst) {
+                Err(retryable("dependency down"))
+            } else {
+                Ok(input)
+            }
+        }
+    });
+    let breaker = BreakerConfig::default()
+        .with_failure_threshold(3)
+        .with_cool_down(Duration::from_secs(30));
+    let spec = WorkerSpec::default().with_guard(GuardConfig::default().with_breaker(Some(breaker)));
+    host.register_native("flaky", worker, spec).expect("register");
+
+    for _ in 0..3 {
+        let err = host
+            .invoke("flaky", &call(0), Bytes::new())
+            .await
+            .expect_err("fails");
+        assert_eq!(err.kind(), ErrorKind::Worker);
+    }
+    assert_eq!(host.stats("flaky").expect("stats").breaker, BreakerState::Open);
+    let err = host
+        .invoke("flaky", &call(0), Bytes::new())
+        .await
+        .expect_err("open");
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "an open breaker does not call the worker"
+    );
+
+    clock.advance(Duration::from_secs(30));
+    failing.store(false, Ordering::SeqCst);
+    host.invoke("flaky", &call(0), Bytes::new())
+        .await
+        .expect("half-open probe succeeds");
+    assert_eq!(host.stats("flaky").expect("stats").breaker, BreakerState::Closed);
+
+    // A worker's *fatal* answers are business outcomes: they never open it.
+    let host2 = WorkerHost::builder().clock(clock).build().expect("host");
+    let no = native(|_c, _i: Bytes| async move { Err(fatal("order rejected")) });
+    let spec = WorkerSpec::default().with_guard(
+        GuardConfig::default().with_breaker(Some(BreakerConfig::default().with_failure_threshold(2))),
+    );
+    host2.register_native("no", no, spec).expect("register");
+    for _ in 0..5 {
+        host2
+            .invoke("no", &call(0), Bytes::new())
+            .await
+            .expect_err("fatal");
+    }
+    assert_eq!(host2.stats("no").expect("stats").breaker, BreakerState::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_mode_serves_many_calls_and_discards_trapped_instances() {
+    let (host, _, _) = host();
+    let reuse = WorkerSpec::default().with_reuse(Some(100));
+    host.register_wasm("echo", wasm("echo").as_path(), reuse.clone())
+        .await
+        .expect("register");
+    host.register_wasm("panic", wasm("hostile-panic").as_path(), reuse)
+        .await
+        .expect("register");
+    for i in 0..300 {
+        let out = host.invoke("echo", &call(i), cbor(&i)).await.expect("echo");
+        assert_eq!(from_cbor::<usize>(&out), i);
+    }
+    for _ in 0..3 {
+        let err = host.invoke("panic", &call(0), cbor(&())).await.expect_err("trap");
+        assert_eq!(err.kind(), ErrorKind::Trap);
+    }
+}
