@@ -15,9 +15,11 @@
 //! | [`envelope`] | [`Envelope`]: the message on every transport, and its wire form |
 //! | [`codec`] | [`PayloadCodec`]: CBOR/JSON payloads, LZ4 above a threshold, size limits |
 //! | [`transport`] | the [`Transport`] trait, [`Delivery`], [`Subscription`]; [`MemoryTransport`] |
+//! | [`orchestrator`] | the saga engine: commands/results/timers over the transport, CAS state, compensation, cancel, events |
 //! | [`resilience`] | circuit breaker, concurrency limit with bounded queue, call stats: the [`resilience::Guard`] around worker calls |
 //! | [`store`] | the [`StateStore`] trait; [`MemoryStore`]; [`CachedStore`] (moka) |
 //! | [`worker`] | the [`Worker`](worker::Worker) trait, [`WorkerHost`](worker::WorkerHost), native workers, the WebAssembly host (feature `wasm`) |
+//! | [`workflow`] | workflow definitions: steps, compensations, CEL conditions, retry policies |
 //! | `conformance` | (feature `conformance`) the behaviour suite every backend must pass |
 //!
 //! # Example
@@ -41,11 +43,13 @@
 pub mod codec;
 pub mod envelope;
 pub mod error;
+pub mod orchestrator;
 pub mod resilience;
 pub mod store;
 pub mod transport;
 pub mod validate;
 pub mod worker;
+pub mod workflow;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -2,6 +2,7 @@
 //! modules (cheaper to link than one binary per file).
 
 mod cli_worker;
+mod orchestrator;
 #[allow(dead_code)] // some helpers serve only the memory binary
 mod support;
 mod wasm_examples;

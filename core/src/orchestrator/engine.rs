@@ -1,0 +1,474 @@
+//! The moving part: consumer loops for commands, results and timers, the
+//! compare-and-swap advance loop, and the public operations.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::api::{SagaPage, SagaSnapshot, TransactionId};
+use super::messages::{Command, Outcome, StepResult, Timer};
+use super::saga::{Effects, SagaState, Stage};
+use super::{Orchestrator, OrchestratorConfig, Shared};
+use crate::codec::PayloadCodec;
+use crate::envelope::Envelope;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Expected, StateStore};
+use crate::transport::{Delivery, SubscribeMode, SubscribeOptions, Subscription, Transport};
+use crate::worker::{CallInfo, WorkerHost};
+use crate::workflow::WorkflowDef;
+
+/// Most CAS rounds one event may take before it is handed back (nack).
+const MAX_CAS_ROUNDS: usize = 64;
+/// Longest single nack delay of a timer (it is re-checked when it comes back).
+const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The background tasks of one orchestrator instance.
+pub(crate) struct Tasks {
+    stop: watch::Sender<bool>,
+    loops: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    handlers: Arc<AtomicUsize>,
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for h in self.loops.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            h.abort();
+        }
+    }
+}
+
+fn topic(prefix: &str, rest: &str) -> String {
+    format!("{prefix}.{rest}")
+}
+
+impl Shared {
+    fn saga_key(&self, tx: &str) -> String {
+        format!("{}/saga/{tx}", self.config.prefix)
+    }
+
+    fn encode<T: Serialize>(&self, v: &T) -> Result<Bytes> {
+        self.codec.encode(v)
+    }
+
+    async fn publish_effects_before(&self, fx: &Effects) -> Result<()> {
+        if fx.timers.is_empty() {
+            return Ok(());
+        }
+        let topic = topic(&self.config.prefix, "timers");
+        let envs = fx
+            .timers
+            .iter()
+            .map(|t| self.encode(t).map(|p| Envelope::new(topic.clone(), t.tx.clone(), p)))
+            .collect::<Result<Vec<_>>>()?;
+        self.transport.publish_batch(envs).await
+    }
+
+    async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
+        let mut envs = Vec::with_capacity(fx.commands.len());
+        for c in &fx.commands {
+            let t = topic(&self.config.prefix, &format!("cmd.{}", c.worker));
+            envs.push(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt));
+        }
+        if !envs.is_empty() {
+            self.transport.publish_batch(envs).await?;
+        }
+        if !fx.events.is_empty() {
+            let t = topic(&self.config.prefix, "events");
+            let events = fx
+                .events
+                .iter()
+                .filter_map(|e| self.encode(e).ok().map(|p| Envelope::new(t.clone(), e.tx.clone(), p)))
+                .collect();
+            // Events are at-most-once: a failure to publish them is logged, not fatal.
+            if let Err(e) = self.transport.publish_batch(events).await {
+                tracing::warn!(error = %e, "cannot publish workflow events");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads, transforms and compare-and-swaps one saga until it sticks.
+    /// `f` returns `Ok(false)` when there is nothing to do (stale event).
+    async fn advance<F>(&self, tx: &str, mut f: F) -> Result<bool>
+    where
+        F: FnMut(&mut SagaState, &WorkflowDef, u64, &mut Effects) -> Result<bool>,
+    {
+        let key = self.saga_key(tx);
+        for _ in 0..MAX_CAS_ROUNDS {
+            let Some(current) = self.store.get(&key).await? else {
+                return Ok(false); // unknown, or finished and expired
+            };
+            let mut state: SagaState = self.codec.decode(&current.value)?;
+            let wf = self.workflow(&state.workflow)?;
+            let now = now_ms();
+            let mut fx = Effects::default();
+            if !f(&mut state, &wf, now, &mut fx)? {
+                return Ok(false);
+            }
+            state.updated_ms = now;
+            self.publish_effects_before(&fx).await?;
+            let ttl = state.status.is_final().then_some(self.config.retention);
+            let value = self.encode(&state)?;
+            match self.store.compare_and_swap(&key, Expected::Version(current.version), value, ttl).await {
+                Ok(_) => {
+                    self.publish_effects_after(fx).await?;
+                    self.changed.notify_waiters();
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == ErrorKind::Conflict => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(ErrorKind::Conflict, "transaction state kept changing under this instance")
+            .with_context("tx", tx))
+    }
+
+    async fn handle_command(&self, cmd: Command) -> Result<()> {
+        let call = CallInfo::new(cmd.tx.clone(), cmd.workflow.clone(), cmd.step_name.clone(), cmd.attempt);
+        let outcome = match self.host.invoke(&cmd.worker, &call, Bytes::from(cmd.input)).await {
+            Ok(out) => Outcome::Ok(out.to_vec()),
+            Err(e) => Outcome::Err { kind: e.kind().as_str().into(), retryable: e.is_retryable(), message: e.to_string() },
+        };
+        let result = StepResult { tx: cmd.tx.clone(), step: cmd.step, kind: cmd.kind, attempt: cmd.attempt, outcome };
+        let t = topic(&self.config.prefix, "results");
+        self.transport.publish(Envelope::new(t, cmd.tx, self.encode(&result)?)).await
+    }
+
+    async fn handle_result(&self, r: StepResult) -> Result<()> {
+        let applied = self
+            .advance(&r.tx, |state, wf, now, fx| {
+                if !state.expects(r.step, r.kind, r.attempt, Stage::Running) {
+                    return Ok(false);
+                }
+                state.on_result(wf, &r, now, fx);
+                Ok(true)
+            })
+            .await?;
+        if !applied {
+            tracing::debug!(tx = %r.tx, step = r.step, attempt = r.attempt, "duplicate or late result dropped");
+        }
+        Ok(())
+    }
+
+    async fn handle_timer(&self, t: Timer) -> Result<()> {
+        self.advance(&t.tx, |state, wf, now, fx| Ok(state.on_timer(wf, &t, now, fx))).await.map(|_| ())
+    }
+}
+
+/// Consumes a queue subscription until stopped, handling each delivery in
+/// its own task (bounded by the subscription's in-flight limit).
+fn spawn_loop<H, Fut>(
+    mut sub: Subscription,
+    mut stop: watch::Receiver<bool>,
+    handlers: Arc<AtomicUsize>,
+    handle: H,
+) -> JoinHandle<()>
+where
+    H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                _ = stop.changed() => break,
+                next = sub.next() => next,
+            };
+            match next {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "subscription error; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Some(Ok(d)) => {
+                    handlers.fetch_add(1, Ordering::AcqRel);
+                    let fut = handle(d);
+                    let handlers = handlers.clone();
+                    tokio::spawn(async move {
+                        fut.await;
+                        handlers.fetch_sub(1, Ordering::AcqRel);
+                    });
+                }
+            }
+        }
+    })
+}
+
+/// Acks on success; on failure nacks so the message comes back (to this or
+/// another instance) after `delay`.
+async fn settle(mut d: Delivery, result: Result<()>, what: &'static str) {
+    let settled = match result {
+        Ok(()) => d.ack().await,
+        Err(e) => {
+            tracing::warn!(error = %e, what, "handling failed; the message will be redelivered");
+            d.nack(Duration::from_millis(200)).await
+        }
+    };
+    if let Err(e) = settled {
+        tracing::warn!(error = %e, what, "cannot settle a delivery");
+    }
+}
+
+impl Orchestrator {
+    /// Starts an instance: serves every worker registered in `host` now,
+    /// and the results and timers of every transaction on this backend.
+    pub async fn start(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn StateStore>,
+        host: WorkerHost,
+        config: OrchestratorConfig,
+    ) -> Result<Orchestrator> {
+        crate::validate::group(&config.prefix).map_err(|e| {
+            Error::new(ErrorKind::Config, format!("invalid orchestrator prefix: {}", e.message()))
+                .with_context("prefix", &config.prefix)
+        })?;
+        let shared = Arc::new(Shared {
+            transport,
+            store,
+            host,
+            workflows: Default::default(),
+            codec: PayloadCodec::default(),
+            config,
+            changed: tokio::sync::Notify::new(),
+            accepting: AtomicBool::new(true),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let handlers = Arc::new(AtomicUsize::new(0));
+        let mut loops = Vec::new();
+        let p = shared.config.prefix.clone();
+
+        for worker in shared.host.names() {
+            let sub = shared
+                .transport
+                .subscribe(&topic(&p, &format!("cmd.{worker}")), SubscribeMode::queue("workers"), SubscribeOptions::max_in_flight(256))
+                .await?;
+            let s = shared.clone();
+            loops.push(spawn_loop(sub, stop_rx.clone(), handlers.clone(), move |d| {
+                let s = s.clone();
+                async move {
+                    let result = match s.codec.decode::<Command>(d.payload()) {
+                        Ok(cmd) => s.handle_command(cmd).await,
+                        Err(e) => {
+                            tracing::error!(error = %e, "dropping an undecodable command");
+                            Ok(())
+                        }
+                    };
+                    settle(d, result, "command").await;
+                }
+            }));
+        }
+
+        let max = shared.config.max_in_flight_results;
+        let sub = shared
+            .transport
+            .subscribe(&topic(&p, "results"), SubscribeMode::queue("orchestrators"), SubscribeOptions::max_in_flight(max))
+            .await?;
+        let s = shared.clone();
+        loops.push(spawn_loop(sub, stop_rx.clone(), handlers.clone(), move |d| {
+            let s = s.clone();
+            async move {
+                let result = match s.codec.decode::<StepResult>(d.payload()) {
+                    Ok(r) => s.handle_result(r).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "dropping an undecodable result");
+                        Ok(())
+                    }
+                };
+                settle(d, result, "result").await;
+            }
+        }));
+
+        let sub = shared
+            .transport
+            .subscribe(&topic(&p, "timers"), SubscribeMode::queue("timers"), SubscribeOptions::max_in_flight(100_000))
+            .await?;
+        let s = shared.clone();
+        loops.push(spawn_loop(sub, stop_rx, handlers.clone(), move |mut d| {
+            let s = s.clone();
+            async move {
+                let timer = match s.codec.decode::<Timer>(d.payload()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "dropping an undecodable timer");
+                        return settle(d, Ok(()), "timer").await;
+                    }
+                };
+                let now = now_ms();
+                if timer.due_ms > now {
+                    let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
+                    if let Err(e) = d.nack(nap).await {
+                        tracing::warn!(error = %e, "cannot defer a timer");
+                    }
+                    return;
+                }
+                let result = s.handle_timer(timer).await;
+                settle(d, result, "timer").await;
+            }
+        }));
+
+        Ok(Orchestrator {
+            shared,
+            tasks: Arc::new(Tasks { stop, loops: std::sync::Mutex::new(loops), handlers }),
+        })
+    }
+
+    /// Registers a workflow after validating it against the host's workers.
+    pub fn register_workflow(&self, def: WorkflowDef) -> Result<()> {
+        let host = &self.shared.host;
+        def.validate(&|w| host.contains(w))?;
+        let mut workflows = self.shared.workflows.write().unwrap_or_else(|p| p.into_inner());
+        if workflows.contains_key(&def.name) {
+            return Err(Error::new(ErrorKind::Config, format!("workflow {:?} is defined twice", def.name))
+                .with_context("workflow", &def.name));
+        }
+        workflows.insert(def.name.clone(), Arc::new(def));
+        Ok(())
+    }
+
+    /// Registered workflow names, sorted.
+    pub fn workflows(&self) -> Vec<String> {
+        let workflows = self.shared.workflows.read().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = workflows.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Starts a transaction of `workflow` with `input` (a JSON object, the
+    /// initial context). Returns once its state is durable.
+    pub async fn execute(&self, workflow: &str, input: serde_json::Value) -> Result<TransactionId> {
+        let s = &self.shared;
+        if !s.accepting.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed, "the runtime is shutting down").with_operation("execute"));
+        }
+        let wf = s.workflow(workflow).map_err(|e| e.with_operation("execute"))?;
+        if !input.is_object() {
+            return Err(Error::new(ErrorKind::InvalidInput, "workflow input must be a JSON object")
+                .with_operation("execute")
+                .with_context("workflow", workflow));
+        }
+        // The limit is on the input as CBOR, before any compression.
+        let plain = PayloadCodec::default().with_compression_threshold(None).with_max_size(usize::MAX);
+        let size = plain.encode(&input)?.len();
+        crate::validate::size("workflow input", size, s.config.max_input)
+            .map_err(|e| e.with_operation("execute").with_context("workflow", workflow))?;
+        let tx = TransactionId::new();
+        let now = now_ms();
+        let mut state = SagaState::new(&tx, &wf, input, now);
+        let mut fx = Effects::default();
+        state.start(&wf, now, &mut fx);
+        s.publish_effects_before(&fx).await?;
+        let ttl = state.status.is_final().then_some(s.config.retention);
+        s.store.compare_and_swap(&s.saga_key(&tx.0), Expected::Absent, s.encode(&state)?, ttl).await?;
+        s.publish_effects_after(fx).await?;
+        s.changed.notify_waiters();
+        Ok(tx)
+    }
+
+    async fn load(&self, tx: &TransactionId) -> Result<SagaState> {
+        let s = &self.shared;
+        let got = s.store.get(&s.saga_key(&tx.0)).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("no transaction {tx} (unknown, or expired after its retention)"))
+                .with_context("tx", tx)
+        })?;
+        s.codec.decode(&got.value)
+    }
+
+    /// The transaction's state and history.
+    pub async fn status(&self, tx: &TransactionId) -> Result<SagaSnapshot> {
+        let state = self.load(tx).await?;
+        let wf = self.shared.workflow(&state.workflow).ok();
+        Ok(state.snapshot(wf.as_deref(), true))
+    }
+
+    /// Waits until the transaction is final, at most `timeout`.
+    pub async fn wait(&self, tx: &TransactionId, timeout: Duration) -> Result<SagaSnapshot> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let snap = self.status(tx).await?;
+            if snap.status.is_final() {
+                return Ok(snap);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("transaction {tx} is still {} after {timeout:?}", snap.status),
+                )
+                .with_context("tx", tx));
+            }
+            // Another instance may advance it: poll as well as listen.
+            let nap = (deadline - now).min(Duration::from_millis(20));
+            let _ = tokio::time::timeout(nap, notified).await;
+        }
+    }
+
+    /// Cancels a running transaction: its completed steps are compensated
+    /// (newest first) and it ends `cancelled`.
+    pub async fn cancel(&self, tx: &TransactionId) -> Result<()> {
+        self.load(tx).await?; // NotFound with a clear message
+        let mut outcome = Ok(());
+        self.shared
+            .advance(&tx.0, |state, wf, now, fx| match state.cancel(wf, now, fx) {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    outcome = Err(e);
+                    Ok(false)
+                }
+            })
+            .await?;
+        outcome
+    }
+
+    /// Lists transactions (newest ids last), `limit` per page.
+    pub async fn list(&self, cursor: Option<&str>, limit: usize) -> Result<SagaPage> {
+        let s = &self.shared;
+        let prefix = format!("{}/saga/", s.config.prefix);
+        let page = s.store.scan(&prefix, cursor, limit).await?;
+        let mut items = Vec::with_capacity(page.entries.len());
+        for (_, v) in page.entries {
+            let state: SagaState = s.codec.decode(&v.value)?;
+            let wf = s.workflow(&state.workflow).ok();
+            items.push(state.snapshot(wf.as_deref(), false));
+        }
+        Ok(SagaPage { items, cursor: page.cursor })
+    }
+
+    /// Subscribes to lifecycle events (decode with [`super::Event::decode`]).
+    pub async fn events(&self) -> Result<Subscription> {
+        let t = topic(&self.shared.config.prefix, "events");
+        self.shared.transport.subscribe(&t, SubscribeMode::Broadcast, SubscribeOptions::default()).await
+    }
+
+    /// Stops intake, lets in-flight handlers finish (up to `deadline`), then
+    /// stops the loops. Unfinished messages are redelivered to other instances.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.shared.accepting.store(false, Ordering::Release);
+        let _ = self.tasks.stop.send(true);
+        let end = tokio::time::Instant::now() + deadline;
+        while self.tasks.handlers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let loops: Vec<_> = self.tasks.loops.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        for h in loops {
+            h.abort();
+            let _ = h.await;
+        }
+    }
+
+    /// The worker host this instance serves.
+    pub fn host(&self) -> &WorkerHost {
+        &self.shared.host
+    }
+}

@@ -1,0 +1,92 @@
+//! What travels on the orchestrator's topics (CBOR through the
+//! [`PayloadCodec`](crate::codec::PayloadCodec)).
+
+use serde::{Deserialize, Serialize};
+
+use super::api::{SagaStatus, StepKind};
+use crate::codec::PayloadCodec;
+use crate::error::Result;
+
+/// Run one step (or compensation) attempt. Queue topic `<prefix>.cmd.<worker>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Command {
+    pub(crate) tx: String,
+    pub(crate) workflow: String,
+    pub(crate) step: usize,
+    pub(crate) step_name: String,
+    pub(crate) kind: StepKind,
+    pub(crate) attempt: u32,
+    pub(crate) worker: String,
+    #[serde(with = "serde_bytes")]
+    pub(crate) input: Vec<u8>,
+}
+
+/// How an attempt ended. Queue topic `<prefix>.results`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StepResult {
+    pub(crate) tx: String,
+    pub(crate) step: usize,
+    pub(crate) kind: StepKind,
+    pub(crate) attempt: u32,
+    pub(crate) outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    Ok(#[serde(with = "serde_bytes")] Vec<u8>),
+    Err { kind: String, retryable: bool, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum TimerPurpose {
+    /// The attempt's result is due: if it has not come, the attempt timed out.
+    Timeout,
+    /// The backoff before the next attempt is over: dispatch it.
+    Retry,
+}
+
+/// A deferred check. Queue topic `<prefix>.timers`, redelivered with
+/// `nack(delay)` until `due_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Timer {
+    pub(crate) tx: String,
+    pub(crate) step: usize,
+    pub(crate) kind: StepKind,
+    pub(crate) attempt: u32,
+    pub(crate) due_ms: u64,
+    pub(crate) purpose: TimerPurpose,
+}
+
+/// A lifecycle event on the broadcast topic `<prefix>.events`
+/// (at-most-once: for watching and metrics, not for control).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The transaction.
+    pub tx: String,
+    /// Its workflow.
+    pub workflow: String,
+    /// `workflow.started`, `workflow.completed`, `workflow.failed`,
+    /// `workflow.compensating`, `workflow.compensated`, `workflow.cancelled`,
+    /// `workflow.compensation_failed`, `workflow.cancel_requested`,
+    /// `step.dispatched`, `step.completed`, `step.failed`, `step.skipped`,
+    /// `step.retrying`, `step.timed_out`, `compensation.dispatched`,
+    /// `compensation.completed`, `compensation.failed`.
+    pub name: String,
+    /// The step, for `step.*` and `compensation.*`.
+    pub step: Option<String>,
+    /// The attempt, for `step.*` and `compensation.*`.
+    pub attempt: Option<u32>,
+    /// The status after the event, for `workflow.*`.
+    pub status: Option<SagaStatus>,
+    /// An error message or other detail.
+    pub detail: Option<String>,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+impl Event {
+    /// Decodes an event payload.
+    pub fn decode(bytes: &[u8]) -> Result<Event> {
+        PayloadCodec::default().decode(bytes)
+    }
+}

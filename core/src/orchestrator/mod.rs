@@ -1,0 +1,136 @@
+//! The orchestrator: runs workflows as sagas over a [`Transport`] and a
+//! [`StateStore`].
+//!
+//! # How a transaction moves
+//!
+//! * Its state ([`saga::SagaState`]) lives in the store under
+//!   `<prefix>/saga/<tx>`, written only with compare-and-swap: of two
+//!   instances handling the same event, one wins and the other re-reads and
+//!   finds nothing left to do.
+//! * A step is dispatched as a **command** on the queue topic
+//!   `<prefix>.cmd.<worker>`; whichever instance serves that worker invokes
+//!   it and publishes a **result** on `<prefix>.results`. Results are matched
+//!   to the `(transaction, step, kind, attempt)` the state expects — never to
+//!   "the current step" — so a duplicate or late result is recognised and
+//!   dropped.
+//! * Before a step's state is written, a **timer** is published on
+//!   `<prefix>.timers` (redelivered with `nack(delay)` until due). When it
+//!   fires and the state still waits for that attempt, the attempt counts as
+//!   timed out (retried, then failed). The timer is what makes a crash
+//!   between "state written" and "command published" harmless, and it is
+//!   durable wherever the transport is: no lease table and no store scans
+//!   are needed to resume work. Retries wait for a timer too (backoff).
+//! * Every queue message is acked only after its effects are durable (state
+//!   written, follow-up messages published), so an instance that dies
+//!   mid-way leaves its messages to be redelivered to another instance.
+//! * Events (`workflow.*`, `step.*`) go to the broadcast topic
+//!   `<prefix>.events`.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`api`] | ids, statuses, snapshots |
+//! | `saga` | the persisted state and its pure transitions |
+//! | `messages` | commands, results, timers, events on the wire |
+//! | `engine` | the consumer loops and the CAS-advance loop |
+
+pub mod api;
+mod engine;
+mod messages;
+mod saga;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub use api::{AttemptRecord, SagaPage, SagaSnapshot, SagaStatus, StepKind, TransactionId};
+pub use messages::Event;
+
+use crate::codec::PayloadCodec;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::StateStore;
+use crate::transport::Transport;
+use crate::worker::WorkerHost;
+use crate::workflow::WorkflowDef;
+
+/// Orchestrator settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OrchestratorConfig {
+    /// Prefix of every topic and store key (several runtimes with different
+    /// prefixes can share one backend without seeing each other).
+    pub prefix: String,
+    /// How long finished transactions stay readable (`status`, `history`).
+    pub retention: Duration,
+    /// Largest workflow input, in bytes (as CBOR).
+    pub max_input: usize,
+    /// Results handled at once by this instance.
+    pub max_in_flight_results: usize,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            prefix: "ma".into(),
+            retention: Duration::from_secs(24 * 3600),
+            max_input: 1 << 20,
+            max_in_flight_results: 256,
+        }
+    }
+}
+
+impl OrchestratorConfig {
+    /// Sets the prefix.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+    /// Sets the retention of finished transactions.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+    /// Sets the input cap.
+    #[must_use]
+    pub fn with_max_input(mut self, bytes: usize) -> Self {
+        self.max_input = bytes;
+        self
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) host: WorkerHost,
+    pub(crate) workflows: RwLock<HashMap<String, Arc<WorkflowDef>>>,
+    pub(crate) codec: PayloadCodec,
+    pub(crate) config: OrchestratorConfig,
+    pub(crate) changed: tokio::sync::Notify,
+    pub(crate) accepting: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn workflow(&self, name: &str) -> Result<Arc<WorkflowDef>> {
+        let workflows = self.workflows.read().unwrap_or_else(|p| p.into_inner());
+        workflows.get(name).cloned().ok_or_else(|| {
+            let mut known: Vec<&String> = workflows.keys().collect();
+            known.sort();
+            Error::new(ErrorKind::NotFound, format!("unknown workflow {name:?} (known: {known:?})"))
+                .with_context("workflow", name)
+        })
+    }
+}
+
+/// Runs workflows. Cheap to clone; clones share one instance.
+#[derive(Clone)]
+pub struct Orchestrator {
+    shared: Arc<Shared>,
+    tasks: Arc<engine::Tasks>,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator").field("config", &self.shared.config).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,405 @@
+//! The persisted state of one transaction and its transitions.
+//!
+//! Transitions are plain functions of (state, definition, event, now): they
+//! change the state and list the [`Effects`] to publish. The engine writes
+//! the new state with compare-and-swap and publishes the effects; nothing
+//! here does I/O, so every saga path is testable without a backend.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::api::{AttemptRecord, SagaSnapshot, SagaStatus, StepKind, TransactionId};
+use super::messages::{Command, Event, Outcome, StepResult, Timer, TimerPurpose};
+use crate::error::{Error, ErrorKind, Result};
+use crate::workflow::WorkflowDef;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Stage {
+    /// The command is out; its result (or timeout timer) is awaited.
+    Running,
+    /// A retry's backoff timer is pending.
+    Backoff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Waiting {
+    pub(crate) step: usize,
+    pub(crate) kind: StepKind,
+    pub(crate) attempt: u32,
+    pub(crate) stage: Stage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Ending {
+    Failure,
+    Cancel,
+}
+
+/// Messages to publish after the state is written.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    pub(crate) commands: Vec<Command>,
+    pub(crate) timers: Vec<Timer>,
+    pub(crate) events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SagaState {
+    pub(crate) tx: String,
+    pub(crate) workflow: String,
+    pub(crate) status: SagaStatus,
+    pub(crate) input: Value,
+    pub(crate) context: Value,
+    /// Indices of completed (not skipped) forward steps, in order.
+    pub(crate) completed: Vec<usize>,
+    pub(crate) waiting: Option<Waiting>,
+    pub(crate) ending: Option<Ending>,
+    /// Next position in the compensation list.
+    pub(crate) comp_pos: usize,
+    pub(crate) cancel_requested: bool,
+    pub(crate) error: Option<String>,
+    pub(crate) output: Option<Value>,
+    pub(crate) history: Vec<AttemptRecord>,
+    pub(crate) created_ms: u64,
+    pub(crate) updated_ms: u64,
+}
+
+fn seed(tx: &str, step: usize, attempt: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (tx, step, attempt).hash(&mut h);
+    h.finish()
+}
+
+impl SagaState {
+    pub(crate) fn new(tx: &TransactionId, wf: &WorkflowDef, input: Value, now: u64) -> Self {
+        SagaState {
+            tx: tx.0.clone(),
+            workflow: wf.name.clone(),
+            status: SagaStatus::Running,
+            context: input.clone(),
+            input,
+            completed: Vec::new(),
+            waiting: None,
+            ending: None,
+            comp_pos: 0,
+            cancel_requested: false,
+            error: None,
+            output: None,
+            history: Vec::new(),
+            created_ms: now,
+            updated_ms: now,
+        }
+    }
+
+    fn event(&self, fx: &mut Effects, name: &str, step: Option<(&str, u32)>, detail: Option<String>, now: u64) {
+        fx.events.push(Event {
+            tx: self.tx.clone(),
+            workflow: self.workflow.clone(),
+            name: name.to_string(),
+            step: step.map(|(s, _)| s.to_string()),
+            attempt: step.map(|(_, a)| a),
+            status: name.starts_with("workflow.").then_some(self.status),
+            detail,
+            at_ms: now,
+        });
+    }
+
+    pub(crate) fn start(&mut self, wf: &WorkflowDef, now: u64, fx: &mut Effects) {
+        self.event(fx, "workflow.started", None, None, now);
+        self.advance(wf, 0, now, fx);
+    }
+
+    /// Whether the state waits for exactly this attempt at this stage.
+    pub(crate) fn expects(&self, step: usize, kind: StepKind, attempt: u32, stage: Stage) -> bool {
+        self.waiting == Some(Waiting { step, kind, attempt, stage })
+    }
+
+    fn advance(&mut self, wf: &WorkflowDef, from: usize, now: u64, fx: &mut Effects) {
+        if self.cancel_requested {
+            return self.begin_compensation(wf, Ending::Cancel, now, fx);
+        }
+        for (i, step) in wf.steps.iter().enumerate().skip(from) {
+            if let Some(condition) = &step.condition {
+                match condition.evaluate(&self.input, &self.context) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.history.push(AttemptRecord {
+                            step: step.name.clone(),
+                            kind: StepKind::Forward,
+                            attempt: 0,
+                            worker: step.worker.clone(),
+                            started_ms: now,
+                            finished_ms: Some(now),
+                            outcome: Some("skipped".into()),
+                        });
+                        let detail = format!("condition {:?} is false", condition.source());
+                        self.event(fx, "step.skipped", Some((&step.name, 0)), Some(detail), now);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.error = Some(format!("step {:?}: {}", step.name, e.message()));
+                        return self.begin_compensation(wf, Ending::Failure, now, fx);
+                    }
+                }
+            }
+            return self.dispatch(wf, i, StepKind::Forward, 1, now, fx);
+        }
+        self.status = SagaStatus::Completed;
+        self.waiting = None;
+        self.output = Some(self.context.clone());
+        self.event(fx, "workflow.completed", None, None, now);
+    }
+
+    fn dispatch(&mut self, wf: &WorkflowDef, i: usize, kind: StepKind, attempt: u32, now: u64, fx: &mut Effects) {
+        let step = &wf.steps[i];
+        let worker = match kind {
+            StepKind::Forward => step.worker.clone(),
+            StepKind::Compensate => step.compensation.clone().unwrap_or_default(),
+        };
+        let mut input = Vec::with_capacity(256);
+        if let Err(e) = ciborium::into_writer(&self.context, &mut input) {
+            // A serde_json::Value always encodes; keep the saga moving anyway.
+            tracing::error!(tx = %self.tx, error = %e, "cannot encode the workflow context");
+        }
+        self.waiting = Some(Waiting { step: i, kind, attempt, stage: Stage::Running });
+        self.history.push(AttemptRecord {
+            step: step.name.clone(),
+            kind,
+            attempt,
+            worker: worker.clone(),
+            started_ms: now,
+            finished_ms: None,
+            outcome: None,
+        });
+        fx.timers.push(Timer {
+            tx: self.tx.clone(),
+            step: i,
+            kind,
+            attempt,
+            due_ms: now + step.timeout.as_millis() as u64,
+            purpose: TimerPurpose::Timeout,
+        });
+        fx.commands.push(Command {
+            tx: self.tx.clone(),
+            workflow: self.workflow.clone(),
+            step: i,
+            step_name: step.name.clone(),
+            kind,
+            attempt,
+            worker,
+            input,
+        });
+        let name = match kind {
+            StepKind::Forward => "step.dispatched",
+            StepKind::Compensate => "compensation.dispatched",
+        };
+        self.event(fx, name, Some((&step.name, attempt)), None, now);
+    }
+
+    fn finish_attempt(&mut self, step: &str, kind: StepKind, attempt: u32, outcome: String, now: u64) {
+        if let Some(r) = self
+            .history
+            .iter_mut()
+            .rev()
+            .find(|r| r.step == step && r.kind == kind && r.attempt == attempt && r.finished_ms.is_none())
+        {
+            r.finished_ms = Some(now);
+            r.outcome = Some(outcome);
+        }
+    }
+
+    /// A result the state expects (check [`expects`](Self::expects) first).
+    pub(crate) fn on_result(&mut self, wf: &WorkflowDef, r: &StepResult, now: u64, fx: &mut Effects) {
+        let name = wf.steps[r.step].name.clone();
+        match &r.outcome {
+            Outcome::Ok(bytes) => {
+                self.finish_attempt(&name, r.kind, r.attempt, "ok".into(), now);
+                match r.kind {
+                    StepKind::Forward => match ciborium::from_reader::<Value, _>(bytes.as_slice()) {
+                        Ok(output) => {
+                            merge(&mut self.context, &name, output);
+                            self.completed.push(r.step);
+                            self.event(fx, "step.completed", Some((&name, r.attempt)), None, now);
+                            self.advance(wf, r.step + 1, now, fx);
+                        }
+                        Err(e) => {
+                            let message = format!("output is not CBOR data the orchestrator can read: {e}");
+                            self.fail_attempt(wf, r.step, r.kind, r.attempt, false, message, now, fx);
+                        }
+                    },
+                    StepKind::Compensate => {
+                        self.event(fx, "compensation.completed", Some((&name, r.attempt)), None, now);
+                        self.comp_pos += 1;
+                        self.next_compensation(wf, now, fx);
+                    }
+                }
+            }
+            Outcome::Err { kind, retryable, message } => {
+                self.finish_attempt(&name, r.kind, r.attempt, format!("{kind}: {message}"), now);
+                self.fail_attempt(wf, r.step, r.kind, r.attempt, *retryable, message.clone(), now, fx);
+            }
+        }
+    }
+
+    /// A timer the state may or may not still expect; `false` if stale.
+    pub(crate) fn on_timer(&mut self, wf: &WorkflowDef, t: &Timer, now: u64, fx: &mut Effects) -> bool {
+        match t.purpose {
+            TimerPurpose::Timeout if self.expects(t.step, t.kind, t.attempt, Stage::Running) => {
+                let step = &wf.steps[t.step];
+                let message = format!("no result within the step timeout of {:?}", step.timeout);
+                let name = step.name.clone();
+                self.finish_attempt(&name, t.kind, t.attempt, "timeout".into(), now);
+                self.event(fx, "step.timed_out", Some((&name, t.attempt)), None, now);
+                self.fail_attempt(wf, t.step, t.kind, t.attempt, true, message, now, fx);
+                true
+            }
+            TimerPurpose::Retry if self.expects(t.step, t.kind, t.attempt, Stage::Backoff) => {
+                self.dispatch(wf, t.step, t.kind, t.attempt, now, fx);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fail_attempt(
+        &mut self,
+        wf: &WorkflowDef,
+        i: usize,
+        kind: StepKind,
+        attempt: u32,
+        retryable: bool,
+        message: String,
+        now: u64,
+        fx: &mut Effects,
+    ) {
+        let step = &wf.steps[i];
+        let cancelling = kind == StepKind::Forward && self.cancel_requested;
+        if retryable && step.retry.can_retry(attempt) && !cancelling {
+            let wait = step.retry.backoff(attempt, seed(&self.tx, i, attempt));
+            self.waiting = Some(Waiting { step: i, kind, attempt: attempt + 1, stage: Stage::Backoff });
+            fx.timers.push(Timer {
+                tx: self.tx.clone(),
+                step: i,
+                kind,
+                attempt: attempt + 1,
+                due_ms: now + wait.as_millis() as u64,
+                purpose: TimerPurpose::Retry,
+            });
+            let detail = format!("attempt {attempt} failed ({message}); retrying in {wait:?}");
+            self.event(fx, "step.retrying", Some((&step.name, attempt)), Some(detail), now);
+            return;
+        }
+        match kind {
+            StepKind::Forward => {
+                self.error = Some(format!("step {:?} failed after {attempt} attempt(s): {message}", step.name));
+                self.event(fx, "step.failed", Some((&step.name, attempt)), Some(message), now);
+                let ending = if self.cancel_requested { Ending::Cancel } else { Ending::Failure };
+                self.begin_compensation(wf, ending, now, fx);
+            }
+            StepKind::Compensate => {
+                let first = self.error.take().map(|e| format!("; the workflow had failed: {e}")).unwrap_or_default();
+                self.error = Some(format!(
+                    "compensation of step {:?} failed after {attempt} attempt(s): {message}{first}",
+                    step.name
+                ));
+                self.event(fx, "compensation.failed", Some((&step.name, attempt)), Some(message), now);
+                self.status = SagaStatus::CompensationFailed;
+                self.waiting = None;
+                self.event(fx, "workflow.compensation_failed", None, self.error.clone(), now);
+            }
+        }
+    }
+
+    fn compensations(&self, wf: &WorkflowDef) -> Vec<usize> {
+        self.completed.iter().rev().copied().filter(|&i| wf.steps[i].compensation.is_some()).collect()
+    }
+
+    fn begin_compensation(&mut self, wf: &WorkflowDef, ending: Ending, now: u64, fx: &mut Effects) {
+        self.ending = Some(ending);
+        self.comp_pos = 0;
+        self.waiting = None;
+        if self.compensations(wf).is_empty() {
+            return self.end(ending, false, now, fx);
+        }
+        self.status = SagaStatus::Compensating;
+        self.event(fx, "workflow.compensating", None, self.error.clone(), now);
+        self.next_compensation(wf, now, fx);
+    }
+
+    fn next_compensation(&mut self, wf: &WorkflowDef, now: u64, fx: &mut Effects) {
+        match self.compensations(wf).get(self.comp_pos) {
+            Some(&i) => self.dispatch(wf, i, StepKind::Compensate, 1, now, fx),
+            None => self.end(self.ending.unwrap_or(Ending::Failure), true, now, fx),
+        }
+    }
+
+    fn end(&mut self, ending: Ending, compensated: bool, now: u64, fx: &mut Effects) {
+        self.waiting = None;
+        let (status, name) = match (ending, compensated) {
+            (Ending::Cancel, _) => (SagaStatus::Cancelled, "workflow.cancelled"),
+            (Ending::Failure, true) => (SagaStatus::Compensated, "workflow.compensated"),
+            (Ending::Failure, false) => (SagaStatus::Failed, "workflow.failed"),
+        };
+        self.status = status;
+        self.event(fx, name, None, self.error.clone(), now);
+    }
+
+    /// Cancels: compensation starts now, or as soon as the running step's
+    /// result is in (its effect must be known before it can be undone).
+    pub(crate) fn cancel(&mut self, wf: &WorkflowDef, now: u64, fx: &mut Effects) -> Result<()> {
+        if self.status.is_final() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("transaction {} has already finished ({})", self.tx, self.status),
+            )
+            .with_context("tx", &self.tx)
+            .with_context("status", self.status));
+        }
+        if self.cancel_requested {
+            return Ok(());
+        }
+        self.cancel_requested = true;
+        self.event(fx, "workflow.cancel_requested", None, None, now);
+        match self.waiting {
+            Some(Waiting { kind: StepKind::Forward, stage: Stage::Backoff, .. }) => {
+                self.begin_compensation(wf, Ending::Cancel, now, fx);
+            }
+            // A forward step is running: wait for its result. A compensation
+            // is running: the saga is already being undone; it will end as
+            // cancelled.
+            Some(Waiting { kind: StepKind::Compensate, .. }) => self.ending = Some(Ending::Cancel),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) fn snapshot(&self, wf: Option<&WorkflowDef>, with_history: bool) -> SagaSnapshot {
+        SagaSnapshot {
+            tx: TransactionId(self.tx.clone()),
+            workflow: self.workflow.clone(),
+            status: self.status,
+            current_step: self
+                .waiting
+                .and_then(|w| wf.and_then(|wf| wf.steps.get(w.step)).map(|s| s.name.clone())),
+            output: self.output.clone(),
+            error: self.error.clone(),
+            created_ms: self.created_ms,
+            updated_ms: self.updated_ms,
+            history: if with_history { self.history.clone() } else { Vec::new() },
+        }
+    }
+}
+
+/// Shallow-merges a step's output into the context: an object's keys
+/// replace the context's; anything else is stored under the step's name.
+fn merge(context: &mut Value, step: &str, output: Value) {
+    match (context, output) {
+        (Value::Object(ctx), Value::Object(out)) => ctx.extend(out),
+        (Value::Object(ctx), other) => {
+            ctx.insert(step.to_string(), other);
+        }
+        (ctx, out) => *ctx = out,
+    }
+}

@@ -1,0 +1,85 @@
+//! [`Condition`]: when a step runs, as a CEL expression (Common Expression
+//! Language, through the `cel` crate) over the workflow's data.
+//!
+//! Variables: `input` (the workflow input) and `context` (the input merged
+//! with every completed step's output so far). Examples:
+//! `context.total > 1000`, `input.express == true`,
+//! `has(context.coupon) && context.coupon != ""`.
+//!
+//! A parse error is reported when the definition is built; evaluating to
+//! something other than a boolean, or referring to a missing field, is a
+//! typed error when the step is reached (the workflow then fails — a
+//! condition that cannot be decided must not be guessed).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A parsed boolean CEL expression.
+#[derive(Clone)]
+pub struct Condition {
+    source: Arc<str>,
+    program: Arc<cel::Program>,
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Condition").field(&self.source).finish()
+    }
+}
+
+impl Condition {
+    /// Parses `expression`; a syntax error is `Config` with the parser's
+    /// message.
+    pub fn parse(expression: &str) -> Result<Self> {
+        let program = cel::Program::compile(expression).map_err(|e| {
+            Error::new(ErrorKind::Config, format!("invalid condition {expression:?}: {e}"))
+                .with_context("condition", expression)
+        })?;
+        Ok(Condition { source: expression.into(), program: Arc::new(program) })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates against the workflow `input` and current `context`.
+    pub fn evaluate(&self, input: &serde_json::Value, context: &serde_json::Value) -> Result<bool> {
+        let fail = |why: String| {
+            Error::new(ErrorKind::InvalidInput, format!("condition {:?} {why}", &*self.source))
+                .with_context("condition", &*self.source)
+        };
+        let mut ctx = cel::Context::default();
+        let to_value = |v: &serde_json::Value| cel::to_value(v).map_err(|e| fail(format!("cannot read the data: {e}")));
+        ctx.add_variable_from_value("input", to_value(input)?);
+        ctx.add_variable_from_value("context", to_value(context)?);
+        match self.program.execute(&ctx) {
+            Ok(cel::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(fail(format!("evaluated to {other:?}, not a boolean"))),
+            Err(e) => Err(fail(format!("could not be evaluated: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn true_false_and_errors() {
+        let input = json!({"express": true});
+        let ctx = json!({"total": 1200, "coupon": ""});
+        assert!(Condition::parse("context.total > 1000").expect("parse").evaluate(&input, &ctx).expect("eval"));
+        assert!(!Condition::parse("context.total < 1000").expect("parse").evaluate(&input, &ctx).expect("eval"));
+        assert!(Condition::parse("input.express == true").expect("parse").evaluate(&input, &ctx).expect("eval"));
+        let err = Condition::parse("context.total +").expect_err("syntax");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let err = Condition::parse("context.total").expect("parse").evaluate(&input, &ctx).expect_err("not bool");
+        assert!(err.message().contains("not a boolean"), "{err}");
+        let err = Condition::parse("context.missing > 1").expect("parse").evaluate(&input, &ctx).expect_err("missing");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+}
