@@ -2,7 +2,7 @@
 
 use wasmtime::{PoolConcurrencyLimitError, Trap};
 
-use super::state::MemoryLimitExceeded;
+use super::state::{CapabilityDenied, MemoryLimitExceeded};
 use crate::error::{Error, ErrorKind};
 
 /// Keeps the last `max` bytes of a guest's stderr (where panics go).
@@ -26,6 +26,8 @@ pub(crate) fn call_error(worker: &str, err: &wasmtime::Error, stderr: &str, phas
             format!("worker exceeded its memory limit: {m}"),
         )
         .with_context("limit_bytes", m.limit)
+    } else if let Some(denied) = err.downcast_ref::<CapabilityDenied>() {
+        Error::new(ErrorKind::PermissionDenied, denied.to_string()).with_context("import", &denied.import)
     } else if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
         Error::new(
             ErrorKind::Overloaded,

@@ -222,6 +222,7 @@ impl WasmEngine {
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        state::deny_capabilities(&mut linker).map_err(engine_error)?;
         bindings::Worker::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
             |s| s,

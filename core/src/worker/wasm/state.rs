@@ -22,6 +22,46 @@ pub(crate) struct WorkerEnv {
     pub(crate) services: Services,
 }
 
+/// The entry points of WASI capabilities the host never grants. A call to
+/// one traps with [`CapabilityDenied`], which the host reports as
+/// `PermissionDenied` naming the interface: the operator learns that the
+/// worker *tried*, instead of the guest quietly seeing "not found".
+const DENIED: &[(&str, &str, &str)] = &[
+    ("wasi:filesystem/preopens@0.2.12", "get-directories", "the filesystem"),
+    ("wasi:sockets/instance-network@0.2.12", "instance-network", "the network"),
+    ("wasi:sockets/tcp-create-socket@0.2.12", "create-tcp-socket", "the network"),
+    ("wasi:sockets/udp-create-socket@0.2.12", "create-udp-socket", "the network"),
+    ("wasi:sockets/ip-name-lookup@0.2.12", "resolve-addresses", "the network"),
+];
+
+/// A worker called a WASI function of a capability the host does not grant.
+#[derive(Debug)]
+pub(crate) struct CapabilityDenied {
+    pub(crate) what: &'static str,
+    pub(crate) import: String,
+}
+
+impl std::fmt::Display for CapabilityDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "worker tried to use {} ({}), which the host does not grant", self.what, self.import)
+    }
+}
+
+impl std::error::Error for CapabilityDenied {}
+
+/// Replaces the granted-nothing WASI entry points with trapping ones.
+pub(crate) fn deny_capabilities(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    for (interface, func, what) in DENIED {
+        let import = format!("{interface}#{func}");
+        linker.instance(interface)?.func_new(func, move |_store, _ty, _params, _results| {
+            Err(CapabilityDenied { what, import: import.clone() }.into())
+        })?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// The error a guest gets (as a trap) when it grows memory past its cap.
 #[derive(Debug)]
 pub(crate) struct MemoryLimitExceeded {
