@@ -32,71 +32,30 @@ fn bench(c: &mut Criterion) {
     // Each sample runs `iters` operations inside one `block_on`, so the
     // figure is the operation itself, not the runtime's entry cost.
     let mut group = c.benchmark_group("store");
-    group.bench_function("cached/get_hit", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters as usize {
-                    black_box(cached.get(&keys[i & 1023]).await.expect("get"));
-                }
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("cached/get_miss_read_through", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(cached.get("saga:absent").await.expect("get"));
-                }
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("cached/put_write_through", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters as usize {
-                    black_box(
-                        cached
-                            .put(&keys[i & 1023], value.clone(), None)
-                            .await
-                            .expect("put"),
-                    );
-                }
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("memory/get", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters as usize {
-                    black_box(store.get(&keys[i & 1023]).await.expect("get"));
-                }
-                start.elapsed()
-            })
-        })
-    });
-    group.bench_function("memory/put", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters as usize {
-                    black_box(
-                        store
-                            .put(&keys[i & 1023], value.clone(), None)
-                            .await
-                            .expect("put"),
-                    );
-                }
-                start.elapsed()
-            })
-        })
-    });
+    macro_rules! timed {
+        ($name:expr, |$i:ident| $op:expr) => {
+            group.bench_function($name, |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for $i in 0..iters as usize {
+                            black_box($op.await.expect($name));
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+        };
+    }
+    timed!("cached/get_hit", |i| cached.get(&keys[i & 1023]));
+    timed!("cached/get_miss_read_through", |_i| cached.get("saga:absent"));
+    timed!("cached/put_write_through", |i| cached.put(
+        &keys[i & 1023],
+        value.clone(),
+        None
+    ));
+    timed!("memory/get", |i| store.get(&keys[i & 1023]));
+    timed!("memory/put", |i| store.put(&keys[i & 1023], value.clone(), None));
     group.finish();
 }
 

@@ -210,15 +210,27 @@ async fn fuel_limits_a_busy_guest_and_needs_a_fuel_engine() {
         .build()
         .expect("host");
     let spec = WorkerSpec::default().with_fuel(Some(5_000_000));
-    host.register_wasm("spin", wasm("hostile-spin").as_path(), spec.clone()).await.expect("register");
-    host.register_wasm("echo", wasm("echo").as_path(), spec.clone()).await.expect("register");
-    let err = host.invoke("spin", &call(0), cbor(&())).await.expect_err("out of fuel");
+    host.register_wasm("spin", wasm("hostile-spin").as_path(), spec.clone())
+        .await
+        .expect("register");
+    host.register_wasm("echo", wasm("echo").as_path(), spec.clone())
+        .await
+        .expect("register");
+    let err = host
+        .invoke("spin", &call(0), cbor(&()))
+        .await
+        .expect_err("out of fuel");
     assert_eq!(err.kind(), ErrorKind::ResourceLimit, "{err}");
     assert!(err.message().contains("fuel"), "{err}");
-    host.invoke("echo", &call(0), cbor(&1)).await.expect("a small call fits its fuel");
+    host.invoke("echo", &call(0), cbor(&1))
+        .await
+        .expect("a small call fits its fuel");
 
-    let (plain, _, _) = host();
-    let err = plain.register_wasm("spin", wasm("hostile-spin").as_path(), spec).await.expect_err("no fuel engine");
+    let (plain, _, _) = crate::support::host();
+    let err = plain
+        .register_wasm("spin", wasm("hostile-spin").as_path(), spec)
+        .await
+        .expect_err("no fuel engine");
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.message().contains("with_fuel"), "{err}");
 }
@@ -229,32 +241,61 @@ async fn compiled_components_are_cached_on_disk_and_a_corrupt_file_is_recompiled
     let dir = std::env::temp_dir().join(format!("ma-cache-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let bytes = std::fs::read(wasm("echo")).expect("echo");
-    let engine = WasmEngine::new(EngineConfig::default().with_max_instances(4).with_cache_dir(Some(dir.clone())))
-        .expect("engine");
-    engine.compile("echo", WasmSource::Bytes(bytes.clone().into())).await.expect("compile");
-    let files: Vec<_> = std::fs::read_dir(&dir).expect("cache dir").flatten().map(|e| e.path()).collect();
+    let engine = WasmEngine::new(
+        EngineConfig::default()
+            .with_max_instances(4)
+            .with_cache_dir(Some(dir.clone())),
+    )
+    .expect("engine");
+    engine
+        .compile("echo", WasmSource::Bytes(bytes.clone().into()))
+        .await
+        .expect("compile");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("cache dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(files.len(), 1, "one artifact: {files:?}");
     assert!(files[0].extension().is_some_and(|e| e == "cwasm"));
 
     // A second engine with the same settings loads it; a corrupted file is
     // detected (checksum), recompiled and rewritten.
-    let again = WasmEngine::new(EngineConfig::default().with_max_instances(4).with_cache_dir(Some(dir.clone())))
-        .expect("engine");
-    again.compile("echo", WasmSource::Bytes(bytes.clone().into())).await.expect("cached load");
+    let again = WasmEngine::new(
+        EngineConfig::default()
+            .with_max_instances(4)
+            .with_cache_dir(Some(dir.clone())),
+    )
+    .expect("engine");
+    again
+        .compile("echo", WasmSource::Bytes(bytes.clone().into()))
+        .await
+        .expect("cached load");
     let mut corrupt = std::fs::read(&files[0]).expect("read");
     let mid = corrupt.len() / 2;
     corrupt[mid] ^= 0xff;
     std::fs::write(&files[0], &corrupt).expect("corrupt it");
-    let loaded = again.compile("echo", WasmSource::Bytes(bytes.clone().into())).await;
+    let loaded = again
+        .compile("echo", WasmSource::Bytes(bytes.clone().into()))
+        .await;
     loaded.expect("a corrupt cache file is recompiled, not trusted");
-    assert_ne!(std::fs::read(&files[0]).expect("read"), corrupt, "the file was rewritten");
+    assert_ne!(
+        std::fs::read(&files[0]).expect("read"),
+        corrupt,
+        "the file was rewritten"
+    );
 
     // An engine with other settings (fuel) keys its artifacts apart.
     let fuel = WasmEngine::new(
-        EngineConfig::default().with_max_instances(4).with_fuel(true).with_cache_dir(Some(dir.clone())),
+        EngineConfig::default()
+            .with_max_instances(4)
+            .with_fuel(true)
+            .with_cache_dir(Some(dir.clone())),
     )
     .expect("engine");
-    fuel.compile("echo", WasmSource::Bytes(bytes.into())).await.expect("compile");
+    fuel.compile("echo", WasmSource::Bytes(bytes.into()))
+        .await
+        .expect("compile");
     assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::api::{SagaPage, SagaSnapshot, TransactionId};
 use super::messages::{Command, Outcome, StepResult, Timer};
@@ -28,7 +29,10 @@ const MAX_CAS_ROUNDS: usize = 64;
 const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The background tasks of one orchestrator instance.
@@ -68,7 +72,10 @@ impl Shared {
         let envs = fx
             .timers
             .iter()
-            .map(|t| self.encode(t).map(|p| Envelope::new(topic.clone(), t.tx.clone(), p)))
+            .map(|t| {
+                self.encode(t)
+                    .map(|p| Envelope::new(topic.clone(), t.tx.clone(), p))
+            })
             .collect::<Result<Vec<_>>>()?;
         self.transport.publish_batch(envs).await
     }
@@ -82,12 +89,17 @@ impl Shared {
         if !envs.is_empty() {
             self.transport.publish_batch(envs).await?;
         }
+        record_metrics(&fx);
         if !fx.events.is_empty() {
             let t = topic(&self.config.prefix, "events");
             let events = fx
                 .events
                 .iter()
-                .filter_map(|e| self.encode(e).ok().map(|p| Envelope::new(t.clone(), e.tx.clone(), p)))
+                .filter_map(|e| {
+                    self.encode(e)
+                        .ok()
+                        .map(|p| Envelope::new(t.clone(), e.tx.clone(), p))
+                })
                 .collect();
             // Events are at-most-once: a failure to publish them is logged, not fatal.
             if let Err(e) = self.transport.publish_batch(events).await {
@@ -119,8 +131,17 @@ impl Shared {
             self.publish_effects_before(&fx).await?;
             let ttl = state.status.is_final().then_some(self.config.retention);
             let value = self.encode(&state)?;
-            match self.store.compare_and_swap(&key, Expected::Version(current.version), value, ttl).await {
+            let write = self
+                .store
+                .compare_and_swap(&key, Expected::Version(current.version), value, ttl);
+            match write.instrument(tracing::debug_span!("state.write", tx)).await {
                 Ok(_) => {
+                    if state.status.is_final() {
+                        let secs = state.updated_ms.saturating_sub(state.created_ms) as f64 / 1000.0;
+                        metrics::histogram!("multiagents_workflow_duration_seconds",
+                            "workflow" => state.workflow.clone(), "status" => state.status.as_str())
+                        .record(secs);
+                    }
                     self.publish_effects_after(fx).await?;
                     self.changed.notify_waiters();
                     return Ok(true);
@@ -129,19 +150,45 @@ impl Shared {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::new(ErrorKind::Conflict, "transaction state kept changing under this instance")
-            .with_context("tx", tx))
+        Err(Error::new(
+            ErrorKind::Conflict,
+            "transaction state kept changing under this instance",
+        )
+        .with_context("tx", tx))
     }
 
     async fn handle_command(&self, cmd: Command) -> Result<()> {
-        let call = CallInfo::new(cmd.tx.clone(), cmd.workflow.clone(), cmd.step_name.clone(), cmd.attempt);
-        let outcome = match self.host.invoke(&cmd.worker, &call, Bytes::from(cmd.input)).await {
+        let call = CallInfo::new(
+            cmd.tx.clone(),
+            cmd.workflow.clone(),
+            cmd.step_name.clone(),
+            cmd.attempt,
+        );
+        let started = std::time::Instant::now();
+        let invoked = self.host.invoke(&cmd.worker, &call, Bytes::from(cmd.input)).await;
+        metrics::histogram!("multiagents_step_duration_seconds",
+            "workflow" => cmd.workflow.clone(), "step" => cmd.step_name.clone(),
+            "kind" => if cmd.kind == super::api::StepKind::Forward { "forward" } else { "compensate" })
+        .record(started.elapsed().as_secs_f64());
+        let outcome = match invoked {
             Ok(out) => Outcome::Ok(out.to_vec()),
-            Err(e) => Outcome::Err { kind: e.kind().as_str().into(), retryable: e.is_retryable(), message: e.to_string() },
+            Err(e) => Outcome::Err {
+                kind: e.kind().as_str().into(),
+                retryable: e.is_retryable(),
+                message: e.to_string(),
+            },
         };
-        let result = StepResult { tx: cmd.tx.clone(), step: cmd.step, kind: cmd.kind, attempt: cmd.attempt, outcome };
+        let result = StepResult {
+            tx: cmd.tx.clone(),
+            step: cmd.step,
+            kind: cmd.kind,
+            attempt: cmd.attempt,
+            outcome,
+        };
         let t = topic(&self.config.prefix, "results");
-        self.transport.publish(Envelope::new(t, cmd.tx, self.encode(&result)?)).await
+        self.transport
+            .publish(Envelope::new(t, cmd.tx, self.encode(&result)?))
+            .await
     }
 
     async fn handle_result(&self, r: StepResult) -> Result<()> {
@@ -161,7 +208,42 @@ impl Shared {
     }
 
     async fn handle_timer(&self, t: Timer) -> Result<()> {
-        self.advance(&t.tx, |state, wf, now, fx| Ok(state.on_timer(wf, &t, now, fx))).await.map(|_| ())
+        self.advance(&t.tx, |state, wf, now, fx| Ok(state.on_timer(wf, &t, now, fx)))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Counts what happened, from the events of one state change.
+fn record_metrics(fx: &Effects) {
+    for e in &fx.events {
+        let wf = e.workflow.clone();
+        match e.name.as_str() {
+            "workflow.started" => {
+                metrics::counter!("multiagents_workflows_started_total", "workflow" => wf).increment(1)
+            }
+            "workflow.completed"
+            | "workflow.failed"
+            | "workflow.compensated"
+            | "workflow.cancelled"
+            | "workflow.compensation_failed" => {
+                let status = e.status.map_or("unknown", |s| s.as_str());
+                metrics::counter!("multiagents_workflows_finished_total", "workflow" => wf, "status" => status)
+                    .increment(1)
+            }
+            name @ ("step.completed"
+            | "step.failed"
+            | "step.retrying"
+            | "step.timed_out"
+            | "step.skipped"
+            | "compensation.completed"
+            | "compensation.failed") => {
+                let step = e.step.clone().unwrap_or_default();
+                metrics::counter!("multiagents_steps_total", "workflow" => wf, "step" => step, "event" => name.to_string())
+                    .increment(1)
+            }
+            _ => {}
+        }
     }
 }
 
@@ -228,8 +310,11 @@ impl Orchestrator {
         config: OrchestratorConfig,
     ) -> Result<Orchestrator> {
         crate::validate::group(&config.prefix).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("invalid orchestrator prefix: {}", e.message()))
-                .with_context("prefix", &config.prefix)
+            Error::new(
+                ErrorKind::Config,
+                format!("invalid orchestrator prefix: {}", e.message()),
+            )
+            .with_context("prefix", &config.prefix)
         })?;
         let shared = Arc::new(Shared {
             transport,
@@ -249,14 +334,21 @@ impl Orchestrator {
         for worker in shared.host.names() {
             let sub = shared
                 .transport
-                .subscribe(&topic(&p, &format!("cmd.{worker}")), SubscribeMode::queue("workers"), SubscribeOptions::max_in_flight(256))
+                .subscribe(
+                    &topic(&p, &format!("cmd.{worker}")),
+                    SubscribeMode::queue("workers"),
+                    SubscribeOptions::max_in_flight(256),
+                )
                 .await?;
             let s = shared.clone();
             loops.push(spawn_loop(sub, stop_rx.clone(), handlers.clone(), move |d| {
                 let s = s.clone();
                 async move {
                     let result = match s.codec.decode::<Command>(d.payload()) {
-                        Ok(cmd) => s.handle_command(cmd).await,
+                        Ok(cmd) => {
+                            let span = tracing::debug_span!("command", tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt);
+                            s.handle_command(cmd).instrument(span).await
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "dropping an undecodable command");
                             Ok(())
@@ -270,14 +362,22 @@ impl Orchestrator {
         let max = shared.config.max_in_flight_results;
         let sub = shared
             .transport
-            .subscribe(&topic(&p, "results"), SubscribeMode::queue("orchestrators"), SubscribeOptions::max_in_flight(max))
+            .subscribe(
+                &topic(&p, "results"),
+                SubscribeMode::queue("orchestrators"),
+                SubscribeOptions::max_in_flight(max),
+            )
             .await?;
         let s = shared.clone();
         loops.push(spawn_loop(sub, stop_rx.clone(), handlers.clone(), move |d| {
             let s = s.clone();
             async move {
                 let result = match s.codec.decode::<StepResult>(d.payload()) {
-                    Ok(r) => s.handle_result(r).await,
+                    Ok(r) => {
+                        let span =
+                            tracing::debug_span!("result", tx = %r.tx, step = r.step, attempt = r.attempt);
+                        s.handle_result(r).instrument(span).await
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "dropping an undecodable result");
                         Ok(())
@@ -289,7 +389,11 @@ impl Orchestrator {
 
         let sub = shared
             .transport
-            .subscribe(&topic(&p, "timers"), SubscribeMode::queue("timers"), SubscribeOptions::max_in_flight(100_000))
+            .subscribe(
+                &topic(&p, "timers"),
+                SubscribeMode::queue("timers"),
+                SubscribeOptions::max_in_flight(100_000),
+            )
             .await?;
         let s = shared.clone();
         loops.push(spawn_loop(sub, stop_rx, handlers.clone(), move |mut d| {
@@ -317,7 +421,11 @@ impl Orchestrator {
 
         Ok(Orchestrator {
             shared,
-            tasks: Arc::new(Tasks { stop, loops: std::sync::Mutex::new(loops), handlers }),
+            tasks: Arc::new(Tasks {
+                stop,
+                loops: std::sync::Mutex::new(loops),
+                handlers,
+            }),
         })
     }
 
@@ -327,8 +435,11 @@ impl Orchestrator {
         def.validate(&|w| host.contains(w))?;
         let mut workflows = self.shared.workflows.write().unwrap_or_else(|p| p.into_inner());
         if workflows.contains_key(&def.name) {
-            return Err(Error::new(ErrorKind::Config, format!("workflow {:?} is defined twice", def.name))
-                .with_context("workflow", &def.name));
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("workflow {:?} is defined twice", def.name),
+            )
+            .with_context("workflow", &def.name));
         }
         workflows.insert(def.name.clone(), Arc::new(def));
         Ok(())
@@ -347,27 +458,36 @@ impl Orchestrator {
     pub async fn execute(&self, workflow: &str, input: serde_json::Value) -> Result<TransactionId> {
         let s = &self.shared;
         if !s.accepting.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Closed, "the runtime is shutting down").with_operation("execute"));
+            return Err(
+                Error::new(ErrorKind::Closed, "the runtime is shutting down").with_operation("execute")
+            );
         }
         let wf = s.workflow(workflow).map_err(|e| e.with_operation("execute"))?;
         if !input.is_object() {
-            return Err(Error::new(ErrorKind::InvalidInput, "workflow input must be a JSON object")
-                .with_operation("execute")
-                .with_context("workflow", workflow));
+            return Err(
+                Error::new(ErrorKind::InvalidInput, "workflow input must be a JSON object")
+                    .with_operation("execute")
+                    .with_context("workflow", workflow),
+            );
         }
         // The limit is on the input as CBOR, before any compression.
-        let plain = PayloadCodec::default().with_compression_threshold(None).with_max_size(usize::MAX);
+        let plain = PayloadCodec::default()
+            .with_compression_threshold(None)
+            .with_max_size(usize::MAX);
         let size = plain.encode(&input)?.len();
         crate::validate::size("workflow input", size, s.config.max_input)
             .map_err(|e| e.with_operation("execute").with_context("workflow", workflow))?;
         let tx = TransactionId::new();
+        tracing::debug!(workflow, tx = %tx, "submitting");
         let now = now_ms();
         let mut state = SagaState::new(&tx, &wf, input, now);
         let mut fx = Effects::default();
         state.start(&wf, now, &mut fx);
         s.publish_effects_before(&fx).await?;
         let ttl = state.status.is_final().then_some(s.config.retention);
-        s.store.compare_and_swap(&s.saga_key(&tx.0), Expected::Absent, s.encode(&state)?, ttl).await?;
+        s.store
+            .compare_and_swap(&s.saga_key(&tx.0), Expected::Absent, s.encode(&state)?, ttl)
+            .await?;
         s.publish_effects_after(fx).await?;
         s.changed.notify_waiters();
         Ok(tx)
@@ -376,8 +496,11 @@ impl Orchestrator {
     async fn load(&self, tx: &TransactionId) -> Result<SagaState> {
         let s = &self.shared;
         let got = s.store.get(&s.saga_key(&tx.0)).await?.ok_or_else(|| {
-            Error::new(ErrorKind::NotFound, format!("no transaction {tx} (unknown, or expired after its retention)"))
-                .with_context("tx", tx)
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no transaction {tx} (unknown, or expired after its retention)"),
+            )
+            .with_context("tx", tx)
         })?;
         s.codec.decode(&got.value)
     }
@@ -442,13 +565,19 @@ impl Orchestrator {
             let wf = s.workflow(&state.workflow).ok();
             items.push(state.snapshot(wf.as_deref(), false));
         }
-        Ok(SagaPage { items, cursor: page.cursor })
+        Ok(SagaPage {
+            items,
+            cursor: page.cursor,
+        })
     }
 
     /// Subscribes to lifecycle events (decode with [`super::Event::decode`]).
     pub async fn events(&self) -> Result<Subscription> {
         let t = topic(&self.shared.config.prefix, "events");
-        self.shared.transport.subscribe(&t, SubscribeMode::Broadcast, SubscribeOptions::default()).await
+        self.shared
+            .transport
+            .subscribe(&t, SubscribeMode::Broadcast, SubscribeOptions::default())
+            .await
     }
 
     /// Stops intake, lets in-flight handlers finish (up to `deadline`), then
@@ -460,7 +589,13 @@ impl Orchestrator {
         while self.tasks.handlers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let loops: Vec<_> = self.tasks.loops.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        let loops: Vec<_> = self
+            .tasks
+            .loops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
         for h in loops {
             h.abort();
             let _ = h.await;

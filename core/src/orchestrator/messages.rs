@@ -34,7 +34,11 @@ pub(crate) struct StepResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Outcome {
     Ok(#[serde(with = "serde_bytes")] Vec<u8>),
-    Err { kind: String, retryable: bool, message: String },
+    Err {
+        kind: String,
+        retryable: bool,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -116,8 +116,11 @@ impl Shared {
         workflows.get(name).cloned().ok_or_else(|| {
             let mut known: Vec<&String> = workflows.keys().collect();
             known.sort();
-            Error::new(ErrorKind::NotFound, format!("unknown workflow {name:?} (known: {known:?})"))
-                .with_context("workflow", name)
+            Error::new(
+                ErrorKind::NotFound,
+                format!("unknown workflow {name:?} (known: {known:?})"),
+            )
+            .with_context("workflow", name)
         })
     }
 }
@@ -131,6 +134,8 @@ pub struct Orchestrator {
 
 impl std::fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Orchestrator").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("Orchestrator")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }

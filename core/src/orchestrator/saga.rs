@@ -92,7 +92,14 @@ impl SagaState {
         }
     }
 
-    fn event(&self, fx: &mut Effects, name: &str, step: Option<(&str, u32)>, detail: Option<String>, now: u64) {
+    fn event(
+        &self,
+        fx: &mut Effects,
+        name: &str,
+        step: Option<(&str, u32)>,
+        detail: Option<String>,
+        now: u64,
+    ) {
         fx.events.push(Event {
             tx: self.tx.clone(),
             workflow: self.workflow.clone(),
@@ -112,7 +119,13 @@ impl SagaState {
 
     /// Whether the state waits for exactly this attempt at this stage.
     pub(crate) fn expects(&self, step: usize, kind: StepKind, attempt: u32, stage: Stage) -> bool {
-        self.waiting == Some(Waiting { step, kind, attempt, stage })
+        self.waiting
+            == Some(Waiting {
+                step,
+                kind,
+                attempt,
+                stage,
+            })
     }
 
     fn advance(&mut self, wf: &WorkflowDef, from: usize, now: u64, fx: &mut Effects) {
@@ -151,7 +164,15 @@ impl SagaState {
         self.event(fx, "workflow.completed", None, None, now);
     }
 
-    fn dispatch(&mut self, wf: &WorkflowDef, i: usize, kind: StepKind, attempt: u32, now: u64, fx: &mut Effects) {
+    fn dispatch(
+        &mut self,
+        wf: &WorkflowDef,
+        i: usize,
+        kind: StepKind,
+        attempt: u32,
+        now: u64,
+        fx: &mut Effects,
+    ) {
         let step = &wf.steps[i];
         let worker = match kind {
             StepKind::Forward => step.worker.clone(),
@@ -162,7 +183,12 @@ impl SagaState {
             // A serde_json::Value always encodes; keep the saga moving anyway.
             tracing::error!(tx = %self.tx, error = %e, "cannot encode the workflow context");
         }
-        self.waiting = Some(Waiting { step: i, kind, attempt, stage: Stage::Running });
+        self.waiting = Some(Waiting {
+            step: i,
+            kind,
+            attempt,
+            stage: Stage::Running,
+        });
         self.history.push(AttemptRecord {
             step: step.name.clone(),
             kind,
@@ -235,9 +261,22 @@ impl SagaState {
                     }
                 }
             }
-            Outcome::Err { kind, retryable, message } => {
+            Outcome::Err {
+                kind,
+                retryable,
+                message,
+            } => {
                 self.finish_attempt(&name, r.kind, r.attempt, format!("{kind}: {message}"), now);
-                self.fail_attempt(wf, r.step, r.kind, r.attempt, *retryable, message.clone(), now, fx);
+                self.fail_attempt(
+                    wf,
+                    r.step,
+                    r.kind,
+                    r.attempt,
+                    *retryable,
+                    message.clone(),
+                    now,
+                    fx,
+                );
             }
         }
     }
@@ -278,7 +317,12 @@ impl SagaState {
         let cancelling = kind == StepKind::Forward && self.cancel_requested;
         if retryable && step.retry.can_retry(attempt) && !cancelling {
             let wait = step.retry.backoff(attempt, seed(&self.tx, i, attempt));
-            self.waiting = Some(Waiting { step: i, kind, attempt: attempt + 1, stage: Stage::Backoff });
+            self.waiting = Some(Waiting {
+                step: i,
+                kind,
+                attempt: attempt + 1,
+                stage: Stage::Backoff,
+            });
             fx.timers.push(Timer {
                 tx: self.tx.clone(),
                 step: i,
@@ -288,23 +332,46 @@ impl SagaState {
                 purpose: TimerPurpose::Retry,
             });
             let detail = format!("attempt {attempt} failed ({message}); retrying in {wait:?}");
-            self.event(fx, "step.retrying", Some((&step.name, attempt)), Some(detail), now);
+            self.event(
+                fx,
+                "step.retrying",
+                Some((&step.name, attempt)),
+                Some(detail),
+                now,
+            );
             return;
         }
         match kind {
             StepKind::Forward => {
-                self.error = Some(format!("step {:?} failed after {attempt} attempt(s): {message}", step.name));
+                self.error = Some(format!(
+                    "step {:?} failed after {attempt} attempt(s): {message}",
+                    step.name
+                ));
                 self.event(fx, "step.failed", Some((&step.name, attempt)), Some(message), now);
-                let ending = if self.cancel_requested { Ending::Cancel } else { Ending::Failure };
+                let ending = if self.cancel_requested {
+                    Ending::Cancel
+                } else {
+                    Ending::Failure
+                };
                 self.begin_compensation(wf, ending, now, fx);
             }
             StepKind::Compensate => {
-                let first = self.error.take().map(|e| format!("; the workflow had failed: {e}")).unwrap_or_default();
+                let first = self
+                    .error
+                    .take()
+                    .map(|e| format!("; the workflow had failed: {e}"))
+                    .unwrap_or_default();
                 self.error = Some(format!(
                     "compensation of step {:?} failed after {attempt} attempt(s): {message}{first}",
                     step.name
                 ));
-                self.event(fx, "compensation.failed", Some((&step.name, attempt)), Some(message), now);
+                self.event(
+                    fx,
+                    "compensation.failed",
+                    Some((&step.name, attempt)),
+                    Some(message),
+                    now,
+                );
                 self.status = SagaStatus::CompensationFailed;
                 self.waiting = None;
                 self.event(fx, "workflow.compensation_failed", None, self.error.clone(), now);
@@ -313,7 +380,12 @@ impl SagaState {
     }
 
     fn compensations(&self, wf: &WorkflowDef) -> Vec<usize> {
-        self.completed.iter().rev().copied().filter(|&i| wf.steps[i].compensation.is_some()).collect()
+        self.completed
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&i| wf.steps[i].compensation.is_some())
+            .collect()
     }
 
     fn begin_compensation(&mut self, wf: &WorkflowDef, ending: Ending, now: u64, fx: &mut Effects) {
@@ -363,13 +435,20 @@ impl SagaState {
         self.cancel_requested = true;
         self.event(fx, "workflow.cancel_requested", None, None, now);
         match self.waiting {
-            Some(Waiting { kind: StepKind::Forward, stage: Stage::Backoff, .. }) => {
+            Some(Waiting {
+                kind: StepKind::Forward,
+                stage: Stage::Backoff,
+                ..
+            }) => {
                 self.begin_compensation(wf, Ending::Cancel, now, fx);
             }
             // A forward step is running: wait for its result. A compensation
             // is running: the saga is already being undone; it will end as
             // cancelled.
-            Some(Waiting { kind: StepKind::Compensate, .. }) => self.ending = Some(Ending::Cancel),
+            Some(Waiting {
+                kind: StepKind::Compensate,
+                ..
+            }) => self.ending = Some(Ending::Cancel),
             _ => {}
         }
         Ok(())
@@ -387,7 +466,11 @@ impl SagaState {
             error: self.error.clone(),
             created_ms: self.created_ms,
             updated_ms: self.updated_ms,
-            history: if with_history { self.history.clone() } else { Vec::new() },
+            history: if with_history {
+                self.history.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 }

@@ -34,10 +34,16 @@ impl Condition {
     /// message.
     pub fn parse(expression: &str) -> Result<Self> {
         let program = cel::Program::compile(expression).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("invalid condition {expression:?}: {e}"))
-                .with_context("condition", expression)
+            Error::new(
+                ErrorKind::Config,
+                format!("invalid condition {expression:?}: {e}"),
+            )
+            .with_context("condition", expression)
         })?;
-        Ok(Condition { source: expression.into(), program: Arc::new(program) })
+        Ok(Condition {
+            source: expression.into(),
+            program: Arc::new(program),
+        })
     }
 
     /// The expression as written.
@@ -48,11 +54,15 @@ impl Condition {
     /// Evaluates against the workflow `input` and current `context`.
     pub fn evaluate(&self, input: &serde_json::Value, context: &serde_json::Value) -> Result<bool> {
         let fail = |why: String| {
-            Error::new(ErrorKind::InvalidInput, format!("condition {:?} {why}", &*self.source))
-                .with_context("condition", &*self.source)
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("condition {:?} {why}", &*self.source),
+            )
+            .with_context("condition", &*self.source)
         };
         let mut ctx = cel::Context::default();
-        let to_value = |v: &serde_json::Value| cel::to_value(v).map_err(|e| fail(format!("cannot read the data: {e}")));
+        let to_value =
+            |v: &serde_json::Value| cel::to_value(v).map_err(|e| fail(format!("cannot read the data: {e}")));
         ctx.add_variable_from_value("input", to_value(input)?);
         ctx.add_variable_from_value("context", to_value(context)?);
         match self.program.execute(&ctx) {
@@ -72,14 +82,35 @@ mod tests {
     fn true_false_and_errors() {
         let input = json!({"express": true});
         let ctx = json!({"total": 1200, "coupon": ""});
-        assert!(Condition::parse("context.total > 1000").expect("parse").evaluate(&input, &ctx).expect("eval"));
-        assert!(!Condition::parse("context.total < 1000").expect("parse").evaluate(&input, &ctx).expect("eval"));
-        assert!(Condition::parse("input.express == true").expect("parse").evaluate(&input, &ctx).expect("eval"));
+        assert!(
+            Condition::parse("context.total > 1000")
+                .expect("parse")
+                .evaluate(&input, &ctx)
+                .expect("eval")
+        );
+        assert!(
+            !Condition::parse("context.total < 1000")
+                .expect("parse")
+                .evaluate(&input, &ctx)
+                .expect("eval")
+        );
+        assert!(
+            Condition::parse("input.express == true")
+                .expect("parse")
+                .evaluate(&input, &ctx)
+                .expect("eval")
+        );
         let err = Condition::parse("context.total +").expect_err("syntax");
         assert_eq!(err.kind(), ErrorKind::Config);
-        let err = Condition::parse("context.total").expect("parse").evaluate(&input, &ctx).expect_err("not bool");
+        let err = Condition::parse("context.total")
+            .expect("parse")
+            .evaluate(&input, &ctx)
+            .expect_err("not bool");
         assert!(err.message().contains("not a boolean"), "{err}");
-        let err = Condition::parse("context.missing > 1").expect("parse").evaluate(&input, &ctx).expect_err("missing");
+        let err = Condition::parse("context.missing > 1")
+            .expect("parse")
+            .evaluate(&input, &ctx)
+            .expect_err("missing");
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 }

@@ -100,7 +100,12 @@ pub struct WorkflowDef {
 impl WorkflowDef {
     /// Starts a definition.
     pub fn builder(name: impl Into<String>) -> WorkflowBuilder {
-        WorkflowBuilder { def: WorkflowDef { name: name.into(), steps: Vec::new() } }
+        WorkflowBuilder {
+            def: WorkflowDef {
+                name: name.into(),
+                steps: Vec::new(),
+            },
+        }
     }
 
     /// Index of the step named `name`.
@@ -198,15 +203,26 @@ mod tests {
             .build();
         let err = wf.validate(&workers).expect_err("duplicate");
         assert_eq!(err.kind(), ErrorKind::Config);
-        assert!(err.message().contains("workflow \"orders\", step \"first\", name: duplicate"), "{err}");
+        assert!(
+            err.message()
+                .contains("workflow \"orders\", step \"first\", name: duplicate"),
+            "{err}"
+        );
 
-        let wf = WorkflowDef::builder("orders").step(StepDef::new("s", "nope")).build();
+        let wf = WorkflowDef::builder("orders")
+            .step(StepDef::new("s", "nope"))
+            .build();
         let err = wf.validate(&workers).expect_err("unknown worker");
         assert_eq!(err.context_value("key"), Some("worker"));
         assert!(err.message().contains("unknown worker \"nope\""), "{err}");
 
-        let wf = WorkflowDef::builder("orders").step(StepDef::new("s", "a").compensate_with("gone")).build();
-        assert_eq!(wf.validate(&workers).expect_err("comp").context_value("key"), Some("compensation"));
+        let wf = WorkflowDef::builder("orders")
+            .step(StepDef::new("s", "a").compensate_with("gone"))
+            .build();
+        assert_eq!(
+            wf.validate(&workers).expect_err("comp").context_value("key"),
+            Some("compensation")
+        );
         assert!(WorkflowDef::builder("orders").build().validate(&workers).is_err());
     }
 }

@@ -36,12 +36,19 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// No retries: one attempt.
     pub fn none() -> Self {
-        RetryPolicy { max_attempts: 1, ..Self::default() }
+        RetryPolicy {
+            max_attempts: 1,
+            ..Self::default()
+        }
     }
 
     /// `max_attempts` attempts with `initial` backoff (doubling, jittered).
     pub fn attempts(max_attempts: u32, initial: Duration) -> Self {
-        RetryPolicy { max_attempts, initial_backoff: initial, ..Self::default() }
+        RetryPolicy {
+            max_attempts,
+            initial_backoff: initial,
+            ..Self::default()
+        }
     }
 
     /// Turns jitter off (deterministic waits, for tests).
@@ -59,7 +66,10 @@ impl RetryPolicy {
     /// The wait after attempt `failed` (1-based) fails. `seed` makes the
     /// jitter deterministic per transaction and attempt.
     pub fn backoff(&self, failed: u32, seed: u64) -> Duration {
-        let exp = self.multiplier.max(1.0).powi(failed.saturating_sub(1).min(64) as i32);
+        let exp = self
+            .multiplier
+            .max(1.0)
+            .powi(failed.saturating_sub(1).min(64) as i32);
         let base = self.initial_backoff.as_secs_f64() * exp;
         let capped = base.min(self.max_backoff.as_secs_f64()).max(0.0);
         let secs = if self.jitter {
@@ -80,7 +90,10 @@ impl RetryPolicy {
             return Err("max_attempts must be at least 1".into());
         }
         if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
-            return Err(format!("multiplier must be a number >= 1, got {}", self.multiplier));
+            return Err(format!(
+                "multiplier must be a number >= 1, got {}",
+                self.multiplier
+            ));
         }
         if self.initial_backoff > self.max_backoff {
             return Err("initial_backoff must not exceed max_backoff".into());
@@ -99,12 +112,18 @@ mod tests {
         assert_eq!(p.backoff(1, 0), Duration::from_millis(100));
         assert_eq!(p.backoff(2, 0), Duration::from_millis(200));
         assert_eq!(p.backoff(3, 0), Duration::from_millis(400));
-        let capped = RetryPolicy { max_backoff: Duration::from_millis(300), ..p.clone() };
+        let capped = RetryPolicy {
+            max_backoff: Duration::from_millis(300),
+            ..p.clone()
+        };
         assert_eq!(capped.backoff(5, 0), Duration::from_millis(300));
         let j = RetryPolicy::attempts(5, Duration::from_millis(100));
         for seed in 0..100 {
             let d = j.backoff(2, seed);
-            assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(200), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(100) && d <= Duration::from_millis(200),
+                "{d:?}"
+            );
         }
         assert!(p.can_retry(4) && !p.can_retry(5));
         assert!(RetryPolicy { max_attempts: 0, ..p }.validate().is_err());

@@ -27,11 +27,31 @@ pub(crate) struct WorkerEnv {
 /// `PermissionDenied` naming the interface: the operator learns that the
 /// worker *tried*, instead of the guest quietly seeing "not found".
 const DENIED: &[(&str, &str, &str)] = &[
-    ("wasi:filesystem/preopens@0.2.12", "get-directories", "the filesystem"),
-    ("wasi:sockets/instance-network@0.2.12", "instance-network", "the network"),
-    ("wasi:sockets/tcp-create-socket@0.2.12", "create-tcp-socket", "the network"),
-    ("wasi:sockets/udp-create-socket@0.2.12", "create-udp-socket", "the network"),
-    ("wasi:sockets/ip-name-lookup@0.2.12", "resolve-addresses", "the network"),
+    (
+        "wasi:filesystem/preopens@0.2.12",
+        "get-directories",
+        "the filesystem",
+    ),
+    (
+        "wasi:sockets/instance-network@0.2.12",
+        "instance-network",
+        "the network",
+    ),
+    (
+        "wasi:sockets/tcp-create-socket@0.2.12",
+        "create-tcp-socket",
+        "the network",
+    ),
+    (
+        "wasi:sockets/udp-create-socket@0.2.12",
+        "create-udp-socket",
+        "the network",
+    ),
+    (
+        "wasi:sockets/ip-name-lookup@0.2.12",
+        "resolve-addresses",
+        "the network",
+    ),
 ];
 
 /// A worker called a WASI function of a capability the host does not grant.
@@ -43,7 +63,11 @@ pub(crate) struct CapabilityDenied {
 
 impl std::fmt::Display for CapabilityDenied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "worker tried to use {} ({}), which the host does not grant", self.what, self.import)
+        write!(
+            f,
+            "worker tried to use {} ({}), which the host does not grant",
+            self.what, self.import
+        )
     }
 }
 
@@ -54,9 +78,15 @@ pub(crate) fn deny_capabilities(linker: &mut wasmtime::component::Linker<HostSta
     linker.allow_shadowing(true);
     for (interface, func, what) in DENIED {
         let import = format!("{interface}#{func}");
-        linker.instance(interface)?.func_new(func, move |_store, _ty, _params, _results| {
-            Err(CapabilityDenied { what, import: import.clone() }.into())
-        })?;
+        linker
+            .instance(interface)?
+            .func_new(func, move |_store, _ty, _params, _results| {
+                Err(CapabilityDenied {
+                    what,
+                    import: import.clone(),
+                }
+                .into())
+            })?;
     }
     linker.allow_shadowing(false);
     Ok(())

@@ -1,0 +1,240 @@
+//! End-to-end harness (the seed of `multiagents loadtest`): a 3-step
+//! workflow of trivial WebAssembly workers (`echo`) on the in-memory
+//! backend, through the orchestrator, the transport, the cached store and
+//! the worker host.
+//!
+//! Run: `scripts/build-workers.sh && cargo bench --bench e2e`
+//! Options (env): `E2E_WORKFLOWS` (saturation run size, default 20000).
+//!
+//! Measures, for fresh instances and for instance reuse:
+//! * saturation throughput: workflows/s with up to 2 000 in flight;
+//! * latency p50/p95/p99 at half that rate (paced submissions);
+//! * idle latency: one workflow at a time, median of 200;
+//! and RSS per in-flight workflow (50 000 parked workflows).
+//! Results go to stdout and `target/e2e.json`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use multiagents::orchestrator::{Event, Orchestrator, OrchestratorConfig, TransactionId};
+use multiagents::resilience::GuardConfig;
+use multiagents::worker::WorkerHost;
+use multiagents::worker::WorkerSpec;
+use multiagents::worker::wasm::EngineConfig;
+use multiagents::workflow::{StepDef, WorkflowDef};
+use multiagents::{
+    CacheConfig, CachedStore, MemoryStore, MemoryTransport, MemoryTransportConfig, StateStore, Transport,
+};
+use serde_json::json;
+
+fn echo() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("target/workers/out/echo.wasm");
+    if !path.exists() {
+        let ok = std::process::Command::new("bash")
+            .arg(root.join("scripts/build-workers.sh"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "scripts/build-workers.sh failed");
+    }
+    path
+}
+
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+type Done = Arc<Mutex<HashMap<String, Instant>>>;
+
+struct Rig {
+    orch: Orchestrator,
+    done: Done,
+    completed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+async fn rig(reuse: bool) -> Rig {
+    let transport = Arc::new(MemoryTransport::with_config(
+        MemoryTransportConfig::default().with_broadcast_capacity(1 << 20),
+    ));
+    let store = Arc::new(CachedStore::new(MemoryStore::new(), CacheConfig::default()).expect("store"));
+    let host = WorkerHost::builder()
+        .engine(EngineConfig::default().with_max_instances(512))
+        .store(store.clone() as Arc<dyn StateStore>)
+        .events(transport.clone() as Arc<dyn Transport>)
+        .build()
+        .expect("host");
+    let guard = GuardConfig::default()
+        .with_max_concurrent(128)
+        .with_max_queued(1 << 20)
+        .with_breaker(None);
+    let spec = WorkerSpec::default()
+        .with_guard(guard)
+        .with_reuse(reuse.then_some(10_000));
+    let wasm = echo();
+    for w in ["w1", "w2", "w3"] {
+        host.register_wasm(w, wasm.as_path(), spec.clone())
+            .await
+            .expect("register");
+    }
+    let orch = Orchestrator::start(transport, store, host, OrchestratorConfig::default())
+        .await
+        .expect("start");
+    let wf = WorkflowDef::builder("three")
+        .step(StepDef::new("one", "w1"))
+        .step(StepDef::new("two", "w2"))
+        .step(StepDef::new("three", "w3"))
+        .build();
+    orch.register_workflow(wf).expect("workflow");
+    let done: Done = Arc::default();
+    let completed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut events = orch.events().await.expect("events");
+    let (d, c) = (done.clone(), completed.clone());
+    tokio::spawn(async move {
+        while let Some(Ok(batch)) = events.next_batch(1024).await {
+            let now = Instant::now();
+            for e in batch {
+                if let Ok(ev) = Event::decode(e.payload()) {
+                    if ev.name == "workflow.completed" {
+                        d.lock().expect("done").insert(ev.tx, now);
+                        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    });
+    Rig {
+        orch,
+        done,
+        completed,
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+async fn wait_count(r: &Rig, n: u64) {
+    while r.completed.load(std::sync::atomic::Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn saturation(r: &Rig, n: u64) -> f64 {
+    // Submit as fast as `execute` returns, then wait for every completion.
+    let base = r.completed.load(std::sync::atomic::Ordering::Relaxed);
+    let start = Instant::now();
+    for _ in 0..n {
+        r.orch
+            .execute("three", json!({"order": "o-1", "amount": 399}))
+            .await
+            .expect("execute");
+    }
+    wait_count(r, base + n).await;
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn paced(r: &Rig, rate: f64, n: usize) -> Vec<Duration> {
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let base = r.completed.load(std::sync::atomic::Ordering::Relaxed);
+    let mut started: Vec<(TransactionId, Instant)> = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for i in 0..n {
+        let due = t0 + gap * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let s = Instant::now();
+        let tx = r
+            .orch
+            .execute("three", json!({"order": "o-1"}))
+            .await
+            .expect("execute");
+        started.push((tx, s));
+    }
+    wait_count(r, base + n as u64).await;
+    let done = r.done.lock().expect("done");
+    let mut lat: Vec<Duration> = started
+        .iter()
+        .filter_map(|(tx, s)| done.get(tx.as_str()).map(|e| *e - *s))
+        .collect();
+    lat.sort();
+    lat
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let n: u64 = std::env::var("E2E_WORKFLOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let mut report = serde_json::Map::new();
+    rt.block_on(async {
+        for (mode, reuse) in [("fresh", false), ("reuse", true)] {
+            let r = rig(reuse).await;
+            saturation(&r, 2_000).await; // warm-up
+            let wps = saturation(&r, n).await;
+            let lat = paced(&r, wps / 2.0, (wps as usize).clamp(2_000, 20_000)).await;
+            let mut idle = Vec::new();
+            for _ in 0..200 {
+                let base = r.completed.load(std::sync::atomic::Ordering::Relaxed);
+                let s = Instant::now();
+                r.orch.execute("three", json!({"order": "o-1"})).await.expect("execute");
+                wait_count(&r, base + 1).await;
+                idle.push(s.elapsed());
+            }
+            idle.sort();
+            let (p50, p95, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.95), percentile(&lat, 0.99));
+            println!(
+                "e2e/{mode}: {wps:.0} workflows/s at saturation; at {:.0}/s: p50 {p50:?} p95 {p95:?} p99 {p99:?}; idle p50 {:?}",
+                wps / 2.0,
+                percentile(&idle, 0.5)
+            );
+            report.insert(mode.into(), json!({
+                "workflows_per_s": wps.round(),
+                "half_load_rate": (wps / 2.0).round(),
+                "p50_us": p50.as_micros() as u64, "p95_us": p95.as_micros() as u64, "p99_us": p99.as_micros() as u64,
+                "idle_p50_us": percentile(&idle, 0.5).as_micros() as u64,
+            }));
+            r.orch.shutdown(Duration::from_secs(1)).await;
+        }
+
+        // RSS per in-flight workflow: workflows parked at a worker that
+        // never returns (one call holds its only slot; the rest queue up).
+        let transport = Arc::new(MemoryTransport::new());
+        let store = Arc::new(CachedStore::new(MemoryStore::new(), CacheConfig::default()).expect("store"));
+        let host = WorkerHost::builder().store(store.clone() as Arc<dyn StateStore>).build().expect("host");
+        let stuck = multiagents::worker::native(|_c, _i| std::future::pending::<multiagents::Result<bytes::Bytes>>());
+        let guard = GuardConfig::default().with_max_concurrent(1).with_max_queued(1 << 20).with_timeout(None);
+        host.register_native("parked", stuck, WorkerSpec::default().with_guard(guard)).expect("worker");
+        let orch = Orchestrator::start(transport, store, host, OrchestratorConfig::default()).await.expect("start");
+        let step = StepDef::new("p", "parked").timeout(Duration::from_secs(3600));
+        orch.register_workflow(WorkflowDef::builder("park").step(step).build()).expect("workflow");
+        let parked = 50_000u64;
+        let before = rss();
+        for _ in 0..parked {
+            orch.execute("park", json!({"order": "o-1", "amount": 399})).await.expect("execute");
+        }
+        let per = rss().saturating_sub(before) / parked;
+        println!("e2e/memory: {per} bytes of RSS per in-flight workflow ({parked} parked)");
+        report.insert("rss_per_inflight_workflow_bytes".into(), json!(per));
+    });
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e.json");
+    let _ = std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap_or_default());
+    println!("written {}", out.display());
+}
