@@ -4,21 +4,47 @@
 //! WebAssembly, over a pluggable backend: in-memory (the embedded default),
 //! Redis, NATS or Kafka.
 //!
-//! This crate is the one users depend on. Today it re-exports the core
-//! contracts and the in-memory backends of [`multiagents_core`]; the runtime,
-//! its configuration and the CLI build on them (see the repository README for
-//! what is available and what is planned).
+//! This crate is the one users depend on. It re-exports
+//! [`multiagents_core`] (contracts, in-memory backends, worker host,
+//! orchestrator) and adds:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`runtime`] | [`Runtime`]: backends + cached store + worker host + orchestrator, from a builder or a config file |
+//! | [`config`] | [`Config`]: the TOML file (validated, with `file:line:column` errors) and env overrides |
+//! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://`, `nats://`, `kafka://` to come) |
+//!
+//! The `multiagents` binary (CLI) is built on the same API.
 //!
 //! ```
-//! use multiagents::{CacheConfig, CachedStore, MemoryStore, StateStore};
+//! use std::time::Duration;
+//! use multiagents::Runtime;
+//! use multiagents::worker::{CallInfo, WorkerSpec, native};
+//! use multiagents::workflow::{StepDef, WorkflowDef};
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> multiagents::Result<()> {
-//! let store = CachedStore::new(MemoryStore::new(), CacheConfig::default())?;
-//! let v1 = store.put("saga:tx-1", "running".into(), None).await?;
-//! let got = store.get("saga:tx-1").await?.expect("present");
-//! assert_eq!((got.value.as_ref(), got.version), (&b"running"[..], v1));
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() -> multiagents::Result<()> {
+//! // A native worker (WebAssembly components register with `.worker_wasm`):
+//! // it returns `{"greeted": true}` as CBOR, merged into the context.
+//! let greet = native(|_call: CallInfo, _input| async move {
+//!     Ok(bytes::Bytes::from_static(&[0xa1, 0x67, b'g', b'r', b'e', b'e', b't', b'e', b'd', 0xf5]))
+//! });
+//! let runtime = Runtime::builder()
+//!     .worker_native("greet", greet, WorkerSpec::default())
+//!     .workflow(WorkflowDef::builder("hello").step(StepDef::new("greet", "greet")).build())
+//!     .build()
+//!     .await?;
+//! let done = runtime.run("hello", serde_json::json!({"name": "Ada"}), Duration::from_secs(5)).await?;
+//! assert_eq!(done.output, Some(serde_json::json!({"name": "Ada", "greeted": true})));
+//! runtime.shutdown(Duration::from_secs(1)).await?;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
 pub use multiagents_core::*;
+
+pub mod backend;
+pub mod config;
+pub mod runtime;
+
+pub use config::Config;
+pub use runtime::{EventStream, Runtime, RuntimeBuilder};

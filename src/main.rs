@@ -19,7 +19,13 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Config messages already name the file, position and key; the
+            // context pairs would only repeat them.
+            if e.kind() == multiagents::ErrorKind::Config {
+                eprintln!("error: invalid configuration: {}", e.message());
+            } else {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(cli::exit_code(&e))
         }
     }

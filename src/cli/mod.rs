@@ -1,11 +1,26 @@
 //! Command-line parsing and dispatch. Each subcommand group has its own file.
+//!
+//! | file | commands |
+//! |---|---|
+//! | `serve.rs` | `run`, `submit` |
+//! | `tx.rs` | `status`, `history`, `list`, `cancel`, `watch` (shared backends) |
+//! | `config.rs` | `config check` |
+//! | `worker.rs` | `worker build`, `worker inspect` |
+//! | `output.rs` | text and JSON output |
 
+mod config;
+mod output;
+mod serve;
+mod tx;
 mod worker;
 
 use clap::{Parser, Subcommand};
 use multiagents::{Error, ErrorKind};
 
 /// Durable multi-step workflows whose steps are WebAssembly workers.
+///
+/// Exit codes: 0 ok; 1 failure (also: a submitted workflow that did not
+/// complete); 2 bad input or config; 3 not found; 4 unavailable or timed out.
 #[derive(Debug, Parser)]
 #[command(name = "multiagents", version, about)]
 pub(crate) struct Cli {
@@ -18,6 +33,33 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve an instance: run the config's workers and workflows until
+    /// Ctrl-C (or SIGTERM), then shut down gracefully.
+    Run(serve::RunArgs),
+    /// Start a transaction of a workflow.
+    ///
+    /// With a memory:// backend (the default) the runtime lives in this
+    /// process: submit starts it, runs the workflow in-process and, with
+    /// --wait, prints the final snapshot before exiting. Without --wait the
+    /// process exits right after printing the transaction id, and the
+    /// transaction goes with it. Exit code 1 if the transaction did not
+    /// complete, 4 if --wait timed out.
+    Submit(serve::SubmitArgs),
+    /// Show a transaction's state and history (needs a shared backend).
+    Status(tx::TxArgs),
+    /// Show every attempt of every step of a transaction (needs a shared
+    /// backend).
+    History(tx::TxArgs),
+    /// List transactions (needs a shared backend).
+    List(tx::ListArgs),
+    /// Cancel a running transaction: its completed steps are compensated
+    /// (needs a shared backend).
+    Cancel(tx::TxArgs),
+    /// Print lifecycle events live (needs a shared backend).
+    Watch(tx::Common),
+    /// Check configuration files.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Build and inspect worker components.
     #[command(subcommand)]
     Worker(worker::WorkerCommand),
@@ -26,6 +68,14 @@ enum Command {
 /// Runs the parsed command.
 pub(crate) async fn run(cli: Cli) -> multiagents::Result<()> {
     match cli.command {
+        Command::Run(args) => serve::run(args).await,
+        Command::Submit(args) => serve::submit(args).await,
+        Command::Status(args) => tx::tx(tx::Action::Status, args).await,
+        Command::History(args) => tx::tx(tx::Action::History, args).await,
+        Command::List(args) => tx::list(args).await,
+        Command::Cancel(args) => tx::tx(tx::Action::Cancel, args).await,
+        Command::Watch(args) => tx::watch(args).await,
+        Command::Config(cmd) => config::run(cmd).await,
         Command::Worker(cmd) => worker::run(cmd).await,
     }
 }

@@ -71,7 +71,9 @@ pub(crate) fn register(host: &WorkerHost, journal: &Journal, name: &'static str,
             match how {
                 Behave::Ok => {}
                 Behave::Fail => return Err(fatal(format!("{name} says no"))),
-                Behave::FlakyUntil(n) if call.attempt <= n => return Err(retryable(format!("{name} flaked"))),
+                Behave::FlakyUntil(n) if call.attempt <= n => {
+                    return Err(retryable(format!("{name} flaked")));
+                }
                 Behave::FlakyUntil(_) => {}
                 Behave::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
             }
@@ -80,7 +82,8 @@ pub(crate) fn register(host: &WorkerHost, journal: &Journal, name: &'static str,
         }
     });
     let guard = GuardConfig::default().with_breaker(None);
-    host.register_native(name, worker, WorkerSpec::default().with_guard(guard)).expect("register");
+    host.register_native(name, worker, WorkerSpec::default().with_guard(guard))
+        .expect("register");
 }
 
 fn fast_retry(attempts: u32) -> RetryPolicy {
@@ -103,7 +106,9 @@ pub(crate) async fn rig_on(
     for (name, how) in workers {
         register(&host, &journal, name, *how);
     }
-    let orch = Orchestrator::start(transport, store, host, OrchestratorConfig::default()).await.expect("start");
+    let orch = Orchestrator::start(transport, store, host, OrchestratorConfig::default())
+        .await
+        .expect("start");
     for wf in workflows {
         orch.register_workflow(wf).expect("workflow");
     }
@@ -111,15 +116,34 @@ pub(crate) async fn rig_on(
 }
 
 async fn rig(workers: &[(&'static str, Behave)], workflows: Vec<WorkflowDef>) -> Rig {
-    rig_on(Arc::new(MemoryTransport::new()), Arc::new(MemoryStore::new()), workers, workflows, Journal::default()).await
+    rig_on(
+        Arc::new(MemoryTransport::new()),
+        Arc::new(MemoryStore::new()),
+        workers,
+        workflows,
+        Journal::default(),
+    )
+    .await
 }
 
 /// a (undo-a) → b (undo-b) → c (undo-c)
 fn abc() -> WorkflowDef {
     WorkflowDef::builder("abc")
-        .step(StepDef::new("a", "a").compensate_with("undo-a").retry(fast_retry(1)))
-        .step(StepDef::new("b", "b").compensate_with("undo-b").retry(fast_retry(1)))
-        .step(StepDef::new("c", "c").compensate_with("undo-c").retry(fast_retry(1)))
+        .step(
+            StepDef::new("a", "a")
+                .compensate_with("undo-a")
+                .retry(fast_retry(1)),
+        )
+        .step(
+            StepDef::new("b", "b")
+                .compensate_with("undo-b")
+                .retry(fast_retry(1)),
+        )
+        .step(
+            StepDef::new("c", "c")
+                .compensate_with("undo-c")
+                .retry(fast_retry(1)),
+        )
         .build()
 }
 
@@ -135,13 +159,24 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn success_runs_every_step_in_order_and_merges_outputs() {
     let r = rig(&workers_with("none"), vec![abc()]).await;
-    let tx = r.orch.execute("abc", json!({"order": "o-1"})).await.expect("execute");
+    let tx = r
+        .orch
+        .execute("abc", json!({"order": "o-1"}))
+        .await
+        .expect("execute");
     let snap = r.orch.wait(&tx, WAIT).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::Completed, "{snap:?}");
     assert_eq!(r.journal.for_tx(&tx), ["a", "b", "c"]);
-    assert_eq!(snap.output, Some(json!({"order": "o-1", "a": true, "b": true, "c": true})));
+    assert_eq!(
+        snap.output,
+        Some(json!({"order": "o-1", "a": true, "b": true, "c": true}))
+    );
     assert_eq!(snap.history.len(), 3);
-    assert!(snap.history.iter().all(|h| h.outcome.as_deref() == Some("ok") && h.finished_ms.is_some()));
+    assert!(
+        snap.history
+            .iter()
+            .all(|h| h.outcome.as_deref() == Some("ok") && h.finished_ms.is_some())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +192,10 @@ async fn failure_at_each_step_compensates_exactly_the_completed_steps_in_reverse
         assert_eq!(snap.status, status, "failing {fail}: {snap:?}");
         assert_eq!(r.journal.for_tx(&tx), expected, "failing {fail}");
         let error = snap.error.expect("error recorded");
-        assert!(error.contains(&format!("step \"{fail}\" failed")) && error.contains("says no"), "{error}");
+        assert!(
+            error.contains(&format!("step \"{fail}\" failed")) && error.contains("says no"),
+            "{error}"
+        );
     }
 }
 
@@ -170,8 +208,16 @@ async fn a_failing_compensation_ends_in_compensation_failed() {
     let tx = r.orch.execute("abc", json!({})).await.expect("execute");
     let snap = r.orch.wait(&tx, WAIT).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::CompensationFailed, "{snap:?}");
-    assert_eq!(r.journal.for_tx(&tx), ["a", "b"], "undo-a must not run after undo-b failed");
-    assert!(snap.error.expect("error").contains("compensation of step \"b\" failed"));
+    assert_eq!(
+        r.journal.for_tx(&tx),
+        ["a", "b"],
+        "undo-a must not run after undo-b failed"
+    );
+    assert!(
+        snap.error
+            .expect("error")
+            .contains("compensation of step \"b\" failed")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,14 +228,29 @@ async fn conditions_take_the_true_and_the_false_branch() {
         .step(StepDef::new("c", "c"))
         .build();
     let r = rig(&workers_with("none"), vec![wf]).await;
-    let yes = r.orch.execute("gift", json!({"gift": true})).await.expect("execute");
-    let no = r.orch.execute("gift", json!({"gift": false})).await.expect("execute");
-    assert_eq!(r.orch.wait(&yes, WAIT).await.expect("wait").status, SagaStatus::Completed);
+    let yes = r
+        .orch
+        .execute("gift", json!({"gift": true}))
+        .await
+        .expect("execute");
+    let no = r
+        .orch
+        .execute("gift", json!({"gift": false}))
+        .await
+        .expect("execute");
+    assert_eq!(
+        r.orch.wait(&yes, WAIT).await.expect("wait").status,
+        SagaStatus::Completed
+    );
     let snap = r.orch.wait(&no, WAIT).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::Completed);
     assert_eq!(r.journal.for_tx(&yes), ["a", "b", "c"]);
     assert_eq!(r.journal.for_tx(&no), ["a", "c"]);
-    assert!(snap.history.iter().any(|h| h.step == "wrap" && h.outcome.as_deref() == Some("skipped")));
+    assert!(
+        snap.history
+            .iter()
+            .any(|h| h.step == "wrap" && h.outcome.as_deref() == Some("skipped"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +271,12 @@ async fn retry_then_success_and_retries_exhausted() {
     let tx = r.orch.execute("ok-on-3", json!({})).await.expect("execute");
     let snap = r.orch.wait(&tx, WAIT).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::Completed, "{snap:?}");
-    let attempts: Vec<u32> = snap.history.iter().filter(|h| h.step == "flaky").map(|h| h.attempt).collect();
+    let attempts: Vec<u32> = snap
+        .history
+        .iter()
+        .filter(|h| h.step == "flaky")
+        .map(|h| h.attempt)
+        .collect();
     assert_eq!(attempts, [1, 2, 3]);
 
     let tx = r.orch.execute("never", json!({})).await.expect("execute");
@@ -224,18 +290,40 @@ async fn retry_then_success_and_retries_exhausted() {
 async fn a_step_timeout_fails_the_attempt_and_the_late_result_is_dropped() {
     let wf = WorkflowDef::builder("slow")
         .step(StepDef::new("a", "a").compensate_with("undo-a"))
-        .step(StepDef::new("slow", "slow").timeout(Duration::from_millis(100)).retry(RetryPolicy::none()))
+        .step(
+            StepDef::new("slow", "slow")
+                .timeout(Duration::from_millis(100))
+                .retry(RetryPolicy::none()),
+        )
         .build();
-    let r = rig(&[("a", Behave::Ok), ("undo-a", Behave::Ok), ("slow", Behave::Slow(400))], vec![wf]).await;
+    let r = rig(
+        &[
+            ("a", Behave::Ok),
+            ("undo-a", Behave::Ok),
+            ("slow", Behave::Slow(400)),
+        ],
+        vec![wf],
+    )
+    .await;
     let tx = r.orch.execute("slow", json!({})).await.expect("execute");
     let snap = r.orch.wait(&tx, WAIT).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::Compensated, "{snap:?}");
-    assert!(snap.error.as_deref().is_some_and(|e| e.contains("timeout")), "{snap:?}");
-    assert!(snap.history.iter().any(|h| h.step == "slow" && h.outcome.as_deref() == Some("timeout")));
+    assert!(
+        snap.error.as_deref().is_some_and(|e| e.contains("timeout")),
+        "{snap:?}"
+    );
+    assert!(
+        snap.history
+            .iter()
+            .any(|h| h.step == "slow" && h.outcome.as_deref() == Some("timeout"))
+    );
     // The slow worker's result arrives later and must change nothing.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = r.orch.status(&tx).await.expect("status");
-    assert_eq!((after.status, after.history.len()), (snap.status, snap.history.len()));
+    assert_eq!(
+        (after.status, after.history.len()),
+        (snap.status, snap.history.len())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +333,13 @@ async fn cancel_mid_flight_compensates_what_completed() {
         .step(StepDef::new("slow", "slow").compensate_with("undo-b"))
         .step(StepDef::new("c", "c"))
         .build();
-    let workers = [("a", Behave::Ok), ("undo-a", Behave::Ok), ("slow", Behave::Slow(300)), ("undo-b", Behave::Ok), ("c", Behave::Ok)];
+    let workers = [
+        ("a", Behave::Ok),
+        ("undo-a", Behave::Ok),
+        ("slow", Behave::Slow(300)),
+        ("undo-b", Behave::Ok),
+        ("c", Behave::Ok),
+    ];
     let r = rig(&workers, vec![wf]).await;
     let tx = r.orch.execute("long", json!({})).await.expect("execute");
     // Wait until "slow" is running, then cancel.
@@ -293,7 +387,14 @@ impl Transport for DuplicateResults {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_results_never_advance_a_step_twice() {
     let transport = Arc::new(DuplicateResults(MemoryTransport::new()));
-    let r = rig_on(transport, Arc::new(MemoryStore::new()), &workers_with("c"), vec![abc()], Journal::default()).await;
+    let r = rig_on(
+        transport,
+        Arc::new(MemoryStore::new()),
+        &workers_with("c"),
+        vec![abc()],
+        Journal::default(),
+    )
+    .await;
     let mut txs = Vec::new();
     for _ in 0..20 {
         txs.push(r.orch.execute("abc", json!({})).await.expect("execute"));
@@ -310,19 +411,40 @@ async fn two_instances_on_one_backend_run_each_step_once() {
     let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
     let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let journal = Journal::default();
-    let one = rig_on(transport.clone(), store.clone(), &workers_with("none"), vec![abc()], journal.clone()).await;
-    let two = rig_on(transport, store, &workers_with("none"), vec![abc()], journal.clone()).await;
+    let one = rig_on(
+        transport.clone(),
+        store.clone(),
+        &workers_with("none"),
+        vec![abc()],
+        journal.clone(),
+    )
+    .await;
+    let two = rig_on(
+        transport,
+        store,
+        &workers_with("none"),
+        vec![abc()],
+        journal.clone(),
+    )
+    .await;
     let mut txs = Vec::new();
     for i in 0..200 {
         let orch = if i % 2 == 0 { &one.orch } else { &two.orch };
         txs.push(orch.execute("abc", json!({"i": i})).await.expect("execute"));
     }
     for tx in &txs {
-        assert_eq!(two.orch.wait(tx, WAIT).await.expect("wait").status, SagaStatus::Completed);
+        assert_eq!(
+            two.orch.wait(tx, WAIT).await.expect("wait").status,
+            SagaStatus::Completed
+        );
     }
     let counts = journal.counts();
     assert_eq!(counts.len(), 600, "every (step, tx) ran");
-    assert!(counts.values().all(|&n| n == 1), "a step ran twice: {:?}", counts.iter().find(|(_, n)| **n > 1));
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "a step ran twice: {:?}",
+        counts.iter().find(|(_, n)| **n > 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,10 +460,25 @@ async fn a_runtime_dropped_mid_flight_is_resumed_by_another() {
             .build()
     };
     // Instance one is the only one serving "b", and it is slow.
-    let one = rig_on(transport.clone(), store.clone(), &[("a", Behave::Ok), ("b", Behave::Slow(2_000)), ("c", Behave::Ok)], vec![wf()], journal.clone()).await;
+    let one = rig_on(
+        transport.clone(),
+        store.clone(),
+        &[("a", Behave::Ok), ("b", Behave::Slow(2_000)), ("c", Behave::Ok)],
+        vec![wf()],
+        journal.clone(),
+    )
+    .await;
     let tx = one.orch.execute("abc", json!({})).await.expect("execute");
     for _ in 0..400 {
-        if one.orch.status(&tx).await.expect("status").current_step.as_deref() == Some("b") {
+        if one
+            .orch
+            .status(&tx)
+            .await
+            .expect("status")
+            .current_step
+            .as_deref()
+            == Some("b")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -349,7 +486,14 @@ async fn a_runtime_dropped_mid_flight_is_resumed_by_another() {
     tokio::time::sleep(Duration::from_millis(50)).await; // "b" is now running inside instance one
     one.orch.shutdown(Duration::ZERO).await;
     drop(one);
-    let two = rig_on(transport, store, &[("a", Behave::Ok), ("b", Behave::Ok), ("c", Behave::Ok)], vec![wf()], journal.clone()).await;
+    let two = rig_on(
+        transport,
+        store,
+        &[("a", Behave::Ok), ("b", Behave::Ok), ("c", Behave::Ok)],
+        vec![wf()],
+        journal.clone(),
+    )
+    .await;
     let snap = two.orch.wait(&tx, WAIT).await.expect("resumed");
     assert_eq!(snap.status, SagaStatus::Completed, "{snap:?}");
     assert_eq!(journal.for_tx(&tx), ["a", "b", "c"]);
@@ -360,20 +504,46 @@ async fn bad_input_is_refused_with_typed_errors() {
     let r = rig(&workers_with("none"), vec![abc()]).await;
     let err = r.orch.execute("nope", json!({})).await.expect_err("unknown");
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert!(err.message().contains("unknown workflow \"nope\"") && err.message().contains("abc"), "{err}");
-    let err = r.orch.execute("abc", json!([1, 2])).await.expect_err("not an object");
+    assert!(
+        err.message().contains("unknown workflow \"nope\"") && err.message().contains("abc"),
+        "{err}"
+    );
+    let err = r
+        .orch
+        .execute("abc", json!([1, 2]))
+        .await
+        .expect_err("not an object");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let big = json!({"blob": "x".repeat(2 << 20)});
-    assert_eq!(r.orch.execute("abc", big).await.expect_err("too large").kind(), ErrorKind::TooLarge);
-    let err = r.orch.cancel(&TransactionId::from("missing")).await.expect_err("unknown tx");
+    assert_eq!(
+        r.orch.execute("abc", big).await.expect_err("too large").kind(),
+        ErrorKind::TooLarge
+    );
+    let err = r
+        .orch
+        .cancel(&TransactionId::from("missing"))
+        .await
+        .expect_err("unknown tx");
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert_eq!(r.orch.status(&"missing".into()).await.expect_err("unknown").kind(), ErrorKind::NotFound);
-    let wf = WorkflowDef::builder("bad").step(StepDef::new("x", "ghost")).build();
+    assert_eq!(
+        r.orch
+            .status(&"missing".into())
+            .await
+            .expect_err("unknown")
+            .kind(),
+        ErrorKind::NotFound
+    );
+    let wf = WorkflowDef::builder("bad")
+        .step(StepDef::new("x", "ghost"))
+        .build();
     let err = r.orch.register_workflow(wf).expect_err("unknown worker");
     assert_eq!(err.kind(), ErrorKind::Config);
     // Nothing accepted was lost meanwhile.
     let tx = r.orch.execute("abc", json!({})).await.expect("execute");
-    assert_eq!(r.orch.wait(&tx, WAIT).await.expect("wait").status, SagaStatus::Completed);
+    assert_eq!(
+        r.orch.wait(&tx, WAIT).await.expect("wait").status,
+        SagaStatus::Completed
+    );
     let page = r.orch.list(None, 10).await.expect("list");
     assert_eq!(page.items.len(), 1);
 }

@@ -87,3 +87,23 @@ pub(crate) fn rss_bytes() -> u64 {
         .unwrap_or(0);
     pages * 4096
 }
+
+/// A fresh, empty directory for one test (under the system temp dir; not
+/// removed, so a failing test's files can be looked at).
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "multiagents-it-{}-{tag}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// The repository root.
+pub(crate) fn repo_root() -> PathBuf {
+    root()
+}

@@ -1,0 +1,128 @@
+//! How the CLI prints snapshots, histories, pages and events: aligned text
+//! for people, JSON (`--json`) for scripts.
+
+use std::time::Duration;
+
+use multiagents::orchestrator::{AttemptRecord, Event, SagaPage, SagaSnapshot, StepKind};
+use multiagents::{Error, ErrorKind, Result};
+use serde::Serialize;
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::new(ErrorKind::Codec, "cannot write JSON output").with_source(e))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn millis(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a timestamp in ms since the epoch.
+pub(crate) fn clock(at_ms: u64) -> String {
+    let secs = at_ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        at_ms % 1000
+    )
+}
+
+fn kind(k: StepKind) -> &'static str {
+    match k {
+        StepKind::Forward => "step",
+        StepKind::Compensate => "compensate",
+    }
+}
+
+/// A snapshot for people: header, error, history table, output.
+pub(crate) fn snapshot(s: &SagaSnapshot) {
+    println!("transaction  {}", s.tx);
+    println!("workflow     {}", s.workflow);
+    println!("status       {} (after {})", s.status, millis(s.elapsed()));
+    if let Some(step) = &s.current_step {
+        println!("current step {step}");
+    }
+    if let Some(err) = &s.error {
+        println!("error        {err}");
+    }
+    if !s.history.is_empty() {
+        println!();
+        history(&s.history);
+    }
+    if let Some(out) = &s.output {
+        println!();
+        println!("output:");
+        println!(
+            "{}",
+            serde_json::to_string_pretty(out).unwrap_or_else(|_| out.to_string())
+        );
+    }
+}
+
+/// The attempts as a table.
+pub(crate) fn history(records: &[AttemptRecord]) {
+    let step_w = records.iter().map(|r| r.step.len()).max().unwrap_or(4).max(4);
+    let worker_w = records.iter().map(|r| r.worker.len()).max().unwrap_or(6).max(6);
+    println!(
+        "{:<step_w$}  {:<10}  {:>7}  {:<worker_w$}  {:>8}  outcome",
+        "step", "kind", "attempt", "worker", "took"
+    );
+    for r in records {
+        let took = r
+            .finished_ms
+            .map(|f| millis(Duration::from_millis(f.saturating_sub(r.started_ms))))
+            .unwrap_or_else(|| "…".into());
+        println!(
+            "{:<step_w$}  {:<10}  {:>7}  {:<worker_w$}  {:>8}  {}",
+            r.step,
+            kind(r.kind),
+            r.attempt,
+            r.worker,
+            took,
+            r.outcome.as_deref().unwrap_or("running")
+        );
+    }
+}
+
+/// A page of transactions, one per line.
+pub(crate) fn page(p: &SagaPage) {
+    if p.items.is_empty() {
+        println!("no transactions");
+    }
+    for s in &p.items {
+        println!(
+            "{}  {:<20}  {:<20}  {:>9}  {}",
+            s.tx,
+            s.workflow,
+            s.status,
+            millis(s.elapsed()),
+            s.error.as_deref().unwrap_or("")
+        );
+    }
+    if let Some(c) = &p.cursor {
+        println!("more: --cursor {c}");
+    }
+}
+
+/// One event, one line.
+pub(crate) fn event(e: &Event) {
+    let mut line = format!("{}  {}  {:<24}  {}", clock(e.at_ms), e.tx, e.name, e.workflow);
+    if let Some(step) = &e.step {
+        line.push_str(&format!("/{step}"));
+    }
+    if let Some(a) = e.attempt {
+        line.push_str(&format!("#{a}"));
+    }
+    if let Some(d) = &e.detail {
+        line.push_str(&format!("  {d}"));
+    }
+    println!("{line}");
+}

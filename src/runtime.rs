@@ -1,0 +1,420 @@
+//! [`Runtime`]: a transport, a (cached) state store, a worker host and an
+//! orchestrator, put together — from code with [`Runtime::builder`] or from
+//! a config file with [`Runtime::from_config`].
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use std::time::Duration;
+//! use multiagents::Runtime;
+//! use multiagents::worker::WorkerSpec;
+//! use multiagents::workflow::{StepDef, WorkflowDef};
+//!
+//! # #[tokio::main] async fn main() -> multiagents::Result<()> {
+//! let runtime = Runtime::builder()
+//!     .worker_wasm("validate-order", Path::new("target/workers/out/validate-order.wasm"), WorkerSpec::default())
+//!     .workflow(WorkflowDef::builder("check").step(StepDef::new("validate", "validate-order")).build())
+//!     .build()
+//!     .await?;
+//! let tx = runtime.execute("check", serde_json::json!({"id": "o-1"})).await?;
+//! let done = runtime.wait(&tx, Duration::from_secs(10)).await?;
+//! println!("{} {}", done.tx, done.status);
+//! runtime.shutdown(Duration::from_secs(5)).await?;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use multiagents_core::orchestrator::{
+    AttemptRecord, Event, Orchestrator, OrchestratorConfig, SagaPage, SagaSnapshot, TransactionId,
+};
+use multiagents_core::worker::wasm::{EngineConfig, WasmSource};
+use multiagents_core::worker::{Worker, WorkerHost, WorkerSpec};
+use multiagents_core::workflow::WorkflowDef;
+use multiagents_core::{
+    CacheConfig, CacheStats, CachedStore, Error, Result, StateStore, Subscription, Transport,
+};
+
+use crate::backend;
+use crate::config::Config;
+
+type Register = Box<dyn FnOnce(&WorkerHost) -> Result<()> + Send>;
+
+enum PendingWorker {
+    Wasm {
+        name: String,
+        source: WasmSource,
+        spec: Box<WorkerSpec>,
+    },
+    Native(Register),
+}
+
+enum Backend<T: ?Sized> {
+    Given(Arc<T>),
+    Url(String),
+}
+
+/// Builds a [`Runtime`]. Defaults: `memory://` transport and store, the
+/// default cache in front of the store, default engine and orchestrator
+/// settings.
+pub struct RuntimeBuilder {
+    transport: Backend<dyn Transport>,
+    store: Backend<dyn StateStore>,
+    cache: Option<CacheConfig>,
+    engine: EngineConfig,
+    config: OrchestratorConfig,
+    workers: Vec<PendingWorker>,
+    workflows: Vec<WorkflowDef>,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("config", &self.config)
+            .field("workers", &self.workers.len())
+            .field("workflows", &self.workflows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Uses `transport` for commands, results and events.
+    #[must_use]
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Backend::Given(transport);
+        self
+    }
+
+    /// Opens the transport named by `url` at build (see [`backend`]).
+    #[must_use]
+    pub fn transport_url(mut self, url: impl Into<String>) -> Self {
+        self.transport = Backend::Url(url.into());
+        self
+    }
+
+    /// Uses `store` for saga and worker state (the cache goes in front).
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = Backend::Given(store);
+        self
+    }
+
+    /// Opens the store named by `url` at build (see [`backend`]).
+    #[must_use]
+    pub fn store_url(mut self, url: impl Into<String>) -> Self {
+        self.store = Backend::Url(url.into());
+        self
+    }
+
+    /// The cache in front of the store; `None` for no cache.
+    #[must_use]
+    pub fn cache(mut self, cache: Option<CacheConfig>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// WebAssembly engine settings.
+    #[must_use]
+    pub fn engine(mut self, engine: EngineConfig) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Orchestrator settings (prefix, retention, input cap).
+    #[must_use]
+    pub fn config(mut self, config: OrchestratorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Registers a WebAssembly component (a path or bytes) as worker `name`.
+    #[must_use]
+    pub fn worker_wasm(
+        mut self,
+        name: impl Into<String>,
+        source: impl Into<WasmSource>,
+        spec: WorkerSpec,
+    ) -> Self {
+        self.workers.push(PendingWorker::Wasm {
+            name: name.into(),
+            source: source.into(),
+            spec: Box::new(spec),
+        });
+        self
+    }
+
+    /// Registers a native Rust worker as `name` (only `spec.guard` applies).
+    #[must_use]
+    pub fn worker_native(mut self, name: impl Into<String>, worker: impl Worker, spec: WorkerSpec) -> Self {
+        let name = name.into();
+        self.workers
+            .push(PendingWorker::Native(Box::new(move |host: &WorkerHost| {
+                host.register_native(&name, worker, spec)
+            })));
+        self
+    }
+
+    /// Adds a workflow (validated against the workers at build).
+    #[must_use]
+    pub fn workflow(mut self, def: WorkflowDef) -> Self {
+        self.workflows.push(def);
+        self
+    }
+
+    /// Opens the backends, registers the workers, starts the orchestrator
+    /// and registers the workflows.
+    ///
+    /// # Errors
+    /// `Config` for a bad backend URL, worker spec or workflow (naming it);
+    /// the worker host's errors for a component that cannot be loaded.
+    pub async fn build(self) -> Result<Runtime> {
+        let transport = match self.transport {
+            Backend::Given(t) => t,
+            Backend::Url(url) => backend::transport(&url).await?,
+        };
+        let raw_store = match self.store {
+            Backend::Given(s) => s,
+            Backend::Url(url) => backend::store(&url).await?,
+        };
+        let (store, cache): (Arc<dyn StateStore>, _) = match self.cache {
+            Some(config) => {
+                let cached = CachedStore::new(raw_store, config)?;
+                (Arc::new(cached.clone()), Some(cached))
+            }
+            None => (raw_store, None),
+        };
+        let host = WorkerHost::builder()
+            .engine(self.engine)
+            .store(store.clone())
+            .events(transport.clone())
+            .build()?;
+        for worker in self.workers {
+            match worker {
+                PendingWorker::Wasm { name, source, spec } => {
+                    host.register_wasm(&name, source, *spec).await.map_err(|e| {
+                        let why = format!("worker {name:?}: {}", e.message());
+                        Error::new(e.kind(), why)
+                            .with_context("worker", &name)
+                            .with_source(e)
+                    })?
+                }
+                PendingWorker::Native(register) => register(&host)?,
+            }
+        }
+        // Validate before starting, so a bad definition starts nothing.
+        for def in &self.workflows {
+            def.validate(&|w| host.contains(w))?;
+        }
+        let orchestrator =
+            Orchestrator::start(transport.clone(), store.clone(), host.clone(), self.config).await?;
+        for def in self.workflows {
+            if let Err(e) = orchestrator.register_workflow(def) {
+                orchestrator.shutdown(Duration::from_secs(1)).await;
+                return Err(e);
+            }
+        }
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                orchestrator,
+                transport,
+                store,
+                cache,
+                host,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    orchestrator: Orchestrator,
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn StateStore>,
+    cache: Option<CachedStore<Arc<dyn StateStore>>>,
+    host: WorkerHost,
+}
+
+/// A running multiagents instance. Cheap to clone; clones share it.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.inner.host.names())
+            .field("workflows", &self.workflows())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A builder with the defaults (`memory://` backends, default cache).
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            transport: Backend::Url(backend::MEMORY_URL.into()),
+            store: Backend::Url(backend::MEMORY_URL.into()),
+            cache: Some(CacheConfig::default()),
+            engine: EngineConfig::default(),
+            config: OrchestratorConfig::default(),
+            workers: Vec::new(),
+            workflows: Vec::new(),
+        }
+    }
+
+    /// Loads `path` (see [`Config::load`]) and builds the runtime it
+    /// describes.
+    pub async fn from_config(path: impl AsRef<Path>) -> Result<Runtime> {
+        let config = Config::load(path)?;
+        Self::from_config_struct(config).await
+    }
+
+    /// Builds the runtime `config` describes (validated first).
+    pub async fn from_config_struct(config: Config) -> Result<Runtime> {
+        config.validate()?;
+        Self::builder_from_config(&config)?.build().await
+    }
+
+    /// A builder preset from `config`, to add native workers or more
+    /// workflows before [`build`](RuntimeBuilder::build).
+    pub fn builder_from_config(config: &Config) -> Result<RuntimeBuilder> {
+        let mut b = Runtime::builder()
+            .transport_url(config.transport.url.clone())
+            .store_url(config.store.url.clone())
+            .cache(config.cache.cache_config())
+            .engine(config.engine.engine_config())
+            .config(config.runtime.orchestrator_config());
+        for (name, worker) in &config.workers {
+            b = b.worker_wasm(name.clone(), PathBuf::from(&worker.path), worker.spec());
+        }
+        for def in config.workflow_defs()? {
+            b = b.workflow(def);
+        }
+        Ok(b)
+    }
+
+    /// Starts a transaction of `workflow`; `input` (a JSON object) is the
+    /// initial context.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown workflow, `InvalidInput` for an input that
+    /// is not an object, `TooLarge` above `runtime.max_input`, `Closed`
+    /// after shutdown.
+    pub async fn execute(&self, workflow: &str, input: serde_json::Value) -> Result<TransactionId> {
+        self.inner.orchestrator.execute(workflow, input).await
+    }
+
+    /// Waits until `tx` is final, at most `timeout` (`Timeout` otherwise).
+    pub async fn wait(&self, tx: &TransactionId, timeout: Duration) -> Result<SagaSnapshot> {
+        self.inner.orchestrator.wait(tx, timeout).await
+    }
+
+    /// `execute` then `wait`.
+    pub async fn run(
+        &self,
+        workflow: &str,
+        input: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<SagaSnapshot> {
+        let tx = self.execute(workflow, input).await?;
+        self.wait(&tx, timeout).await
+    }
+
+    /// The state of `tx`, with its history (`NotFound` if unknown or expired).
+    pub async fn status(&self, tx: &TransactionId) -> Result<SagaSnapshot> {
+        self.inner.orchestrator.status(tx).await
+    }
+
+    /// Every attempt of every step of `tx`, in order.
+    pub async fn history(&self, tx: &TransactionId) -> Result<Vec<AttemptRecord>> {
+        Ok(self.status(tx).await?.history)
+    }
+
+    /// Cancels `tx`: its completed steps are compensated, newest first.
+    /// `InvalidInput` if it has already ended.
+    pub async fn cancel(&self, tx: &TransactionId) -> Result<()> {
+        self.inner.orchestrator.cancel(tx).await
+    }
+
+    /// A page of transactions (without history).
+    pub async fn list(&self, cursor: Option<&str>, limit: usize) -> Result<SagaPage> {
+        self.inner.orchestrator.list(cursor, limit).await
+    }
+
+    /// Lifecycle events (`workflow.*`, `step.*`, `compensation.*`), decoded.
+    pub async fn events(&self) -> Result<EventStream> {
+        Ok(EventStream {
+            inner: self.inner.orchestrator.events().await?,
+        })
+    }
+
+    /// Registered workflow names, sorted.
+    pub fn workflows(&self) -> Vec<String> {
+        self.inner.orchestrator.workflows()
+    }
+
+    /// Registered worker names, sorted.
+    pub fn workers(&self) -> Vec<String> {
+        self.inner.host.names()
+    }
+
+    /// The orchestrator.
+    pub fn orchestrator(&self) -> &Orchestrator {
+        &self.inner.orchestrator
+    }
+
+    /// The worker host (statistics per worker).
+    pub fn host(&self) -> &WorkerHost {
+        &self.inner.host
+    }
+
+    /// The transport (to subscribe to topics workers emit to).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.inner.transport
+    }
+
+    /// The state store, behind the cache when there is one.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.store
+    }
+
+    /// The cache's counters, when there is a cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(CachedStore::stats)
+    }
+
+    /// Graceful shutdown: stops intake, lets in-flight work finish (at most
+    /// `deadline`; the rest is redelivered to other instances on a shared
+    /// backend), stops the loops, flushes write-behind cache writes.
+    pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
+        self.inner.orchestrator.shutdown(deadline).await;
+        match &self.inner.cache {
+            Some(cache) => cache.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Decoded lifecycle events; see [`Runtime::events`].
+#[derive(Debug)]
+pub struct EventStream {
+    inner: Subscription,
+}
+
+impl EventStream {
+    /// The next event; `None` when the subscription ends. An undecodable
+    /// payload is a `Codec` error (the stream goes on).
+    pub async fn next(&mut self) -> Option<Result<Event>> {
+        let delivery = match self.inner.next().await? {
+            Ok(d) => d,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Event::decode(delivery.payload()))
+    }
+
+    /// The raw subscription.
+    pub fn into_inner(self) -> Subscription {
+        self.inner
+    }
+}
