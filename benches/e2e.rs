@@ -61,6 +61,8 @@ struct Rig {
     orch: Orchestrator,
     done: Done,
     completed: Arc<std::sync::atomic::AtomicU64>,
+    progress: Arc<tokio::sync::Notify>,
+    transport: Arc<MemoryTransport>,
 }
 
 async fn rig(reuse: bool) -> Rig {
@@ -87,6 +89,7 @@ async fn rig(reuse: bool) -> Rig {
             .await
             .expect("register");
     }
+    let transport_handle = transport.clone();
     let orch = Orchestrator::start(transport, store, host, OrchestratorConfig::default())
         .await
         .expect("start");
@@ -99,7 +102,8 @@ async fn rig(reuse: bool) -> Rig {
     let done: Done = Arc::default();
     let completed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut events = orch.events().await.expect("events");
-    let (d, c) = (done.clone(), completed.clone());
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let (d, c, p) = (done.clone(), completed.clone(), progress.clone());
     tokio::spawn(async move {
         while let Some(Ok(batch)) = events.next_batch(1024).await {
             let now = Instant::now();
@@ -111,12 +115,15 @@ async fn rig(reuse: bool) -> Rig {
                     c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
+            p.notify_waiters();
         }
     });
     Rig {
         orch,
         done,
         completed,
+        progress,
+        transport: transport_handle,
     }
 }
 
@@ -128,8 +135,39 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 async fn wait_count(r: &Rig, n: u64) {
-    while r.completed.load(std::sync::atomic::Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    loop {
+        let notified = r.progress.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let seen = r.completed.load(std::sync::atomic::Ordering::Relaxed);
+        if seen >= n {
+            return;
+        }
+        if tokio::time::timeout(Duration::from_secs(30), notified)
+            .await
+            .is_err()
+        {
+            let mut by_status = std::collections::BTreeMap::new();
+            let mut cursor = None;
+            loop {
+                let page = r.orch.list(cursor.as_deref(), 1000).await.expect("list");
+                for item in &page.items {
+                    *by_status.entry(item.status.as_str()).or_insert(0u64) += 1;
+                    if !item.status.is_final() && by_status[item.status.as_str()] < 3 {
+                        let snap = r.orch.status(&item.tx).await.expect("status");
+                        eprintln!("stuck: {snap:?}");
+                    }
+                }
+                match page.cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            panic!(
+                "no workflow completed for 30 s: {seen} of {n} events; by status in the store: {by_status:?}; broadcast dropped {}",
+                r.transport.broadcast_dropped()
+            );
+        }
     }
 }
 

@@ -12,9 +12,12 @@
 //!   the group was created; within a group each message goes to one
 //!   consumer at a time, first come first served.
 //! * **Retention**: messages published to a topic that has no queue group
-//!   yet are kept (up to [`MemoryTransportConfig::max_retained`]; beyond
-//!   that `publish` fails with `Overloaded`, nothing is dropped) and handed
-//!   to the *first* group created on the topic. Groups created later start
+//!   yet are kept, like a capped stream (Redis `MAXLEN`, Kafka retention):
+//!   the newest [`MemoryTransportConfig::max_retained`] are handed to the
+//!   *first* group created on the topic, older ones are trimmed and counted
+//!   ([`MemoryTransport::retained_dropped`]). A topic that only ever has
+//!   broadcast subscribers (events) thus never grows without bound. Once a
+//!   topic has a group, nothing on its queue path is ever dropped. Groups created later start
 //!   with the messages published after their creation, so subscribe before
 //!   publishing (the orchestrator does).
 //! * **Order**: a group hands out messages in publish order; a lone
@@ -109,7 +112,7 @@ pub struct MemoryTransportConfig {
     /// clamped to `1..=`[`MAX_BROADCAST_CAPACITY`]).
     pub broadcast_capacity: usize,
     /// Messages kept for a topic that has no queue group yet (default
-    /// 100 000); past it, publishing to the topic fails with `Overloaded`.
+    /// 100 000); past it, the oldest retained messages are trimmed.
     pub max_retained: usize,
 }
 
@@ -177,6 +180,7 @@ struct Shared {
     /// Woken (all waiters) by [`MemoryTransport::close`].
     close: Notify,
     broadcast_dropped: AtomicU64,
+    retained_dropped: AtomicU64,
 }
 
 impl Shared {
@@ -249,6 +253,7 @@ impl MemoryTransport {
                 closed: AtomicBool::new(false),
                 close: Notify::new(),
                 broadcast_dropped: AtomicU64::new(0),
+                retained_dropped: AtomicU64::new(0),
             }),
         }
     }
@@ -282,6 +287,12 @@ impl MemoryTransport {
         self.shared.existing_topic(topic).map_or(0, |t| t.retained())
     }
 
+    /// How many messages retained for a topic's first queue group were
+    /// trimmed because the backlog exceeded `max_retained` (oldest first).
+    pub fn retained_dropped(&self) -> u64 {
+        self.shared.retained_dropped.load(Ordering::Relaxed)
+    }
+
     /// How many broadcast messages were lost by subscribers that fell behind.
     pub fn broadcast_dropped(&self) -> u64 {
         self.shared.broadcast_dropped.load(Ordering::Relaxed)
@@ -295,29 +306,31 @@ impl MemoryTransport {
     }
 
     /// Publishes validated envelopes, all of one topic or not.
-    fn publish_valid<E>(&self, envelopes: E, op: &'static str) -> Result<()>
+    fn publish_valid<E>(&self, envelopes: E)
     where
         E: AsRef<[Envelope]> + IntoIterator<Item = Envelope>,
     {
         let slice = envelopes.as_ref();
         let Some(first) = slice.first() else {
-            return Ok(());
+            return;
         };
         if !slice.iter().all(|e| e.topic == first.topic) {
-            return self.publish_multi(envelopes.into_iter().collect(), op);
+            return self.publish_multi(envelopes.into_iter().collect());
         }
-        let count = slice.len();
         let topic = self.shared.topic(&first.topic);
         let mut state = topic.lock();
-        state.check_room(topic.name(), count, self.shared.config.max_retained, op)?;
-        state.publish(&topic, envelopes);
-        Ok(())
+        state.publish(
+            &topic,
+            envelopes,
+            self.shared.config.max_retained,
+            &self.shared.retained_dropped,
+        );
     }
 
     /// A batch spanning several topics: every topic's lock is held (taken in
     /// name order) while room is checked and the batch published, so either
     /// all of it is published or none.
-    fn publish_multi(&self, envelopes: Vec<Envelope>, op: &'static str) -> Result<()> {
+    fn publish_multi(&self, envelopes: Vec<Envelope>) {
         let mut names: Vec<String> = Vec::new();
         let mut slots = Vec::with_capacity(envelopes.len());
         {
@@ -342,13 +355,14 @@ impl MemoryTransport {
         let topics: Vec<Arc<Topic>> = order.iter().map(|&i| self.shared.topic(&names[i])).collect();
         let mut guards: Vec<_> = topics.iter().map(|t| t.lock()).collect();
         let max = self.shared.config.max_retained;
-        for ((state, topic), &i) in guards.iter().zip(&topics).zip(&order) {
-            state.check_room(topic.name(), parts[i].len(), max, op)?;
-        }
         for ((state, topic), &i) in guards.iter_mut().zip(&topics).zip(&order) {
-            state.publish(topic, std::mem::take(&mut parts[i]));
+            state.publish(
+                topic,
+                std::mem::take(&mut parts[i]),
+                max,
+                &self.shared.retained_dropped,
+            );
         }
-        Ok(())
     }
 }
 
@@ -373,7 +387,8 @@ impl Transport for MemoryTransport {
         envelope
             .validate(self.shared.config.max_payload)
             .map_err(|e| e.with_operation(OP))?;
-        self.publish_valid([envelope], OP)
+        self.publish_valid([envelope]);
+        Ok(())
     }
 
     async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
@@ -384,7 +399,8 @@ impl Transport for MemoryTransport {
             e.validate(max)
                 .map_err(|e| e.with_operation(OP).with_context("index", i))?;
         }
-        self.publish_valid(envelopes, OP)
+        self.publish_valid(envelopes);
+        Ok(())
     }
 
     async fn subscribe(

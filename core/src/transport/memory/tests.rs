@@ -317,41 +317,25 @@ async fn messages_published_before_any_group_go_to_the_first_group() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_full_retained_backlog_is_overloaded_naming_the_topic() {
+async fn a_full_retained_backlog_keeps_the_newest_and_counts_the_rest() {
     let t = with(cfg().with_max_retained(3));
-    t.publish_batch(envs("t", 1..=2)).await.expect("room for 2");
-    let err = t
-        .publish_batch(envs("t", 3..=4))
-        .await
-        .expect_err("no room for 2 more");
-    assert_eq!(err.kind(), ErrorKind::Overloaded, "{err}");
-    assert!(err.is_retryable());
-    assert_eq!(err.context_value("topic"), Some("t"));
-    assert_eq!(err.operation(), "memory.publish_batch");
-    assert_eq!(t.retained("t"), 2, "nothing of the refused batch was kept");
-    t.publish(env("t", 3)).await.expect("room for 1");
-    let err = t.publish(env("t", 4)).await.expect_err("full");
-    assert_eq!(
-        (err.kind(), err.context_value("topic")),
-        (ErrorKind::Overloaded, Some("t"))
-    );
+    t.publish_batch(envs("t", 1..=2)).await.expect("publish");
+    t.publish_batch(envs("t", 3..=4)).await.expect("publish trims, never fails");
+    t.publish(env("t", 5)).await.expect("publish");
+    assert_eq!(t.retained("t"), 3);
+    assert_eq!(t.retained_dropped(), 2, "messages 1 and 2 were trimmed");
 
-    // A batch over several topics is refused whole.
+    // A batch over several topics trims per topic and delivers the rest.
     let mut a = sub(&t, "a", "g", 10).await;
-    let err = t
-        .publish_batch(vec![env("a", 1), env("t", 5)])
-        .await
-        .expect_err("t is full");
-    assert_eq!(err.context_value("topic"), Some("t"));
-    assert_eq!(t.depth("a", "g"), depth(0, 0, 0), "nothing published on a either");
+    t.publish_batch(vec![env("a", 1), env("t", 6)]).await.expect("publish");
+    assert_eq!(nums(&recv_batch(&mut a, 10).await), [1]);
+    assert_eq!(t.retained_dropped(), 3);
 
-    // With a group the backlog is drained and there is no limit.
+    // The first group gets the newest three; with a group nothing is trimmed.
     let mut s = sub(&t, "t", "g", 100).await;
-    t.publish_batch(envs("t", 4..=10))
-        .await
-        .expect("a group has no limit");
-    assert_eq!(nums(&recv_batch(&mut s, 100).await), (1..=10).collect::<Vec<_>>());
-    assert_quiet(&mut a, Duration::from_secs(1), "topic a").await;
+    t.publish_batch(envs("t", 7..=20)).await.expect("a group has no limit");
+    assert_eq!(nums(&recv_batch(&mut s, 100).await), (4..=20).collect::<Vec<_>>());
+    assert_eq!(t.retained_dropped(), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -566,20 +550,15 @@ async fn extreme_settings_are_clamped_not_panics() {
     );
     assert_eq!(t.config().broadcast_capacity, 1);
     assert_eq!(t.config().ack_timeout, super::MIN_ACK_TIMEOUT);
-    let err = t
-        .publish(env("t", 1))
-        .await
-        .expect_err("no room to retain anything");
-    assert_eq!(err.kind(), ErrorKind::Overloaded);
+    t.publish(env("t", 1)).await.expect("nothing is retained, nothing fails");
+    assert_eq!((t.retained("t"), t.retained_dropped()), (0, 1));
     let mut b = t
         .subscribe("t", SubscribeMode::Broadcast, SubscribeOptions::default())
         .await
         .expect("a broadcast channel of capacity 1");
-    let err = t
-        .publish_batch(envs("t", 1..=2))
-        .await
-        .expect_err("still no group");
-    assert_eq!(err.kind(), ErrorKind::Overloaded);
+    t.publish_batch(envs("t", 1..=2)).await.expect("still no group: trimmed");
+    assert_eq!(t.retained_dropped(), 3);
+    assert_eq!(nums(&recv_batch(&mut b, 10).await), [2], "capacity 1: the newest");
     let mut s = sub(&t, "t", "g", usize::MAX).await;
     t.publish(env("t", 1)).await.expect("publish");
     assert_eq!(num(&recv(&mut b).await), 1);

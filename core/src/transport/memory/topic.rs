@@ -5,6 +5,7 @@
 //! locks; several topics' locks are taken in name order.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -12,7 +13,6 @@ use tokio::sync::broadcast;
 
 use super::group::Group;
 use crate::envelope::Envelope;
-use crate::error::{Error, ErrorKind, Result};
 
 /// The part of a topic that changes, under the topic's lock.
 pub(super) struct TopicState {
@@ -82,27 +82,11 @@ impl Topic {
 }
 
 impl TopicState {
-    /// Whether `count` more messages can be accepted: always with a group;
-    /// without one, only while the retained backlog stays within `max`.
-    pub(super) fn check_room(&self, topic: &str, count: usize, max: usize, op: &'static str) -> Result<()> {
-        if !self.groups.is_empty() || self.retained.len().saturating_add(count) <= max {
-            return Ok(());
-        }
-        Err(Error::new(
-            ErrorKind::Overloaded,
-            "topic has no queue group yet and its retained backlog is full; subscribe a group first",
-        )
-        .with_operation(op)
-        .with_context("topic", topic)
-        .with_context("retained", self.retained.len())
-        .with_context("max_retained", max))
-    }
-
-    /// Publishes `envelopes` (all for `topic`, already validated and
-    /// checked with [`check_room`](Self::check_room)) in order: to every
-    /// group, or to the retained backlog when there is none, and to the
+    /// Publishes `envelopes` (all for `topic`, already validated) in order:
+    /// to every group, or to the retained backlog when there is none (which
+    /// keeps the newest `max_retained`, counting what it drops), and to the
     /// broadcast subscribers.
-    pub(super) fn publish<E>(&mut self, topic: &Topic, envelopes: E)
+    pub(super) fn publish<E>(&mut self, topic: &Topic, envelopes: E, max_retained: usize, dropped: &AtomicU64)
     where
         E: AsRef<[Envelope]> + IntoIterator<Item = Envelope>,
     {
@@ -115,7 +99,15 @@ impl TopicState {
             }
         }
         match self.groups.split_last() {
-            None => self.retained.extend(envelopes),
+            None => {
+                self.retained.extend(envelopes);
+                let excess = self.retained.len().saturating_sub(max_retained);
+                if excess > 0 {
+                    self.retained.drain(..excess);
+                    dropped.fetch_add(excess as u64, Ordering::Relaxed);
+                    tracing::debug!(topic = %topic.name(), excess, "memory transport: retained backlog trimmed");
+                }
+            }
             Some((last, others)) => {
                 for g in others {
                     g.enqueue(envelopes.as_ref().iter().cloned());
