@@ -320,20 +320,26 @@ async fn messages_published_before_any_group_go_to_the_first_group() {
 async fn a_full_retained_backlog_keeps_the_newest_and_counts_the_rest() {
     let t = with(cfg().with_max_retained(3));
     t.publish_batch(envs("t", 1..=2)).await.expect("publish");
-    t.publish_batch(envs("t", 3..=4)).await.expect("publish trims, never fails");
+    t.publish_batch(envs("t", 3..=4))
+        .await
+        .expect("publish trims, never fails");
     t.publish(env("t", 5)).await.expect("publish");
     assert_eq!(t.retained("t"), 3);
     assert_eq!(t.retained_dropped(), 2, "messages 1 and 2 were trimmed");
 
     // A batch over several topics trims per topic and delivers the rest.
     let mut a = sub(&t, "a", "g", 10).await;
-    t.publish_batch(vec![env("a", 1), env("t", 6)]).await.expect("publish");
+    t.publish_batch(vec![env("a", 1), env("t", 6)])
+        .await
+        .expect("publish");
     assert_eq!(nums(&recv_batch(&mut a, 10).await), [1]);
     assert_eq!(t.retained_dropped(), 3);
 
     // The first group gets the newest three; with a group nothing is trimmed.
     let mut s = sub(&t, "t", "g", 100).await;
-    t.publish_batch(envs("t", 7..=20)).await.expect("a group has no limit");
+    t.publish_batch(envs("t", 7..=20))
+        .await
+        .expect("a group has no limit");
     assert_eq!(nums(&recv_batch(&mut s, 100).await), (4..=20).collect::<Vec<_>>());
     assert_eq!(t.retained_dropped(), 3);
 }
@@ -550,13 +556,17 @@ async fn extreme_settings_are_clamped_not_panics() {
     );
     assert_eq!(t.config().broadcast_capacity, 1);
     assert_eq!(t.config().ack_timeout, super::MIN_ACK_TIMEOUT);
-    t.publish(env("t", 1)).await.expect("nothing is retained, nothing fails");
+    t.publish(env("t", 1))
+        .await
+        .expect("nothing is retained, nothing fails");
     assert_eq!((t.retained("t"), t.retained_dropped()), (0, 1));
     let mut b = t
         .subscribe("t", SubscribeMode::Broadcast, SubscribeOptions::default())
         .await
         .expect("a broadcast channel of capacity 1");
-    t.publish_batch(envs("t", 1..=2)).await.expect("still no group: trimmed");
+    t.publish_batch(envs("t", 1..=2))
+        .await
+        .expect("still no group: trimmed");
     assert_eq!(t.retained_dropped(), 3);
     assert_eq!(nums(&recv_batch(&mut b, 10).await), [2], "capacity 1: the newest");
     let mut s = sub(&t, "t", "g", usize::MAX).await;

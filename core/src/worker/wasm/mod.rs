@@ -86,6 +86,12 @@ impl From<&Path> for WasmSource {
         WasmSource::Path(p.to_path_buf())
     }
 }
+impl From<&str> for WasmSource {
+    /// A path to a `.wasm` file.
+    fn from(p: &str) -> Self {
+        WasmSource::Path(PathBuf::from(p))
+    }
+}
 impl From<Bytes> for WasmSource {
     fn from(b: Bytes) -> Self {
         WasmSource::Bytes(b)
