@@ -4,7 +4,10 @@
 //! the worker host.
 //!
 //! Run: `scripts/build-workers.sh && cargo bench --bench e2e`
-//! Options (env): `E2E_WORKFLOWS` (saturation run size, default 20000).
+//! Options (env): `E2E_WORKFLOWS` (saturation run size, default 20000);
+//! `E2E_SOAK=1000000` runs only a soak instead: that many workflows in
+//! chunks of 100 000 (finished ones expire after 5 s), RSS after each chunk,
+//! written to `target/e2e-soak.json`.
 //!
 //! Measures, for fresh instances and for instance reuse:
 //! * saturation throughput: workflows/s, submitting as fast as `execute`
@@ -63,9 +66,10 @@ struct Rig {
     completed: Arc<std::sync::atomic::AtomicU64>,
     progress: Arc<tokio::sync::Notify>,
     transport: Arc<MemoryTransport>,
+    store: Arc<CachedStore<MemoryStore>>,
 }
 
-async fn rig(reuse: bool) -> Rig {
+async fn rig(reuse: bool, retention: Duration) -> Rig {
     let transport = Arc::new(MemoryTransport::with_config(
         MemoryTransportConfig::default().with_broadcast_capacity(1 << 20),
     ));
@@ -90,7 +94,9 @@ async fn rig(reuse: bool) -> Rig {
             .expect("register");
     }
     let transport_handle = transport.clone();
-    let orch = Orchestrator::start(transport, store, host, OrchestratorConfig::default())
+    let store_handle = store.clone();
+    let config = OrchestratorConfig::default().with_retention(retention);
+    let orch = Orchestrator::start(transport, store, host, config)
         .await
         .expect("start");
     let wf = WorkflowDef::builder("three")
@@ -124,6 +130,7 @@ async fn rig(reuse: bool) -> Rig {
         completed,
         progress,
         transport: transport_handle,
+        store: store_handle,
     }
 }
 
@@ -224,9 +231,45 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let mut report = serde_json::Map::new();
+    if let Some(total) = std::env::var("E2E_SOAK").ok().and_then(|v| v.parse::<u64>().ok()) {
+        // Soak: `total` workflows in chunks of 100 000, finished ones expiring
+        // after 5 s, RSS sampled after each chunk.
+        rt.block_on(async {
+            let r = rig(true, Duration::from_secs(5)).await;
+            let chunk = 100_000u64.min(total);
+            let mut samples = Vec::new();
+            let start = Instant::now();
+            for done in (chunk..=total).step_by(chunk as usize) {
+                let wps = saturation(&r, chunk).await;
+                let rss_mib = rss() as f64 / f64::from(1 << 20);
+                println!("soak: {done} workflows, {wps:.0}/s in this chunk, RSS {rss_mib:.0} MiB");
+                samples.push(json!({"workflows": done, "rss_mib": rss_mib.round(), "chunk_workflows_per_s": wps.round()}));
+            }
+            println!("soak: {total} workflows in {:?}", start.elapsed());
+            // Idle until every step timer (30 s) and retained state (5 s)
+            // has expired, then sample again: what stays is not in-flight work.
+            tokio::time::sleep(Duration::from_secs(40)).await;
+            let settled = rss() as f64 / f64::from(1 << 20);
+            // Touch every shard so lazily reclaimed expired states go.
+            for i in 0..256 {
+                let _ = r.store.inner().put(&format!("soak/touch/{i}"), bytes::Bytes::new(), Some(Duration::from_millis(1))).await;
+            }
+            let timers = r.transport.depth("ma.timers", "timers");
+            println!(
+                "soak: RSS {settled:.0} MiB after 40 s idle; live store entries {}; timers queue {timers:?}; tracked completions {}",
+                r.store.inner().len(),
+                r.done.lock().expect("done").len()
+            );
+            samples.push(json!({"settled_after_idle_s": 40, "rss_mib": settled.round()}));
+            report.insert("soak".into(), json!(samples));
+        });
+        let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e-soak.json");
+        let _ = std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap_or_default());
+        return;
+    }
     rt.block_on(async {
         for (mode, reuse) in [("fresh", false), ("reuse", true)] {
-            let r = rig(reuse).await;
+            let r = rig(reuse, Duration::from_secs(24 * 3600)).await;
             saturation(&r, 2_000).await; // warm-up
             let wps = saturation(&r, n).await;
             let lat = paced(&r, wps / 2.0, (wps as usize).clamp(2_000, 20_000)).await;
