@@ -34,29 +34,9 @@ use multiagents::{
 };
 use serde_json::json;
 
-fn echo() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join("target/workers/out/echo.wasm");
-    if !path.exists() {
-        let ok = std::process::Command::new("bash")
-            .arg(root.join("scripts/build-workers.sh"))
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "scripts/build-workers.sh failed");
-    }
-    path
-}
-
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
-}
+#[path = "../tests/it/support.rs"]
+#[allow(dead_code)]
+mod support;
 
 type Done = Arc<Mutex<HashMap<String, Instant>>>;
 
@@ -87,7 +67,7 @@ async fn rig(reuse: bool, retention: Duration) -> Rig {
     let spec = WorkerSpec::default()
         .with_guard(guard)
         .with_reuse(reuse.then_some(10_000));
-    let wasm = echo();
+    let wasm = support::wasm("echo");
     for w in ["w1", "w2", "w3"] {
         host.register_wasm(w, wasm.as_path(), spec.clone())
             .await
@@ -241,7 +221,7 @@ fn main() {
             let start = Instant::now();
             for done in (chunk..=total).step_by(chunk as usize) {
                 let wps = saturation(&r, chunk).await;
-                let rss_mib = rss() as f64 / f64::from(1 << 20);
+                let rss_mib = support::rss_bytes() as f64 / f64::from(1 << 20);
                 println!("soak: {done} workflows, {wps:.0}/s in this chunk, RSS {rss_mib:.0} MiB");
                 samples.push(json!({"workflows": done, "rss_mib": rss_mib.round(), "chunk_workflows_per_s": wps.round()}));
             }
@@ -249,7 +229,7 @@ fn main() {
             // Idle until every step timer (30 s) and retained state (5 s)
             // has expired, then sample again: what stays is not in-flight work.
             tokio::time::sleep(Duration::from_secs(40)).await;
-            let settled = rss() as f64 / f64::from(1 << 20);
+            let settled = support::rss_bytes() as f64 / f64::from(1 << 20);
             // Touch every shard so lazily reclaimed expired states go.
             for i in 0..256 {
                 let _ = r.store.inner().put(&format!("soak/touch/{i}"), bytes::Bytes::new(), Some(Duration::from_millis(1))).await;
@@ -309,11 +289,11 @@ fn main() {
         let step = StepDef::new("p", "parked").timeout(Duration::from_secs(3600));
         orch.register_workflow(WorkflowDef::builder("park").step(step).build()).expect("workflow");
         let parked = 50_000u64;
-        let before = rss();
+        let before = support::rss_bytes();
         for _ in 0..parked {
             orch.execute("park", json!({"order": "o-1", "amount": 399})).await.expect("execute");
         }
-        let per = rss().saturating_sub(before) / parked;
+        let per = support::rss_bytes().saturating_sub(before) / parked;
         println!("e2e/memory: {per} bytes of RSS per in-flight workflow ({parked} parked)");
         report.insert("rss_per_inflight_workflow_bytes".into(), json!(per));
     });

@@ -24,19 +24,9 @@ use multiagents::resilience::GuardConfig;
 use multiagents::worker::wasm::{EngineConfig, WasmEngine, WasmSource};
 use multiagents::worker::{CallInfo, WorkerHost, WorkerSpec};
 
-fn echo_path() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join("target/workers/out/echo.wasm");
-    if !path.exists() {
-        let ok = std::process::Command::new("bash")
-            .arg(root.join("scripts/build-workers.sh"))
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "scripts/build-workers.sh failed");
-    }
-    path
-}
+#[path = "../tests/it/support.rs"]
+#[allow(dead_code)]
+mod support;
 
 fn input() -> Bytes {
     // ~100 bytes of CBOR, like a small step context.
@@ -52,7 +42,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let path = echo_path();
+    let path = support::wasm("echo");
     let bytes = Bytes::from(std::fs::read(&path).expect("echo.wasm"));
     let call = CallInfo::new("tx-bench", "bench", "echo", 1);
     let input = input();
