@@ -61,18 +61,8 @@ pub async fn nack_zero_redelivers_promptly<T: Transport + ?Sized>(t: &T, s: &Set
     let mut first = recv(&mut sub, s.patience, "the first delivery").await;
     let count = first.delivery_count();
     must(s, "nack(0)", first.nack(Duration::ZERO)).await;
-    let mut again = recv(&mut sub, s.patience, "the message nacked with delay 0").await;
-    assert_eq!(
-        again.envelope(),
-        &sent,
-        "the redelivered message differs from the one sent"
-    );
-    assert!(
-        again.delivery_count() > count,
-        "delivery_count should grow on redelivery"
-    );
-    must(s, "ack", again.ack()).await;
-    expect_quiet(&mut sub, s.quiet, "after the redelivered message was acked").await;
+    let again = recv(&mut sub, s.patience, "the message nacked with delay 0").await;
+    expect_redelivered(&mut sub, s, again, &sent, count).await;
 }
 
 /// A second settlement fails with `AlreadySettled` naming the envelope id:
@@ -122,23 +112,13 @@ pub async fn dropped_delivery_is_redelivered<T: Transport + ?Sized>(t: &T, s: &S
     let first = recv(&mut sub, s.patience, "the first delivery").await;
     let count = first.delivery_count();
     drop(first);
-    let mut again = recv(
+    let again = recv(
         &mut sub,
         s.redelivery,
         "the message whose delivery was dropped unsettled",
     )
     .await;
-    assert_eq!(
-        again.envelope(),
-        &sent,
-        "the redelivered message differs from the one sent"
-    );
-    assert!(
-        again.delivery_count() > count,
-        "delivery_count should grow on redelivery"
-    );
-    must(s, "ack", again.ack()).await;
-    expect_quiet(&mut sub, s.quiet, "after the redelivered message was acked").await;
+    expect_redelivered(&mut sub, s, again, &sent, count).await;
 }
 
 /// Consumer A takes 5 messages and dies (its deliveries and subscription
@@ -267,4 +247,26 @@ pub async fn backpressure_bound<T: Transport + ?Sized>(t: &T, s: &Settings) {
     }
     assert_eq!(seen, sent, "the messages received are not the ones sent");
     expect_quiet(&mut sub, s.quiet, "after all 20 messages were acked").await;
+}
+
+/// `again` is `sent` delivered once more (a higher delivery count); acking
+/// it settles it for good: nothing else arrives.
+async fn expect_redelivered(
+    sub: &mut crate::transport::Subscription,
+    s: &Settings,
+    mut again: crate::transport::Delivery,
+    sent: &Envelope,
+    count: u32,
+) {
+    assert_eq!(
+        again.envelope(),
+        sent,
+        "the redelivered message differs from the one sent"
+    );
+    assert!(
+        again.delivery_count() > count,
+        "delivery_count should grow on redelivery"
+    );
+    must(s, "ack", again.ack()).await;
+    expect_quiet(sub, s.quiet, "after the redelivered message was acked").await;
 }

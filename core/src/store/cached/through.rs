@@ -55,6 +55,36 @@ impl<S: StateStore> Shared<S> {
         self.cache.insert(key.to_owned(), entry).await;
     }
 
+    /// Settles the cache after a store write of `value` (under the key's
+    /// lock): success caches it with its version, any error (including a
+    /// CAS conflict: another instance wrote) drops the stale entry.
+    async fn settle_write(
+        &self,
+        key: &str,
+        written: Result<Version>,
+        value: Bytes,
+        expires_at: Option<Instant>,
+    ) -> Result<Version> {
+        match written {
+            Ok(version) => {
+                self.cache_put(
+                    key,
+                    CachedEntry {
+                        value,
+                        version,
+                        expires_at,
+                    },
+                )
+                .await;
+                Ok(version)
+            }
+            Err(e) => {
+                self.cache_drop(key).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Forgets the key's cached value (call under the key's lock).
     pub(super) async fn cache_drop(&self, key: &str) {
         self.epoch(key).fetch_add(1, Ordering::SeqCst);
@@ -113,21 +143,8 @@ impl<S: StateStore> Shared<S> {
     ) -> Result<Version> {
         let _key = self.lock(key).await;
         let expires_at = expiry(Instant::now(), ttl);
-        match self.store.put(key, value.clone(), ttl).await {
-            Ok(version) => {
-                let entry = CachedEntry {
-                    value,
-                    version,
-                    expires_at,
-                };
-                self.cache_put(key, entry).await;
-                Ok(version)
-            }
-            Err(e) => {
-                self.cache_drop(key).await;
-                Err(e)
-            }
-        }
+        let written = self.store.put(key, value.clone(), ttl).await;
+        self.settle_write(key, written, value, expires_at).await
     }
 
     pub(super) async fn put_batch_through(&self, entries: Vec<PutEntry>) -> Result<Vec<Version>> {
@@ -167,26 +184,11 @@ impl<S: StateStore> Shared<S> {
     ) -> Result<Version> {
         let _key = self.lock(key).await;
         let expires_at = expiry(Instant::now(), ttl);
-        match self
+        let written = self
             .store
             .compare_and_swap(key, expected, value.clone(), ttl)
-            .await
-        {
-            Ok(version) => {
-                let entry = CachedEntry {
-                    value,
-                    version,
-                    expires_at,
-                };
-                self.cache_put(key, entry).await;
-                Ok(version)
-            }
-            Err(e) => {
-                // Conflict: the cached value is stale (another instance wrote).
-                self.cache_drop(key).await;
-                Err(e)
-            }
-        }
+            .await;
+        self.settle_write(key, written, value, expires_at).await
     }
 
     pub(super) async fn delete_through(&self, key: &str) -> Result<bool> {
