@@ -23,8 +23,10 @@ fi
 if [ -x scripts/services.sh ]; then
     log "starting backend servers (scripts/services.sh up)"
     scripts/services.sh up
-    # shellcheck disable=SC1091
-    set -a; . target/services/env; set +a
+    # Export REDIS_URL, REDIS_SERVER_BIN, ... so the cargo test processes see them.
+    # (services.sh takes a relative SERVICES_DIR relative to the repo root, i.e. here.)
+    # shellcheck disable=SC1090,SC1091
+    set -a; . "${SERVICES_DIR:-target/services}/env"; set +a
 fi
 
 log "cargo test --workspace --all-features"

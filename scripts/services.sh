@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# services.sh - real backend servers for the tests, on loopback only.
+#
+#   scripts/services.sh up       install what is missing, start what is not running,
+#                                wait until each answers, write and print $SERVICES_DIR/env
+#   scripts/services.sh down     stop what `up` started (by recorded pid); idempotent
+#   scripts/services.sh status   say, per service, whether it answers (exit 1 if one does not)
+#
+# scripts/test.sh runs `up` and exports the variables of $SERVICES_DIR/env to cargo.
+#
+# Services managed today: Redis. (NATS and Kafka come as one block of functions each,
+# see "Adding a service" below.)
+#
+# Environment (all optional):
+#   SERVICES_DIR   state folder: pid files, logs/, per-service data, the env file
+#                  (default <repo>/target/services; a relative value is taken
+#                  relative to the repository root, not the current folder)
+#   REDIS_PORT     6379
+#   WAIT_SECS      30   how long to wait for a server to answer
+#
+# The env file ($SERVICES_DIR/env, KEY=VALUE lines, sourceable by sh):
+#   REDIS_URL=redis://127.0.0.1:<port>
+#   REDIS_SERVER_BIN=<absolute path of redis-server>  (for tests that start their own
+#                  throwaway server, e.g. with AOF on a random port)
+#
+# Installing needs root: it runs apt-get directly as root, through `sudo -n` otherwise
+# (passwordless sudo), and fails with a clear message when neither is possible.
+#
+# A port that already answers the service's protocol is reused, not restarted (e.g. a
+# system Redis that Debian's package started on 6379). Such a server gets no pid file,
+# so `down` leaves it alone. `down` only kills a recorded pid whose /proc/<pid>/exe is
+# still the expected server binary (guards against a recycled pid).
+#
+# Adding a service NAME: append it to SERVICES and define
+#   NAME_install    make the binary available (install when missing); set NAME_BIN
+#   NAME_probe      exit 0 iff something answers the protocol on the configured port
+#                   (must work even when NAME_install has not run: `status`)
+#   NAME_command    print nothing; fill the array CMD with the foreground command line
+#   NAME_exe_ok     EXE: exit 0 iff /proc/<pid>/exe EXE is this server's binary
+#   NAME_addr       print the address, for messages
+#   NAME_env        print the env-file lines
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SERVICES_DIR=${SERVICES_DIR:-$REPO_ROOT/target/services}
+case "$SERVICES_DIR" in /*) ;; *) SERVICES_DIR=$REPO_ROOT/$SERVICES_DIR ;; esac
+LOGDIR=$SERVICES_DIR/logs
+ENV_FILE=$SERVICES_DIR/env
+WAIT_SECS=${WAIT_SECS:-30}
+REDIS_PORT=${REDIS_PORT:-6379}
+
+SERVICES=(redis)   # start order; `down` goes in reverse
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------------ helpers
+
+# Run a command as root: directly, or through passwordless sudo.
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n "$@"
+    else
+        die "need root to run '$*' (not root, no sudo); install the packages yourself or rerun as root"
+    fi
+}
+
+# apt-get install, trying the current package lists first, then after an update.
+apt_install() { # pkg...
+    command -v apt-get >/dev/null 2>&1 \
+        || die "cannot install $* here: apt-get not found (not Debian/Ubuntu?); install them yourself and put them on PATH"
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && ! sudo -n true 2>/dev/null; then
+        die "need root to install $*: sudo asks for a password (sudo -n failed); run 'sudo apt-get install $*' yourself"
+    fi
+    local alog=$LOGDIR/apt.log
+    log "apt-get install $* (log: $alog)"
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >>"$alog" 2>&1 9>&-; then
+        log "install failed with the current package lists; apt-get update and retry"
+        as_root apt-get update -q >>"$alog" 2>&1 9>&- \
+            || { tail -n 20 "$alog" >&2; die "apt-get update failed (log: $alog)"; }
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >>"$alog" 2>&1 9>&- \
+            || { tail -n 20 "$alog" >&2; die "apt-get install $* failed (log: $alog)"; }
+    fi
+    hash -r
+}
+
+# A live process; a zombie (exited, not yet reaped) is not.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }          # the state letter follows the last ") "
+    [ "${stat%% *}" != Z ]
+}
+
+# PID is alive and runs this service's binary.
+is_ours() { # NAME PID
+    local exe
+    alive "$2" || return 1
+    exe=$(readlink "/proc/$2/exe" 2>/dev/null) || return 1
+    "$1"_exe_ok "$exe"
+}
+
+# ------------------------------------------------------------------ redis
+
+redis_install() {
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+        apt_install redis-server redis-tools
+    fi
+    # Keep the name as found on PATH: on Debian /usr/bin/redis-server is a symlink to
+    # redis-check-rdb, which picks its mode from argv[0]; do not resolve it.
+    REDIS_BIN=$(command -v redis-server) || die "redis-server still not on PATH after installing"
+    command -v redis-cli >/dev/null 2>&1 || die "redis-cli still not on PATH after installing"
+}
+
+redis_probe() {
+    if command -v redis-cli >/dev/null 2>&1; then
+        [ "$(timeout 3 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
+    else   # `status` before anything is installed: speak RESP by hand
+        # shellcheck disable=SC2016  # expanded by the inner bash
+        timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+            printf "PING\r\n" >&3; IFS= read -r l <&3; [ "${l%$'"'\r'"'}" = +PONG ]' _ "$REDIS_PORT" 2>/dev/null
+    fi
+}
+
+redis_command() {
+    mkdir -p "$SERVICES_DIR/redis"
+    CMD=("$REDIS_BIN" --bind 127.0.0.1 --port "$REDIS_PORT"
+         --save "" --appendonly no --daemonize no
+         --dir "$SERVICES_DIR/redis" --protected-mode yes)
+}
+
+redis_exe_ok() { case "$1" in *redis-server*|*redis-check-rdb*) return 0 ;; *) return 1 ;; esac; }
+redis_addr() { echo "127.0.0.1:$REDIS_PORT"; }
+redis_env() {
+    echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+    echo "REDIS_SERVER_BIN=$REDIS_BIN"
+}
+
+# ------------------------------------------------------------------ generic
+
+# Start NAME unless ours is running or something already answers. Sets NAME's pid file.
+svc_start() { # NAME
+    local name=$1 pidf=$SERVICES_DIR/$1.pid pid
+    if [ -f "$pidf" ]; then
+        pid=$(cat "$pidf")
+        if is_ours "$name" "$pid"; then
+            log "$name already running (pid $pid)"; return 0
+        fi
+        rm -f "$pidf"   # stale, or a recycled pid that is not ours
+    fi
+    if "$name"_probe; then
+        log "$name: something already answers on $("$name"_addr); reusing it (not started here, no pid file)"
+        return 0
+    fi
+    local -a CMD=()
+    "$name"_command
+    log "starting $name on $("$name"_addr) (log: $LOGDIR/$name.log)"
+    # setsid: its own session, so a Ctrl-C in the calling terminal does not stop it
+    # 9>&-: the server must not inherit (and so hold) the lock of `lock`
+    setsid "${CMD[@]}" >"$LOGDIR/$name.log" 2>&1 </dev/null 9>&- &
+    echo $! >"$pidf"
+}
+
+svc_wait() { # NAME
+    local name=$1 pidf=$SERVICES_DIR/$1.pid end=$((SECONDS + WAIT_SECS))
+    until "$name"_probe; do
+        if [ -f "$pidf" ] && ! alive "$(cat "$pidf")"; then
+            rm -f "$pidf"
+            tail -n 20 "$LOGDIR/$name.log" >&2 || true
+            die "$name exited during startup (log: $LOGDIR/$name.log)"
+        fi
+        if [ "$SECONDS" -ge "$end" ]; then
+            tail -n 20 "$LOGDIR/$name.log" >&2 || true
+            die "$name did not answer on $("$name"_addr) within ${WAIT_SECS}s (log: $LOGDIR/$name.log)"
+        fi
+        sleep 0.1
+    done
+    log "$name ready on $("$name"_addr)"
+}
+
+svc_stop() { # NAME -> 0 stopped/nothing to do, 1 could not kill
+    local name=$1 pidf=$SERVICES_DIR/$1.pid pid exe
+    [ -f "$pidf" ] || { log "$name: not started by services.sh; nothing to stop"; return 0; }
+    pid=$(cat "$pidf")
+    if ! alive "$pid"; then
+        log "$name (pid $pid) was not running"; rm -f "$pidf"; return 0
+    fi
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    if ! "$name"_exe_ok "$exe"; then
+        log "$name: pid $pid is '$exe', not $name; leaving it alone"; rm -f "$pidf"; return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local _
+    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+        log "$name (pid $pid) ignored TERM for 10s; sending KILL"
+        kill -KILL "$pid" 2>/dev/null || { log "$name: could not kill pid $pid"; return 1; }
+        for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+    fi
+    rm -f "$pidf"
+    log "stopped $name (pid $pid)"
+}
+
+lock() { # serialise concurrent up/down on one SERVICES_DIR
+    command -v flock >/dev/null 2>&1 || return 0
+    exec 9>"$SERVICES_DIR/.lock"
+    flock -w 300 9 || die "another services.sh holds $SERVICES_DIR/.lock"
+}
+
+# ------------------------------------------------------------------ commands
+
+cmd_up() {
+    mkdir -p "$SERVICES_DIR" "$LOGDIR"
+    lock
+    local name
+    for name in "${SERVICES[@]}"; do "$name"_install; done
+    for name in "${SERVICES[@]}"; do svc_start "$name"; done
+    for name in "${SERVICES[@]}"; do svc_wait "$name"; done
+    local tmp=$ENV_FILE.tmp.$$
+    for name in "${SERVICES[@]}"; do "$name"_env; done >"$tmp"
+    mv -f "$tmp" "$ENV_FILE"
+    log "wrote $ENV_FILE"
+    cat "$ENV_FILE"
+}
+
+cmd_down() {
+    [ -d "$SERVICES_DIR" ] || { log "nothing to stop: $SERVICES_DIR does not exist"; return 0; }
+    lock
+    local rc=0 i
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do svc_stop "${SERVICES[i]}" || rc=1; done
+    rm -f "$ENV_FILE"   # it described what `up` made available
+    return "$rc"
+}
+
+cmd_status() {
+    local rc=0 name pidf how
+    for name in "${SERVICES[@]}"; do
+        pidf=$SERVICES_DIR/$name.pid
+        if [ -f "$pidf" ] && is_ours "$name" "$(cat "$pidf")"; then
+            how="started by services.sh, pid $(cat "$pidf")"
+        else
+            how="not started by services.sh"
+        fi
+        if "$name"_probe; then
+            printf '%-6s up    %s (%s)\n' "$name" "$("$name"_addr)" "$how"
+        else
+            printf '%-6s down  %s (%s)\n' "$name" "$("$name"_addr)" "$how"
+            rc=1
+        fi
+    done
+    [ -f "$ENV_FILE" ] && printf 'env file: %s\n' "$ENV_FILE"
+    return "$rc"
+}
+
+usage() { echo "usage: $0 up|down|status" >&2; exit 2; }
+
+[ $# -eq 1 ] || usage
+case "$1" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    -h|--help|help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" ;;
+    *) usage ;;
+esac
