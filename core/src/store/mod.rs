@@ -119,6 +119,22 @@ pub struct StoreCapabilities {
     pub max_value: usize,
 }
 
+impl StoreCapabilities {
+    /// Everything supported, as by the in-memory store: a backend's
+    /// starting point, which then turns off what it lacks (the struct is
+    /// `non_exhaustive`, so other crates cannot build it literally).
+    pub fn full(name: &'static str, max_value: usize) -> Self {
+        StoreCapabilities {
+            name,
+            ttl: true,
+            ordered_scan: true,
+            batch_put: true,
+            exact_versions: true,
+            max_value,
+        }
+    }
+}
+
 /// Versioned key-value state. Object safe: share as `Arc<dyn StateStore>`.
 ///
 /// Keys follow [`crate::validate::key`]; a bad key, a zero TTL or an

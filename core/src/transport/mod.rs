@@ -93,6 +93,24 @@ pub struct Capabilities {
     pub batch_publish: bool,
 }
 
+impl Capabilities {
+    /// Everything supported, as by the in-memory transport: a backend's
+    /// starting point, which then turns off what it lacks (the struct is
+    /// `non_exhaustive`, so other crates cannot build it literally).
+    pub fn full(name: &'static str, max_payload: usize) -> Self {
+        Capabilities {
+            name,
+            queue: true,
+            broadcast: true,
+            nack_delay: true,
+            ack_timeout: true,
+            ordered_per_key: true,
+            max_payload,
+            batch_publish: true,
+        }
+    }
+}
+
 /// Publish/subscribe over a backend. Object safe: share as `Arc<dyn Transport>`.
 ///
 /// Implementations validate every argument and return typed errors

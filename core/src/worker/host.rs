@@ -23,6 +23,7 @@ use super::wasm::{EngineConfig, WasmEngine, WasmSource};
 /// What the host gives workers: state for `wasi:keyvalue`, a transport for
 /// `emit`.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "wasm"), allow(dead_code))] // only WebAssembly workers use them
 pub(crate) struct Services {
     pub(crate) store: Arc<dyn StateStore>,
     pub(crate) events: Option<Arc<dyn Transport>>,
@@ -131,6 +132,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     #[cfg(feature = "wasm")]
     engine: WasmEngine,
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     services: Services,
 }
 

@@ -1,0 +1,163 @@
+//! Connections: opening the client with a bounded retry, a small pool of
+//! auto-reconnecting multiplexed connections for commands, and dedicated
+//! connections for blocking reads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use multiagents_core::{Error, ErrorKind, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client};
+
+use crate::config::RedisConfig;
+use crate::error;
+use crate::keys::Keys;
+
+/// What the store and the transport share: the client, the command pool,
+/// the settings and the key layout. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    pool: Vec<ConnectionManager>,
+    next: AtomicUsize,
+    config: RedisConfig,
+    keys: Keys,
+}
+
+impl Conn {
+    /// Validates `config`, then connects (each pool connection) with up to
+    /// `connect_attempts` tries and a doubling backoff from 100 ms.
+    ///
+    /// Errors carry the URL without its password.
+    pub(crate) async fn open(config: RedisConfig) -> Result<Conn> {
+        config.validate()?;
+        let url = config.redacted_url();
+        let with_url = |e: Error| e.with_context("url", &url);
+        let client = open_client(&config).map_err(with_url)?;
+        let mut pool = Vec::with_capacity(config.pool_size);
+        for _ in 0..config.pool_size {
+            pool.push(connect_manager(&client, &config).await.map_err(with_url)?);
+        }
+        let keys = Keys::new(&config.key_prefix);
+        Ok(Conn {
+            inner: Arc::new(Inner {
+                client,
+                pool,
+                next: AtomicUsize::new(0),
+                config,
+                keys,
+            }),
+        })
+    }
+
+    /// A command connection (round robin over the pool). Clones are cheap
+    /// and share the underlying multiplexed connection.
+    pub(crate) fn cmd(&self) -> ConnectionManager {
+        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.pool.len();
+        self.inner.pool[i].clone()
+    }
+
+    /// A new connection of its own, for blocking reads: its response
+    /// timeout allows for `block`.
+    pub(crate) async fn dedicated(&self) -> Result<MultiplexedConnection> {
+        let c = &self.inner.config;
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(c.connect_timeout))
+            .set_response_timeout(Some(c.response_timeout + c.block));
+        self.inner
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+            .map_err(|e| error::map("redis.connect", e).with_context("url", c.redacted_url()))
+    }
+
+    /// The client (for Pub/Sub connections).
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    pub(crate) fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+}
+
+fn open_client(config: &RedisConfig) -> Result<Client> {
+    let tls = config.url.to_ascii_lowercase().starts_with("rediss://");
+    if tls && !cfg!(feature = "tls") {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "rediss:// (TLS) needs multiagents-redis built with the `tls` feature \
+             (root crate feature `redis-tls`)",
+        )
+        .with_operation("redis.connect"));
+    }
+    #[cfg(feature = "tls")]
+    if tls {
+        // rustls needs one process-wide crypto provider; ours is ring. An
+        // already installed provider (the host's choice) is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    Client::open(config.url.as_str()).map_err(|e| {
+        Error::new(ErrorKind::Config, format!("invalid Redis URL: {e}"))
+            .with_operation("redis.connect")
+            .with_source(e)
+    })
+}
+
+async fn connect_manager(client: &Client, config: &RedisConfig) -> Result<ConnectionManager> {
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout))
+        // Reconnects in the background after a loss, forever: callers get
+        // `Unavailable` meanwhile and retry at their own pace.
+        .set_number_of_retries(usize::MAX)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(2));
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        let opened = tokio::time::timeout(
+            config.connect_timeout + Duration::from_millis(100),
+            client.get_connection_manager_with_config(manager_config.clone()),
+        )
+        .await;
+        let err = match opened {
+            Ok(Ok(manager)) => return Ok(manager),
+            Ok(Err(e)) => error::map("redis.connect", e),
+            Err(_) => Error::new(
+                ErrorKind::Timeout,
+                format!("no connection to Redis within {:?}", config.connect_timeout),
+            )
+            .with_operation("redis.connect"),
+        };
+        if !err.is_retryable() || attempt >= config.connect_attempts {
+            let message = if err.is_retryable() {
+                format!(
+                    "cannot reach Redis at {} after {attempt} attempts: {}",
+                    config.redacted_url(),
+                    err.message()
+                )
+            } else {
+                format!("cannot connect to Redis at {}: {}", config.redacted_url(), err.message())
+            };
+            let kind = if err.is_retryable() { ErrorKind::Unavailable } else { err.kind() };
+            return Err(Error::new(kind, message)
+                .with_operation("redis.connect")
+                .with_context("attempts", attempt)
+                .with_source(err));
+        }
+        tracing::debug!(attempt, error = %err, "Redis not reachable yet; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+        attempt += 1;
+    }
+}

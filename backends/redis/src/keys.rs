@@ -1,0 +1,94 @@
+//! The key layout under a prefix `p` (the [`key_prefix`](crate::RedisConfig::key_prefix)
+//! setting). Topic and group names cannot hold `:` (core's naming rules),
+//! so every name below is unambiguous.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `p:q:<topic>` | stream | queue messages of `topic`, field `e` = [`Envelope::to_wire`](multiagents_core::Envelope::to_wire) |
+//! | `p:d:<topic>:<group>` | sorted set | nacked entry ids of `group`, scored by when they are due (ms) |
+//! | `p:x:<topic>:<group>` | hash | entry id → deliveries that ended unsettled (strikes) |
+//! | `p:dlq:<topic>` | stream | dead letters: `e`, `group`, `id`, `deliveries`, `reason` |
+//! | `p:b:<topic>` | Pub/Sub channel | broadcast messages of `topic` (the wire form) |
+//! | `p:k:<key>` | hash | state: `v` = value, `n` = version |
+//! | `p:version` | integer | the version counter of every state key |
+
+/// Builds the keys of one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub(crate) fn stream(&self, topic: &str) -> String {
+        format!("{}:q:{topic}", self.prefix)
+    }
+
+    pub(crate) fn delayed(&self, topic: &str, group: &str) -> String {
+        format!("{}:d:{topic}:{group}", self.prefix)
+    }
+
+    pub(crate) fn strikes(&self, topic: &str, group: &str) -> String {
+        format!("{}:x:{topic}:{group}", self.prefix)
+    }
+
+    pub(crate) fn dead_letters(&self, topic: &str) -> String {
+        format!("{}:dlq:{topic}", self.prefix)
+    }
+
+    pub(crate) fn channel(&self, topic: &str) -> String {
+        format!("{}:b:{topic}", self.prefix)
+    }
+
+    pub(crate) fn state(&self, key: &str) -> String {
+        format!("{}:k:{key}", self.prefix)
+    }
+
+    /// Where state keys start: strip it from scanned keys.
+    pub(crate) fn state_prefix(&self) -> String {
+        format!("{}:k:", self.prefix)
+    }
+
+    /// A `SCAN MATCH` pattern for state keys starting with `prefix`.
+    pub(crate) fn state_pattern(&self, prefix: &str) -> String {
+        let mut p = glob_escape(&self.state_prefix());
+        p.push_str(&glob_escape(prefix));
+        p.push('*');
+        p
+    }
+
+    pub(crate) fn version_counter(&self) -> String {
+        format!("{}:version", self.prefix)
+    }
+}
+
+/// Escapes the glob characters of `SCAN MATCH` (`* ? [ ] \`).
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let k = Keys::new("app");
+        assert_eq!(k.stream("orders.cmd"), "app:q:orders.cmd");
+        assert_eq!(k.delayed("t", "g"), "app:d:t:g");
+        assert_eq!(k.state("a/b"), "app:k:a/b");
+        assert_eq!(k.state_pattern("x*[1]?\\"), "app:k:x\\*\\[1\\]\\?\\\\*");
+    }
+}

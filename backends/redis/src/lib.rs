@@ -1,0 +1,57 @@
+//! # multiagents-redis
+//!
+//! The Redis backend of multiagents: a [`Transport`](multiagents_core::Transport)
+//! on Streams consumer groups (queue mode) and Pub/Sub (broadcast mode),
+//! and a [`StateStore`](multiagents_core::StateStore) on hashes with
+//! compare-and-swap by Lua script. Both pass the core conformance suite
+//! against a real `redis-server` (7.0 or later).
+//!
+//! ```no_run
+//! use multiagents_core::{Envelope, SubscribeMode, SubscribeOptions, Transport};
+//! use multiagents_redis::{RedisConfig, RedisTransport};
+//!
+//! # async fn demo() -> multiagents_core::Result<()> {
+//! let transport = RedisTransport::with_config(
+//!     RedisConfig::new("redis://127.0.0.1:6379").with_key_prefix("shop"),
+//! )
+//! .await?;
+//! let mut sub = transport
+//!     .subscribe("orders", SubscribeMode::queue("billing"), SubscribeOptions::default())
+//!     .await?;
+//! transport.publish(Envelope::new("orders", "tx-1", &b"hello"[..])).await?;
+//! let mut delivery = sub.next().await.expect("open")?;
+//! delivery.ack().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | [`RedisConfig`]: URL, key prefix, stream and delivery tunables; password never shown |
+//! | `error` | the one mapping from Redis client errors to core error kinds |
+//! | `connection` | connecting with bounded retry; the command pool; blocking-read connections |
+//! | `keys` | the key layout under the prefix |
+//! | `scripts` (+ `src/lua/`) | the Lua scripts: put, CAS, scan, publish, nack, claim, trim, leave |
+//! | `store` | [`RedisStore`] |
+//! | `transport` | [`RedisTransport`]: publish, queue subscriptions (reader, acker), broadcast, trimming |
+//!
+//! # Guarantees and limits
+//!
+//! * Nothing acknowledged is lost while Redis keeps its data: run it with
+//!   AOF `appendfsync always` to survive a server crash (`everysec` may
+//!   lose the last second).
+//! * A single Redis server (or a primary): Redis Cluster is not supported
+//!   (the scripts touch keys of several slots).
+
+pub mod config;
+mod connection;
+mod error;
+mod keys;
+mod scripts;
+mod store;
+mod transport;
+
+pub use config::RedisConfig;
+pub use store::RedisStore;
+pub use transport::{DeadLetter, RedisTransport};

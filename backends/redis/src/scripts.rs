@@ -1,0 +1,24 @@
+//! The Lua scripts (in `src/lua/`), each loaded once per server and run by
+//! `EVALSHA` (the client loads it again after `NOSCRIPT`, e.g. after a
+//! server restart).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($name:ident, $file:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(include_str!(concat!("lua/", $file))));
+    };
+}
+
+script!(PUT, "put.lua", "Writes state keys with fresh versions, all or none.");
+script!(CAS, "cas.lua", "Compare-and-swap of one state key.");
+script!(SCAN, "scan.lua", "One page of a prefix scan with values and versions.");
+script!(PUBLISH, "publish.lua", "XADD (capped while no group reads) and PUBLISH to listeners.");
+script!(NACK, "nack.lua", "Hands a delivery back to its group after a delay.");
+script!(CLAIM, "claim.lua", "Claims due nacked and timed-out entries; dead-letters poison.");
+script!(TRIM, "trim.lua", "Trims a stream below what every group still needs.");
+script!(LEAVE, "leave.lua", "Deletes a consumer that holds nothing.");

@@ -1,0 +1,367 @@
+//! [`RedisStore`]: the [`StateStore`] on Redis hashes (`v` = value,
+//! `n` = version) under `<key_prefix>:k:`, versions from one counter per
+//! prefix, writes and compare-and-swap by Lua scripts, TTL by `PEXPIRE`,
+//! prefix scans by `SCAN MATCH`.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use multiagents_core::store::{Expected, PutEntry, ScanPage, StoreCapabilities, Version, Versioned, conflict};
+use multiagents_core::{Error, ErrorKind, Result, StateStore, validate};
+use redis::Value;
+
+use crate::config::RedisConfig;
+use crate::connection::Conn;
+use crate::error::{map, shape};
+use crate::scripts;
+
+/// Separates the Redis cursor from keys still to be served in a scan
+/// cursor. Keys cannot hold control characters, so it never occurs in one.
+const CURSOR_SEP: char = '\n';
+
+/// The state store on Redis. Cheap to clone (clones share connections).
+///
+/// Versions come from one counter per key prefix, so they grow across a
+/// delete and re-create of a key (no ABA). Scans return each present key
+/// at least once, in no particular order (`ordered_scan` is false).
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("config", self.conn.config())
+            .finish()
+    }
+}
+
+impl RedisStore {
+    /// Connects with the defaults of [`RedisConfig::new`].
+    ///
+    /// # Errors
+    /// `Config` for a bad URL; `Unavailable` when the server cannot be
+    /// reached after the configured attempts; `PermissionDenied` for
+    /// refused credentials. Messages show the URL without its password.
+    pub async fn connect(url: &str) -> Result<RedisStore> {
+        Self::with_config(RedisConfig::new(url)).await
+    }
+
+    /// Connects with `config`; errors as [`connect`](Self::connect).
+    pub async fn with_config(config: RedisConfig) -> Result<RedisStore> {
+        Ok(RedisStore {
+            conn: Conn::open(config).await?,
+        })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &RedisConfig {
+        self.conn.config()
+    }
+
+    fn check_value(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        validate::key(key)?;
+        validate::ttl(ttl)?;
+        validate::size("value", value.len(), self.conn.config().max_payload).map_err(|e| e.with_context("key", key))
+    }
+
+    async fn read(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("HMGET").arg(self.conn.keys().state(key)).arg("v").arg("n");
+        }
+        let replies: Vec<Value> = pipe
+            .query_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| with_key(map("redis.store.get", e), keys))?;
+        keys.iter()
+            .zip(replies)
+            .map(|(key, reply)| match reply {
+                Value::Array(fields) if fields.len() == 2 => {
+                    let mut it = fields.into_iter();
+                    versioned(key, it.next(), it.next())
+                }
+                other => Err(shape("redis.store.get", "[value, version]", &other).with_context("key", key)),
+            })
+            .collect()
+    }
+}
+
+fn with_key(err: Error, keys: &[String]) -> Error {
+    match keys {
+        [one] => err.with_context("key", one),
+        _ => err.with_context("keys", keys.len()),
+    }
+}
+
+fn ttl_ms(ttl: Option<Duration>) -> u64 {
+    // Round up: a TTL of 100 µs is 1 ms, never "no expiry".
+    ttl.map_or(0, |d| d.as_nanos().div_ceil(1_000_000).max(1) as u64)
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A value and version read back, or `None` when the key is absent; a key
+/// with only one of them is corrupted.
+fn versioned(key: &str, value: Option<Value>, version: Option<Value>) -> Result<Option<Versioned>> {
+    match (value, version) {
+        (Some(Value::Nil) | None, Some(Value::Nil) | None) => Ok(None),
+        (Some(Value::BulkString(value)), Some(n)) => match int(&n) {
+            Some(n) if n > 0 => Ok(Some(Versioned {
+                value: Bytes::from(value),
+                version: Version(n as u64),
+            })),
+            _ => Err(corrupted(key, "its version is not a positive integer")),
+        },
+        _ => Err(corrupted(key, "it lacks its value or version field")),
+    }
+}
+
+fn corrupted(key: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Codec,
+        format!("state key {key:?} is corrupted in Redis: {why} (written by something else?)"),
+    )
+    .with_operation("redis.store.get")
+    .with_context("key", key)
+}
+
+#[async_trait]
+impl StateStore for RedisStore {
+    fn capabilities(&self) -> StoreCapabilities {
+        let mut caps = StoreCapabilities::full("redis", self.conn.config().max_payload);
+        caps.ordered_scan = false;
+        caps
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        validate::key(key)?;
+        let mut out = self.read(&[key.to_string()]).await?;
+        Ok(out.pop().flatten())
+    }
+
+    async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version> {
+        let mut versions = self.put_batch(vec![PutEntry::new(key, value, ttl)]).await?;
+        versions.pop().ok_or_else(|| {
+            Error::new(ErrorKind::Unexpected, "Redis returned no version for a put")
+                .with_operation("redis.store.put")
+                .with_context("key", key)
+        })
+    }
+
+    async fn put_batch(&self, entries: Vec<PutEntry>) -> Result<Vec<Version>> {
+        for e in &entries {
+            self.check_value(&e.key, &e.value, e.ttl)?;
+        }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = self.conn.keys();
+        let mut call = scripts::PUT.prepare_invoke();
+        call.key(keys.version_counter());
+        for e in &entries {
+            call.key(keys.state(&e.key));
+            call.arg(e.value.as_ref()).arg(ttl_ms(e.ttl));
+        }
+        let versions: Vec<i64> = call.invoke_async(&mut self.conn.cmd()).await.map_err(|e| {
+            let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+            with_key(map("redis.store.put", e), &keys)
+        })?;
+        if versions.len() != entries.len() {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("Redis returned {} versions for {} writes", versions.len(), entries.len()),
+            )
+            .with_operation("redis.store.put"));
+        }
+        Ok(versions.into_iter().map(|v| Version(v as u64)).collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        validate::key(key)?;
+        let removed: i64 = redis::cmd("DEL")
+            .arg(self.conn.keys().state(key))
+            .query_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| map("redis.store.delete", e).with_context("key", key))?;
+        Ok(removed > 0)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<Version> {
+        self.check_value(key, &value, ttl)?;
+        let want = match expected {
+            Expected::Absent => String::new(),
+            Expected::Version(v) => v.0.to_string(),
+        };
+        let reply: Vec<i64> = scripts::CAS
+            .key(self.conn.keys().state(key))
+            .key(self.conn.keys().version_counter())
+            .arg(want)
+            .arg(value.as_ref())
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| map("redis.store.compare_and_swap", e).with_context("key", key))?;
+        match reply.as_slice() {
+            [1, v] => Ok(Version(*v as u64)),
+            [0, actual] => Err(conflict(key, expected, (*actual > 0).then(|| Version(*actual as u64)))),
+            other => Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("unexpected compare-and-swap answer from Redis: {other:?}"),
+            )
+            .with_operation("redis.store.compare_and_swap")
+            .with_context("key", key)),
+        }
+    }
+
+    async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {
+        validate::prefix(prefix)?;
+        if limit == 0 {
+            return Err(Error::new(ErrorKind::InvalidInput, "scan limit must be at least 1")
+                .with_operation("redis.store.scan")
+                .with_context("limit", 0));
+        }
+        let (redis_cursor, mut pending) = parse_cursor(cursor)?;
+        let mut entries = Vec::new();
+        if pending.is_empty() {
+            if redis_cursor == "0" && cursor.is_some() {
+                return Ok(ScanPage::default());
+            }
+            let (next, found) = self.scan_round(prefix, &redis_cursor, limit).await?;
+            entries = found;
+            if entries.len() > limit {
+                pending = entries.split_off(limit).into_iter().map(|(k, _)| k).collect();
+            }
+            return Ok(ScanPage {
+                entries,
+                cursor: make_cursor(&next, &pending),
+            });
+        }
+        // Serve keys a previous round found beyond its limit.
+        let rest = if pending.len() > limit { pending.split_off(limit) } else { Vec::new() };
+        for (key, found) in pending.iter().zip(self.read(&pending).await?) {
+            if let Some(v) = found {
+                entries.push((key.clone(), v));
+            }
+        }
+        Ok(ScanPage {
+            entries,
+            cursor: make_cursor(&redis_cursor, &rest),
+        })
+    }
+}
+
+impl RedisStore {
+    /// One SCAN page (server side, see `scan.lua`): the next Redis cursor and
+    /// the entries found, possibly more than `limit`.
+    async fn scan_round(
+        &self,
+        prefix: &str,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<(String, Vec<(String, Versioned)>)> {
+        let keys = self.conn.keys();
+        let reply: Value = scripts::SCAN
+            .arg(cursor)
+            .arg(keys.state_pattern(prefix))
+            .arg(limit.max(100))
+            .invoke_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| map("redis.store.scan", e).with_context("prefix", prefix))?;
+        let Value::Array(items) = reply else {
+            return Err(shape("redis.store.scan", "[cursor, entries…]", &reply));
+        };
+        let mut items = items.into_iter();
+        let next = match items.next() {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            other => return Err(shape("redis.store.scan", "a cursor", &other.unwrap_or(Value::Nil))),
+        };
+        let strip = keys.state_prefix();
+        let mut entries = Vec::new();
+        for item in items {
+            let Value::Array(parts) = item else {
+                return Err(shape("redis.store.scan", "[key, value, version]", &item));
+            };
+            let mut parts = parts.into_iter();
+            let full = match parts.next() {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+                other => return Err(shape("redis.store.scan", "a key", &other.unwrap_or(Value::Nil))),
+            };
+            let key = full.strip_prefix(&strip).unwrap_or(&full).to_string();
+            match versioned(&key, parts.next(), parts.next()) {
+                Ok(Some(v)) => entries.push((key, v)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "scan skips a corrupted state key"),
+            }
+        }
+        Ok((next, entries))
+    }
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<(String, Vec<String>)> {
+    let Some(cursor) = cursor else {
+        return Ok(("0".into(), Vec::new()));
+    };
+    let mut parts = cursor.split(CURSOR_SEP);
+    let head = parts.next().unwrap_or_default();
+    if head.is_empty() || !head.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "not a scan cursor returned by this store",
+        )
+        .with_operation("redis.store.scan")
+        .with_context("cursor", cursor));
+    }
+    Ok((head.to_string(), parts.map(str::to_string).collect()))
+}
+
+fn make_cursor(redis_cursor: &str, pending: &[String]) -> Option<String> {
+    if pending.is_empty() {
+        return (redis_cursor != "0").then(|| redis_cursor.to_string());
+    }
+    let mut c = redis_cursor.to_string();
+    for key in pending {
+        c.push(CURSOR_SEP);
+        c.push_str(key);
+    }
+    Some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(make_cursor("0", &[]), None);
+        assert_eq!(make_cursor("17", &[]).as_deref(), Some("17"));
+        let c = make_cursor("0", &["a b".into(), "ü/c".into()]).expect("pending keys");
+        let (head, keys) = parse_cursor(Some(&c)).expect("valid");
+        assert_eq!((head.as_str(), keys), ("0", vec!["a b".to_string(), "ü/c".to_string()]));
+        assert!(parse_cursor(Some("nonsense")).is_err());
+        assert!(parse_cursor(Some("")).is_err());
+    }
+
+    #[test]
+    fn ttl_rounds_up() {
+        assert_eq!(ttl_ms(None), 0);
+        assert_eq!(ttl_ms(Some(Duration::from_micros(100))), 1);
+        assert_eq!(ttl_ms(Some(Duration::from_millis(1500))), 1500);
+    }
+}

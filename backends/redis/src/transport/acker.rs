@@ -1,0 +1,102 @@
+//! Settling a queue delivery: `XACK` on ack, the `nack.lua` script on nack
+//! and abandon. The delivery's in-flight permit is given back once it is
+//! settled (or dropped).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use multiagents_core::Result;
+use multiagents_core::transport::Acker;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::queue::Group;
+use crate::error::map;
+use crate::scripts;
+
+pub(crate) struct RedisAcker {
+    group: Arc<Group>,
+    id: String,
+    strikes: u32,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl RedisAcker {
+    pub(crate) fn new(group: Arc<Group>, id: String, strikes: u32, permit: Option<OwnedSemaphorePermit>) -> Self {
+        RedisAcker {
+            group,
+            id,
+            strikes,
+            permit: Mutex::new(permit),
+        }
+    }
+
+    fn release(&self) {
+        drop(self.permit.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+}
+
+#[async_trait]
+impl Acker for RedisAcker {
+    async fn ack(&self) -> Result<()> {
+        let g = &self.group;
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK").arg(&g.stream).arg(&g.group).arg(&self.id).ignore();
+        if self.strikes > 0 {
+            pipe.cmd("HDEL").arg(&g.strikes).arg(&self.id).ignore();
+        }
+        pipe.query_async::<()>(&mut g.conn.cmd()).await.map_err(|e| {
+            map("redis.ack", e)
+                .with_context("topic", &g.topic)
+                .with_context("group", &g.group)
+                .with_context("id", &self.id)
+        })?;
+        self.release();
+        Ok(())
+    }
+
+    async fn nack(&self, delay: Duration) -> Result<()> {
+        nack(&self.group, &self.id, delay, false).await?;
+        self.release();
+        Ok(())
+    }
+
+    fn abandon(&self) {
+        hand_back(self.group.clone(), self.id.clone(), true);
+    }
+}
+
+/// Hands entry `id` back to the group now, from a spawned task (callers
+/// are `Drop` impls and must not block). Without a tokio runtime the ack
+/// timeout takes over.
+pub(crate) fn hand_back(group: Arc<Group>, id: String, strike: bool) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        if let Err(e) = nack(&group, &id, Duration::ZERO, strike).await {
+            tracing::debug!(error = %e, id = %id, "cannot hand a delivery back; the ack timeout will");
+        }
+    });
+}
+
+async fn nack(g: &Group, id: &str, delay: Duration, strike: bool) -> Result<()> {
+    let _handed_back: i64 = scripts::NACK
+        .key(&g.stream)
+        .key(&g.delayed)
+        .key(&g.strikes)
+        .arg(&g.group)
+        .arg(id)
+        .arg(delay.as_millis().min(u64::MAX as u128) as u64)
+        .arg(if strike { "1" } else { "0" })
+        .arg(&g.consumer)
+        .invoke_async(&mut g.conn.cmd())
+        .await
+        .map_err(|e| {
+            map("redis.nack", e)
+                .with_context("topic", &g.topic)
+                .with_context("group", &g.group)
+                .with_context("id", id)
+        })?;
+    Ok(())
+}

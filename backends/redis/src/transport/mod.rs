@@ -1,0 +1,267 @@
+//! [`RedisTransport`]: the [`Transport`] on Redis.
+//!
+//! * **Queue mode** — Streams and consumer groups. A topic is the stream
+//!   `<prefix>:q:<topic>`; `publish` is `XADD` (by a Lua script that also
+//!   caps streams no group reads yet at
+//!   [`max_retained`](crate::RedisConfig::max_retained)), `publish_batch`
+//!   one script call per 1 024 envelopes, pipelined in one round trip. A
+//!   subscription is one consumer of the group: a task reads with blocking
+//!   `XREADGROUP` on a connection of its own, never holding more than
+//!   `max_in_flight` unsettled deliveries, and acks with `XACK`. A group is
+//!   created at the stream's start (`0`), so it receives what is retained.
+//! * **Nack** moves the entry to the group's delayed set (due time by the
+//!   server's clock); consumers claim due entries (`XCLAIM`) between reads.
+//!   Entries other consumers have held past the ack timeout are claimed the
+//!   same way, consumer by consumer (`XPENDING … IDLE`), rather than with
+//!   `XAUTOCLAIM`, which would also take nacked entries before their delay.
+//! * **Dead letters** — a message whose deliveries end unsettled
+//!   [`max_deliveries`](crate::RedisConfig::max_deliveries) times (crash,
+//!   hang, drop) moves to `<prefix>:dlq:<topic>`
+//!   ([`RedisTransport::dead_letters`]); so does an entry that is not an
+//!   envelope.
+//! * **Broadcast mode** — Pub/Sub on `<prefix>:b:<topic>`: every
+//!   subscriber connected at publish time, at most once.
+//! * **Trimming** — every [`trim_interval`](crate::RedisConfig::trim_interval)
+//!   each stream this process reads is trimmed below the oldest entry any
+//!   group still needs.
+
+mod acker;
+mod broadcast;
+mod queue;
+mod trim;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use multiagents_core::transport::Capabilities;
+use multiagents_core::{
+    Envelope, Error, ErrorKind, Result, SubscribeMode, SubscribeOptions, Subscription, Transport, validate,
+};
+use redis::Value;
+
+use crate::config::RedisConfig;
+use crate::connection::Conn;
+use crate::error::{map, shape};
+use crate::scripts;
+
+/// Envelopes per publish script call.
+const PUBLISH_CHUNK: usize = 1024;
+
+/// The transport on Redis; see the [module docs](self). Cheap to clone
+/// (clones share connections and the trim task).
+#[derive(Clone)]
+pub struct RedisTransport {
+    conn: Conn,
+    trim: Arc<trim::Trimmer>,
+}
+
+impl fmt::Debug for RedisTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTransport")
+            .field("config", self.conn.config())
+            .finish()
+    }
+}
+
+/// A message moved to a topic's dead-letter stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The stream entry id of the dead letter.
+    pub id: String,
+    /// The group that gave up on it.
+    pub group: String,
+    /// The original entry id.
+    pub original_id: String,
+    /// How many times it had been delivered.
+    pub deliveries: u32,
+    /// Why it was dead-lettered.
+    pub reason: String,
+    /// The message, when it could be decoded.
+    pub envelope: Option<Envelope>,
+}
+
+impl RedisTransport {
+    /// Connects with the defaults of [`RedisConfig::new`].
+    ///
+    /// # Errors
+    /// `Config` for a bad URL; `Unavailable` when the server cannot be
+    /// reached after the configured attempts; `PermissionDenied` for
+    /// refused credentials. Messages show the URL without its password.
+    pub async fn connect(url: &str) -> Result<RedisTransport> {
+        Self::with_config(RedisConfig::new(url)).await
+    }
+
+    /// Connects with `config`; errors as [`connect`](Self::connect).
+    pub async fn with_config(config: RedisConfig) -> Result<RedisTransport> {
+        let conn = Conn::open(config).await?;
+        let trim = trim::Trimmer::start(conn.clone());
+        Ok(RedisTransport { conn, trim })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &RedisConfig {
+        self.conn.config()
+    }
+
+    /// Up to `count` dead letters of `topic`, oldest first.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad topic; `Unavailable` when Redis cannot be
+    /// reached.
+    pub async fn dead_letters(&self, topic: &str, count: usize) -> Result<Vec<DeadLetter>> {
+        const OP: &str = "redis.dead_letters";
+        validate::topic(topic).map_err(|e| e.with_operation(OP))?;
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(self.conn.keys().dead_letters(topic))
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| map(OP, e).with_context("topic", topic))?;
+        let max = self.wire_max();
+        queue::entries(OP, reply)?
+            .into_iter()
+            .map(|(id, fields)| {
+                let text = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default()
+                };
+                let envelope = fields
+                    .iter()
+                    .find(|(k, _)| k == "e")
+                    .and_then(|(_, v)| Envelope::from_wire(v, max).ok());
+                Ok(DeadLetter {
+                    group: text("group"),
+                    original_id: text("id"),
+                    deliveries: text("deliveries").parse().unwrap_or(0),
+                    reason: text("reason"),
+                    envelope,
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    /// Largest wire form accepted: the payload limit plus room for headers.
+    fn wire_max(&self) -> usize {
+        self.conn.config().max_payload.saturating_add(1 << 20)
+    }
+
+    async fn publish_valid(&self, envelopes: &[Envelope], op: &'static str) -> Result<()> {
+        let keys = self.conn.keys();
+        let config = self.conn.config();
+        let mut pipe = redis::pipe();
+        for chunk in envelopes.chunks(PUBLISH_CHUNK) {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(scripts::PUBLISH.get_hash()).arg(chunk.len());
+            for e in chunk {
+                cmd.arg(keys.stream(&e.topic));
+            }
+            cmd.arg(config.max_retained).arg(config.stream_max_len.unwrap_or(0));
+            for e in chunk {
+                cmd.arg(keys.channel(&e.topic)).arg(e.to_wire()?);
+            }
+            pipe.add_command(cmd);
+        }
+        let mut con = self.conn.cmd();
+        let first: redis::RedisResult<Vec<Value>> = pipe.query_async(&mut con).await;
+        let result = match first {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                // The server lost its scripts (restart): load, then again.
+                // Nothing ran: every command of the pipeline hit NOSCRIPT.
+                scripts::PUBLISH
+                    .load_async(&mut con)
+                    .await
+                    .map_err(|e| map(op, e))?;
+                pipe.query_async::<Vec<Value>>(&mut con).await
+            }
+            other => other,
+        };
+        let replies = result.map_err(|e| {
+            let topic = envelopes.first().map(|e| e.topic.as_str()).unwrap_or_default();
+            map(op, e).with_context("topic", topic)
+        })?;
+        match replies.iter().all(|r| matches!(r, Value::Int(_))) {
+            true => Ok(()),
+            false => Err(shape(op, "a count per script call", &Value::Array(replies))),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for RedisTransport {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::full("redis", self.conn.config().max_payload)
+    }
+
+    async fn publish(&self, envelope: Envelope) -> Result<()> {
+        const OP: &str = "redis.publish";
+        envelope
+            .validate(self.conn.config().max_payload)
+            .map_err(|e| e.with_operation(OP))?;
+        self.publish_valid(std::slice::from_ref(&envelope), OP).await
+    }
+
+    async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        const OP: &str = "redis.publish_batch";
+        let max = self.conn.config().max_payload;
+        for (i, e) in envelopes.iter().enumerate() {
+            e.validate(max)
+                .map_err(|e| e.with_operation(OP).with_context("index", i))?;
+        }
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        self.publish_valid(&envelopes, OP).await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        mode: SubscribeMode,
+        options: SubscribeOptions,
+    ) -> Result<Subscription> {
+        const OP: &str = "redis.subscribe";
+        validate::topic(topic).map_err(|e| e.with_operation(OP))?;
+        if let SubscribeMode::Queue { group } = &mode {
+            validate::group(group).map_err(|e| e.with_operation(OP).with_context("topic", topic))?;
+        }
+        if options.max_in_flight == 0 {
+            return Err(
+                Error::new(ErrorKind::InvalidInput, "max_in_flight must be at least 1")
+                    .with_operation(OP)
+                    .with_context("max_in_flight", 0)
+                    .with_context("topic", topic),
+            );
+        }
+        match mode {
+            SubscribeMode::Queue { group } => {
+                let sub = queue::subscribe(&self.conn, topic, &group, options.max_in_flight, self.wire_max()).await?;
+                self.trim.watch(self.conn.keys().stream(topic));
+                Ok(sub)
+            }
+            SubscribeMode::Broadcast => broadcast::subscribe(&self.conn, topic, self.wire_max()).await,
+        }
+    }
+}
+
+/// The value of field `name` in a stream entry's fields.
+pub(crate) fn field<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+}
+
+/// Bytes of a bulk string reply.
+pub(crate) fn bulk(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}

@@ -1,0 +1,455 @@
+//! Queue-mode subscriptions: one consumer of a stream's group, fed by a
+//! reader task (blocking `XREADGROUP` on its own connection, plus claims of
+//! due nacked and timed-out entries), bounded by `max_in_flight` permits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use multiagents_core::{Envelope, Error, ErrorKind, Result, Subscription};
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use super::acker::RedisAcker;
+use super::{bulk, field};
+use crate::connection::Conn;
+use crate::error::{map, shape};
+use crate::scripts;
+
+
+
+
+/// One consumer of one group: what the reader and the ackers share.
+pub(crate) struct Group {
+    pub(crate) conn: Conn,
+    pub(crate) topic: String,
+    pub(crate) group: String,
+    pub(crate) consumer: String,
+    pub(crate) stream: String,
+    pub(crate) delayed: String,
+    pub(crate) strikes: String,
+    pub(crate) dlq: String,
+    wire_max: usize,
+}
+
+/// A stream entry's id and fields.
+pub(crate) type Entry = (String, Vec<(String, Vec<u8>)>);
+
+/// A message read for the subscriber, not yet handed to it. Dropped
+/// unreceived (the subscription went away), it goes back to the group
+/// without a strike.
+pub(crate) struct Pending {
+    group: Arc<Group>,
+    id: String,
+    envelope: Option<Envelope>,
+    count: u32,
+    strikes: u32,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Pending {
+    fn into_delivery(mut self) -> multiagents_core::Delivery {
+        let envelope = self.envelope.take().unwrap_or_else(|| Envelope::new("", "", Vec::new()));
+        let acker = RedisAcker::new(
+            self.group.clone(),
+            std::mem::take(&mut self.id),
+            self.strikes,
+            self.permit.take(),
+        );
+        multiagents_core::Delivery::new(envelope, self.count, Box::new(acker))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.envelope.is_some() {
+            super::acker::hand_back(self.group.clone(), std::mem::take(&mut self.id), false);
+        }
+    }
+}
+
+/// Creates the group if needed (at the stream's start), then starts the
+/// reader task.
+pub(crate) async fn subscribe(
+    conn: &Conn,
+    topic: &str,
+    group: &str,
+    max_in_flight: usize,
+    wire_max: usize,
+) -> Result<Subscription> {
+    let keys = conn.keys();
+    let g = Arc::new(Group {
+        conn: conn.clone(),
+        topic: topic.to_string(),
+        group: group.to_string(),
+        consumer: format!("c-{}", uuid::Uuid::now_v7().simple()),
+        stream: keys.stream(topic),
+        delayed: keys.delayed(topic, group),
+        strikes: keys.strikes(topic, group),
+        dlq: keys.dead_letters(topic),
+        wire_max,
+    });
+    create_group(&g).await?;
+    let (tx, rx) = mpsc::channel(max_in_flight.clamp(1, 4096));
+    let permits = Arc::new(Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS)));
+    tokio::spawn(Reader::new(g, tx, permits).run());
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item.map(Pending::into_delivery), rx))
+    });
+    Ok(Subscription::new(stream))
+}
+
+async fn create_group(g: &Group) -> Result<()> {
+    let created: redis::RedisResult<Value> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&g.stream)
+        .arg(&g.group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut g.conn.cmd())
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(map("redis.subscribe", e)
+            .with_context("topic", &g.topic)
+            .with_context("group", &g.group)
+            .with_context("stream", &g.stream)),
+    }
+}
+
+struct Reader {
+    g: Arc<Group>,
+    tx: mpsc::Sender<Result<Pending>>,
+    permits: Arc<Semaphore>,
+    conn: Option<MultiplexedConnection>,
+    last_claim: Option<Instant>,
+    last_timeout_pass: Instant,
+    backoff: Duration,
+    reported: bool,
+}
+
+impl Reader {
+    fn new(g: Arc<Group>, tx: mpsc::Sender<Result<Pending>>, permits: Arc<Semaphore>) -> Self {
+        Reader {
+            g,
+            tx,
+            permits,
+            conn: None,
+            last_claim: None,
+            last_timeout_pass: Instant::now(),
+            backoff: Duration::from_millis(100),
+            reported: false,
+        }
+    }
+
+    async fn run(mut self) {
+        let config = self.g.conn.config().clone();
+        let timeout_every = (config.ack_timeout / 4).min(Duration::from_secs(1)).max(config.claim_interval);
+        loop {
+            let first = tokio::select! {
+                p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = self.tx.closed() => break,
+            };
+            let mut permits = vec![first];
+            while permits.len() < config.read_batch {
+                match self.permits.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            if self.last_claim.is_none_or(|t| t.elapsed() >= config.claim_interval) {
+                self.last_claim = Some(Instant::now());
+                let idle = if self.last_timeout_pass.elapsed() >= timeout_every {
+                    self.last_timeout_pass = Instant::now();
+                    config.ack_timeout.as_millis().max(1) as u64
+                } else {
+                    0
+                };
+                match self.claim(permits.len(), idle, config.max_deliveries).await {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        if !self.forward(claimed, &mut permits).await {
+                            break;
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if !self.failed(e).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            match self.read(permits.len(), config.block).await {
+                Ok(read) => {
+                    self.ok();
+                    if !self.forward(read, &mut permits).await {
+                        break;
+                    }
+                }
+                Err(e) if e.context_value("redis_error") == Some("NOGROUP") => {
+                    // The stream or group vanished (flushed, or a server
+                    // restarted without persistence): make it again.
+                    tracing::warn!(stream = %self.g.stream, group = %self.g.group, "consumer group missing; creating it again");
+                    if let Err(e) = create_group(&self.g).await
+                        && !self.failed(e).await
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if !self.failed(e).await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.leave().await;
+    }
+
+    fn ok(&mut self) {
+        if self.reported {
+            tracing::info!(stream = %self.g.stream, group = %self.g.group, "Redis reachable again; consuming");
+        }
+        self.reported = false;
+        self.backoff = Duration::from_millis(100);
+    }
+
+    /// Reports an error (once per outage) to the subscriber, drops the
+    /// blocking connection and backs off. `false` when the subscriber left.
+    async fn failed(&mut self, e: Error) -> bool {
+        self.conn = None;
+        if !self.reported {
+            tracing::warn!(error = %e, stream = %self.g.stream, group = %self.g.group, "Redis read failed; retrying");
+            self.reported = true;
+            if self.tx.send(Err(e)).await.is_err() {
+                return false;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(self.backoff) => {}
+            _ = self.tx.closed() => return false,
+        }
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+        true
+    }
+
+    /// Hands entries to the subscriber, one permit each. `false` when the
+    /// subscriber left (the entries go back to the group).
+    async fn forward(&mut self, entries: Vec<(Entry, u32, u32)>, permits: &mut Vec<OwnedSemaphorePermit>) -> bool {
+        for ((id, fields), count, strikes) in entries {
+            let decoded = match field(&fields, "e") {
+                Some(wire) => Envelope::from_wire(wire, self.g.wire_max),
+                None => Err(Error::new(ErrorKind::Codec, "stream entry has no field \"e\"")),
+            };
+            let item = match decoded {
+                Ok(envelope) => Ok(Pending {
+                    group: self.g.clone(),
+                    id,
+                    envelope: Some(envelope),
+                    count,
+                    strikes,
+                    permit: permits.pop(),
+                }),
+                Err(e) => Err(self.bury(id, fields, e).await),
+            };
+            if self.tx.send(item).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// An entry that is not an envelope goes to the dead-letter stream.
+    async fn bury(&self, id: String, fields: Vec<(String, Vec<u8>)>, e: Error) -> Error {
+        let g = &self.g;
+        let raw = field(&fields, "e").map(<[u8]>::to_vec).unwrap_or_default();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD")
+            .arg(&g.dlq)
+            .arg("*")
+            .arg("e")
+            .arg(raw)
+            .arg("group")
+            .arg(&g.group)
+            .arg("id")
+            .arg(&id)
+            .arg("deliveries")
+            .arg(1)
+            .arg("reason")
+            .arg(format!("not an envelope: {}", e.message()))
+            .ignore();
+        pipe.cmd("XACK").arg(&g.stream).arg(&g.group).arg(&id).ignore();
+        pipe.cmd("HDEL").arg(&g.strikes).arg(&id).ignore();
+        let moved: redis::RedisResult<()> = pipe.query_async(&mut g.conn.cmd()).await;
+        tracing::error!(error = %e, stream = %g.stream, id = %id, "a stream entry is not an envelope; dead-lettered");
+        let mut err = Error::new(
+            ErrorKind::Codec,
+            format!("stream entry {id} of {:?} is not an envelope; moved to {}", g.topic, g.dlq),
+        )
+        .with_operation("redis.subscribe")
+        .with_context("topic", &g.topic)
+        .with_context("id", &id)
+        .with_source(e);
+        if let Err(m) = moved {
+            err = err.with_context("dead_letter_failed", m);
+        }
+        err
+    }
+
+    async fn dedicated(&mut self) -> Result<MultiplexedConnection> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let c = self.g.conn.dedicated().await?;
+        self.conn = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<(Entry, u32, u32)>> {
+        const OP: &str = "redis.subscribe.read";
+        let mut con = self.dedicated().await?;
+        let g = &self.g;
+        let reply: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&g.group)
+            .arg(&g.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&g.stream)
+            .arg(">")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| map(OP, e).with_context("stream", &g.stream).with_context("group", &g.group))?;
+        let entries = match reply {
+            Value::Nil => Vec::new(),
+            Value::Array(streams) => match streams.into_iter().next() {
+                Some(Value::Array(pair)) if pair.len() == 2 => {
+                    let mut it = pair.into_iter();
+                    it.next();
+                    entries(OP, it.next().unwrap_or(Value::Nil))?
+                }
+                None => Vec::new(),
+                Some(other) => return Err(shape(OP, "[stream, entries]", &other)),
+            },
+            Value::Map(streams) => match streams.into_iter().next() {
+                Some((_, v)) => entries(OP, v)?,
+                None => Vec::new(),
+            },
+            other => return Err(shape(OP, "XREADGROUP streams", &other)),
+        };
+        Ok(entries.into_iter().map(|e| (e, 1, 0)).collect())
+    }
+
+    async fn claim(&self, count: usize, idle_ms: u64, max_deliveries: u32) -> Result<Vec<(Entry, u32, u32)>> {
+        const OP: &str = "redis.subscribe.claim";
+        let g = &self.g;
+        let reply: Value = scripts::CLAIM
+            .key(&g.stream)
+            .key(&g.delayed)
+            .key(&g.strikes)
+            .key(&g.dlq)
+            .arg(&g.group)
+            .arg(&g.consumer)
+            .arg(count)
+            .arg(idle_ms)
+            .arg(max_deliveries)
+            .invoke_async(&mut g.conn.cmd())
+            .await
+            .map_err(|e| map(OP, e).with_context("stream", &g.stream).with_context("group", &g.group))?;
+        let Value::Array(parts) = reply else {
+            return Err(shape(OP, "[dead, claimed]", &reply));
+        };
+        let mut parts = parts.into_iter();
+        if let Some(Value::Int(dead)) = parts.next()
+            && dead > 0
+        {
+            tracing::warn!(topic = %g.topic, group = %g.group, dead, dlq = %g.dlq, "messages dead-lettered after too many unsettled deliveries");
+            metrics::counter!("multiagents_redis_dead_letters_total", "topic" => g.topic.clone()).increment(dead as u64);
+        }
+        let Some(Value::Array(claimed)) = parts.next() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(claimed.len());
+        for item in claimed {
+            let Value::Array(f) = item else {
+                return Err(shape(OP, "[id, fields, deliveries, strikes]", &item));
+            };
+            let [id, fields, deliveries, strikes]: [Value; 4] =
+                f.try_into().map_err(|f| shape(OP, "[id, fields, deliveries, strikes]", &Value::Array(f)))?;
+            let id = bulk(id).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let fields = pairs(OP, fields)?;
+            let num = |v: &Value| match v {
+                Value::Int(n) => (*n).clamp(0, u32::MAX as i64) as u32,
+                _ => 0,
+            };
+            out.push(((id, fields), num(&deliveries).max(2), num(&strikes)));
+        }
+        Ok(out)
+    }
+
+    async fn leave(&self) {
+        let g = &self.g;
+        let left: redis::RedisResult<i64> = scripts::LEAVE
+            .key(&g.stream)
+            .arg(&g.group)
+            .arg(&g.consumer)
+            .invoke_async(&mut g.conn.cmd())
+            .await;
+        if let Err(e) = left {
+            tracing::debug!(error = %e, consumer = %g.consumer, "could not remove a consumer that left");
+        }
+    }
+}
+
+/// Parses an array of stream entries (`[[id, [field, value, …]], …]`).
+pub(crate) fn entries(op: &'static str, v: Value) -> Result<Vec<Entry>> {
+    let Value::Array(items) = v else {
+        return match v {
+            Value::Nil => Ok(Vec::new()),
+            other => Err(shape(op, "stream entries", &other)),
+        };
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(pair) = item else {
+            return Err(shape(op, "[id, fields]", &item));
+        };
+        let [id, fields]: [Value; 2] = pair.try_into().map_err(|p| shape(op, "[id, fields]", &Value::Array(p)))?;
+        let id = bulk(id).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        // A pending entry deleted from the stream reads back with no fields.
+        out.push((id, pairs(op, fields)?));
+    }
+    Ok(out)
+}
+
+fn pairs(op: &'static str, v: Value) -> Result<Vec<(String, Vec<u8>)>> {
+    match v {
+        Value::Nil => Ok(Vec::new()),
+        Value::Array(flat) => {
+            let mut out = Vec::with_capacity(flat.len() / 2);
+            let mut it = flat.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                let k = bulk(k).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                out.push((k, bulk(v).unwrap_or_default()));
+            }
+            Ok(out)
+        }
+        Value::Map(m) => Ok(m
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    bulk(k).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+                    bulk(v).unwrap_or_default(),
+                )
+            })
+            .collect()),
+        other => Err(shape(op, "entry fields", &other)),
+    }
+}
