@@ -4,7 +4,7 @@
 //! | scheme | transport | store | in this build |
 //! |---|---|---|---|
 //! | `memory://` | [`MemoryTransport`] | [`MemoryStore`] | yes (per process: nothing is shared across processes) |
-//! | `redis://`, `rediss://` | Redis Streams | Redis | no: the Redis backend is not part of this build yet (feature `redis`) |
+//! | `redis://`, `rediss://` | Redis Streams + Pub/Sub ([`multiagents_redis::RedisTransport`]) | Redis hashes ([`multiagents_redis::RedisStore`]) | with the cargo feature `redis` (`rediss://` also needs `redis-tls`); options in the URL's query, e.g. `redis://127.0.0.1:6379/0?key_prefix=shop&ack_timeout=10s` |
 //! | `nats://` | JetStream | JetStream KV | no: feature `nats`, not yet available |
 //! | `kafka://` | Kafka | compacted topic | no: feature `kafka`, not yet available |
 //!
@@ -67,10 +67,12 @@ impl Scheme {
             }
         };
         if let Some(feature) = scheme.feature() {
+            let hint = match scheme {
+                Scheme::Redis => "rebuild with `--features redis`, or use memory://".to_string(),
+                _ => format!("the {} backend is not implemented yet; use memory://", scheme.label()),
+            };
             return Err(bad(format!(
-                "this build of multiagents was built without the `{feature}` feature \
-                 (and the {} backend is not implemented yet); use memory://",
-                scheme.label()
+                "this build of multiagents was built without the `{feature}` feature ({hint})"
             )));
         }
         Ok(scheme)
@@ -81,7 +83,7 @@ impl Scheme {
     fn feature(self) -> Option<&'static str> {
         match self {
             Scheme::Memory => None,
-            Scheme::Redis => Some("redis"),
+            Scheme::Redis => (!cfg!(feature = "redis")).then_some("redis"),
             Scheme::Nats => Some("nats"),
             Scheme::Kafka => Some("kafka"),
         }
@@ -110,6 +112,11 @@ impl Scheme {
 pub async fn transport(url: &str) -> Result<Arc<dyn Transport>> {
     match Scheme::parse("transport", url)? {
         Scheme::Memory => Ok(Arc::new(MemoryTransport::new())),
+        #[cfg(feature = "redis")]
+        Scheme::Redis => {
+            let config = multiagents_redis::RedisConfig::from_url(url).map_err(|e| in_key(e, "transport"))?;
+            Ok(Arc::new(multiagents_redis::RedisTransport::with_config(config).await?))
+        }
         other => Err(unavailable("transport", other)),
     }
 }
@@ -121,7 +128,25 @@ pub async fn transport(url: &str) -> Result<Arc<dyn Transport>> {
 pub async fn store(url: &str) -> Result<Arc<dyn StateStore>> {
     match Scheme::parse("store", url)? {
         Scheme::Memory => Ok(Arc::new(MemoryStore::new())),
+        #[cfg(feature = "redis")]
+        Scheme::Redis => {
+            let config = multiagents_redis::RedisConfig::from_url(url).map_err(|e| in_key(e, "store"))?;
+            Ok(Arc::new(multiagents_redis::RedisStore::with_config(config).await?))
+        }
         other => Err(unavailable("store", other)),
+    }
+}
+
+/// Prefixes a backend's configuration error with the setting it came from.
+#[cfg(feature = "redis")]
+fn in_key(e: Error, key: &str) -> Error {
+    if e.kind() == ErrorKind::Config {
+        Error::new(ErrorKind::Config, format!("{key}.url: {}", e.message()))
+            .with_operation("backend")
+            .with_context("key", format!("{key}.url"))
+            .with_source(e)
+    } else {
+        e
     }
 }
 
@@ -144,12 +169,19 @@ mod tests {
     #[test]
     fn schemes() {
         assert_eq!(Scheme::parse("transport", "memory://").ok(), Some(Scheme::Memory));
-        let err = Scheme::parse("transport", "redis://localhost:6379").expect_err("not built");
-        assert_eq!(err.kind(), ErrorKind::Config);
-        assert!(
-            err.message().contains("built without the `redis` feature"),
-            "{err}"
-        );
+        let redis = Scheme::parse("transport", "redis://localhost:6379");
+        if cfg!(feature = "redis") {
+            assert_eq!(redis.ok(), Some(Scheme::Redis));
+        } else {
+            let err = redis.expect_err("not built");
+            assert_eq!(err.kind(), ErrorKind::Config);
+            assert!(
+                err.message().contains("built without the `redis` feature"),
+                "{err}"
+            );
+        }
+        let err = Scheme::parse("transport", "nats://localhost:4222").expect_err("not built");
+        assert!(err.message().contains("`nats` feature"), "{err}");
         let err = Scheme::parse("store", "mongo://x").expect_err("unknown");
         assert!(
             err.message().contains("store.url") && err.message().contains("unknown scheme"),

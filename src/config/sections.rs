@@ -93,7 +93,8 @@ impl RuntimeSection {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct BackendSection {
-    /// `memory://` (default; per process), later `redis://…`, `nats://…`,
+    /// `memory://` (default; per process), `redis://…` (feature `redis`;
+    /// options in the query, see `multiagents_redis::RedisConfig::from_url`), later `nats://…`,
     /// `kafka://…` (each behind a cargo feature).
     pub url: String,
 }

@@ -195,9 +195,9 @@ fn bad_backend_urls_name_the_key() {
         err.message().contains("store.url \"mongo://db\": unknown scheme"),
         "{err}"
     );
-    let err = load_err(&format!("[transport]\nurl = \"redis://localhost\"\n{BASE}"));
+    let err = load_err(&format!("[transport]\nurl = \"kafka://localhost\"\n{BASE}"));
     assert!(
-        err.message().contains("built without the `redis` feature"),
+        err.message().contains("built without the `kafka` feature"),
         "{err}"
     );
     assert_eq!(line_of(&err), Some(2));

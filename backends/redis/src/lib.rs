@@ -52,6 +52,6 @@ mod scripts;
 mod store;
 mod transport;
 
-pub use config::RedisConfig;
+pub use config::{RedisConfig, URL_OPTIONS};
 pub use store::RedisStore;
 pub use transport::{DeadLetter, RedisTransport};

@@ -116,16 +116,32 @@ impl Shared {
         F: FnMut(&mut SagaState, &WorkflowDef, u64, &mut Effects) -> Result<bool>,
     {
         let key = self.saga_key(tx);
+        // A cached read may be stale when other instances share the store:
+        // nothing is dropped as stale before a fresh read agrees.
+        let mut fresh = false;
         for _ in 0..MAX_CAS_ROUNDS {
-            let Some(current) = self.store.get(&key).await? else {
-                return Ok(false); // unknown, or finished and expired
+            let read = if fresh {
+                self.store.get_fresh(&key).await?
+            } else {
+                self.store.get(&key).await?
+            };
+            let Some(current) = read else {
+                if fresh {
+                    return Ok(false); // unknown, or finished and expired
+                }
+                fresh = true;
+                continue;
             };
             let mut state: SagaState = self.codec.decode(&current.value)?;
             let wf = self.workflow(&state.workflow)?;
             let now = now_ms();
             let mut fx = Effects::default();
             if !f(&mut state, &wf, now, &mut fx)? {
-                return Ok(false);
+                if fresh {
+                    return Ok(false);
+                }
+                fresh = true;
+                continue;
             }
             state.updated_ms = now;
             self.publish_effects_before(&fx).await?;
@@ -495,7 +511,8 @@ impl Orchestrator {
 
     async fn load(&self, tx: &TransactionId) -> Result<SagaState> {
         let s = &self.shared;
-        let got = s.store.get(&s.saga_key(&tx.0)).await?.ok_or_else(|| {
+        // Fresh: another instance sharing the store may have advanced it.
+        let got = s.store.get_fresh(&s.saga_key(&tx.0)).await?.ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
                 format!("no transaction {tx} (unknown, or expired after its retention)"),

@@ -151,6 +151,18 @@ pub trait StateStore: Send + Sync + 'static {
     /// - Returns the latest acknowledged write (read-your-writes).
     async fn get(&self, key: &str) -> Result<Option<Versioned>>;
 
+    /// Reads a key from the backing store itself, past any cache in front
+    /// of it (for a store without one: [`get`](Self::get), the default).
+    ///
+    /// # Behavior
+    /// - As [`get`](Self::get), and the answer reflects writes made through
+    ///   other processes sharing the backend. Use it where a decision must
+    ///   not rest on a stale read (the orchestrator does, before it drops a
+    ///   result as stale).
+    async fn get_fresh(&self, key: &str) -> Result<Option<Versioned>> {
+        self.get(key).await
+    }
+
     /// Writes a key unconditionally, returning the new version.
     ///
     /// # Behavior
@@ -207,6 +219,9 @@ impl<T: StateStore + ?Sized> StateStore for Arc<T> {
     }
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
         (**self).get(key).await
+    }
+    async fn get_fresh(&self, key: &str) -> Result<Option<Versioned>> {
+        (**self).get_fresh(key).await
     }
     async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version> {
         (**self).put(key, value, ttl).await

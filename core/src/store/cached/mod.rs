@@ -312,6 +312,12 @@ impl<S: StateStore> StateStore for CachedStore<S> {
         self.shared.get(key).await
     }
 
+    /// Drops the cached entry and reads the store (a write-behind write
+    /// not yet flushed is still the newest value, and is returned).
+    async fn get_fresh(&self, key: &str) -> Result<Option<Versioned>> {
+        self.shared.get_fresh(key).await
+    }
+
     async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version> {
         self.shared.check_write(key, &value, ttl, "cached.put")?;
         match self.shared.queue() {

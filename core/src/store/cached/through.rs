@@ -104,6 +104,15 @@ impl<S: StateStore> Shared<S> {
             .map_err(|e| e.with_operation(op).with_context("key", key))
     }
 
+    pub(super) async fn get_fresh(&self, key: &str) -> Result<Option<Versioned>> {
+        validate::key(key).map_err(|e| e.with_operation("cached.get_fresh"))?;
+        if let Some(found) = self.behind.as_ref().and_then(|wb| wb.lookup(key, Instant::now())) {
+            return Ok(found);
+        }
+        self.cache.invalidate(key).await;
+        self.get(key).await
+    }
+
     pub(super) async fn get(&self, key: &str) -> Result<Option<Versioned>> {
         validate::key(key).map_err(|e| e.with_operation("cached.get"))?;
         if let Some(found) = self.behind.as_ref().and_then(|wb| wb.lookup(key, Instant::now())) {

@@ -1,11 +1,16 @@
 //! [`RedisConfig`]: the URL and every tunable of the Redis backend, with
-//! their defaults. `Debug` and [`RedisConfig::redacted_url`] never show the
-//! password.
+//! their defaults, settable in code or in the URL's query
+//! ([`RedisConfig::from_url`]). `Debug` and [`RedisConfig::redacted_url`]
+//! never show the password.
 
 use std::fmt;
 use std::time::Duration;
 
 use multiagents_core::{Error, ErrorKind, Result};
+
+mod url;
+
+pub use url::{URL_OPTIONS, redact};
 
 /// Settings of a [`RedisStore`](crate::RedisStore) and
 /// [`RedisTransport`](crate::RedisTransport).
@@ -289,36 +294,9 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// `url` with the password of its userinfo (`user:password@`) replaced by
-/// `***`; URLs without one are returned unchanged.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let (userinfo, host) = authority.split_at(at);
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***{host}{tail}"),
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_hides_only_the_password() {
-        assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(redact("rediss://u:p@ss@h/2?x=1"), "rediss://u:***@h/2?x=1");
-        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
-        assert_eq!(redact("redis://user@h"), "redis://user@h");
-        assert_eq!(redact("nonsense"), "nonsense");
-    }
 
     #[test]
     fn debug_never_shows_the_password() {

@@ -1,0 +1,182 @@
+//! Settings given in the URL's query (`redis://host:6379/0?key_prefix=shop&ack_timeout=10s`),
+//! and hiding the password when a URL is shown.
+
+use std::time::Duration;
+
+use multiagents_core::{Error, ErrorKind, Result};
+
+use super::RedisConfig;
+
+/// Query parameters the Redis client itself reads; passed through.
+const CLIENT_PARAMS: &[&str] = &["protocol"];
+
+/// The query parameters [`RedisConfig::from_url`] understands.
+pub const URL_OPTIONS: &[&str] = &[
+    "key_prefix",
+    "max_payload",
+    "stream_max_len",
+    "max_retained",
+    "block",
+    "ack_timeout",
+    "claim_interval",
+    "max_deliveries",
+    "read_batch",
+    "trim_interval",
+    "pool_size",
+    "connect_timeout",
+    "response_timeout",
+    "connect_attempts",
+];
+
+impl RedisConfig {
+    /// The defaults of [`RedisConfig::new`], overridden by the URL's query
+    /// parameters (any of [`URL_OPTIONS`]; durations like `10s`, `250ms`),
+    /// which are removed from the URL the client sees.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiagents_redis::RedisConfig;
+    ///
+    /// let c = RedisConfig::from_url("redis://127.0.0.1:6379/0?key_prefix=shop&ack_timeout=10s")?;
+    /// assert_eq!(c.url, "redis://127.0.0.1:6379/0");
+    /// assert_eq!(c.key_prefix, "shop");
+    /// assert_eq!(c.ack_timeout, Duration::from_secs(10));
+    /// # Ok::<(), multiagents_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Config` naming the parameter: an unknown one, a bad value, or
+    /// settings that fail [`validate`](Self::validate).
+    pub fn from_url(url: &str) -> Result<RedisConfig> {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, query),
+            None => (url, ""),
+        };
+        // Keep a fragment (e.g. `#insecure` for TLS) on the base URL.
+        let (query, fragment) = match query.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (query, None),
+        };
+        let mut config = RedisConfig::new(base);
+        let mut passed = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if CLIENT_PARAMS.contains(&name) {
+                passed.push(pair);
+                continue;
+            }
+            config.set(name, value).map_err(|why| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("redis URL option {name}={value:?}: {why}"),
+                )
+                .with_operation("redis.config")
+                .with_context("key", name)
+                .with_context("url", redact(url))
+            })?;
+        }
+        let mut full = base.to_string();
+        if !passed.is_empty() {
+            full.push('?');
+            full.push_str(&passed.join("&"));
+        }
+        if let Some(f) = fragment {
+            full.push('#');
+            full.push_str(f);
+        }
+        config.url = full;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> std::result::Result<(), String> {
+        let int = |v: &str| v.parse::<u64>().map_err(|_| "expected a whole number".to_string());
+        let dur = |v: &str| -> std::result::Result<Duration, String> {
+            humantime::parse_duration(v).map_err(|e| format!("expected a duration like 10s or 250ms ({e})"))
+        };
+        match name {
+            "key_prefix" => self.key_prefix = value.to_string(),
+            "max_payload" => self.max_payload = int(value)? as usize,
+            "stream_max_len" => self.stream_max_len = Some(int(value)?),
+            "max_retained" => self.max_retained = int(value)?,
+            "block" => self.block = dur(value)?,
+            "ack_timeout" => self.ack_timeout = dur(value)?,
+            "claim_interval" => self.claim_interval = dur(value)?,
+            "max_deliveries" => self.max_deliveries = int(value)?.min(u32::MAX as u64) as u32,
+            "read_batch" => self.read_batch = int(value)? as usize,
+            "trim_interval" => self.trim_interval = dur(value)?,
+            "pool_size" => self.pool_size = int(value)? as usize,
+            "connect_timeout" => self.connect_timeout = dur(value)?,
+            "response_timeout" => self.response_timeout = dur(value)?,
+            "connect_attempts" => self.connect_attempts = int(value)?.min(u32::MAX as u64) as u32,
+            _ => {
+                return Err(format!(
+                    "unknown option (known: {}, and the client's {})",
+                    URL_OPTIONS.join(", "),
+                    CLIENT_PARAMS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `url` with the password of its userinfo (`user:password@`) replaced by
+/// `***`; URLs without one are returned unchanged.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let (userinfo, host) = authority.split_at(at);
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{host}{tail}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact("rediss://u:p@ss@h/2?x=1"), "rediss://u:***@h/2?x=1");
+        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact("redis://user@h"), "redis://user@h");
+        assert_eq!(redact("nonsense"), "nonsense");
+    }
+
+    #[test]
+    fn url_options_override_defaults_and_are_removed() {
+        let c = RedisConfig::from_url(
+            "redis://:pw@h:1/2?key_prefix=a&block=20ms&max_deliveries=3&stream_max_len=1000&protocol=resp3",
+        )
+        .expect("valid");
+        assert_eq!(c.url, "redis://:pw@h:1/2?protocol=resp3");
+        assert_eq!(c.key_prefix, "a");
+        assert_eq!(c.block, Duration::from_millis(20));
+        assert_eq!(c.max_deliveries, 3);
+        assert_eq!(c.stream_max_len, Some(1000));
+    }
+
+    #[test]
+    fn bad_url_options_are_named_and_hide_the_password() {
+        for (url, key) in [
+            ("redis://:pw@h?ack_timeot=1s", "ack_timeot"),
+            ("redis://:pw@h?ack_timeout=soon", "ack_timeout"),
+            ("redis://:pw@h?read_batch=-1", "read_batch"),
+            ("redis://:pw@h?read_batch=0", "read_batch"),
+        ] {
+            let err = RedisConfig::from_url(url).expect_err(url);
+            assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+            assert_eq!(err.context_value("key"), Some(key), "{err}");
+            assert!(!err.to_string().contains("pw"), "{err}");
+        }
+    }
+}
