@@ -4,7 +4,11 @@
 //! the worker host.
 //!
 //! Run: `scripts/build-workers.sh && cargo bench --bench e2e`
+//! On Redis: `cargo bench --features redis --bench e2e` with
+//! `E2E_BACKEND=redis://127.0.0.1:6379` (transport and store on Redis, the
+//! cache in front of the store; a fresh key prefix per run).
 //! Options (env): `E2E_WORKFLOWS` (saturation run size, default 20000);
+//! `E2E_SUBMITTERS` (concurrent `execute` callers, default 16);
 //! `E2E_SOAK=1000000` runs only a soak instead: that many workflows in
 //! chunks of 100 000 (finished ones expire after 5 s), RSS after each chunk,
 //! written to `target/e2e-soak.json`.
@@ -45,19 +49,44 @@ struct Rig {
     done: Done,
     completed: Arc<std::sync::atomic::AtomicU64>,
     progress: Arc<tokio::sync::Notify>,
-    transport: Arc<MemoryTransport>,
-    store: Arc<CachedStore<MemoryStore>>,
+    /// The in-memory backends, for their diagnostics (`None` on Redis).
+    memory: Option<(Arc<MemoryTransport>, Arc<CachedStore<MemoryStore>>)>,
 }
 
-async fn rig(reuse: bool, retention: Duration) -> Rig {
+/// `E2E_BACKEND`: `memory` (default) or a `redis://` URL.
+fn backend_url() -> Option<String> {
+    std::env::var("E2E_BACKEND").ok().filter(|u| u.starts_with("redis"))
+}
+
+fn submitters() -> usize {
+    std::env::var("E2E_SUBMITTERS").ok().and_then(|v| v.parse().ok()).unwrap_or(16).max(1)
+}
+
+async fn backends() -> (Arc<dyn Transport>, Arc<dyn StateStore>, Option<(Arc<MemoryTransport>, Arc<CachedStore<MemoryStore>>)>) {
+    #[cfg(feature = "redis")]
+    if let Some(url) = backend_url() {
+        use multiagents::redis::{RedisConfig, RedisStore, RedisTransport};
+        let prefix = format!("e2e-{}", multiagents::EnvelopeId::new().as_uuid().simple());
+        let config = RedisConfig::from_url(&url).expect("E2E_BACKEND").with_key_prefix(prefix);
+        let transport = RedisTransport::with_config(config.clone()).await.expect("redis transport");
+        let store = RedisStore::with_config(config).await.expect("redis store");
+        let cached = CachedStore::new(store, CacheConfig::default()).expect("store");
+        return (Arc::new(transport), Arc::new(cached), None);
+    }
+    assert!(backend_url().is_none(), "E2E_BACKEND=redis://… needs `--features redis`");
     let transport = Arc::new(MemoryTransport::with_config(
         MemoryTransportConfig::default().with_broadcast_capacity(1 << 20),
     ));
     let store = Arc::new(CachedStore::new(MemoryStore::new(), CacheConfig::default()).expect("store"));
+    (transport.clone(), store.clone(), Some((transport, store)))
+}
+
+async fn rig(reuse: bool, retention: Duration) -> Rig {
+    let (transport, store, memory) = backends().await;
     let host = WorkerHost::builder()
         .engine(EngineConfig::default().with_max_instances(512))
-        .store(store.clone() as Arc<dyn StateStore>)
-        .events(transport.clone() as Arc<dyn Transport>)
+        .store(store.clone())
+        .events(transport.clone())
         .build()
         .expect("host");
     let guard = GuardConfig::default()
@@ -73,8 +102,6 @@ async fn rig(reuse: bool, retention: Duration) -> Rig {
             .await
             .expect("register");
     }
-    let transport_handle = transport.clone();
-    let store_handle = store.clone();
     let config = OrchestratorConfig::default().with_retention(retention);
     let orch = Orchestrator::start(transport, store, host, config)
         .await
@@ -109,8 +136,7 @@ async fn rig(reuse: bool, retention: Duration) -> Rig {
         done,
         completed,
         progress,
-        transport: transport_handle,
-        store: store_handle,
+        memory,
     }
 }
 
@@ -150,24 +176,32 @@ async fn wait_count(r: &Rig, n: u64) {
                     None => break,
                 }
             }
+            let dropped = r.memory.as_ref().map(|(t, _)| t.broadcast_dropped());
             panic!(
-                "no workflow completed for 30 s: {seen} of {n} events; by status in the store: {by_status:?}; broadcast dropped {}",
-                r.transport.broadcast_dropped()
+                "no workflow completed for 30 s: {seen} of {n} events; by status in the store: {by_status:?}; broadcast dropped {dropped:?}"
             );
         }
     }
 }
 
 async fn saturation(r: &Rig, n: u64) -> f64 {
-    // Submit as fast as `execute` returns, then wait for every completion.
+    // Submit as fast as `execute` returns (from `submitters()` concurrent
+    // callers), then wait for every completion.
     let base = r.completed.load(std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
-    for _ in 0..n {
-        r.orch
-            .execute("three", json!({"order": "o-1", "amount": 399}))
-            .await
-            .expect("execute");
-    }
+    let k = submitters() as u64;
+    let callers = (0..k).map(|c| {
+        let orch = r.orch.clone();
+        let share = n / k + u64::from(c < n % k);
+        async move {
+            for _ in 0..share {
+                orch.execute("three", json!({"order": "o-1", "amount": 399}))
+                    .await
+                    .expect("execute");
+            }
+        }
+    });
+    futures_util::future::join_all(callers).await;
     wait_count(r, base + n).await;
     n as f64 / start.elapsed().as_secs_f64()
 }
@@ -231,13 +265,19 @@ fn main() {
             tokio::time::sleep(Duration::from_secs(40)).await;
             let settled = support::rss_bytes() as f64 / f64::from(1 << 20);
             // Touch every shard so lazily reclaimed expired states go.
+            let Some((transport, store)) = &r.memory else {
+                println!("soak: RSS {settled:.0} MiB after 40 s idle");
+                samples.push(json!({"settled_after_idle_s": 40, "rss_mib": settled.round()}));
+                report.insert("soak".into(), json!(samples));
+                return;
+            };
             for i in 0..256 {
-                let _ = r.store.inner().put(&format!("soak/touch/{i}"), bytes::Bytes::new(), Some(Duration::from_millis(1))).await;
+                let _ = store.inner().put(&format!("soak/touch/{i}"), bytes::Bytes::new(), Some(Duration::from_millis(1))).await;
             }
-            let timers = r.transport.depth("ma.timers", "timers");
+            let timers = transport.depth("ma.timers", "timers");
             println!(
                 "soak: RSS {settled:.0} MiB after 40 s idle; live store entries {}; timers queue {timers:?}; tracked completions {}",
-                r.store.inner().len(),
+                store.inner().len(),
                 r.done.lock().expect("done").len()
             );
             samples.push(json!({"settled_after_idle_s": 40, "rss_mib": settled.round()}));
@@ -263,13 +303,16 @@ fn main() {
             }
             idle.sort();
             let (p50, p95, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.95), percentile(&lat, 0.99));
+            let backend = if r.memory.is_some() { "memory" } else { "redis" };
             println!(
-                "e2e/{mode}: {wps:.0} workflows/s at saturation; at {:.0}/s: p50 {p50:?} p95 {p95:?} p99 {p99:?}; idle p50 {:?}",
+                "e2e/{backend}/{mode}: {wps:.0} workflows/s at saturation ({} submitters); at {:.0}/s: p50 {p50:?} p95 {p95:?} p99 {p99:?}; idle p50 {:?}",
+                submitters(),
                 wps / 2.0,
                 percentile(&idle, 0.5)
             );
-            report.insert(mode.into(), json!({
+            report.insert(format!("{backend}/{mode}"), json!({
                 "workflows_per_s": wps.round(),
+                "submitters": submitters(),
                 "half_load_rate": (wps / 2.0).round(),
                 "p50_us": p50.as_micros() as u64, "p95_us": p95.as_micros() as u64, "p99_us": p99.as_micros() as u64,
                 "idle_p50_us": percentile(&idle, 0.5).as_micros() as u64,
@@ -277,6 +320,9 @@ fn main() {
             r.orch.shutdown(Duration::from_secs(1)).await;
         }
 
+        if backend_url().is_some() {
+            return;
+        }
         // RSS per in-flight workflow: workflows parked at a worker that
         // never returns (one call holds its only slot; the rest queue up).
         let transport = Arc::new(MemoryTransport::new());
@@ -297,7 +343,8 @@ fn main() {
         println!("e2e/memory: {per} bytes of RSS per in-flight workflow ({parked} parked)");
         report.insert("rss_per_inflight_workflow_bytes".into(), json!(per));
     });
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e.json");
+    let name = if backend_url().is_some() { "target/e2e-redis.json" } else { "target/e2e.json" };
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
     let _ = std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap_or_default());
     println!("written {}", out.display());
 }

@@ -12,7 +12,8 @@
 //! |---|---|
 //! | [`runtime`] | [`Runtime`]: backends + cached store + worker host + orchestrator, from a builder or a config file |
 //! | [`config`] | [`Config`]: the TOML file (validated, with `file:line:column` errors) and env overrides |
-//! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://`, `nats://`, `kafka://` to come) |
+//! | [`backend`] | backend selection by URL scheme (`memory://`, `redis://` with the feature `redis`; `nats://`, `kafka://` to come) |
+//! | `redis` | (feature `redis`) the Redis backend crate, [`multiagents_redis`], re-exported |
 //!
 //! The `multiagents` binary (CLI) is built on the same API.
 //!
@@ -45,6 +46,11 @@ pub use multiagents_core::*;
 pub mod backend;
 pub mod config;
 pub mod runtime;
+
+/// The Redis backend (feature `redis`): `RedisTransport`, `RedisStore`,
+/// `RedisConfig`.
+#[cfg(feature = "redis")]
+pub use multiagents_redis as redis;
 
 pub use config::Config;
 pub use runtime::{EventStream, Runtime, RuntimeBuilder};

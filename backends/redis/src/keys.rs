@@ -11,6 +11,7 @@
 //! | `p:b:<topic>` | Pub/Sub channel | broadcast messages of `topic` (the wire form) |
 //! | `p:k:<key>` | hash | state: `v` = value, `n` = version |
 //! | `p:version` | integer | the version counter of every state key |
+//! | `p:index` | sorted set | every state key (user form, score 0: ordered by bytes), for scans |
 
 /// Builds the keys of one prefix.
 #[derive(Debug, Clone)]
@@ -54,29 +55,13 @@ impl Keys {
         format!("{}:k:", self.prefix)
     }
 
-    /// A `SCAN MATCH` pattern for state keys starting with `prefix`.
-    pub(crate) fn state_pattern(&self, prefix: &str) -> String {
-        let mut p = glob_escape(&self.state_prefix());
-        p.push_str(&glob_escape(prefix));
-        p.push('*');
-        p
+    pub(crate) fn index(&self) -> String {
+        format!("{}:index", self.prefix)
     }
 
     pub(crate) fn version_counter(&self) -> String {
         format!("{}:version", self.prefix)
     }
-}
-
-/// Escapes the glob characters of `SCAN MATCH` (`* ? [ ] \`).
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -89,6 +74,6 @@ mod tests {
         assert_eq!(k.stream("orders.cmd"), "app:q:orders.cmd");
         assert_eq!(k.delayed("t", "g"), "app:d:t:g");
         assert_eq!(k.state("a/b"), "app:k:a/b");
-        assert_eq!(k.state_pattern("x*[1]?\\"), "app:k:x\\*\\[1\\]\\?\\\\*");
+        assert_eq!(k.index(), "app:index");
     }
 }

@@ -1,7 +1,8 @@
 //! [`RedisStore`]: the [`StateStore`] on Redis hashes (`v` = value,
 //! `n` = version) under `<key_prefix>:k:`, versions from one counter per
 //! prefix, writes and compare-and-swap by Lua scripts, TTL by `PEXPIRE`,
-//! prefix scans by `SCAN MATCH`.
+//! prefix scans in key order from an index (a sorted set of the keys),
+//! which a background sweep keeps free of expired keys.
 
 use std::fmt;
 use std::time::Duration;
@@ -17,18 +18,19 @@ use crate::connection::Conn;
 use crate::error::{map, shape};
 use crate::scripts;
 
-/// Separates the Redis cursor from keys still to be served in a scan
-/// cursor. Keys cannot hold control characters, so it never occurs in one.
-const CURSOR_SEP: char = '\n';
+/// Index entries a sweep step examines.
+const SWEEP_SLICE: usize = 1000;
 
 /// The state store on Redis. Cheap to clone (clones share connections).
 ///
 /// Versions come from one counter per key prefix, so they grow across a
 /// delete and re-create of a key (no ABA). Scans return each present key
-/// at least once, in no particular order (`ordered_scan` is false).
+/// exactly once, in ascending order.
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
+    /// Keeps the sweep task alive (it holds a `Weak`).
+    _alive: std::sync::Arc<()>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -52,9 +54,10 @@ impl RedisStore {
 
     /// Connects with `config`; errors as [`connect`](Self::connect).
     pub async fn with_config(config: RedisConfig) -> Result<RedisStore> {
-        Ok(RedisStore {
-            conn: Conn::open(config).await?,
-        })
+        let conn = Conn::open(config).await?;
+        let alive = std::sync::Arc::new(());
+        tokio::spawn(sweep(conn.clone(), std::sync::Arc::downgrade(&alive)));
+        Ok(RedisStore { conn, _alive: alive })
     }
 
     /// The settings in use.
@@ -139,9 +142,7 @@ fn corrupted(key: &str, why: &str) -> Error {
 #[async_trait]
 impl StateStore for RedisStore {
     fn capabilities(&self) -> StoreCapabilities {
-        let mut caps = StoreCapabilities::full("redis", self.conn.config().max_payload);
-        caps.ordered_scan = false;
-        caps
+        StoreCapabilities::full("redis", self.conn.config().max_payload)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
@@ -168,10 +169,10 @@ impl StateStore for RedisStore {
         }
         let keys = self.conn.keys();
         let mut call = scripts::PUT.prepare_invoke();
-        call.key(keys.version_counter());
+        call.key(keys.version_counter()).key(keys.index());
         for e in &entries {
             call.key(keys.state(&e.key));
-            call.arg(e.value.as_ref()).arg(ttl_ms(e.ttl));
+            call.arg(&e.key).arg(e.value.as_ref()).arg(ttl_ms(e.ttl));
         }
         let versions: Vec<i64> = call.invoke_async(&mut self.conn.cmd()).await.map_err(|e| {
             let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
@@ -189,9 +190,12 @@ impl StateStore for RedisStore {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         validate::key(key)?;
-        let removed: i64 = redis::cmd("DEL")
-            .arg(self.conn.keys().state(key))
-            .query_async(&mut self.conn.cmd())
+        let keys = self.conn.keys();
+        let removed: i64 = scripts::DELETE
+            .key(keys.state(key))
+            .key(keys.index())
+            .arg(key)
+            .invoke_async(&mut self.conn.cmd())
             .await
             .map_err(|e| map("redis.store.delete", e).with_context("key", key))?;
         Ok(removed > 0)
@@ -212,9 +216,11 @@ impl StateStore for RedisStore {
         let reply: Vec<i64> = scripts::CAS
             .key(self.conn.keys().state(key))
             .key(self.conn.keys().version_counter())
+            .key(self.conn.keys().index())
             .arg(want)
             .arg(value.as_ref())
             .arg(ttl_ms(ttl))
+            .arg(key)
             .invoke_async(&mut self.conn.cmd())
             .await
             .map_err(|e| map("redis.store.compare_and_swap", e).with_context("key", key))?;
@@ -231,132 +237,109 @@ impl StateStore for RedisStore {
     }
 
     async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {
+        const OP: &str = "redis.store.scan";
         validate::prefix(prefix)?;
         if limit == 0 {
             return Err(Error::new(ErrorKind::InvalidInput, "scan limit must be at least 1")
-                .with_operation("redis.store.scan")
+                .with_operation(OP)
                 .with_context("limit", 0));
         }
-        let (redis_cursor, mut pending) = parse_cursor(cursor)?;
-        let mut entries = Vec::new();
-        if pending.is_empty() {
-            if redis_cursor == "0" && cursor.is_some() {
-                return Ok(ScanPage::default());
+        let min = match cursor {
+            None => format!("[{prefix}"),
+            Some(c) if validate::key(c).is_ok() && c.starts_with(prefix) => format!("({c}"),
+            Some(c) => {
+                return Err(Error::new(ErrorKind::InvalidInput, "not a scan cursor of this prefix")
+                    .with_operation(OP)
+                    .with_context("cursor", c)
+                    .with_context("prefix", prefix));
             }
-            let (next, found) = self.scan_round(prefix, &redis_cursor, limit).await?;
-            entries = found;
-            if entries.len() > limit {
-                pending = entries.split_off(limit).into_iter().map(|(k, _)| k).collect();
-            }
-            return Ok(ScanPage {
-                entries,
-                cursor: make_cursor(&next, &pending),
-            });
+        };
+        // Keys are UTF-8, which never holds the byte 0xff: every key that
+        // starts with `prefix` sorts before `prefix` + 0xff.
+        let mut max = Vec::with_capacity(prefix.len() + 2);
+        if prefix.is_empty() {
+            max.push(b'+');
+        } else {
+            max.push(b'(');
+            max.extend_from_slice(prefix.as_bytes());
+            max.push(0xff);
         }
-        // Serve keys a previous round found beyond its limit.
-        let rest = if pending.len() > limit { pending.split_off(limit) } else { Vec::new() };
-        for (key, found) in pending.iter().zip(self.read(&pending).await?) {
-            if let Some(v) = found {
-                entries.push((key.clone(), v));
-            }
-        }
-        Ok(ScanPage {
-            entries,
-            cursor: make_cursor(&redis_cursor, &rest),
-        })
-    }
-}
-
-impl RedisStore {
-    /// One SCAN page (server side, see `scan.lua`): the next Redis cursor and
-    /// the entries found, possibly more than `limit`.
-    async fn scan_round(
-        &self,
-        prefix: &str,
-        cursor: &str,
-        limit: usize,
-    ) -> Result<(String, Vec<(String, Versioned)>)> {
         let keys = self.conn.keys();
         let reply: Value = scripts::SCAN
-            .arg(cursor)
-            .arg(keys.state_pattern(prefix))
-            .arg(limit.max(100))
+            .key(keys.index())
+            .arg(min)
+            .arg(max)
+            .arg(limit)
+            .arg(keys.state_prefix())
             .invoke_async(&mut self.conn.cmd())
             .await
-            .map_err(|e| map("redis.store.scan", e).with_context("prefix", prefix))?;
+            .map_err(|e| map(OP, e).with_context("prefix", prefix))?;
         let Value::Array(items) = reply else {
-            return Err(shape("redis.store.scan", "[cursor, entries…]", &reply));
+            return Err(shape(OP, "[cursor, entries…]", &reply));
         };
         let mut items = items.into_iter();
-        let next = match items.next() {
-            Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
-            other => return Err(shape("redis.store.scan", "a cursor", &other.unwrap_or(Value::Nil))),
-        };
-        let strip = keys.state_prefix();
+        let cursor = items.next().and_then(bulk_string);
         let mut entries = Vec::new();
         for item in items {
             let Value::Array(parts) = item else {
-                return Err(shape("redis.store.scan", "[key, value, version]", &item));
+                return Err(shape(OP, "[key, value, version]", &item));
             };
             let mut parts = parts.into_iter();
-            let full = match parts.next() {
-                Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
-                other => return Err(shape("redis.store.scan", "a key", &other.unwrap_or(Value::Nil))),
+            let Some(key) = parts.next().and_then(bulk_string) else {
+                return Err(Error::new(ErrorKind::Unexpected, "scan entry without a key").with_operation(OP));
             };
-            let key = full.strip_prefix(&strip).unwrap_or(&full).to_string();
             match versioned(&key, parts.next(), parts.next()) {
                 Ok(Some(v)) => entries.push((key, v)),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "scan skips a corrupted state key"),
             }
         }
-        Ok((next, entries))
+        Ok(ScanPage { entries, cursor })
     }
 }
 
-fn parse_cursor(cursor: Option<&str>) -> Result<(String, Vec<String>)> {
-    let Some(cursor) = cursor else {
-        return Ok(("0".into(), Vec::new()));
-    };
-    let mut parts = cursor.split(CURSOR_SEP);
-    let head = parts.next().unwrap_or_default();
-    if head.is_empty() || !head.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "not a scan cursor returned by this store",
-        )
-        .with_operation("redis.store.scan")
-        .with_context("cursor", cursor));
+fn bulk_string(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
     }
-    Ok((head.to_string(), parts.map(str::to_string).collect()))
 }
 
-fn make_cursor(redis_cursor: &str, pending: &[String]) -> Option<String> {
-    if pending.is_empty() {
-        return (redis_cursor != "0").then(|| redis_cursor.to_string());
+/// Walks the index a slice per `trim_interval`, removing entries of keys
+/// that expired; ends when the store is dropped.
+async fn sweep(conn: Conn, alive: std::sync::Weak<()>) {
+    let mut tick = tokio::time::interval(conn.config().trim_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut from = "-".to_string();
+    loop {
+        tick.tick().await;
+        if alive.upgrade().is_none() {
+            return;
+        }
+        let keys = conn.keys();
+        let swept: redis::RedisResult<(Option<String>, i64)> = scripts::SWEEP
+            .key(keys.index())
+            .arg(&from)
+            .arg(SWEEP_SLICE)
+            .arg(keys.state_prefix())
+            .invoke_async(&mut conn.cmd())
+            .await;
+        match swept {
+            Ok((next, removed)) => {
+                if removed > 0 {
+                    tracing::trace!(removed, "swept index entries of expired state keys");
+                }
+                from = next.map_or_else(|| "-".to_string(), |m| format!("({m}"));
+            }
+            Err(e) => tracing::debug!(error = %e, "index sweep failed; will retry"),
+        }
     }
-    let mut c = redis_cursor.to_string();
-    for key in pending {
-        c.push(CURSOR_SEP);
-        c.push_str(key);
-    }
-    Some(c)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip() {
-        assert_eq!(make_cursor("0", &[]), None);
-        assert_eq!(make_cursor("17", &[]).as_deref(), Some("17"));
-        let c = make_cursor("0", &["a b".into(), "ü/c".into()]).expect("pending keys");
-        let (head, keys) = parse_cursor(Some(&c)).expect("valid");
-        assert_eq!((head.as_str(), keys), ("0", vec!["a b".to_string(), "ü/c".to_string()]));
-        assert!(parse_cursor(Some("nonsense")).is_err());
-        assert!(parse_cursor(Some("")).is_err());
-    }
 
     #[test]
     fn ttl_rounds_up() {

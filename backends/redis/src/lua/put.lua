@@ -1,24 +1,30 @@
 -- Writes one or more state keys, each with a fresh version, atomically:
--- either every key is written or (a key holds another type) none is.
--- KEYS[1] = version counter, KEYS[2..] = state keys
--- ARGV[2i-1] = value of KEYS[i+1], ARGV[2i] = its TTL in ms ("0" = none)
+-- either every key is written or (a key holds another type) none is. New
+-- keys join the index (a sorted set ordered by key, for scans).
+-- KEYS[1] = version counter, KEYS[2] = index, KEYS[3..] = state keys
+-- ARGV[3i-2] = user key of KEYS[i+2], ARGV[3i-1] = its value,
+-- ARGV[3i] = its TTL in ms ("0" = none)
 -- Returns the versions, in order.
-for i = 2, #KEYS do
+local types = {}
+for i = 3, #KEYS do
   local t = redis.call('TYPE', KEYS[i])['ok']
   if t ~= 'hash' and t ~= 'none' then
     return redis.error_reply('WRONGTYPE state key ' .. KEYS[i] .. ' holds a ' .. t .. ', not a hash')
   end
+  types[i] = t
 end
 local out = {}
-for i = 2, #KEYS do
+for i = 3, #KEYS do
+  local j = 3 * (i - 2)
   local v = redis.call('INCR', KEYS[1])
-  redis.call('HSET', KEYS[i], 'v', ARGV[2 * i - 3], 'n', v)
-  local ttl = tonumber(ARGV[2 * i - 2])
+  redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', v)
+  local ttl = tonumber(ARGV[j])
   if ttl > 0 then
     redis.call('PEXPIRE', KEYS[i], ttl)
-  else
+  elseif types[i] == 'hash' then
     redis.call('PERSIST', KEYS[i])
   end
+  if types[i] == 'none' then redis.call('ZADD', KEYS[2], 0, ARGV[j - 2]) end
   out[#out + 1] = v
 end
 return out

@@ -1,24 +1,25 @@
--- One page of a prefix scan: SCAN rounds until something matches, the scan
--- ends, or 16 rounds have passed; then the value and version of each key.
--- ARGV[1] = cursor, ARGV[2] = MATCH pattern, ARGV[3] = COUNT hint
--- Returns {next cursor, {key, value, version}...}; keys that vanished or
--- hold another type are left out ({key, false, false} for the latter).
-local cursor = ARGV[1]
-local keys = {}
-for _ = 1, 16 do
-  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', ARGV[3])
-  cursor = r[1]
-  for _, k in ipairs(r[2]) do keys[#keys + 1] = k end
-  if #keys > 0 or cursor == '0' then break end
-end
-local out = {cursor}
-for _, k in ipairs(keys) do
+-- One page of a prefix scan, in key order, from the index (a sorted set of
+-- user keys, all of score 0, so ordered by bytes). Index entries whose key
+-- has expired are removed on the way.
+-- KEYS[1] = index; ARGV[1] = min ("[prefix" or "(last key"),
+-- ARGV[2] = max ("(prefix\255" or "+"), ARGV[3] = limit,
+-- ARGV[4] = state key prefix ("<prefix>:k:")
+-- Returns {last key examined or false, {key, value, version}...}; entries
+-- whose key holds another type come back as {key, type}.
+local members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {false}
+for _, m in ipairs(members) do
+  out[1] = m
+  local k = ARGV[4] .. m
   local t = redis.call('TYPE', k)['ok']
   if t == 'hash' then
     local r = redis.call('HMGET', k, 'v', 'n')
-    out[#out + 1] = {k, r[1], r[2]}
-  elseif t ~= 'none' then
-    out[#out + 1] = {k, t}
+    out[#out + 1] = {m, r[1], r[2]}
+  elseif t == 'none' then
+    redis.call('ZREM', KEYS[1], m)
+  else
+    out[#out + 1] = {m, t}
   end
 end
+if #members < tonumber(ARGV[3]) then out[1] = false end
 return out

@@ -1,4 +1,5 @@
-//! Settling a queue delivery: `XACK` on ack, the `nack.lua` script on nack
+//! Settling a queue delivery: `XACK` on ack (batched with the consumer's
+//! other acks), the `nack.lua` script on nack
 //! and abandon. The delivery's in-flight permit is given back once it is
 //! settled (or dropped).
 
@@ -40,17 +41,10 @@ impl RedisAcker {
 impl Acker for RedisAcker {
     async fn ack(&self) -> Result<()> {
         let g = &self.group;
-        let mut pipe = redis::pipe();
-        pipe.cmd("XACK").arg(&g.stream).arg(&g.group).arg(&self.id).ignore();
-        if self.strikes > 0 {
-            pipe.cmd("HDEL").arg(&g.strikes).arg(&self.id).ignore();
-        }
-        pipe.query_async::<()>(&mut g.conn.cmd()).await.map_err(|e| {
-            map("redis.ack", e)
-                .with_context("topic", &g.topic)
-                .with_context("group", &g.group)
-                .with_context("id", &self.id)
-        })?;
+        g.acks
+            .submit((self.id.clone(), self.strikes > 0))
+            .await
+            .map_err(|e| e.with_context("topic", &g.topic).with_context("id", &self.id))?;
         self.release();
         Ok(())
     }

@@ -26,6 +26,7 @@
 //!   group still needs.
 
 mod acker;
+mod batch;
 mod broadcast;
 mod queue;
 mod trim;
@@ -54,6 +55,15 @@ const PUBLISH_CHUNK: usize = 1024;
 pub struct RedisTransport {
     conn: Conn,
     trim: Arc<trim::Trimmer>,
+    publisher: Arc<batch::Batcher<Vec<Wire>>>,
+}
+
+/// One message ready for the publish script: its stream, its channel and
+/// its wire form.
+struct Wire {
+    stream: String,
+    channel: String,
+    bytes: Vec<u8>,
 }
 
 impl fmt::Debug for RedisTransport {
@@ -97,7 +107,17 @@ impl RedisTransport {
     pub async fn with_config(config: RedisConfig) -> Result<RedisTransport> {
         let conn = Conn::open(config).await?;
         let trim = trim::Trimmer::start(conn.clone());
-        Ok(RedisTransport { conn, trim })
+        let c = conn.clone();
+        // Concurrent publishes share script calls (see `batch`).
+        let publisher = batch::Batcher::start("redis.publish", 64, 4, move |batches: Vec<Vec<Wire>>| {
+            let c = c.clone();
+            async move { publish_wires(&c, batches.into_iter().flatten().collect()).await }
+        });
+        Ok(RedisTransport {
+            conn,
+            trim,
+            publisher: Arc::new(publisher),
+        })
     }
 
     /// The settings in use.
@@ -156,42 +176,57 @@ impl RedisTransport {
 
     async fn publish_valid(&self, envelopes: &[Envelope], op: &'static str) -> Result<()> {
         let keys = self.conn.keys();
-        let config = self.conn.config();
-        let mut pipe = redis::pipe();
-        for chunk in envelopes.chunks(PUBLISH_CHUNK) {
-            let mut cmd = redis::cmd("EVALSHA");
-            cmd.arg(scripts::PUBLISH.get_hash()).arg(chunk.len());
-            for e in chunk {
-                cmd.arg(keys.stream(&e.topic));
-            }
-            cmd.arg(config.max_retained).arg(config.stream_max_len.unwrap_or(0));
-            for e in chunk {
-                cmd.arg(keys.channel(&e.topic)).arg(e.to_wire()?);
-            }
-            pipe.add_command(cmd);
-        }
-        let mut con = self.conn.cmd();
-        let first: redis::RedisResult<Vec<Value>> = pipe.query_async(&mut con).await;
-        let result = match first {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                // The server lost its scripts (restart): load, then again.
-                // Nothing ran: every command of the pipeline hit NOSCRIPT.
-                scripts::PUBLISH
-                    .load_async(&mut con)
-                    .await
-                    .map_err(|e| map(op, e))?;
-                pipe.query_async::<Vec<Value>>(&mut con).await
-            }
-            other => other,
-        };
-        let replies = result.map_err(|e| {
+        let wires = envelopes
+            .iter()
+            .map(|e| {
+                Ok(Wire {
+                    stream: keys.stream(&e.topic),
+                    channel: keys.channel(&e.topic),
+                    bytes: e.to_wire()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| e.with_operation(op))?;
+        self.publisher.submit(wires).await.map_err(|e| {
             let topic = envelopes.first().map(|e| e.topic.as_str()).unwrap_or_default();
-            map(op, e).with_context("topic", topic)
-        })?;
-        match replies.iter().all(|r| matches!(r, Value::Int(_))) {
-            true => Ok(()),
-            false => Err(shape(op, "a count per script call", &Value::Array(replies))),
+            e.with_context("topic", topic)
+        })
+    }
+}
+
+/// Publishes `wires` in order: one script call per [`PUBLISH_CHUNK`],
+/// pipelined in one round trip.
+async fn publish_wires(conn: &Conn, wires: Vec<Wire>) -> Result<()> {
+    const OP: &str = "redis.publish";
+    let config = conn.config();
+    let mut pipe = redis::pipe();
+    for chunk in wires.chunks(PUBLISH_CHUNK) {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(scripts::PUBLISH.get_hash()).arg(chunk.len());
+        for w in chunk {
+            cmd.arg(&w.stream);
         }
+        cmd.arg(config.max_retained).arg(config.stream_max_len.unwrap_or(0));
+        for w in chunk {
+            cmd.arg(&w.channel).arg(&w.bytes);
+        }
+        pipe.add_command(cmd);
+    }
+    let mut con = conn.cmd();
+    let first: redis::RedisResult<Vec<Value>> = pipe.query_async(&mut con).await;
+    let result = match first {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            // The server lost its scripts (restart): load, then again.
+            // Nothing ran: every command of the pipeline hit NOSCRIPT.
+            scripts::PUBLISH.load_async(&mut con).await.map_err(|e| map(OP, e))?;
+            pipe.query_async::<Vec<Value>>(&mut con).await
+        }
+        other => other,
+    };
+    let replies = result.map_err(|e| map(OP, e))?;
+    match replies.iter().all(|r| matches!(r, Value::Int(_))) {
+        true => Ok(()),
+        false => Err(shape(OP, "a count per script call", &Value::Array(replies))),
     }
 }
 

@@ -11,6 +11,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::acker::RedisAcker;
+use super::batch::Batcher;
 use super::{bulk, field};
 use crate::connection::Conn;
 use crate::error::{map, shape};
@@ -30,6 +31,8 @@ pub(crate) struct Group {
     pub(crate) strikes: String,
     pub(crate) dlq: String,
     wire_max: usize,
+    /// Coalesces concurrent acks into one `XACK` (see `batch`).
+    pub(crate) acks: Batcher<(String, bool)>,
 }
 
 /// A stream entry's id and fields.
@@ -88,6 +91,7 @@ pub(crate) async fn subscribe(
         strikes: keys.strikes(topic, group),
         dlq: keys.dead_letters(topic),
         wire_max,
+        acks: ack_batcher(conn.clone(), keys.stream(topic), group.to_string(), keys.strikes(topic, group)),
     });
     create_group(&g).await?;
     let (tx, rx) = mpsc::channel(max_in_flight.clamp(1, 4096));
@@ -98,6 +102,29 @@ pub(crate) async fn subscribe(
         Some((item.map(Pending::into_delivery), rx))
     });
     Ok(Subscription::new(stream))
+}
+
+/// Acks of one consumer: `XACK stream group id…` (and `HDEL` of the
+/// strikes of those that had any), one round trip per batch.
+fn ack_batcher(conn: Conn, stream: String, group: String, strikes: String) -> Batcher<(String, bool)> {
+    Batcher::start("redis.ack", 1024, 4, move |items: Vec<(String, bool)>| {
+        let (conn, stream, group, strikes) = (conn.clone(), stream.clone(), group.clone(), strikes.clone());
+        async move {
+            let mut pipe = redis::pipe();
+            let xack = pipe.cmd("XACK").arg(&stream).arg(&group);
+            for (id, _) in &items {
+                xack.arg(id);
+            }
+            xack.ignore();
+            let struck: Vec<&String> = items.iter().filter(|(_, s)| *s).map(|(id, _)| id).collect();
+            if !struck.is_empty() {
+                pipe.cmd("HDEL").arg(&strikes).arg(struck).ignore();
+            }
+            pipe.query_async::<()>(&mut conn.cmd())
+                .await
+                .map_err(|e| map("redis.ack", e).with_context("stream", &stream).with_context("group", &group))
+        }
+    })
 }
 
 async fn create_group(g: &Group) -> Result<()> {
