@@ -6,6 +6,7 @@ mod cli_worker;
 mod config;
 mod demo;
 mod orchestrator;
+mod redis_faults;
 mod runtime;
 #[allow(dead_code)] // some helpers serve only the memory binary
 mod support;

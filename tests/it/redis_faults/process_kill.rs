@@ -1,0 +1,199 @@
+//! A `multiagents run` process killed (`kill -9`) while it holds unacked
+//! deliveries: a second process with the same config takes them over and
+//! every transaction completes.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use multiagents::orchestrator::{Orchestrator, OrchestratorConfig, SagaStatus, TransactionId};
+use multiagents::worker::{CallInfo, WorkerHost, WorkerSpec, fatal, native};
+use multiagents::{Config, backend};
+use multiagents_core::conformance::{backend_url, unique};
+use serde_json::json;
+
+use super::{ChildGuard, delete_prefix, pending, tail, with_options};
+use crate::support::{repo_root, temp_dir, wasm};
+
+/// Transactions submitted.
+const TRANSACTIONS: usize = 20;
+/// How long each `sleep` step sleeps.
+const NAP_MS: u64 = 1500;
+
+/// Two `sleep` steps; step timeouts far beyond the test, so a step that
+/// finishes was taken over by redelivery (ack timeout 2 s), not retried.
+fn config_text(url: &str, sleep_wasm: &Path) -> String {
+    let cache = repo_root().join("target/workers/cache");
+    format!(
+        r#"[runtime]
+prefix = "ma"
+shutdown_timeout = "2s"
+
+[transport]
+url = "{url}"
+
+[store]
+url = "{url}"
+
+[engine]
+max_instances = 64
+cache_dir = "{cache}"
+
+[workers.sleep]
+path = "{wasm}"
+max_concurrent = 32
+timeout = "30s"
+memory_mb = 16
+
+[[workflows]]
+name = "naps"
+
+  [[workflows.steps]]
+  name = "first"
+  worker = "sleep"
+  timeout = "5m"
+  retry = {{ max_attempts = 1 }}
+
+  [[workflows.steps]]
+  name = "second"
+  worker = "sleep"
+  timeout = "5m"
+  retry = {{ max_attempts = 1 }}
+"#,
+        cache = cache.display(),
+        wasm = sleep_wasm.display(),
+    )
+}
+
+/// `multiagents run --config <config>`, output to `log`.
+fn serve(name: &str, config: &Path, log: &Path) -> ChildGuard {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiagents"));
+    cmd.arg("run")
+        .arg("--config")
+        .arg(config)
+        .current_dir(repo_root())
+        .env("RUST_LOG", "warn");
+    let mut child = ChildGuard::spawn(name, cmd, log);
+    child.wait_for_log("serving ", Duration::from_secs(60));
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runtime_process_hands_its_unacked_deliveries_to_another() {
+    let Some(base) = backend_url("REDIS_URL") else {
+        return;
+    };
+    let sleep = wasm("sleep");
+    let key_prefix = unique("faults-kill");
+    let url = with_options(&base, &format!("key_prefix={key_prefix}&ack_timeout=2s"));
+    let dir = temp_dir("redis-process-kill");
+    let config_path = dir.join("naps.toml");
+    std::fs::write(&config_path, config_text(&url, &sleep)).expect("write config");
+    let config = Config::load(&config_path).expect("config");
+
+    let mut a = serve("process A", &config_path, &dir.join("a.log"));
+
+    // The test's client: an orchestrator on the same backend that serves no
+    // worker. Its `sleep` is registered only after `start`, so it never
+    // subscribes to commands (and fails loudly if ever called); it is
+    // stopped after submitting, leaving all the work to the processes.
+    let host = WorkerHost::builder().build().expect("host");
+    let client = Orchestrator::start(
+        backend::transport(&url).await.expect("transport"),
+        backend::store(&url).await.expect("store"),
+        host.clone(),
+        OrchestratorConfig::default().with_prefix("ma"),
+    )
+    .await
+    .expect("client");
+    let never = native(|_: CallInfo, _: Bytes| async { Err(fatal("the test client must never run a step")) });
+    host.register_native("sleep", never, WorkerSpec::default())
+        .expect("register");
+    for def in config.workflow_defs().expect("workflows") {
+        client.register_workflow(def).expect("workflow");
+    }
+    let mut txs: Vec<TransactionId> = Vec::new();
+    for i in 0..TRANSACTIONS {
+        let input = json!({ "i": i, "ms": NAP_MS });
+        txs.push(client.execute("naps", input).await.expect("execute"));
+    }
+    client.shutdown(Duration::from_secs(5)).await;
+
+    // A holds the commands unacked while its steps sleep.
+    let stream = format!("{key_prefix}:q:ma.cmd.sleep");
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut held = pending(&base, &stream, "workers");
+    while held.is_none_or(|n| n == 0) {
+        a.assert_running();
+        assert!(
+            Instant::now() < end,
+            "process A holds no command after 30 s (XPENDING via redis-cli: {held:?}); log:\n{}",
+            tail(&dir.join("a.log"), 40)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        held = pending(&base, &stream, "workers");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // the steps are running in A
+    let held = pending(&base, &stream, "workers");
+    let mut done_before = 0;
+    for tx in &txs {
+        if client.status(tx).await.expect("status").status.is_final() {
+            done_before += 1;
+        }
+    }
+    a.kill9();
+    assert!(
+        done_before < TRANSACTIONS,
+        "every transaction finished before the kill: nothing was taken over"
+    );
+    let killed_at = Instant::now();
+
+    let b = serve("process B", &config_path, &dir.join("b.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut open = txs.clone();
+    while !open.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for tx in open {
+            match client.status(&tx).await {
+                Ok(s) if s.status == SagaStatus::Completed => {}
+                Ok(s) if s.status.is_final() => panic!(
+                    "{tx} ended {}: {s:?}; B's log:\n{}",
+                    s.status,
+                    tail(&dir.join("b.log"), 40)
+                ),
+                _ => still.push(tx),
+            }
+        }
+        open = still;
+        if !open.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "{} of {TRANSACTIONS} transactions not completed 60 s after A was killed (first: {:?}); B's log:\n{}",
+        open.len(),
+        client.status(&open[0]).await,
+        tail(&dir.join("b.log"), 40)
+    );
+    let mut retried = 0;
+    for (i, tx) in txs.iter().enumerate() {
+        let snap = client.status(tx).await.expect("status");
+        let output = snap.output.expect("output");
+        assert_eq!(output["i"], json!(i), "{output}");
+        assert!(
+            output["slept_ms"].as_u64().is_some_and(|ms| ms >= NAP_MS),
+            "{output}"
+        );
+        retried += snap.history.iter().filter(|h| h.attempt > 1).count();
+    }
+    eprintln!(
+        "process kill -9: {TRANSACTIONS} transactions; A held {held:?} command deliveries unacked when killed, \
+         {done_before} transactions had finished; all completed {:?} after the kill (B started then); \
+         {retried} step attempts beyond the first",
+        killed_at.elapsed()
+    );
+    drop(b);
+    delete_prefix(&base, &key_prefix);
+}
