@@ -56,10 +56,16 @@ impl Conn {
     }
 
     /// A command connection (round robin over the pool). Clones are cheap
-    /// and share the underlying multiplexed connection.
-    pub(crate) fn cmd(&self) -> ConnectionManager {
+    /// and share the underlying multiplexed connection. Every command on
+    /// it ends within `connect_timeout + response_timeout`, also while the
+    /// server is down and the connection is being re-established.
+    pub(crate) fn cmd(&self) -> Cmd {
         let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.pool.len();
-        self.inner.pool[i].clone()
+        let c = &self.inner.config;
+        Cmd {
+            inner: self.inner.pool[i].clone(),
+            deadline: c.connect_timeout + c.response_timeout,
+        }
     }
 
     /// A new connection of its own, for blocking reads: its response
@@ -90,6 +96,51 @@ impl Conn {
     }
 }
 
+/// A pooled command connection whose every request is bounded in time: a
+/// request made while the connection is being re-established waits for
+/// that (the reconnect is shared), but never past `deadline`; then it fails
+/// with a timeout (`ErrorKind::Timeout`, retryable).
+pub(crate) struct Cmd {
+    inner: ConnectionManager,
+    deadline: Duration,
+}
+
+fn timed_out(deadline: Duration) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer from Redis within {deadline:?} (server down or unreachable?)"),
+    ))
+}
+
+impl redis::aio::ConnectionLike for Cmd {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        let deadline = self.deadline;
+        Box::pin(async move {
+            tokio::time::timeout(deadline, self.inner.send_packed_command(cmd))
+                .await
+                .unwrap_or_else(|_| Err(timed_out(deadline)))
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        let deadline = self.deadline;
+        Box::pin(async move {
+            tokio::time::timeout(deadline, self.inner.send_packed_commands(pipeline, offset, count))
+                .await
+                .unwrap_or_else(|_| Err(timed_out(deadline)))
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        redis::aio::ConnectionLike::get_db(&self.inner)
+    }
+}
+
 fn open_client(config: &RedisConfig) -> Result<Client> {
     let tls = config.url.to_ascii_lowercase().starts_with("rediss://");
     if tls && !cfg!(feature = "tls") {
@@ -117,9 +168,11 @@ async fn connect_manager(client: &Client, config: &RedisConfig) -> Result<Connec
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(Some(config.response_timeout))
-        // Reconnects in the background after a loss, forever: callers get
-        // `Unavailable` meanwhile and retry at their own pace.
-        .set_number_of_retries(usize::MAX)
+        // Reconnects in the background after a loss, a few tries at a time;
+        // a request after a failed round starts the next one. Requests
+        // meanwhile fail within their deadline (see `Cmd`), so callers get
+        // `Unavailable`/`Timeout` and retry at their own pace.
+        .set_number_of_retries(3)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_secs(2));
     let mut delay = Duration::from_millis(100);

@@ -226,7 +226,7 @@ impl StateStore for RedisStore {
             .map_err(|e| map("redis.store.compare_and_swap", e).with_context("key", key))?;
         match reply.as_slice() {
             [1, v] => Ok(Version(*v as u64)),
-            [0, actual] => Err(conflict(key, expected, (*actual > 0).then(|| Version(*actual as u64)))),
+            [0, actual] => Err(conflict(key, expected, (*actual > 0).then_some(Version(*actual as u64)))),
             other => Err(Error::new(
                 ErrorKind::Unexpected,
                 format!("unexpected compare-and-swap answer from Redis: {other:?}"),

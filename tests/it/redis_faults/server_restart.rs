@@ -226,12 +226,10 @@ fn phase_name(phase: u8) -> &'static str {
 /// promises it: "callers get `Unavailable` meanwhile and retry at their own
 /// pace", backends/redis/src/connection.rs.)
 ///
-/// Fails today: the command connections are `redis::aio::ConnectionManager`s
-/// with `set_number_of_retries(usize::MAX)` (connection.rs), and a command
-/// issued while a reconnect is under way awaits that reconnect — which
-/// retries for as long as the server is down. No timeout bounds the wait.
+/// (It failed before every command got a deadline: a command issued while a
+/// reconnect was under way awaited that reconnect, as long as the server
+/// stayed down.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: calls block while Redis is down (connection.rs, number_of_retries = usize::MAX); run with --ignored"]
 async fn calls_while_redis_is_down_fail_instead_of_hanging() {
     let Some(bin) = backend_url("REDIS_SERVER_BIN") else {
         return;
