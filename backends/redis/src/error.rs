@@ -16,7 +16,11 @@ use redis::{ErrorKind as RKind, RedisError, ServerErrorKind};
 
 /// Maps `e` for operation `op` (e.g. `"redis.publish"`).
 pub(crate) fn map(op: &'static str, e: RedisError) -> Error {
-    let code = e.code().map(str::to_owned);
+    // A failed command of a pipeline keeps its code only in the server errors.
+    let code = e
+        .code()
+        .map(str::to_owned)
+        .or_else(|| Some(e.clone().into_server_errors()?.first()?.1.code().to_owned()));
     let (kind, message) = classify(&e, code.as_deref());
     let mut err = Error::new(kind, message).with_operation(op);
     if let Some(code) = code {

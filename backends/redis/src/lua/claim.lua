@@ -38,7 +38,7 @@ local function take(id, strike, reason)
   local deliveries = p[1][4] + 1
   if s >= maxd then
     redis.call('XADD', dlq, '*', 'e', field(e[1][2], 'e'), 'group', group, 'id', id,
-      'deliveries', deliveries, 'reason', reason .. ' ' .. s .. ' times')
+      'deliveries', p[1][4], 'reason', reason .. ' ' .. s .. ' times')
     redis.call('XACK', stream, group, id)
     redis.call('HDEL', strikes, id)
     dead = dead + 1
