@@ -1,15 +1,16 @@
 -- Publishes messages: XADD to each message's stream (capped at ARGV[1]
--- entries while the stream has no consumer group, at ARGV[2] when set),
--- and PUBLISH to its channel when someone listens there.
+-- entries while the stream has no consumer group, at ARGV[2] when set), and
+-- PUBLISH to its channel when someone listens there. All or none: a key
+-- that is not a stream fails the call before anything is added.
 -- KEYS[i] = stream of message i
 -- ARGV[1] = max retained without groups, ARGV[2] = MAXLEN ("0" = none),
 -- ARGV[2i+1] = channel of message i, ARGV[2i+2] = its wire bytes
 local grouped, listeners = {}, {}
+-- First every stream's type, so a bad key fails the call before any XADD.
 for i = 1, #KEYS do
   local s = KEYS[i]
-  local g = grouped[s]
-  if g == nil then
-    g = false
+  if grouped[s] == nil then
+    local g = false
     if redis.call('EXISTS', s) == 1 then
       local t = redis.call('TYPE', s)['ok']
       if t ~= 'stream' then
@@ -19,8 +20,11 @@ for i = 1, #KEYS do
     end
     grouped[s] = g
   end
+end
+for i = 1, #KEYS do
+  local s = KEYS[i]
   local ch, data = ARGV[2 * i + 1], ARGV[2 * i + 2]
-  if not g then
+  if not grouped[s] then
     redis.call('XADD', s, 'MAXLEN', '~', ARGV[1], '*', 'e', data)
   elseif ARGV[2] ~= '0' then
     redis.call('XADD', s, 'MAXLEN', '~', ARGV[2], '*', 'e', data)

@@ -44,6 +44,18 @@ async fn a_non_stream_key_where_a_stream_belongs_is_a_typed_error() {
     let held: String = run(&mut con, redis::cmd("GET").arg(stream_key(&config, "broken"))).await;
     assert_eq!(held, "x", "the foreign key is left as it was");
 
+    // A batch with a good topic before the bad one publishes nothing.
+    let err = transport
+        .publish_batch(vec![
+            Envelope::new("good-first", "k", &b"1"[..]),
+            Envelope::new("broken", "k", &b"2"[..]),
+        ])
+        .await
+        .expect_err("a batch touching the broken topic");
+    assert_eq!(err.context_value("redis_error"), Some("WRONGTYPE"), "{err}");
+    let len: i64 = run(&mut con, redis::cmd("XLEN").arg(stream_key(&config, "good-first"))).await;
+    assert_eq!(len, 0, "the good topic's message of the failed batch was published");
+
     // Another topic still works.
     let mut sub = transport
         .subscribe("fine", SubscribeMode::queue("g"), SubscribeOptions::default())
