@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use multiagents::orchestrator::{SagaSnapshot, SagaStatus, StepKind};
-use multiagents::{Error, ErrorKind, Result, Runtime, SubscribeMode, SubscribeOptions};
+use multiagents::{Config, Error, ErrorKind, Result, Runtime, SubscribeMode, SubscribeOptions};
 use serde_json::{Value, json};
 
 /// The workflow in `examples/order-saga.toml`.
@@ -258,7 +258,13 @@ impl Summary {
 
 /// Loads `config`, submits [`orders`], waits for each, and reports.
 pub(crate) async fn run_demo(config: &Path) -> Result<Summary> {
-    let runtime = Runtime::from_config(config).await?;
+    run_demo_with(Config::load(config)?).await
+}
+
+/// As [`run_demo`], with the configuration given (e.g. loaded, then pointed
+/// at other backends with [`Config::with_backends`]).
+pub(crate) async fn run_demo_with(config: Config) -> Result<Summary> {
+    let runtime = Runtime::from_config_struct(config).await?;
     let mut lifecycle = runtime.events().await?;
     let mut shipped_sub = runtime
         .transport()

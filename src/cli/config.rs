@@ -47,15 +47,20 @@ fn check(file: &std::path::Path, json: bool) -> Result<()> {
         super::output::json(&serde_json::json!({
             "ok": true,
             "file": file.display().to_string(),
-            "transport": config.transport.url,
-            "store": config.store.url,
+            "transport": super::output::redact_url(&config.transport.url),
+            "store": super::output::redact_url(&config.store.url),
             "prefix": config.runtime.prefix,
             "workers": config.workers.keys().collect::<Vec<_>>(),
             "workflows": workflows,
         }))
     } else {
         println!("OK: {}", file.display());
-        print!("{}", config.summary());
+        // The summary shows the backend URLs: without their passwords.
+        let mut summary = config.summary();
+        for url in [&config.transport.url, &config.store.url] {
+            summary = summary.replace(url.as_str(), &super::output::redact_url(url));
+        }
+        print!("{summary}");
         Ok(())
     }
 }

@@ -4,10 +4,12 @@
 //! |---|---|
 //! | `serve.rs` | `run`, `submit` |
 //! | `tx.rs` | `status`, `history`, `list`, `cancel`, `watch` (shared backends) |
+//! | `client.rs` | joining a shared backend without serving it |
 //! | `config.rs` | `config check` |
 //! | `worker.rs` | `worker build`, `worker inspect` |
 //! | `output.rs` | text and JSON output |
 
+mod client;
 mod config;
 mod output;
 mod serve;
@@ -42,8 +44,10 @@ enum Command {
     /// process: submit starts it, runs the workflow in-process and, with
     /// --wait, prints the final snapshot before exiting. Without --wait the
     /// process exits right after printing the transaction id, and the
-    /// transaction goes with it. Exit code 1 if the transaction did not
-    /// complete, 4 if --wait timed out.
+    /// transaction goes with it. On a shared backend (redis://), submit
+    /// without --wait only enqueues the transaction: the instances serving
+    /// the backend (`multiagents run`) run it. Exit code 1 if the
+    /// transaction did not complete, 4 if --wait timed out.
     Submit(serve::SubmitArgs),
     /// Show a transaction's state and history (needs a shared backend).
     Status(tx::TxArgs),

@@ -7,6 +7,23 @@ use multiagents::orchestrator::{AttemptRecord, Event, SagaPage, SagaSnapshot, St
 use multiagents::{Error, ErrorKind, Result};
 use serde::Serialize;
 
+/// `url` as it may be shown: a password in it (`scheme://user:password@host`)
+/// becomes `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority
+        .rsplit_once('@')
+        .map(|(userinfo, host)| (userinfo.split_once(':'), host))
+    {
+        Some((Some((user, _password)), host)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        _ => url.to_string(),
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
@@ -125,4 +142,25 @@ pub(crate) fn event(e: &Event) {
         line.push_str(&format!("  {d}"));
     }
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_urls_are_not_shown() {
+        for (url, shown) in [
+            (
+                "redis://:pw@h:1/0?key_prefix=x",
+                "redis://:***@h:1/0?key_prefix=x",
+            ),
+            ("rediss://u:p@ss@h?a=b@c", "rediss://u:***@h?a=b@c"),
+            ("redis://user@h:1", "redis://user@h:1"),
+            ("redis://h:1?x=a:b@c", "redis://h:1?x=a:b@c"),
+            ("memory://", "memory://"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
 }

@@ -92,8 +92,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         runtime.workflows().len(),
         runtime.workflows().join(", "),
         runtime.workers().len(),
-        config.transport.url,
-        config.store.url
+        output::redact_url(&config.transport.url),
+        output::redact_url(&config.store.url)
     );
     if !shared {
         eprintln!(
@@ -170,7 +170,14 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let deadline = config.runtime.shutdown_timeout;
     let shared = shared_backend(&config)?;
-    let runtime = Runtime::from_config_struct(config).await?;
+    // Without --wait on a shared backend, only enqueue: the instances
+    // serving it run the transaction (this process would otherwise take
+    // work it then abandons when it exits at once).
+    let runtime = if shared && !args.wait {
+        super::client::runtime(&config).await?
+    } else {
+        Runtime::from_config_struct(config).await?
+    };
     let outcome = submit_on(&runtime, &args, input, shared).await;
     runtime.shutdown(deadline).await?;
     outcome

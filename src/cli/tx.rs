@@ -2,12 +2,14 @@
 //! transactions on a **shared** backend (one other processes also use).
 //!
 //! With `memory://` the transactions live inside the process that ran them,
-//! so these commands have nothing to reach and say so (exit code 2).
+//! so these commands have nothing to reach and say so (exit code 2). On a
+//! shared backend they join as a client (`client.rs`): they read, cancel
+//! and watch, but never take work from the instances serving it.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use multiagents::orchestrator::TransactionId;
+use multiagents::orchestrator::{SagaPage, TransactionId};
 use multiagents::{Config, Error, ErrorKind, Result, Runtime};
 
 use super::output;
@@ -77,16 +79,15 @@ async fn connect(command: &str, common: &Common) -> Result<Runtime> {
                  reach across processes. Run the workflow with `multiagents submit <workflow> \
                  --config {} --wait` to see its result, or embed the runtime (examples/embed.rs).",
                 common.config.display(),
-                config.transport.url,
-                config.store.url,
+                output::redact_url(&config.transport.url),
+                output::redact_url(&config.store.url),
                 common.config.display()
             ),
         )
         .with_context("file", common.config.display()));
     }
-    // A shared backend: join it as an instance (it serves this config's
-    // workers while the command runs).
-    Runtime::from_config_struct(config).await
+    // A shared backend: join it as a client, which serves nothing.
+    super::client::runtime(&config).await
 }
 
 async fn finish<T>(runtime: Runtime, result: Result<T>) -> Result<T> {
@@ -134,7 +135,7 @@ pub(crate) async fn tx(action: Action, args: TxArgs) -> Result<()> {
 pub(crate) async fn list(args: ListArgs) -> Result<()> {
     let runtime = connect("list", &args.common).await?;
     let result = async {
-        let page = runtime.list(args.cursor.as_deref(), args.limit).await?;
+        let page = full_page(&runtime, args.cursor.as_deref(), args.limit).await?;
         if args.common.json {
             return output::json(&page);
         }
@@ -143,6 +144,22 @@ pub(crate) async fn list(args: ListArgs) -> Result<()> {
     }
     .await;
     finish(runtime, result).await
+}
+
+/// A page of up to `limit` transactions. A store may return a short (even
+/// empty) page before the end of a listing (Redis does when its scan meets
+/// only other keys), so read on until the page is full or the listing ends:
+/// "no transactions" must mean none.
+async fn full_page(runtime: &Runtime, cursor: Option<&str>, limit: usize) -> Result<SagaPage> {
+    let mut page = runtime.list(cursor, limit).await?;
+    while page.items.len() < limit
+        && let Some(cursor) = page.cursor.take()
+    {
+        let next = runtime.list(Some(&cursor), limit - page.items.len()).await?;
+        page.items.extend(next.items);
+        page.cursor = next.cursor;
+    }
+    Ok(page)
 }
 
 pub(crate) async fn watch(common: Common) -> Result<()> {

@@ -1,21 +1,45 @@
 //! The order-saga demo (`cargo run --example order_saga`): its own code,
-//! run against `examples/order-saga.toml`, with its outcome checked. (The
-//! included file allows dead code itself: its printing helpers are unused
-//! here.)
+//! run against `examples/order-saga.toml`, with its outcome checked — as
+//! configured (`memory::…`), and with the file's transport and store pointed
+//! at Redis (`redis::…`) or its store alone (`mixed::…`). (The included file
+//! allows dead code itself: its printing helpers are unused here.)
 
 #[path = "../../examples/order_saga/demo.rs"]
 mod order_saga;
 
+use multiagents::Config;
 use multiagents::orchestrator::{SagaStatus, StepKind};
 
+use crate::backends::{Backend, Site, on_every_backend};
 use crate::support::wasm;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_compensates_the_failed_order_and_branches_on_the_gift() {
+on_every_backend!(the_demo_compensates_the_failed_order_and_branches_on_the_gift);
+
+async fn the_demo_compensates_the_failed_order_and_branches_on_the_gift(site: Site) {
     wasm("echo"); // builds the example workers if needed
-    let summary = order_saga::run_demo(&order_saga::config_path())
-        .await
-        .expect("demo runs");
+    let summary = if site.backend() == Backend::Memory {
+        // Exactly what `cargo run --example order_saga` runs.
+        order_saga::run_demo(&order_saga::config_path())
+            .await
+            .expect("demo runs")
+    } else {
+        let (transport, store) = site.urls();
+        let config = Config::load(order_saga::config_path())
+            .expect("demo config")
+            .with_backends(transport, store);
+        let summary = order_saga::run_demo_with(config).await.expect("demo runs");
+        // The sagas' state is on the Redis site, where another process
+        // would find it.
+        let (_, store) = site.connect().await;
+        let page = store.scan("ma/saga/", None, 100).await.expect("scan");
+        assert_eq!(page.entries.len(), 5, "saga states on Redis");
+        summary
+    };
+    check(&summary);
+}
+
+/// What the demo must show, whatever the backend.
+fn check(summary: &order_saga::Summary) {
     assert_eq!(summary.orders.len(), 5);
     assert_eq!(summary.problems(), Vec::<String>::new());
 

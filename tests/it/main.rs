@@ -1,12 +1,19 @@
 //! Integration tests of the `multiagents` crate: one test binary with
 //! modules (cheaper to link than one binary per file).
 
+mod backends;
 mod cli_runtime;
 mod cli_worker;
 mod config;
 mod demo;
 mod orchestrator;
+#[cfg(feature = "redis")]
+mod redis_cli;
 mod redis_faults;
+#[cfg(feature = "redis")]
+mod redis_process;
+#[cfg(feature = "redis")]
+mod redis_runtime;
 mod runtime;
 #[allow(dead_code)] // some helpers serve only the memory binary
 mod support;

@@ -1,5 +1,6 @@
 //! Every saga path, with native workers that record what ran (their side
-//! effects), over the in-memory backends.
+//! effects), on every backend (`memory::…`, `redis::…`, `mixed::…`; see
+//! `backends.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,10 +13,25 @@ use multiagents::resilience::GuardConfig;
 use multiagents::worker::{CallInfo, WorkerHost, WorkerSpec, fatal, native, retryable};
 use multiagents::workflow::{Condition, RetryPolicy, StepDef, WorkflowDef};
 use multiagents::{
-    Envelope, ErrorKind, MemoryStore, MemoryTransport, Result, StateStore, SubscribeMode, SubscribeOptions,
-    Subscription, Transport,
+    Envelope, ErrorKind, Result, StateStore, SubscribeMode, SubscribeOptions, Subscription, Transport,
 };
 use serde_json::{Value, json};
+
+use crate::backends::{Site, on_every_backend};
+
+on_every_backend!(
+    success_runs_every_step_in_order_and_merges_outputs,
+    failure_at_each_step_compensates_exactly_the_completed_steps_in_reverse,
+    a_failing_compensation_ends_in_compensation_failed,
+    conditions_take_the_true_and_the_false_branch,
+    retry_then_success_and_retries_exhausted,
+    a_step_timeout_fails_the_attempt_and_the_late_result_is_dropped,
+    cancel_mid_flight_compensates_what_completed,
+    duplicated_results_never_advance_a_step_twice,
+    two_instances_on_one_backend_run_each_step_once,
+    a_runtime_dropped_mid_flight_is_resumed_by_another,
+    bad_input_is_refused_with_typed_errors,
+);
 
 /// What ran, in order: `"<worker>:<tx>"`.
 #[derive(Clone, Default)]
@@ -55,6 +71,9 @@ pub(crate) enum Behave {
     FlakyUntil(u32),
     /// Sleeps, then ok.
     Slow(u64),
+    /// Records `"<name>-started"`, then never returns (a worker stuck
+    /// inside an instance that goes away).
+    Stuck,
 }
 
 fn cbor(v: &Value) -> Bytes {
@@ -76,6 +95,10 @@ pub(crate) fn register(host: &WorkerHost, journal: &Journal, name: &'static str,
                 }
                 Behave::FlakyUntil(_) => {}
                 Behave::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Behave::Stuck => {
+                    journal.push(format!("{name}-started:{}", call.transaction_id));
+                    std::future::pending::<()>().await;
+                }
             }
             journal.push(format!("{name}:{}", call.transaction_id));
             Ok(cbor(&json!({ name: true })))
@@ -115,15 +138,10 @@ pub(crate) async fn rig_on(
     Rig { orch, journal }
 }
 
-async fn rig(workers: &[(&'static str, Behave)], workflows: Vec<WorkflowDef>) -> Rig {
-    rig_on(
-        Arc::new(MemoryTransport::new()),
-        Arc::new(MemoryStore::new()),
-        workers,
-        workflows,
-        Journal::default(),
-    )
-    .await
+/// A rig on a new connection to `site`.
+async fn rig(site: &Site, workers: &[(&'static str, Behave)], workflows: Vec<WorkflowDef>) -> Rig {
+    let (transport, store) = site.connect().await;
+    rig_on(transport, store, workers, workflows, Journal::default()).await
 }
 
 /// a (undo-a) → b (undo-b) → c (undo-c)
@@ -156,9 +174,8 @@ fn workers_with(fail: &str) -> Vec<(&'static str, Behave)> {
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn success_runs_every_step_in_order_and_merges_outputs() {
-    let r = rig(&workers_with("none"), vec![abc()]).await;
+async fn success_runs_every_step_in_order_and_merges_outputs(site: Site) {
+    let r = rig(&site, &workers_with("none"), vec![abc()]).await;
     let tx = r
         .orch
         .execute("abc", json!({"order": "o-1"}))
@@ -179,14 +196,14 @@ async fn success_runs_every_step_in_order_and_merges_outputs() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failure_at_each_step_compensates_exactly_the_completed_steps_in_reverse() {
+async fn failure_at_each_step_compensates_exactly_the_completed_steps_in_reverse(site: Site) {
     for (fail, expected, status) in [
         ("a", vec![], SagaStatus::Failed),
         ("b", vec!["a", "undo-a"], SagaStatus::Compensated),
         ("c", vec!["a", "b", "undo-b", "undo-a"], SagaStatus::Compensated),
     ] {
-        let r = rig(&workers_with(fail), vec![abc()]).await;
+        // A fresh site per case: nothing of the previous case is left.
+        let r = rig(&site.fresh(), &workers_with(fail), vec![abc()]).await;
         let tx = r.orch.execute("abc", json!({})).await.expect("execute");
         let snap = r.orch.wait(&tx, WAIT).await.expect("wait");
         assert_eq!(snap.status, status, "failing {fail}: {snap:?}");
@@ -199,12 +216,11 @@ async fn failure_at_each_step_compensates_exactly_the_completed_steps_in_reverse
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_compensation_ends_in_compensation_failed() {
+async fn a_failing_compensation_ends_in_compensation_failed(site: Site) {
     let mut workers = workers_with("c");
     workers.retain(|(w, _)| *w != "undo-b");
     workers.push(("undo-b", Behave::Fail));
-    let r = rig(&workers, vec![abc()]).await;
+    let r = rig(&site, &workers, vec![abc()]).await;
     let tx = r.orch.execute("abc", json!({})).await.expect("execute");
     let snap = r.orch.wait(&tx, WAIT).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::CompensationFailed, "{snap:?}");
@@ -220,14 +236,13 @@ async fn a_failing_compensation_ends_in_compensation_failed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conditions_take_the_true_and_the_false_branch() {
+async fn conditions_take_the_true_and_the_false_branch(site: Site) {
     let wf = WorkflowDef::builder("gift")
         .step(StepDef::new("a", "a"))
         .step(StepDef::new("wrap", "b").when(Condition::parse("input.gift == true").expect("cel")))
         .step(StepDef::new("c", "c"))
         .build();
-    let r = rig(&workers_with("none"), vec![wf]).await;
+    let r = rig(&site, &workers_with("none"), vec![wf]).await;
     let yes = r
         .orch
         .execute("gift", json!({"gift": true}))
@@ -253,8 +268,7 @@ async fn conditions_take_the_true_and_the_false_branch() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_then_success_and_retries_exhausted() {
+async fn retry_then_success_and_retries_exhausted(site: Site) {
     let wf = |name: &str, worker: &str| {
         WorkflowDef::builder(name)
             .step(StepDef::new("a", "a").compensate_with("undo-a"))
@@ -267,7 +281,12 @@ async fn retry_then_success_and_retries_exhausted() {
         ("twice", Behave::FlakyUntil(2)),
         ("always", Behave::FlakyUntil(99)),
     ];
-    let r = rig(&workers, vec![wf("ok-on-3", "twice"), wf("never", "always")]).await;
+    let r = rig(
+        &site,
+        &workers,
+        vec![wf("ok-on-3", "twice"), wf("never", "always")],
+    )
+    .await;
     let tx = r.orch.execute("ok-on-3", json!({})).await.expect("execute");
     let snap = r.orch.wait(&tx, WAIT).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::Completed, "{snap:?}");
@@ -286,8 +305,7 @@ async fn retry_then_success_and_retries_exhausted() {
     assert!(snap.error.expect("error").contains("after 3 attempt(s)"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_timeout_fails_the_attempt_and_the_late_result_is_dropped() {
+async fn a_step_timeout_fails_the_attempt_and_the_late_result_is_dropped(site: Site) {
     let wf = WorkflowDef::builder("slow")
         .step(StepDef::new("a", "a").compensate_with("undo-a"))
         .step(
@@ -297,6 +315,7 @@ async fn a_step_timeout_fails_the_attempt_and_the_late_result_is_dropped() {
         )
         .build();
     let r = rig(
+        &site,
         &[
             ("a", Behave::Ok),
             ("undo-a", Behave::Ok),
@@ -326,8 +345,7 @@ async fn a_step_timeout_fails_the_attempt_and_the_late_result_is_dropped() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_mid_flight_compensates_what_completed() {
+async fn cancel_mid_flight_compensates_what_completed(site: Site) {
     let wf = WorkflowDef::builder("long")
         .step(StepDef::new("a", "a").compensate_with("undo-a"))
         .step(StepDef::new("slow", "slow").compensate_with("undo-b"))
@@ -340,7 +358,7 @@ async fn cancel_mid_flight_compensates_what_completed() {
         ("undo-b", Behave::Ok),
         ("c", Behave::Ok),
     ];
-    let r = rig(&workers, vec![wf]).await;
+    let r = rig(&site, &workers, vec![wf]).await;
     let tx = r.orch.execute("long", json!({})).await.expect("execute");
     // Wait until "slow" is running, then cancel.
     for _ in 0..200 {
@@ -360,7 +378,7 @@ async fn cancel_mid_flight_compensates_what_completed() {
 }
 
 /// A transport that delivers every result twice: duplicates must be dropped.
-struct DuplicateResults(MemoryTransport);
+struct DuplicateResults(Arc<dyn Transport>);
 
 #[async_trait]
 impl Transport for DuplicateResults {
@@ -384,12 +402,11 @@ impl Transport for DuplicateResults {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicated_results_never_advance_a_step_twice() {
-    let transport = Arc::new(DuplicateResults(MemoryTransport::new()));
+async fn duplicated_results_never_advance_a_step_twice(site: Site) {
+    let (transport, store) = site.connect().await;
     let r = rig_on(
-        transport,
-        Arc::new(MemoryStore::new()),
+        Arc::new(DuplicateResults(transport)),
+        store,
         &workers_with("c"),
         vec![abc()],
         Journal::default(),
@@ -406,19 +423,20 @@ async fn duplicated_results_never_advance_a_step_twice() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_on_one_backend_run_each_step_once() {
-    let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
-    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+/// Two instances, each with its own connections to the site (as two
+/// processes would have).
+async fn two_instances_on_one_backend_run_each_step_once(site: Site) {
     let journal = Journal::default();
+    let (transport, store) = site.connect().await;
     let one = rig_on(
-        transport.clone(),
-        store.clone(),
+        transport,
+        store,
         &workers_with("none"),
         vec![abc()],
         journal.clone(),
     )
     .await;
+    let (transport, store) = site.connect().await;
     let two = rig_on(
         transport,
         store,
@@ -447,10 +465,11 @@ async fn two_instances_on_one_backend_run_each_step_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runtime_dropped_mid_flight_is_resumed_by_another() {
-    let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
-    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+/// Instance one takes step "b" and goes away while running it; the
+/// command is redelivered (after the ack timeout) to instance two, which
+/// finishes the transaction.
+async fn a_runtime_dropped_mid_flight_is_resumed_by_another(site: Site) {
+    let site = site.with_ack_timeout(Duration::from_secs(2));
     let journal = Journal::default();
     let wf = || {
         WorkflowDef::builder("abc")
@@ -459,33 +478,27 @@ async fn a_runtime_dropped_mid_flight_is_resumed_by_another() {
             .step(StepDef::new("c", "c"))
             .build()
     };
-    // Instance one is the only one serving "b", and it is slow.
+    // Instance one is the only one serving "b", and "b" never returns there.
+    let (transport, store) = site.connect().await;
     let one = rig_on(
-        transport.clone(),
-        store.clone(),
-        &[("a", Behave::Ok), ("b", Behave::Slow(2_000)), ("c", Behave::Ok)],
+        transport,
+        store,
+        &[("a", Behave::Ok), ("b", Behave::Stuck), ("c", Behave::Ok)],
         vec![wf()],
         journal.clone(),
     )
     .await;
     let tx = one.orch.execute("abc", json!({})).await.expect("execute");
-    for _ in 0..400 {
-        if one
-            .orch
-            .status(&tx)
-            .await
-            .expect("status")
-            .current_step
-            .as_deref()
-            == Some("b")
-        {
-            break;
+    let started = tokio::time::timeout(WAIT, async {
+        while journal.for_tx(&tx) != ["a", "b-started"] {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await; // "b" is now running inside instance one
+    })
+    .await;
+    assert!(started.is_ok(), "b never started: {:?}", journal.for_tx(&tx));
     one.orch.shutdown(Duration::ZERO).await;
     drop(one);
+    let (transport, store) = site.connect().await;
     let two = rig_on(
         transport,
         store,
@@ -496,12 +509,11 @@ async fn a_runtime_dropped_mid_flight_is_resumed_by_another() {
     .await;
     let snap = two.orch.wait(&tx, WAIT).await.expect("resumed");
     assert_eq!(snap.status, SagaStatus::Completed, "{snap:?}");
-    assert_eq!(journal.for_tx(&tx), ["a", "b", "c"]);
+    assert_eq!(journal.for_tx(&tx), ["a", "b-started", "b", "c"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_refused_with_typed_errors() {
-    let r = rig(&workers_with("none"), vec![abc()]).await;
+async fn bad_input_is_refused_with_typed_errors(site: Site) {
+    let r = rig(&site, &workers_with("none"), vec![abc()]).await;
     let err = r.orch.execute("nope", json!({})).await.expect_err("unknown");
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(
