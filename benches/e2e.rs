@@ -55,25 +55,42 @@ struct Rig {
 
 /// `E2E_BACKEND`: `memory` (default) or a `redis://` URL.
 fn backend_url() -> Option<String> {
-    std::env::var("E2E_BACKEND").ok().filter(|u| u.starts_with("redis"))
+    std::env::var("E2E_BACKEND")
+        .ok()
+        .filter(|u| u.starts_with("redis"))
 }
 
 fn submitters() -> usize {
-    std::env::var("E2E_SUBMITTERS").ok().and_then(|v| v.parse().ok()).unwrap_or(16).max(1)
+    std::env::var("E2E_SUBMITTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16)
+        .max(1)
 }
 
-async fn backends() -> (Arc<dyn Transport>, Arc<dyn StateStore>, Option<(Arc<MemoryTransport>, Arc<CachedStore<MemoryStore>>)>) {
+async fn backends() -> (
+    Arc<dyn Transport>,
+    Arc<dyn StateStore>,
+    Option<(Arc<MemoryTransport>, Arc<CachedStore<MemoryStore>>)>,
+) {
     #[cfg(feature = "redis")]
     if let Some(url) = backend_url() {
         use multiagents::redis::{RedisConfig, RedisStore, RedisTransport};
         let prefix = format!("e2e-{}", multiagents::EnvelopeId::new().as_uuid().simple());
-        let config = RedisConfig::from_url(&url).expect("E2E_BACKEND").with_key_prefix(prefix);
-        let transport = RedisTransport::with_config(config.clone()).await.expect("redis transport");
+        let config = RedisConfig::from_url(&url)
+            .expect("E2E_BACKEND")
+            .with_key_prefix(prefix);
+        let transport = RedisTransport::with_config(config.clone())
+            .await
+            .expect("redis transport");
         let store = RedisStore::with_config(config).await.expect("redis store");
         let cached = CachedStore::new(store, CacheConfig::default()).expect("store");
         return (Arc::new(transport), Arc::new(cached), None);
     }
-    assert!(backend_url().is_none(), "E2E_BACKEND=redis://… needs `--features redis`");
+    assert!(
+        backend_url().is_none(),
+        "E2E_BACKEND=redis://… needs `--features redis`"
+    );
     let transport = Arc::new(MemoryTransport::with_config(
         MemoryTransportConfig::default().with_broadcast_capacity(1 << 20),
     ));
@@ -343,7 +360,11 @@ fn main() {
         println!("e2e/memory: {per} bytes of RSS per in-flight workflow ({parked} parked)");
         report.insert("rss_per_inflight_workflow_bytes".into(), json!(per));
     });
-    let name = if backend_url().is_some() { "target/e2e-redis.json" } else { "target/e2e.json" };
+    let name = if backend_url().is_some() {
+        "target/e2e-redis.json"
+    } else {
+        "target/e2e.json"
+    };
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
     let _ = std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap_or_default());
     println!("written {}", out.display());

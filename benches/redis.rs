@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use multiagents::redis::{RedisConfig, RedisStore, RedisTransport};
 use multiagents::store::{Expected, PutEntry};
 use multiagents::{Envelope, StateStore, SubscribeMode, SubscribeOptions, Transport};
-use multiagents::redis::{RedisConfig, RedisStore, RedisTransport};
 use serde_json::json;
 
 const TASKS: usize = 64;
@@ -73,17 +73,24 @@ async fn transport_rate(n: u64, batch: usize) -> f64 {
     let mut consumers = Vec::new();
     for _ in 0..2 {
         let mut sub = t
-            .subscribe(topic, SubscribeMode::queue("g"), SubscribeOptions::max_in_flight(1024))
+            .subscribe(
+                topic,
+                SubscribeMode::queue("g"),
+                SubscribeOptions::max_in_flight(1024),
+            )
             .await
             .expect("subscribe");
         let acked = acked.clone();
         consumers.push(tokio::spawn(async move {
             while acked.load(Ordering::Relaxed) < n {
-                let Ok(Some(Ok(ds))) = tokio::time::timeout(Duration::from_millis(200), sub.next_batch(512)).await
+                let Ok(Some(Ok(ds))) =
+                    tokio::time::timeout(Duration::from_millis(200), sub.next_batch(512)).await
                 else {
                     continue;
                 };
-                let acks = ds.into_iter().map(|mut d| async move { d.ack().await.expect("ack") });
+                let acks = ds
+                    .into_iter()
+                    .map(|mut d| async move { d.ack().await.expect("ack") });
                 let k = futures_util::future::join_all(acks).await.len();
                 acked.fetch_add(k as u64, Ordering::Relaxed);
             }
@@ -100,9 +107,13 @@ async fn transport_rate(n: u64, batch: usize) -> f64 {
             while sent < per_task {
                 let k = (batch as u64).min(per_task - sent);
                 if batch == 1 {
-                    t.publish(Envelope::new(topic, format!("k{p}"), payload.clone())).await.expect("publish");
+                    t.publish(Envelope::new(topic, format!("k{p}"), payload.clone()))
+                        .await
+                        .expect("publish");
                 } else {
-                    let envs = (0..k).map(|_| Envelope::new(topic, format!("k{p}"), payload.clone())).collect();
+                    let envs = (0..k)
+                        .map(|_| Envelope::new(topic, format!("k{p}"), payload.clone()))
+                        .collect();
                     t.publish_batch(envs).await.expect("publish_batch");
                 }
                 sent += k;
@@ -130,7 +141,11 @@ async fn publish_rate(n: u64, batch: usize) -> f64 {
     let config = RedisConfig::new(url()).with_key_prefix(prefix.clone());
     let t = Arc::new(RedisTransport::with_config(config).await.expect("connect"));
     let topic = "bench.publish";
-    drop(t.subscribe(topic, SubscribeMode::queue("g"), SubscribeOptions::default()).await.expect("group"));
+    drop(
+        t.subscribe(topic, SubscribeMode::queue("g"), SubscribeOptions::default())
+            .await
+            .expect("group"),
+    );
     let payload = Bytes::from_static(&[7u8; 100]);
     let per_task = n / TASKS as u64;
     let start = Instant::now();
@@ -141,7 +156,9 @@ async fn publish_rate(n: u64, batch: usize) -> f64 {
             let mut sent = 0;
             while sent < per_task {
                 let k = (batch as u64).min(per_task - sent);
-                let envs = (0..k).map(|_| Envelope::new(topic, format!("k{p}"), payload.clone())).collect();
+                let envs = (0..k)
+                    .map(|_| Envelope::new(topic, format!("k{p}"), payload.clone()))
+                    .collect();
                 t.publish_batch(envs).await.expect("publish_batch");
                 sent += k;
             }
@@ -174,7 +191,10 @@ async fn store_rate(op: Op, n: u64) -> f64 {
     let keys = 10_000u64;
     // Seed every key once (for get and CAS).
     for chunk in (0..keys).collect::<Vec<_>>().chunks(500) {
-        let entries = chunk.iter().map(|i| PutEntry::new(format!("k{i}"), value.clone(), None)).collect();
+        let entries = chunk
+            .iter()
+            .map(|i| PutEntry::new(format!("k{i}"), value.clone(), None))
+            .collect();
         s.put_batch(entries).await.expect("seed");
     }
     let per_task = n / TASKS as u64;
@@ -207,7 +227,13 @@ async fn store_rate(op: Op, n: u64) -> f64 {
                     }
                     Op::PutBatch32 => {
                         let entries = (0..32)
-                            .map(|j| PutEntry::new(format!("k{}", (i + j * TASKS as u64) % keys), value.clone(), None))
+                            .map(|j| {
+                                PutEntry::new(
+                                    format!("k{}", (i + j * TASKS as u64) % keys),
+                                    value.clone(),
+                                    None,
+                                )
+                            })
                             .collect();
                         s.put_batch(entries).await.expect("put_batch");
                         done += 32;
@@ -230,16 +256,39 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let n: u64 = std::env::var("REDIS_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: u64 = std::env::var("REDIS_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let mut report = serde_json::Map::new();
     let rb = |label: &str, args: &[&str]| {
         let r = redis_benchmark(args);
-        println!("redis-benchmark {label}: {}", r.map_or("unavailable".into(), |r| format!("{r:.0}/s")));
+        println!(
+            "redis-benchmark {label}: {}",
+            r.map_or("unavailable".into(), |r| format!("{r:.0}/s"))
+        );
         r
     };
     // The stream and keys redis-benchmark writes are removed at the end.
-    let xadd = rb("XADD", &["XADD", "bench:rb:s", "MAXLEN", "~", "100000", "*", "f", "v"]);
-    let xadd_p32 = rb("XADD -P 32", &["-P", "32", "XADD", "bench:rb:s", "MAXLEN", "~", "100000", "*", "f", "v"]);
+    let xadd = rb(
+        "XADD",
+        &["XADD", "bench:rb:s", "MAXLEN", "~", "100000", "*", "f", "v"],
+    );
+    let xadd_p32 = rb(
+        "XADD -P 32",
+        &[
+            "-P",
+            "32",
+            "XADD",
+            "bench:rb:s",
+            "MAXLEN",
+            "~",
+            "100000",
+            "*",
+            "f",
+            "v",
+        ],
+    );
     let set = rb("SET", &["-t", "set"]);
     let get = rb("GET", &["-t", "get"]);
     let set_p32 = rb("SET -P 32", &["-P", "32", "-t", "set"]);
@@ -263,7 +312,15 @@ fn main() {
         row("store put_batch 32", store_rate(Op::PutBatch32, n).await, set_p32, "SET -P 32");
     });
     let _ = Command::new("redis-cli")
-        .args(["-h", &host_port().0, "-p", &host_port().1, "DEL", "bench:rb:s", "key:__rand_int__"])
+        .args([
+            "-h",
+            &host_port().0,
+            "-p",
+            &host_port().1,
+            "DEL",
+            "bench:rb:s",
+            "key:__rand_int__",
+        ])
         .output();
     let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/redis-bench.json");
     let _ = std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap_or_default());

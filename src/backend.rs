@@ -69,7 +69,10 @@ impl Scheme {
         if let Some(feature) = scheme.feature() {
             let hint = match scheme {
                 Scheme::Redis => "rebuild with `--features redis`, or use memory://".to_string(),
-                _ => format!("the {} backend is not implemented yet; use memory://", scheme.label()),
+                _ => format!(
+                    "the {} backend is not implemented yet; use memory://",
+                    scheme.label()
+                ),
             };
             return Err(bad(format!(
                 "this build of multiagents was built without the `{feature}` feature ({hint})"
@@ -115,7 +118,9 @@ pub async fn transport(url: &str) -> Result<Arc<dyn Transport>> {
         #[cfg(feature = "redis")]
         Scheme::Redis => {
             let config = multiagents_redis::RedisConfig::from_url(url).map_err(|e| in_key(e, "transport"))?;
-            Ok(Arc::new(multiagents_redis::RedisTransport::with_config(config).await?))
+            Ok(Arc::new(
+                multiagents_redis::RedisTransport::with_config(config).await?,
+            ))
         }
         other => Err(unavailable("transport", other)),
     }
@@ -131,7 +136,9 @@ pub async fn store(url: &str) -> Result<Arc<dyn StateStore>> {
         #[cfg(feature = "redis")]
         Scheme::Redis => {
             let config = multiagents_redis::RedisConfig::from_url(url).map_err(|e| in_key(e, "store"))?;
-            Ok(Arc::new(multiagents_redis::RedisStore::with_config(config).await?))
+            Ok(Arc::new(
+                multiagents_redis::RedisStore::with_config(config).await?,
+            ))
         }
         other => Err(unavailable("store", other)),
     }

@@ -151,3 +151,48 @@ mod tests {
         assert!(size("payload", 4, 4).is_ok());
     }
 }
+
+/// `url` as it may be shown in messages and logs: a password in it
+/// (`scheme://user:password@host…`) becomes `***`; anything else is kept.
+///
+/// ```
+/// use multiagents_core::validate::redact_url;
+/// assert_eq!(redact_url("redis://:pw@h:1/0?key_prefix=x"), "redis://:***@h:1/0?key_prefix=x");
+/// assert_eq!(redact_url("redis://user@h:1"), "redis://user@h:1");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority
+        .rsplit_once('@')
+        .map(|(userinfo, host)| (userinfo.split_once(':'), host))
+    {
+        Some((Some((user, _password)), host)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_urls_are_not_shown() {
+        for (url, shown) in [
+            (
+                "redis://:pw@h:1/0?key_prefix=x",
+                "redis://:***@h:1/0?key_prefix=x",
+            ),
+            ("rediss://u:p@ss@h/2?a=b@c", "rediss://u:***@h/2?a=b@c"),
+            ("redis://user@h:1", "redis://user@h:1"),
+            ("redis://h:1?x=a:b@c", "redis://h:1?x=a:b@c"),
+            ("memory://", "memory://"),
+            ("nonsense", "nonsense"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}

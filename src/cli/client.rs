@@ -10,8 +10,6 @@
 //! holding deliveries leaves them to the backend's ack timeout. So these
 //! commands build their runtime over a [`ClientTransport`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use multiagents::{
@@ -41,45 +39,29 @@ struct ClientTransport {
     idle: MemoryTransport,
 }
 
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
-
-// The `Transport` trait is declared with `#[async_trait]`; this crate does
-// not depend on `async-trait`, so the methods are written as it expands them.
+#[async_trait::async_trait]
 impl Transport for ClientTransport {
     fn capabilities(&self) -> Capabilities {
         self.shared.capabilities()
     }
 
-    fn publish<'life0, 'async_trait>(&'life0 self, envelope: Envelope) -> Boxed<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.shared.publish(envelope)
+    async fn publish(&self, envelope: Envelope) -> Result<()> {
+        self.shared.publish(envelope).await
     }
 
-    fn publish_batch<'life0, 'async_trait>(&'life0 self, envelopes: Vec<Envelope>) -> Boxed<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.shared.publish_batch(envelopes)
+    async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        self.shared.publish_batch(envelopes).await
     }
 
-    fn subscribe<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        topic: &'life1 str,
+    async fn subscribe(
+        &self,
+        topic: &str,
         mode: SubscribeMode,
         options: SubscribeOptions,
-    ) -> Boxed<'async_trait, Subscription>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+    ) -> Result<Subscription> {
         match mode {
-            SubscribeMode::Broadcast => self.shared.subscribe(topic, mode, options),
-            SubscribeMode::Queue { .. } => self.idle.subscribe(topic, mode, options),
+            SubscribeMode::Broadcast => self.shared.subscribe(topic, mode, options).await,
+            SubscribeMode::Queue { .. } => self.idle.subscribe(topic, mode, options).await,
         }
     }
 }

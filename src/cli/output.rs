@@ -7,22 +7,7 @@ use multiagents::orchestrator::{AttemptRecord, Event, SagaPage, SagaSnapshot, St
 use multiagents::{Error, ErrorKind, Result};
 use serde::Serialize;
 
-/// `url` as it may be shown: a password in it (`scheme://user:password@host`)
-/// becomes `***`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority
-        .rsplit_once('@')
-        .map(|(userinfo, host)| (userinfo.split_once(':'), host))
-    {
-        Some((Some((user, _password)), host)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        _ => url.to_string(),
-    }
-}
+pub(crate) use multiagents::validate::redact_url;
 
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn json<T: Serialize>(value: &T) -> Result<()> {
@@ -142,25 +127,4 @@ pub(crate) fn event(e: &Event) {
         line.push_str(&format!("  {d}"));
     }
     println!("{line}");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_in_urls_are_not_shown() {
-        for (url, shown) in [
-            (
-                "redis://:pw@h:1/0?key_prefix=x",
-                "redis://:***@h:1/0?key_prefix=x",
-            ),
-            ("rediss://u:p@ss@h?a=b@c", "rediss://u:***@h?a=b@c"),
-            ("redis://user@h:1", "redis://user@h:1"),
-            ("redis://h:1?x=a:b@c", "redis://h:1?x=a:b@c"),
-            ("memory://", "memory://"),
-        ] {
-            assert_eq!(redact_url(url), shown, "{url}");
-        }
-    }
 }

@@ -257,12 +257,14 @@ impl Config {
         self
     }
 
-    /// A few lines saying what this configuration sets up.
+    /// A few lines saying what this configuration sets up (passwords in
+    /// URLs shown as `***`).
     pub fn summary(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
-        let _ = writeln!(out, "transport: {}", self.transport.url);
-        let _ = writeln!(out, "store:     {}", self.store.url);
+        let shown = multiagents_core::validate::redact_url;
+        let _ = writeln!(out, "transport: {}", shown(&self.transport.url));
+        let _ = writeln!(out, "store:     {}", shown(&self.store.url));
         let _ = writeln!(out, "prefix:    {}", self.runtime.prefix);
         let _ = writeln!(out, "workers:   {}", self.workers.len());
         for (name, w) in &self.workers {

@@ -200,9 +200,17 @@ async fn connect_manager(client: &Client, config: &RedisConfig) -> Result<Connec
                     err.message()
                 )
             } else {
-                format!("cannot connect to Redis at {}: {}", config.redacted_url(), err.message())
+                format!(
+                    "cannot connect to Redis at {}: {}",
+                    config.redacted_url(),
+                    err.message()
+                )
             };
-            let kind = if err.is_retryable() { ErrorKind::Unavailable } else { err.kind() };
+            let kind = if err.is_retryable() {
+                ErrorKind::Unavailable
+            } else {
+                err.kind()
+            };
             return Err(Error::new(kind, message)
                 .with_operation("redis.connect")
                 .with_context("attempts", attempt)

@@ -32,7 +32,10 @@ pub(crate) fn map(op: &'static str, e: RedisError) -> Error {
 fn classify(e: &RedisError, code: Option<&str>) -> (ErrorKind, String) {
     let text = e.to_string();
     if e.is_timeout() {
-        return (ErrorKind::Timeout, format!("Redis did not answer in time: {text}"));
+        return (
+            ErrorKind::Timeout,
+            format!("Redis did not answer in time: {text}"),
+        );
     }
     match code {
         Some("NOAUTH" | "WRONGPASS" | "NOPERM") => {
@@ -51,7 +54,10 @@ fn classify(e: &RedisError, code: Option<&str>) -> (ErrorKind, String) {
             );
         }
         Some("OOM") => {
-            return (ErrorKind::Overloaded, format!("Redis is out of memory (maxmemory): {text}"));
+            return (
+                ErrorKind::Overloaded,
+                format!("Redis is out of memory (maxmemory): {text}"),
+            );
         }
         _ => {}
     }
@@ -60,7 +66,10 @@ fn classify(e: &RedisError, code: Option<&str>) -> (ErrorKind, String) {
             ErrorKind::PermissionDenied,
             format!("Redis authentication failed: {text}"),
         ),
-        RKind::InvalidClientConfig => (ErrorKind::Config, format!("invalid Redis client configuration: {text}")),
+        RKind::InvalidClientConfig => (
+            ErrorKind::Config,
+            format!("invalid Redis client configuration: {text}"),
+        ),
         RKind::Io => (ErrorKind::Unavailable, format!("Redis connection failed: {text}")),
         RKind::Server(
             ServerErrorKind::BusyLoading
@@ -68,7 +77,10 @@ fn classify(e: &RedisError, code: Option<&str>) -> (ErrorKind, String) {
             | ServerErrorKind::MasterDown
             | ServerErrorKind::ClusterDown
             | ServerErrorKind::ReadOnly,
-        ) => (ErrorKind::Unavailable, format!("Redis cannot serve right now: {text}")),
+        ) => (
+            ErrorKind::Unavailable,
+            format!("Redis cannot serve right now: {text}"),
+        ),
         _ if e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error() => {
             (ErrorKind::Unavailable, format!("Redis connection failed: {text}"))
         }
@@ -105,9 +117,24 @@ mod tests {
     #[test]
     fn kinds_and_retryability() {
         let cases = [
-            (server("WRONGPASS", "invalid username-password pair"), ErrorKind::PermissionDenied, false),
-            (server("NOAUTH", "Authentication required."), ErrorKind::PermissionDenied, false),
-            (server("WRONGTYPE", "Operation against a key holding the wrong kind of value"), ErrorKind::Unexpected, false),
+            (
+                server("WRONGPASS", "invalid username-password pair"),
+                ErrorKind::PermissionDenied,
+                false,
+            ),
+            (
+                server("NOAUTH", "Authentication required."),
+                ErrorKind::PermissionDenied,
+                false,
+            ),
+            (
+                server(
+                    "WRONGTYPE",
+                    "Operation against a key holding the wrong kind of value",
+                ),
+                ErrorKind::Unexpected,
+                false,
+            ),
             (server("OOM", "command not allowed"), ErrorKind::Overloaded, true),
             (
                 RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),

@@ -14,13 +14,41 @@ macro_rules! script {
     };
 }
 
-script!(PUT, "put.lua", "Writes state keys with fresh versions, all or none.");
+script!(
+    PUT,
+    "put.lua",
+    "Writes state keys with fresh versions, all or none."
+);
 script!(CAS, "cas.lua", "Compare-and-swap of one state key.");
-script!(SCAN, "scan.lua", "One page of a prefix scan, in key order, from the index.");
+script!(
+    SCAN,
+    "scan.lua",
+    "One page of a prefix scan, in key order, from the index."
+);
 script!(DELETE, "delete.lua", "Deletes a state key and its index entry.");
-script!(SWEEP, "sweep.lua", "Removes index entries of expired state keys, a slice at a time.");
-script!(PUBLISH, "publish.lua", "XADD (capped while no group reads) and PUBLISH to listeners.");
-script!(NACK, "nack.lua", "Hands a delivery back to its group after a delay.");
-script!(CLAIM, "claim.lua", "Claims due nacked and timed-out entries; dead-letters poison.");
-script!(TRIM, "trim.lua", "Trims a stream below what every group still needs.");
+script!(
+    SWEEP,
+    "sweep.lua",
+    "Removes index entries of expired state keys, a slice at a time."
+);
+script!(
+    PUBLISH,
+    "publish.lua",
+    "XADD (capped while no group reads) and PUBLISH to listeners."
+);
+script!(
+    NACK,
+    "nack.lua",
+    "Hands a delivery back to its group after a delay."
+);
+script!(
+    CLAIM,
+    "claim.lua",
+    "Claims due nacked and timed-out entries; dead-letters poison."
+);
+script!(
+    TRIM,
+    "trim.lua",
+    "Trims a stream below what every group still needs."
+);
 script!(LEAVE, "leave.lua", "Deletes a consumer that holds nothing.");

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use multiagents_core::store::{Expected, PutEntry, ScanPage, StoreCapabilities, Version, Versioned, conflict};
+use multiagents_core::store::{
+    Expected, PutEntry, ScanPage, StoreCapabilities, Version, Versioned, conflict,
+};
 use multiagents_core::{Error, ErrorKind, Result, StateStore, validate};
 use redis::Value;
 
@@ -68,13 +70,17 @@ impl RedisStore {
     fn check_value(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         validate::key(key)?;
         validate::ttl(ttl)?;
-        validate::size("value", value.len(), self.conn.config().max_payload).map_err(|e| e.with_context("key", key))
+        validate::size("value", value.len(), self.conn.config().max_payload)
+            .map_err(|e| e.with_context("key", key))
     }
 
     async fn read(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>> {
         let mut pipe = redis::pipe();
         for key in keys {
-            pipe.cmd("HMGET").arg(self.conn.keys().state(key)).arg("v").arg("n");
+            pipe.cmd("HMGET")
+                .arg(self.conn.keys().state(key))
+                .arg("v")
+                .arg("n");
         }
         let replies: Vec<Value> = pipe
             .query_async(&mut self.conn.cmd())
@@ -181,7 +187,11 @@ impl StateStore for RedisStore {
         if versions.len() != entries.len() {
             return Err(Error::new(
                 ErrorKind::Unexpected,
-                format!("Redis returned {} versions for {} writes", versions.len(), entries.len()),
+                format!(
+                    "Redis returned {} versions for {} writes",
+                    versions.len(),
+                    entries.len()
+                ),
             )
             .with_operation("redis.store.put"));
         }
@@ -226,7 +236,11 @@ impl StateStore for RedisStore {
             .map_err(|e| map("redis.store.compare_and_swap", e).with_context("key", key))?;
         match reply.as_slice() {
             [1, v] => Ok(Version(*v as u64)),
-            [0, actual] => Err(conflict(key, expected, (*actual > 0).then_some(Version(*actual as u64)))),
+            [0, actual] => Err(conflict(
+                key,
+                expected,
+                (*actual > 0).then_some(Version(*actual as u64)),
+            )),
             other => Err(Error::new(
                 ErrorKind::Unexpected,
                 format!("unexpected compare-and-swap answer from Redis: {other:?}"),
@@ -240,18 +254,22 @@ impl StateStore for RedisStore {
         const OP: &str = "redis.store.scan";
         validate::prefix(prefix)?;
         if limit == 0 {
-            return Err(Error::new(ErrorKind::InvalidInput, "scan limit must be at least 1")
-                .with_operation(OP)
-                .with_context("limit", 0));
+            return Err(
+                Error::new(ErrorKind::InvalidInput, "scan limit must be at least 1")
+                    .with_operation(OP)
+                    .with_context("limit", 0),
+            );
         }
         let min = match cursor {
             None => format!("[{prefix}"),
             Some(c) if validate::key(c).is_ok() && c.starts_with(prefix) => format!("({c}"),
             Some(c) => {
-                return Err(Error::new(ErrorKind::InvalidInput, "not a scan cursor of this prefix")
-                    .with_operation(OP)
-                    .with_context("cursor", c)
-                    .with_context("prefix", prefix));
+                return Err(
+                    Error::new(ErrorKind::InvalidInput, "not a scan cursor of this prefix")
+                        .with_operation(OP)
+                        .with_context("cursor", c)
+                        .with_context("prefix", prefix),
+                );
             }
         };
         // Keys are UTF-8, which never holds the byte 0xff: every key that

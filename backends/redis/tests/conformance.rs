@@ -21,7 +21,11 @@ multiagents_core::transport_conformance!(
     redis_transport,
     async {
         let url = backend_url("REDIS_URL")?;
-        Some(RedisTransport::with_config(config(url)).await.expect("connect to Redis"))
+        Some(
+            RedisTransport::with_config(config(url))
+                .await
+                .expect("connect to Redis"),
+        )
     },
     Settings::default().with_redelivery(Duration::from_secs(6))
 );
@@ -30,7 +34,11 @@ multiagents_core::store_conformance!(
     redis_store,
     async {
         let url = backend_url("REDIS_URL")?;
-        Some(RedisStore::with_config(config(url)).await.expect("connect to Redis"))
+        Some(
+            RedisStore::with_config(config(url))
+                .await
+                .expect("connect to Redis"),
+        )
     },
     Settings::default()
 );

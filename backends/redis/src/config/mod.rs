@@ -216,18 +216,30 @@ impl RedisConfig {
     /// durations or counts.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &'static str, value: String, why: &str| {
-            Err(Error::new(ErrorKind::Config, format!("redis {key} {value}: {why}"))
-                .with_operation("redis.config")
-                .with_context("key", key)
-                .with_context("url", self.redacted_url()))
+            Err(
+                Error::new(ErrorKind::Config, format!("redis {key} {value}: {why}"))
+                    .with_operation("redis.config")
+                    .with_context("key", key)
+                    .with_context("url", self.redacted_url()),
+            )
         };
         let scheme = self.url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         match scheme.as_deref() {
             Some("redis") | Some("rediss") => {}
-            _ => return bad("url", format!("{:?}", self.redacted_url()), "expected redis://host:port or rediss://host:port"),
+            _ => {
+                return bad(
+                    "url",
+                    format!("{:?}", self.redacted_url()),
+                    "expected redis://host:port or rediss://host:port",
+                );
+            }
         }
         let p = &self.key_prefix;
-        if p.is_empty() || p.len() > 200 || p.chars().any(|c| c.is_whitespace() || c.is_control() || ":*?[]\\{}".contains(c)) {
+        if p.is_empty()
+            || p.len() > 200
+            || p.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || ":*?[]\\{}".contains(c))
+        {
             return bad(
                 "key_prefix",
                 format!("{p:?}"),
@@ -266,7 +278,11 @@ impl RedisConfig {
             return bad("stream_max_len", "0".into(), "must be at least 1 (or unset)");
         }
         if self.max_payload > 512 * 1024 * 1024 {
-            return bad("max_payload", self.max_payload.to_string(), "Redis strings hold at most 512 MiB");
+            return bad(
+                "max_payload",
+                self.max_payload.to_string(),
+                "Redis strings hold at most 512 MiB",
+            );
         }
         Ok(())
     }
@@ -313,9 +329,15 @@ mod tests {
             (RedisConfig::new("http://h"), "url"),
             (RedisConfig::new("redis://h").with_key_prefix("a:b"), "key_prefix"),
             (RedisConfig::new("redis://h").with_key_prefix(""), "key_prefix"),
-            (RedisConfig::new("redis://h").with_ack_timeout(Duration::ZERO), "ack_timeout"),
+            (
+                RedisConfig::new("redis://h").with_ack_timeout(Duration::ZERO),
+                "ack_timeout",
+            ),
             (RedisConfig::new("redis://h").with_read_batch(0), "read_batch"),
-            (RedisConfig::new("redis://h").with_stream_max_len(Some(0)), "stream_max_len"),
+            (
+                RedisConfig::new("redis://h").with_stream_max_len(Some(0)),
+                "stream_max_len",
+            ),
         ];
         for (config, key) in cases {
             let err = config.validate().expect_err(key);

@@ -90,7 +90,10 @@ impl RedisConfig {
     }
 
     fn set(&mut self, name: &str, value: &str) -> std::result::Result<(), String> {
-        let int = |v: &str| v.parse::<u64>().map_err(|_| "expected a whole number".to_string());
+        let int = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| "expected a whole number".to_string())
+        };
         let dur = |v: &str| -> std::result::Result<Duration, String> {
             humantime::parse_duration(v).map_err(|e| format!("expected a duration like 10s or 250ms ({e})"))
         };
@@ -121,36 +124,11 @@ impl RedisConfig {
     }
 }
 
-/// `url` with the password of its userinfo (`user:password@`) replaced by
-/// `***`; URLs without one are returned unchanged.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let (userinfo, host) = authority.split_at(at);
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***{host}{tail}"),
-        None => url.to_string(),
-    }
-}
+pub use multiagents_core::validate::redact_url as redact;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_hides_only_the_password() {
-        assert_eq!(redact("redis://:pw@h:1/0"), "redis://:***@h:1/0");
-        assert_eq!(redact("rediss://u:p@ss@h/2?x=1"), "rediss://u:***@h/2?x=1");
-        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
-        assert_eq!(redact("redis://user@h"), "redis://user@h");
-        assert_eq!(redact("nonsense"), "nonsense");
-    }
 
     #[test]
     fn url_options_override_defaults_and_are_removed() {

@@ -23,7 +23,12 @@ pub(crate) struct RedisAcker {
 }
 
 impl RedisAcker {
-    pub(crate) fn new(group: Arc<Group>, id: String, strikes: u32, permit: Option<OwnedSemaphorePermit>) -> Self {
+    pub(crate) fn new(
+        group: Arc<Group>,
+        id: String,
+        strikes: u32,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Self {
         RedisAcker {
             group,
             id,

@@ -67,7 +67,8 @@ impl<T: Send + 'static> Batcher<T> {
     /// Queues `item` and waits for its batch's outcome.
     pub(crate) async fn submit(&self, item: T) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let closed = || Error::new(ErrorKind::Closed, "the Redis batching task has stopped").with_operation(self.op);
+        let closed =
+            || Error::new(ErrorKind::Closed, "the Redis batching task has stopped").with_operation(self.op);
         self.tx.send((item, tx)).map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }

@@ -47,7 +47,13 @@ async fn open(conn: &Conn, channel: &str) -> Result<PubSub> {
     Ok(pubsub)
 }
 
-async fn pump(conn: Conn, channel: String, mut pubsub: PubSub, tx: mpsc::Sender<Result<Delivery>>, wire_max: usize) {
+async fn pump(
+    conn: Conn,
+    channel: String,
+    mut pubsub: PubSub,
+    tx: mpsc::Sender<Result<Delivery>>,
+    wire_max: usize,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         {
@@ -60,7 +66,10 @@ async fn pump(conn: Conn, channel: String, mut pubsub: PubSub, tx: mpsc::Sender<
                 let Some(msg) = msg else { break };
                 let item = Envelope::from_wire(msg.get_payload_bytes(), wire_max)
                     .map(Delivery::unacked)
-                    .map_err(|e| e.with_operation("redis.broadcast").with_context("channel", &channel));
+                    .map_err(|e| {
+                        e.with_operation("redis.broadcast")
+                            .with_context("channel", &channel)
+                    });
                 if let Err(e) = &item {
                     tracing::warn!(error = %e, "a broadcast message is not an envelope");
                 }

@@ -206,7 +206,8 @@ async fn publish_wires(conn: &Conn, wires: Vec<Wire>) -> Result<()> {
         for w in chunk {
             cmd.arg(&w.stream);
         }
-        cmd.arg(config.max_retained).arg(config.stream_max_len.unwrap_or(0));
+        cmd.arg(config.max_retained)
+            .arg(config.stream_max_len.unwrap_or(0));
         for w in chunk {
             cmd.arg(&w.channel).arg(&w.bytes);
         }
@@ -218,7 +219,10 @@ async fn publish_wires(conn: &Conn, wires: Vec<Wire>) -> Result<()> {
         Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
             // The server lost its scripts (restart): load, then again.
             // Nothing ran: every command of the pipeline hit NOSCRIPT.
-            scripts::PUBLISH.load_async(&mut con).await.map_err(|e| map(OP, e))?;
+            scripts::PUBLISH
+                .load_async(&mut con)
+                .await
+                .map_err(|e| map(OP, e))?;
             pipe.query_async::<Vec<Value>>(&mut con).await
         }
         other => other,
@@ -278,7 +282,8 @@ impl Transport for RedisTransport {
         }
         match mode {
             SubscribeMode::Queue { group } => {
-                let sub = queue::subscribe(&self.conn, topic, &group, options.max_in_flight, self.wire_max()).await?;
+                let sub = queue::subscribe(&self.conn, topic, &group, options.max_in_flight, self.wire_max())
+                    .await?;
                 self.trim.watch(self.conn.keys().stream(topic));
                 Ok(sub)
             }

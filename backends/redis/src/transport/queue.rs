@@ -17,9 +17,6 @@ use crate::connection::Conn;
 use crate::error::{map, shape};
 use crate::scripts;
 
-
-
-
 /// One consumer of one group: what the reader and the ackers share.
 pub(crate) struct Group {
     pub(crate) conn: Conn,
@@ -52,7 +49,10 @@ pub(crate) struct Pending {
 
 impl Pending {
     fn into_delivery(mut self) -> multiagents_core::Delivery {
-        let envelope = self.envelope.take().unwrap_or_else(|| Envelope::new("", "", Vec::new()));
+        let envelope = self
+            .envelope
+            .take()
+            .unwrap_or_else(|| Envelope::new("", "", Vec::new()));
         let acker = RedisAcker::new(
             self.group.clone(),
             std::mem::take(&mut self.id),
@@ -91,7 +91,12 @@ pub(crate) async fn subscribe(
         strikes: keys.strikes(topic, group),
         dlq: keys.dead_letters(topic),
         wire_max,
-        acks: ack_batcher(conn.clone(), keys.stream(topic), group.to_string(), keys.strikes(topic, group)),
+        acks: ack_batcher(
+            conn.clone(),
+            keys.stream(topic),
+            group.to_string(),
+            keys.strikes(topic, group),
+        ),
     });
     create_group(&g).await?;
     let (tx, rx) = mpsc::channel(max_in_flight.clamp(1, 4096));
@@ -120,9 +125,11 @@ fn ack_batcher(conn: Conn, stream: String, group: String, strikes: String) -> Ba
             if !struck.is_empty() {
                 pipe.cmd("HDEL").arg(&strikes).arg(struck).ignore();
             }
-            pipe.query_async::<()>(&mut conn.cmd())
-                .await
-                .map_err(|e| map("redis.ack", e).with_context("stream", &stream).with_context("group", &group))
+            pipe.query_async::<()>(&mut conn.cmd()).await.map_err(|e| {
+                map("redis.ack", e)
+                    .with_context("stream", &stream)
+                    .with_context("group", &group)
+            })
         }
     })
 }
@@ -173,7 +180,9 @@ impl Reader {
 
     async fn run(mut self) {
         let config = self.g.conn.config().clone();
-        let timeout_every = (config.ack_timeout / 4).min(Duration::from_secs(1)).max(config.claim_interval);
+        let timeout_every = (config.ack_timeout / 4)
+            .min(Duration::from_secs(1))
+            .max(config.claim_interval);
         loop {
             let first = tokio::select! {
                 p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -186,7 +195,10 @@ impl Reader {
                     Err(_) => break,
                 }
             }
-            if self.last_claim.is_none_or(|t| t.elapsed() >= config.claim_interval) {
+            if self
+                .last_claim
+                .is_none_or(|t| t.elapsed() >= config.claim_interval)
+            {
                 self.last_claim = Some(Instant::now());
                 let idle = if self.last_timeout_pass.elapsed() >= timeout_every {
                     self.last_timeout_pass = Instant::now();
@@ -266,7 +278,11 @@ impl Reader {
 
     /// Hands entries to the subscriber, one permit each. `false` when the
     /// subscriber left (the entries go back to the group).
-    async fn forward(&mut self, entries: Vec<(Entry, u32, u32)>, permits: &mut Vec<OwnedSemaphorePermit>) -> bool {
+    async fn forward(
+        &mut self,
+        entries: Vec<(Entry, u32, u32)>,
+        permits: &mut Vec<OwnedSemaphorePermit>,
+    ) -> bool {
         for ((id, fields), count, strikes) in entries {
             let decoded = match field(&fields, "e") {
                 Some(wire) => Envelope::from_wire(wire, self.g.wire_max),
@@ -315,7 +331,10 @@ impl Reader {
         tracing::error!(error = %e, stream = %g.stream, id = %id, "a stream entry is not an envelope; dead-lettered");
         let mut err = Error::new(
             ErrorKind::Codec,
-            format!("stream entry {id} of {:?} is not an envelope; moved to {}", g.topic, g.dlq),
+            format!(
+                "stream entry {id} of {:?} is not an envelope; moved to {}",
+                g.topic, g.dlq
+            ),
         )
         .with_operation("redis.subscribe")
         .with_context("topic", &g.topic)
@@ -353,7 +372,11 @@ impl Reader {
             .arg(">")
             .query_async(&mut con)
             .await
-            .map_err(|e| map(OP, e).with_context("stream", &g.stream).with_context("group", &g.group))?;
+            .map_err(|e| {
+                map(OP, e)
+                    .with_context("stream", &g.stream)
+                    .with_context("group", &g.group)
+            })?;
         let entries = match reply {
             Value::Nil => Vec::new(),
             Value::Array(streams) => match streams.into_iter().next() {
@@ -389,7 +412,11 @@ impl Reader {
             .arg(max_deliveries)
             .invoke_async(&mut g.conn.cmd())
             .await
-            .map_err(|e| map(OP, e).with_context("stream", &g.stream).with_context("group", &g.group))?;
+            .map_err(|e| {
+                map(OP, e)
+                    .with_context("stream", &g.stream)
+                    .with_context("group", &g.group)
+            })?;
         let Value::Array(parts) = reply else {
             return Err(shape(OP, "[dead, claimed]", &reply));
         };
@@ -398,7 +425,8 @@ impl Reader {
             && dead > 0
         {
             tracing::warn!(topic = %g.topic, group = %g.group, dead, dlq = %g.dlq, "messages dead-lettered after too many unsettled deliveries");
-            metrics::counter!("multiagents_redis_dead_letters_total", "topic" => g.topic.clone()).increment(dead as u64);
+            metrics::counter!("multiagents_redis_dead_letters_total", "topic" => g.topic.clone())
+                .increment(dead as u64);
         }
         let Some(Value::Array(claimed)) = parts.next() else {
             return Ok(Vec::new());
@@ -408,9 +436,12 @@ impl Reader {
             let Value::Array(f) = item else {
                 return Err(shape(OP, "[id, fields, deliveries, strikes]", &item));
             };
-            let [id, fields, deliveries, strikes]: [Value; 4] =
-                f.try_into().map_err(|f| shape(OP, "[id, fields, deliveries, strikes]", &Value::Array(f)))?;
-            let id = bulk(id).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let [id, fields, deliveries, strikes]: [Value; 4] = f
+                .try_into()
+                .map_err(|f| shape(OP, "[id, fields, deliveries, strikes]", &Value::Array(f)))?;
+            let id = bulk(id)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             let fields = pairs(OP, fields)?;
             let num = |v: &Value| match v {
                 Value::Int(n) => (*n).clamp(0, u32::MAX as i64) as u32,
@@ -448,8 +479,12 @@ pub(crate) fn entries(op: &'static str, v: Value) -> Result<Vec<Entry>> {
         let Value::Array(pair) = item else {
             return Err(shape(op, "[id, fields]", &item));
         };
-        let [id, fields]: [Value; 2] = pair.try_into().map_err(|p| shape(op, "[id, fields]", &Value::Array(p)))?;
-        let id = bulk(id).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let [id, fields]: [Value; 2] = pair
+            .try_into()
+            .map_err(|p| shape(op, "[id, fields]", &Value::Array(p)))?;
+        let id = bulk(id)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         // A pending entry deleted from the stream reads back with no fields.
         out.push((id, pairs(op, fields)?));
     }
@@ -463,7 +498,9 @@ fn pairs(op: &'static str, v: Value) -> Result<Vec<(String, Vec<u8>)>> {
             let mut out = Vec::with_capacity(flat.len() / 2);
             let mut it = flat.into_iter();
             while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                let k = bulk(k).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                let k = bulk(k)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
                 out.push((k, bulk(v).unwrap_or_default()));
             }
             Ok(out)
@@ -472,7 +509,9 @@ fn pairs(op: &'static str, v: Value) -> Result<Vec<(String, Vec<u8>)>> {
             .into_iter()
             .map(|(k, v)| {
                 (
-                    bulk(k).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+                    bulk(k)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default(),
                     bulk(v).unwrap_or_default(),
                 )
             })

@@ -26,7 +26,10 @@ impl Trimmer {
     }
 
     pub(crate) fn watch(&self, stream: String) {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).insert(stream);
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream);
     }
 }
 
@@ -40,7 +43,13 @@ async fn run(conn: Conn, trimmer: Weak<Trimmer>) {
     loop {
         tick.tick().await;
         let Some(t) = trimmer.upgrade() else { return };
-        let streams: Vec<String> = t.streams.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        let streams: Vec<String> = t
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         drop(t);
         for stream in streams {
             let trimmed: redis::RedisResult<i64> = scripts::TRIM
@@ -49,7 +58,9 @@ async fn run(conn: Conn, trimmer: Weak<Trimmer>) {
                 .invoke_async(&mut conn.cmd())
                 .await;
             match trimmed {
-                Ok(n) if n > 0 => tracing::trace!(stream = %stream, trimmed = n, "trimmed acknowledged entries"),
+                Ok(n) if n > 0 => {
+                    tracing::trace!(stream = %stream, trimmed = n, "trimmed acknowledged entries")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, stream = %stream, "trim failed; will retry"),
             }

@@ -53,8 +53,15 @@ async fn a_non_stream_key_where_a_stream_belongs_is_a_typed_error() {
         .await
         .expect_err("a batch touching the broken topic");
     assert_eq!(err.context_value("redis_error"), Some("WRONGTYPE"), "{err}");
-    let len: i64 = run(&mut con, redis::cmd("XLEN").arg(stream_key(&config, "good-first"))).await;
-    assert_eq!(len, 0, "the good topic's message of the failed batch was published");
+    let len: i64 = run(
+        &mut con,
+        redis::cmd("XLEN").arg(stream_key(&config, "good-first")),
+    )
+    .await;
+    assert_eq!(
+        len, 0,
+        "the good topic's message of the failed batch was published"
+    );
 
     // Another topic still works.
     let mut sub = transport
