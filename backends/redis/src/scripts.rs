@@ -32,9 +32,9 @@ script!(
     "Removes index entries of expired state keys, a slice at a time."
 );
 script!(
-    PUBLISH,
-    "publish.lua",
-    "XADD (capped while no group reads) and PUBLISH to listeners."
+    PROBE,
+    "probe.lua",
+    "Each stream's type and whether a group reads it (for publishing)."
 );
 script!(
     NACK,

@@ -23,6 +23,8 @@ mod dead_letters;
 mod errors;
 #[path = "redis/isolation.rs"]
 mod isolation;
+#[path = "redis/publishing.rs"]
+mod publishing;
 #[path = "redis/restart.rs"]
 mod restart;
 #[path = "redis/takeover.rs"]

@@ -1,11 +1,10 @@
 //! [`RedisTransport`]: the [`Transport`] on Redis.
 //!
 //! * **Queue mode** — Streams and consumer groups. A topic is the stream
-//!   `<prefix>:q:<topic>`; `publish` is `XADD` (by a Lua script that also
-//!   caps streams no group reads yet at
-//!   [`max_retained`](crate::RedisConfig::max_retained)), `publish_batch`
-//!   one script call per 1 024 envelopes, pipelined in one round trip. A
-//!   subscription is one consumer of the group: a task reads with blocking
+//!   `<prefix>:q:<topic>`; publishing is a pipeline of `XADD` (capped at
+//!   [`max_retained`](crate::RedisConfig::max_retained) while no group
+//!   reads the stream) and `PUBLISH` per message, one round trip per batch;
+//!   concurrent publishes share a round trip. A subscription is one consumer of the group: a task reads with blocking
 //!   `XREADGROUP` on a connection of its own, never holding more than
 //!   `max_in_flight` unsettled deliveries, and acks with `XACK`. A group is
 //!   created at the stream's start (`0`), so it receives what is retained.
@@ -28,6 +27,7 @@
 mod acker;
 mod batch;
 mod broadcast;
+mod publish;
 mod queue;
 mod trim;
 
@@ -43,11 +43,8 @@ use redis::Value;
 
 use crate::config::RedisConfig;
 use crate::connection::Conn;
-use crate::error::{map, shape};
-use crate::scripts;
-
-/// Envelopes per publish script call.
-const PUBLISH_CHUNK: usize = 1024;
+use crate::error::map;
+use publish::{Publisher, Wire};
 
 /// The transport on Redis; see the [module docs](self). Cheap to clone
 /// (clones share connections and the trim task).
@@ -56,14 +53,7 @@ pub struct RedisTransport {
     conn: Conn,
     trim: Arc<trim::Trimmer>,
     publisher: Arc<batch::Batcher<Vec<Wire>>>,
-}
-
-/// One message ready for the publish script: its stream, its channel and
-/// its wire form.
-struct Wire {
-    stream: String,
-    channel: String,
-    bytes: Vec<u8>,
+    streams: Arc<Publisher>,
 }
 
 impl fmt::Debug for RedisTransport {
@@ -107,16 +97,18 @@ impl RedisTransport {
     pub async fn with_config(config: RedisConfig) -> Result<RedisTransport> {
         let conn = Conn::open(config).await?;
         let trim = trim::Trimmer::start(conn.clone());
-        let c = conn.clone();
-        // Concurrent publishes share script calls (see `batch`).
+        let streams = Arc::new(Publisher::new(conn.clone()));
+        let p = streams.clone();
+        // Concurrent publishes share one round trip (see `batch`).
         let publisher = batch::Batcher::start("redis.publish", 64, 4, move |batches: Vec<Vec<Wire>>| {
-            let c = c.clone();
-            async move { publish_wires(&c, batches.into_iter().flatten().collect()).await }
+            let p = p.clone();
+            async move { p.publish(batches.into_iter().flatten().collect()).await }
         });
         Ok(RedisTransport {
             conn,
             trim,
             publisher: Arc::new(publisher),
+            streams,
         })
     }
 
@@ -194,46 +186,6 @@ impl RedisTransport {
     }
 }
 
-/// Publishes `wires` in order: one script call per [`PUBLISH_CHUNK`],
-/// pipelined in one round trip.
-async fn publish_wires(conn: &Conn, wires: Vec<Wire>) -> Result<()> {
-    const OP: &str = "redis.publish";
-    let config = conn.config();
-    let mut pipe = redis::pipe();
-    for chunk in wires.chunks(PUBLISH_CHUNK) {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(scripts::PUBLISH.get_hash()).arg(chunk.len());
-        for w in chunk {
-            cmd.arg(&w.stream);
-        }
-        cmd.arg(config.max_retained)
-            .arg(config.stream_max_len.unwrap_or(0));
-        for w in chunk {
-            cmd.arg(&w.channel).arg(&w.bytes);
-        }
-        pipe.add_command(cmd);
-    }
-    let mut con = conn.cmd();
-    let first: redis::RedisResult<Vec<Value>> = pipe.query_async(&mut con).await;
-    let result = match first {
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            // The server lost its scripts (restart): load, then again.
-            // Nothing ran: every command of the pipeline hit NOSCRIPT.
-            scripts::PUBLISH
-                .load_async(&mut con)
-                .await
-                .map_err(|e| map(OP, e))?;
-            pipe.query_async::<Vec<Value>>(&mut con).await
-        }
-        other => other,
-    };
-    let replies = result.map_err(|e| map(OP, e))?;
-    match replies.iter().all(|r| matches!(r, Value::Int(_))) {
-        true => Ok(()),
-        false => Err(shape(OP, "a count per script call", &Value::Array(replies))),
-    }
-}
-
 #[async_trait]
 impl Transport for RedisTransport {
     fn capabilities(&self) -> Capabilities {
@@ -284,10 +236,15 @@ impl Transport for RedisTransport {
             SubscribeMode::Queue { group } => {
                 let sub = queue::subscribe(&self.conn, topic, &group, options.max_in_flight, self.wire_max())
                     .await?;
+                self.streams.grouped(&self.conn.keys().stream(topic));
                 self.trim.watch(self.conn.keys().stream(topic));
                 Ok(sub)
             }
-            SubscribeMode::Broadcast => broadcast::subscribe(&self.conn, topic, self.wire_max()).await,
+            SubscribeMode::Broadcast => {
+                let sub = broadcast::subscribe(&self.conn, topic, self.wire_max()).await?;
+                self.streams.listened(&self.conn.keys().stream(topic));
+                Ok(sub)
+            }
         }
     }
 }

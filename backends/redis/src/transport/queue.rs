@@ -188,12 +188,16 @@ impl Reader {
                 p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = self.tx.closed() => break,
             };
-            let mut permits = vec![first];
-            while permits.len() < config.read_batch {
-                match self.permits.clone().try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
-                }
+            // One permit per message read; taken together, split per delivery.
+            let mut permits = first;
+            let more = self
+                .permits
+                .available_permits()
+                .min(config.read_batch.saturating_sub(1));
+            if more > 0
+                && let Ok(p) = self.permits.clone().try_acquire_many_owned(more as u32)
+            {
+                permits.merge(p);
             }
             if self
                 .last_claim
@@ -206,7 +210,10 @@ impl Reader {
                 } else {
                     0
                 };
-                match self.claim(permits.len(), idle, config.max_deliveries).await {
+                match self
+                    .claim(permits.num_permits(), idle, config.max_deliveries)
+                    .await
+                {
                     Ok(claimed) if !claimed.is_empty() => {
                         if !self.forward(claimed, &mut permits).await {
                             break;
@@ -222,7 +229,7 @@ impl Reader {
                     }
                 }
             }
-            match self.read(permits.len(), config.block).await {
+            match self.read(permits.num_permits(), config.block).await {
                 Ok(read) => {
                     self.ok();
                     if !self.forward(read, &mut permits).await {
@@ -278,11 +285,7 @@ impl Reader {
 
     /// Hands entries to the subscriber, one permit each. `false` when the
     /// subscriber left (the entries go back to the group).
-    async fn forward(
-        &mut self,
-        entries: Vec<(Entry, u32, u32)>,
-        permits: &mut Vec<OwnedSemaphorePermit>,
-    ) -> bool {
+    async fn forward(&mut self, entries: Vec<(Entry, u32, u32)>, permits: &mut OwnedSemaphorePermit) -> bool {
         for ((id, fields), count, strikes) in entries {
             let decoded = match field(&fields, "e") {
                 Some(wire) => Envelope::from_wire(wire, self.g.wire_max),
@@ -295,7 +298,7 @@ impl Reader {
                     envelope: Some(envelope),
                     count,
                     strikes,
-                    permit: permits.pop(),
+                    permit: permits.split(1),
                 }),
                 Err(e) => Err(self.bury(id, fields, e).await),
             };
