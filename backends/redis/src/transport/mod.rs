@@ -168,17 +168,22 @@ impl RedisTransport {
 
     async fn publish_valid(&self, envelopes: &[Envelope], op: &'static str) -> Result<()> {
         let keys = self.conn.keys();
-        let wires = envelopes
-            .iter()
-            .map(|e| {
-                Ok(Wire {
-                    stream: keys.stream(&e.topic),
-                    channel: keys.channel(&e.topic),
-                    bytes: e.to_wire()?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| e.with_operation(op))?;
+        let mut wires: Vec<Wire> = Vec::with_capacity(envelopes.len());
+        for e in envelopes {
+            // Batches are mostly of one topic: share its key names.
+            let (stream, channel) = match wires.last() {
+                Some(w) if envelopes[wires.len() - 1].topic == e.topic => {
+                    (w.stream.clone(), w.channel.clone())
+                }
+                _ => (keys.stream(&e.topic).into(), keys.channel(&e.topic).into()),
+            };
+            let bytes = e.to_wire().map_err(|e| e.with_operation(op))?;
+            wires.push(Wire {
+                stream,
+                channel,
+                bytes,
+            });
+        }
         self.publisher.submit(wires).await.map_err(|e| {
             let topic = envelopes.first().map(|e| e.topic.as_str()).unwrap_or_default();
             e.with_context("topic", topic)
@@ -240,11 +245,7 @@ impl Transport for RedisTransport {
                 self.trim.watch(self.conn.keys().stream(topic));
                 Ok(sub)
             }
-            SubscribeMode::Broadcast => {
-                let sub = broadcast::subscribe(&self.conn, topic, self.wire_max()).await?;
-                self.streams.listened(&self.conn.keys().stream(topic));
-                Ok(sub)
-            }
+            SubscribeMode::Broadcast => broadcast::subscribe(&self.conn, topic, self.wire_max()).await,
         }
     }
 }

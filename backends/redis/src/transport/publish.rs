@@ -1,14 +1,13 @@
-//! Publishing: plain pipelined `XADD` (+ `PUBLISH` when someone listens)
-//! per message, one round trip per batch. What that needs to know — is the
-//! key a stream, does a group read it (if not, the stream is capped at
-//! `max_retained`), does anyone listen on the topic's channel — is probed
-//! once per topic and trusted for a second (see `probe.lua`). So a
-//! broadcast subscriber in another process may miss up to a second of
-//! messages after it subscribes (broadcast is at-most-once); one in this
-//! process is known at once.
+//! Publishing: plain pipelined `XADD` + `PUBLISH` per message, one round
+//! trip per batch. What an `XADD` needs to know — is the key a stream, does
+//! a group read it (if not, the stream is capped at `max_retained`) — is
+//! probed once per topic and trusted for a second (see `probe.lua`).
+//! `PUBLISH` goes out whether or not anyone listens: a cached "nobody
+//! listens" would hide the first second of messages from a new broadcast
+//! subscriber in another process (e.g. `multiagents watch`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use multiagents_core::{Error, ErrorKind, Result};
@@ -20,21 +19,20 @@ use crate::scripts;
 
 /// How long a probe's answer is trusted. A group created by another
 /// process meanwhile only means a few more messages are added with the
-/// `max_retained` cap; a listener, that it misses them.
+/// `max_retained` cap.
 const FRESH: Duration = Duration::from_secs(1);
 
 /// One message ready to publish: its stream, its channel and its wire form.
 pub(crate) struct Wire {
-    pub(crate) stream: String,
-    pub(crate) channel: String,
+    pub(crate) stream: Arc<str>,
+    pub(crate) channel: Arc<str>,
     pub(crate) bytes: Vec<u8>,
 }
 
-/// What is known of a topic's stream and channel.
+/// What is known of a topic's stream.
 #[derive(Clone, Copy)]
 struct Known {
     grouped: bool,
-    listened: bool,
     at: Instant,
 }
 
@@ -54,25 +52,13 @@ impl Publisher {
 
     /// This process created a group on `stream`.
     pub(crate) fn grouped(&self, stream: &str) {
-        let mut known = self.lock();
-        let k = known.entry(stream.to_string()).or_insert(Known {
-            grouped: true,
-            listened: true,
-            at: Instant::now(),
-        });
-        k.grouped = true;
-    }
-
-    /// This process listens on the channel of `stream`'s topic.
-    pub(crate) fn listened(&self, stream: &str) {
-        let mut known = self.lock();
-        let k = known.entry(stream.to_string()).or_insert(Known {
-            grouped: false,
-            listened: true,
-            // Not fresh: whether a group reads it is still to be probed.
-            at: Instant::now().checked_sub(FRESH).unwrap_or_else(Instant::now),
-        });
-        k.listened = true;
+        self.lock().insert(
+            stream.to_string(),
+            Known {
+                grouped: true,
+                at: Instant::now(),
+            },
+        );
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
@@ -88,27 +74,25 @@ impl Publisher {
         let config = self.conn.config();
         let mut pipe = redis::pipe();
         for w in &wires {
-            let k = known.get(w.stream.as_str()).copied();
+            let k = known.get(&*w.stream).copied();
             let cap = if k.is_some_and(|k| k.grouped) {
                 config.stream_max_len
             } else {
                 Some(config.max_retained)
             };
-            let xadd = pipe.cmd("XADD").arg(&w.stream);
+            let xadd = pipe.cmd("XADD").arg(&*w.stream);
             if let Some(n) = cap {
                 xadd.arg("MAXLEN").arg("~").arg(n);
             }
             xadd.arg("*").arg("e").arg(&w.bytes).ignore();
-            if k.is_none_or(|k| k.listened) {
-                pipe.cmd("PUBLISH").arg(&w.channel).arg(&w.bytes).ignore();
-            }
+            pipe.cmd("PUBLISH").arg(&*w.channel).arg(&w.bytes).ignore();
         }
         let sent: redis::RedisResult<()> = pipe.query_async(&mut self.conn.cmd()).await;
         sent.map_err(|e| {
             // Learn again: the failure may be a key that changed type.
             let mut known = self.lock();
             for w in &wires {
-                known.remove(&w.stream);
+                known.remove(&*w.stream);
             }
             map(OP, e)
         })
@@ -123,12 +107,12 @@ impl Publisher {
         {
             let known = self.lock();
             for w in wires {
-                if out.contains_key(w.stream.as_str()) || probe.iter().any(|p| p.stream == w.stream) {
+                if out.contains_key(&*w.stream) || probe.iter().any(|p| p.stream == w.stream) {
                     continue;
                 }
-                match known.get(&w.stream) {
+                match known.get(&*w.stream) {
                     Some(k) if k.at.elapsed() < FRESH => {
-                        out.insert(w.stream.as_str(), *k);
+                        out.insert(&*w.stream, *k);
                     }
                     _ => probe.push(w),
                 }
@@ -139,7 +123,7 @@ impl Publisher {
         }
         let mut call = scripts::PROBE.prepare_invoke();
         for w in &probe {
-            call.key(&w.stream).arg(&w.channel);
+            call.key(&*w.stream);
         }
         let reply: Value = call
             .invoke_async(&mut self.conn.cmd())
@@ -151,18 +135,17 @@ impl Publisher {
         let now = Instant::now();
         let mut known = self.lock();
         for (w, item) in probe.into_iter().zip(items) {
-            let stream = w.stream.as_str();
-            let (kind, grouped, listened) = match &item {
-                Value::Array(t) if t.len() == 3 => (
+            let stream: &str = &w.stream;
+            let (kind, grouped) = match &item {
+                Value::Array(t) if t.len() == 2 => (
                     match &t[0] {
                         Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
                         Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => s.clone(),
                         _ => String::new(),
                     },
                     matches!(t[1], Value::Int(n) if n > 0),
-                    matches!(t[2], Value::Int(n) if n > 0),
                 ),
-                other => return Err(shape(OP, "[type, groups, listeners]", other)),
+                other => return Err(shape(OP, "[type, groups]", other)),
             };
             if kind != "none" && kind != "stream" {
                 return Err(Error::new(
@@ -180,7 +163,6 @@ impl Publisher {
             let was_grouped = known.get(stream).is_some_and(|k| k.grouped);
             let k = Known {
                 grouped: grouped || was_grouped,
-                listened,
                 at: now,
             };
             known.insert(stream.to_string(), k);
