@@ -29,6 +29,7 @@ mod batch;
 mod broadcast;
 mod publish;
 mod queue;
+mod reply;
 mod trim;
 
 use std::fmt;
@@ -135,7 +136,7 @@ impl RedisTransport {
             .await
             .map_err(|e| map(OP, e).with_context("topic", topic))?;
         let max = self.wire_max();
-        queue::entries(OP, reply)?
+        reply::entries(OP, reply)?
             .into_iter()
             .map(|(id, fields)| {
                 let text = |name: &str| {
@@ -247,19 +248,5 @@ impl Transport for RedisTransport {
             }
             SubscribeMode::Broadcast => broadcast::subscribe(&self.conn, topic, self.wire_max()).await,
         }
-    }
-}
-
-/// The value of field `name` in a stream entry's fields.
-pub(crate) fn field<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
-    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
-}
-
-/// Bytes of a bulk string reply.
-pub(crate) fn bulk(v: Value) -> Option<Vec<u8>> {
-    match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.into_bytes()),
-        _ => None,
     }
 }

@@ -12,9 +12,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::acker::RedisAcker;
 use super::batch::Batcher;
-use super::{bulk, field};
+use super::reply::{self, Counted, field};
 use crate::connection::Conn;
-use crate::error::{map, shape};
+use crate::error::map;
 use crate::scripts;
 
 /// One consumer of one group: what the reader and the ackers share.
@@ -31,9 +31,6 @@ pub(crate) struct Group {
     /// Coalesces concurrent acks into one `XACK` (see `batch`).
     pub(crate) acks: Batcher<(String, bool)>,
 }
-
-/// A stream entry's id and fields.
-pub(crate) type Entry = (String, Vec<(String, Vec<u8>)>);
 
 /// A message read for the subscriber, not yet handed to it. Dropped
 /// unreceived (the subscription went away), it goes back to the group
@@ -285,7 +282,7 @@ impl Reader {
 
     /// Hands entries to the subscriber, one permit each. `false` when the
     /// subscriber left (the entries go back to the group).
-    async fn forward(&mut self, entries: Vec<(Entry, u32, u32)>, permits: &mut OwnedSemaphorePermit) -> bool {
+    async fn forward(&mut self, entries: Vec<Counted>, permits: &mut OwnedSemaphorePermit) -> bool {
         for ((id, fields), count, strikes) in entries {
             let decoded = match field(&fields, "e") {
                 Some(wire) => Envelope::from_wire(wire, self.g.wire_max),
@@ -358,7 +355,7 @@ impl Reader {
         Ok(c)
     }
 
-    async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<(Entry, u32, u32)>> {
+    async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Counted>> {
         const OP: &str = "redis.subscribe.read";
         let mut con = self.dedicated().await?;
         let g = &self.g;
@@ -380,27 +377,10 @@ impl Reader {
                     .with_context("stream", &g.stream)
                     .with_context("group", &g.group)
             })?;
-        let entries = match reply {
-            Value::Nil => Vec::new(),
-            Value::Array(streams) => match streams.into_iter().next() {
-                Some(Value::Array(pair)) if pair.len() == 2 => {
-                    let mut it = pair.into_iter();
-                    it.next();
-                    entries(OP, it.next().unwrap_or(Value::Nil))?
-                }
-                None => Vec::new(),
-                Some(other) => return Err(shape(OP, "[stream, entries]", &other)),
-            },
-            Value::Map(streams) => match streams.into_iter().next() {
-                Some((_, v)) => entries(OP, v)?,
-                None => Vec::new(),
-            },
-            other => return Err(shape(OP, "XREADGROUP streams", &other)),
-        };
-        Ok(entries.into_iter().map(|e| (e, 1, 0)).collect())
+        reply::read_group(OP, reply)
     }
 
-    async fn claim(&self, count: usize, idle_ms: u64, max_deliveries: u32) -> Result<Vec<(Entry, u32, u32)>> {
+    async fn claim(&self, count: usize, idle_ms: u64, max_deliveries: u32) -> Result<Vec<Counted>> {
         const OP: &str = "redis.subscribe.claim";
         let g = &self.g;
         let reply: Value = scripts::CLAIM
@@ -420,39 +400,13 @@ impl Reader {
                     .with_context("stream", &g.stream)
                     .with_context("group", &g.group)
             })?;
-        let Value::Array(parts) = reply else {
-            return Err(shape(OP, "[dead, claimed]", &reply));
-        };
-        let mut parts = parts.into_iter();
-        if let Some(Value::Int(dead)) = parts.next()
-            && dead > 0
-        {
+        let (dead, claimed) = reply::claimed(OP, reply)?;
+        if dead > 0 {
             tracing::warn!(topic = %g.topic, group = %g.group, dead, dlq = %g.dlq, "messages dead-lettered after too many unsettled deliveries");
             metrics::counter!("multiagents_redis_dead_letters_total", "topic" => g.topic.clone())
-                .increment(dead as u64);
+                .increment(dead);
         }
-        let Some(Value::Array(claimed)) = parts.next() else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::with_capacity(claimed.len());
-        for item in claimed {
-            let Value::Array(f) = item else {
-                return Err(shape(OP, "[id, fields, deliveries, strikes]", &item));
-            };
-            let [id, fields, deliveries, strikes]: [Value; 4] = f
-                .try_into()
-                .map_err(|f| shape(OP, "[id, fields, deliveries, strikes]", &Value::Array(f)))?;
-            let id = bulk(id)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            let fields = pairs(OP, fields)?;
-            let num = |v: &Value| match v {
-                Value::Int(n) => (*n).clamp(0, u32::MAX as i64) as u32,
-                _ => 0,
-            };
-            out.push(((id, fields), num(&deliveries).max(2), num(&strikes)));
-        }
-        Ok(out)
+        Ok(claimed)
     }
 
     async fn leave(&self) {
@@ -466,59 +420,5 @@ impl Reader {
         if let Err(e) = left {
             tracing::debug!(error = %e, consumer = %g.consumer, "could not remove a consumer that left");
         }
-    }
-}
-
-/// Parses an array of stream entries (`[[id, [field, value, …]], …]`).
-pub(crate) fn entries(op: &'static str, v: Value) -> Result<Vec<Entry>> {
-    let Value::Array(items) = v else {
-        return match v {
-            Value::Nil => Ok(Vec::new()),
-            other => Err(shape(op, "stream entries", &other)),
-        };
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::Array(pair) = item else {
-            return Err(shape(op, "[id, fields]", &item));
-        };
-        let [id, fields]: [Value; 2] = pair
-            .try_into()
-            .map_err(|p| shape(op, "[id, fields]", &Value::Array(p)))?;
-        let id = bulk(id)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        // A pending entry deleted from the stream reads back with no fields.
-        out.push((id, pairs(op, fields)?));
-    }
-    Ok(out)
-}
-
-fn pairs(op: &'static str, v: Value) -> Result<Vec<(String, Vec<u8>)>> {
-    match v {
-        Value::Nil => Ok(Vec::new()),
-        Value::Array(flat) => {
-            let mut out = Vec::with_capacity(flat.len() / 2);
-            let mut it = flat.into_iter();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                let k = bulk(k)
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                out.push((k, bulk(v).unwrap_or_default()));
-            }
-            Ok(out)
-        }
-        Value::Map(m) => Ok(m
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    bulk(k)
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_default(),
-                    bulk(v).unwrap_or_default(),
-                )
-            })
-            .collect()),
-        other => Err(shape(op, "entry fields", &other)),
     }
 }
