@@ -156,6 +156,28 @@ fn open_client(config: &RedisConfig) -> Result<Client> {
         // rustls needs one process-wide crypto provider; ours is ring. An
         // already installed provider (the host's choice) is kept.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some(path) = &config.tls_ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("cannot read tls_ca_file {}: {e}", path.display()),
+                )
+                .with_operation("redis.connect")
+                .with_context("key", "tls_ca_file")
+            })?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            return Client::build_with_tls(config.url.as_str(), certs).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("invalid Redis URL or TLS settings: {e}"),
+                )
+                .with_operation("redis.connect")
+                .with_source(e)
+            });
+        }
     }
     Client::open(config.url.as_str()).map_err(|e| {
         Error::new(ErrorKind::Config, format!("invalid Redis URL: {e}"))

@@ -29,5 +29,8 @@ mod publishing;
 mod restart;
 #[path = "redis/takeover.rs"]
 mod takeover;
+#[cfg(feature = "tls")]
+#[path = "redis/tls.rs"]
+mod tls;
 #[path = "redis/trimming.rs"]
 mod trimming;

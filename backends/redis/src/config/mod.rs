@@ -81,6 +81,9 @@ pub struct RedisConfig {
     /// Attempts to reach the server when connecting, with doubling backoff
     /// from 100 ms (default 5); after that `connect` fails with `Unavailable`.
     pub connect_attempts: u32,
+    /// `rediss://` only: a PEM file of the certificate authorities to trust
+    /// instead of the system's (e.g. a private CA). Default `None`.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisConfig {
@@ -102,6 +105,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
             connect_attempts: 5,
+            tls_ca_file: None,
         }
     }
 
@@ -203,6 +207,13 @@ impl RedisConfig {
         self
     }
 
+    /// Sets [`tls_ca_file`](Self::tls_ca_file).
+    #[must_use]
+    pub fn with_tls_ca_file(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.tls_ca_file = path;
+        self
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted_url(&self) -> String {
         redact(&self.url)
@@ -274,6 +285,13 @@ impl RedisConfig {
                 return bad(key, "0".into(), "must be at least 1");
             }
         }
+        if self.tls_ca_file.is_some() && scheme.as_deref() != Some("rediss") {
+            return bad(
+                "tls_ca_file",
+                format!("{:?}", self.tls_ca_file),
+                "only for rediss:// (TLS) URLs",
+            );
+        }
         if self.stream_max_len == Some(0) {
             return bad("stream_max_len", "0".into(), "must be at least 1 (or unset)");
         }
@@ -306,6 +324,7 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("connect_attempts", &self.connect_attempts)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish()
     }
 }

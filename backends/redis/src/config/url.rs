@@ -26,6 +26,7 @@ pub const URL_OPTIONS: &[&str] = &[
     "connect_timeout",
     "response_timeout",
     "connect_attempts",
+    "tls_ca_file",
 ];
 
 impl RedisConfig {
@@ -112,6 +113,7 @@ impl RedisConfig {
             "connect_timeout" => self.connect_timeout = dur(value)?,
             "response_timeout" => self.response_timeout = dur(value)?,
             "connect_attempts" => self.connect_attempts = int(value)?.min(u32::MAX as u64) as u32,
+            "tls_ca_file" => self.tls_ca_file = Some(value.into()),
             _ => {
                 return Err(format!(
                     "unknown option (known: {}, and the client's {})",
@@ -150,6 +152,7 @@ mod tests {
             ("redis://:pw@h?ack_timeout=soon", "ack_timeout"),
             ("redis://:pw@h?read_batch=-1", "read_batch"),
             ("redis://:pw@h?read_batch=0", "read_batch"),
+            ("redis://:pw@h?tls_ca_file=/ca.pem", "tls_ca_file"),
         ] {
             let err = RedisConfig::from_url(url).expect_err(url);
             assert_eq!(err.kind(), ErrorKind::Config, "{err}");
