@@ -106,9 +106,13 @@ is_ours() { # NAME PID
 # ------------------------------------------------------------------ redis
 
 redis_install() {
+    local pkgs=()
     if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-        apt_install redis-server redis-tools
+        pkgs+=(redis-server redis-tools)
     fi
+    # The TLS test makes its own CA and server certificate with openssl.
+    command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+    [ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
     # Keep the name as found on PATH: on Debian /usr/bin/redis-server is a symlink to
     # redis-check-rdb, which picks its mode from argv[0]; do not resolve it.
     REDIS_BIN=$(command -v redis-server) || die "redis-server still not on PATH after installing"
