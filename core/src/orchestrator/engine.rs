@@ -80,8 +80,21 @@ impl Shared {
         self.transport.publish_batch(envs).await
     }
 
+    /// Publishes the events and commands of a state change in one batch,
+    /// events first: an event is then always published before anything the
+    /// commands cause (`workflow.started` before the first `step.completed`),
+    /// and a remote backend makes one round trip, not two.
     async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
-        let mut envs = Vec::with_capacity(fx.commands.len());
+        let mut envs = Vec::with_capacity(fx.events.len() + fx.commands.len());
+        let events = topic(&self.config.prefix, "events");
+        for e in &fx.events {
+            // Events are at-most-once: one that cannot be encoded is logged
+            // and left out; it never holds back the commands.
+            match self.encode(e) {
+                Ok(p) => envs.push(Envelope::new(events.clone(), e.tx.clone(), p)),
+                Err(err) => tracing::warn!(error = %err, event = %e.name, "cannot encode a workflow event"),
+            }
+        }
         for c in &fx.commands {
             let t = topic(&self.config.prefix, &format!("cmd.{}", c.worker));
             envs.push(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt));
@@ -90,22 +103,6 @@ impl Shared {
             self.transport.publish_batch(envs).await?;
         }
         record_metrics(&fx);
-        if !fx.events.is_empty() {
-            let t = topic(&self.config.prefix, "events");
-            let events = fx
-                .events
-                .iter()
-                .filter_map(|e| {
-                    self.encode(e)
-                        .ok()
-                        .map(|p| Envelope::new(t.clone(), e.tx.clone(), p))
-                })
-                .collect();
-            // Events are at-most-once: a failure to publish them is logged, not fatal.
-            if let Err(e) = self.transport.publish_batch(events).await {
-                tracing::warn!(error = %e, "cannot publish workflow events");
-            }
-        }
         Ok(())
     }
 
