@@ -54,9 +54,9 @@ fn check(file: &std::path::Path, json: bool) -> Result<()> {
             "workflows": workflows,
         }))
     } else {
-        println!("OK: {}", file.display());
+        outln!("OK: {}", file.display());
         // The summary shows the backend URLs without their passwords.
-        print!("{}", config.summary());
+        out!("{}", config.summary());
         Ok(())
     }
 }

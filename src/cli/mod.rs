@@ -9,6 +9,24 @@
 //! | `worker.rs` | `worker build`, `worker inspect` |
 //! | `output.rs` | text and JSON output |
 
+/// `println!` for command output: a closed stdout (`multiagents list | head`)
+/// ends the process quietly instead of panicking (see [`output::emit`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::output::emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::emit(format_args!($($arg)*))
+    };
+}
+
 mod client;
 mod config;
 mod output;

@@ -9,11 +9,27 @@ use serde::Serialize;
 
 pub(crate) use multiagents::validate::redact_url;
 
+/// Writes command output to stdout. When stdout is closed (the reader of a
+/// pipe went away: `multiagents list | head`), the process ends with exit
+/// code 0, as `head`'s upstream should; any other write error ends it with
+/// code 1 and a message on stderr. (`println!` would panic.)
+pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn json<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::new(ErrorKind::Codec, "cannot write JSON output").with_source(e))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -46,23 +62,23 @@ fn kind(k: StepKind) -> &'static str {
 
 /// A snapshot for people: header, error, history table, output.
 pub(crate) fn snapshot(s: &SagaSnapshot) {
-    println!("transaction  {}", s.tx);
-    println!("workflow     {}", s.workflow);
-    println!("status       {} (after {})", s.status, millis(s.elapsed()));
+    outln!("transaction  {}", s.tx);
+    outln!("workflow     {}", s.workflow);
+    outln!("status       {} (after {})", s.status, millis(s.elapsed()));
     if let Some(step) = &s.current_step {
-        println!("current step {step}");
+        outln!("current step {step}");
     }
     if let Some(err) = &s.error {
-        println!("error        {err}");
+        outln!("error        {err}");
     }
     if !s.history.is_empty() {
-        println!();
+        outln!();
         history(&s.history);
     }
     if let Some(out) = &s.output {
-        println!();
-        println!("output:");
-        println!(
+        outln!();
+        outln!("output:");
+        outln!(
             "{}",
             serde_json::to_string_pretty(out).unwrap_or_else(|_| out.to_string())
         );
@@ -73,16 +89,20 @@ pub(crate) fn snapshot(s: &SagaSnapshot) {
 pub(crate) fn history(records: &[AttemptRecord]) {
     let step_w = records.iter().map(|r| r.step.len()).max().unwrap_or(4).max(4);
     let worker_w = records.iter().map(|r| r.worker.len()).max().unwrap_or(6).max(6);
-    println!(
+    outln!(
         "{:<step_w$}  {:<10}  {:>7}  {:<worker_w$}  {:>8}  outcome",
-        "step", "kind", "attempt", "worker", "took"
+        "step",
+        "kind",
+        "attempt",
+        "worker",
+        "took"
     );
     for r in records {
         let took = r
             .finished_ms
             .map(|f| millis(Duration::from_millis(f.saturating_sub(r.started_ms))))
             .unwrap_or_else(|| "…".into());
-        println!(
+        outln!(
             "{:<step_w$}  {:<10}  {:>7}  {:<worker_w$}  {:>8}  {}",
             r.step,
             kind(r.kind),
@@ -97,10 +117,10 @@ pub(crate) fn history(records: &[AttemptRecord]) {
 /// A page of transactions, one per line.
 pub(crate) fn page(p: &SagaPage) {
     if p.items.is_empty() {
-        println!("no transactions");
+        outln!("no transactions");
     }
     for s in &p.items {
-        println!(
+        outln!(
             "{}  {:<20}  {:<20}  {:>9}  {}",
             s.tx,
             s.workflow,
@@ -110,7 +130,7 @@ pub(crate) fn page(p: &SagaPage) {
         );
     }
     if let Some(c) = &p.cursor {
-        println!("more: --cursor {c}");
+        outln!("more: --cursor {c}");
     }
 }
 
@@ -126,5 +146,5 @@ pub(crate) fn event(e: &Event) {
     if let Some(d) = &e.detail {
         line.push_str(&format!("  {d}"));
     }
-    println!("{line}");
+    outln!("{line}");
 }

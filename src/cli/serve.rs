@@ -194,7 +194,7 @@ async fn submit_on(
         if args.json {
             output::json(&serde_json::json!({ "tx": tx }))?;
         } else {
-            println!("{tx}");
+            outln!("{tx}");
         }
         if !shared {
             eprintln!(

@@ -122,7 +122,7 @@ pub(crate) async fn tx(action: Action, args: TxArgs) -> Result<()> {
                 if json {
                     output::json(&serde_json::json!({ "tx": tx, "cancelled": true }))
                 } else {
-                    println!("cancel requested for {tx}: its completed steps are being compensated");
+                    outln!("cancel requested for {tx}: its completed steps are being compensated");
                     Ok(())
                 }
             }
@@ -174,7 +174,7 @@ pub(crate) async fn watch(common: Common) -> Result<()> {
                 Some(Ok(e)) => {
                     if common.json {
                         match serde_json::to_string(&e) {
-                            Ok(line) => println!("{line}"),
+                            Ok(line) => outln!("{line}"),
                             Err(err) => eprintln!("warning: {err}"),
                         }
                     } else {

@@ -128,7 +128,7 @@ async fn build(crate_dir: &Path) -> Result<()> {
     let engine = engine()?;
     for path in wasm {
         let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
-        println!("built {} ({} KiB)", path.display(), size.div_ceil(1024));
+        outln!("built {} ({} KiB)", path.display(), size.div_ceil(1024));
         let found = engine.inspect(WasmSource::Path(path)).await?;
         print_inspection(&found);
     }
@@ -140,10 +140,10 @@ fn engine() -> Result<WasmEngine> {
 }
 
 fn print_inspection(found: &Inspection) {
-    print!("{}", found.info);
+    out!("{}", found.info);
     match &found.fits {
-        Ok(()) => println!("fits the multiagents:worker world: yes"),
-        Err(why) => println!("fits the multiagents:worker world: NO — {why}"),
+        Ok(()) => outln!("fits the multiagents:worker world: yes"),
+        Err(why) => outln!("fits the multiagents:worker world: NO — {why}"),
     }
 }
 
@@ -177,9 +177,9 @@ async fn inspect(file: &Path, json: bool) -> Result<()> {
             "fits_worker_world": found.fits.is_ok(),
             "reason": found.fits.as_ref().err(),
         });
-        println!("{v:#}");
+        outln!("{v:#}");
     } else {
-        println!("{}", file.display());
+        outln!("{}", file.display());
         print_inspection(&found);
     }
     if let Err(why) = found.fits {

@@ -68,3 +68,23 @@ fn build_compiles_a_worker_crate_and_prints_its_world() {
     let out = multiagents(&["worker", "build", "/nonexistent-crate"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
+
+/// `multiagents … | head` closes the pipe before the command is done
+/// writing: the command ends quietly (exit 0), never with a panic.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let path = wasm("reserve-stock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_multiagents"))
+        .args(["worker", "inspect", path.to_str().expect("utf-8 path")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run multiagents");
+    // Close the reading end at once: the component is still loading, so
+    // every write the command makes meets a closed pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
