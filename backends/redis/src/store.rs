@@ -73,30 +73,6 @@ impl RedisStore {
         validate::size("value", value.len(), self.conn.config().max_payload)
             .map_err(|e| e.with_context("key", key))
     }
-
-    async fn read(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>> {
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("HMGET")
-                .arg(self.conn.keys().state(key))
-                .arg("v")
-                .arg("n");
-        }
-        let replies: Vec<Value> = pipe
-            .query_async(&mut self.conn.cmd())
-            .await
-            .map_err(|e| with_key(map("redis.store.get", e), keys))?;
-        keys.iter()
-            .zip(replies)
-            .map(|(key, reply)| match reply {
-                Value::Array(fields) if fields.len() == 2 => {
-                    let mut it = fields.into_iter();
-                    versioned(key, it.next(), it.next())
-                }
-                other => Err(shape("redis.store.get", "[value, version]", &other).with_context("key", key)),
-            })
-            .collect()
-    }
 }
 
 fn with_key(err: Error, keys: &[String]) -> Error {
@@ -153,8 +129,21 @@ impl StateStore for RedisStore {
 
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
         validate::key(key)?;
-        let mut out = self.read(&[key.to_string()]).await?;
-        Ok(out.pop().flatten())
+        const OP: &str = "redis.store.get";
+        let reply: Value = redis::cmd("HMGET")
+            .arg(self.conn.keys().state(key))
+            .arg("v")
+            .arg("n")
+            .query_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| map(OP, e).with_context("key", key))?;
+        match reply {
+            Value::Array(fields) if fields.len() == 2 => {
+                let mut it = fields.into_iter();
+                versioned(key, it.next(), it.next())
+            }
+            other => Err(shape(OP, "[value, version]", &other).with_context("key", key)),
+        }
     }
 
     async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version> {

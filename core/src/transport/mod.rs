@@ -26,7 +26,7 @@ pub use delivery::{Acker, Delivery, Subscription};
 pub use memory::{MemoryTransport, MemoryTransportConfig};
 
 use crate::envelope::Envelope;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// How a subscription receives messages.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -109,6 +109,41 @@ impl Capabilities {
             batch_publish: true,
         }
     }
+}
+
+/// The argument checks of [`Transport::subscribe`] every backend makes, in
+/// one place: topic and group names, and `max_in_flight >= 1`. Errors are
+/// `InvalidInput` for operation `op`, naming the value and the topic.
+pub fn check_subscribe(
+    op: &'static str,
+    topic: &str,
+    mode: &SubscribeMode,
+    options: &SubscribeOptions,
+) -> Result<()> {
+    crate::validate::topic(topic).map_err(|e| e.with_operation(op))?;
+    if let SubscribeMode::Queue { group } = mode {
+        crate::validate::group(group).map_err(|e| e.with_operation(op).with_context("topic", topic))?;
+    }
+    if options.max_in_flight == 0 {
+        return Err(
+            Error::new(ErrorKind::InvalidInput, "max_in_flight must be at least 1")
+                .with_operation(op)
+                .with_context("max_in_flight", 0)
+                .with_context("topic", topic),
+        );
+    }
+    Ok(())
+}
+
+/// The checks of [`Transport::publish_batch`]: every envelope is valid
+/// ([`Envelope::validate`]) before anything is published; an error names
+/// the envelope's `index`.
+pub fn check_batch(op: &'static str, envelopes: &[Envelope], max_payload: usize) -> Result<()> {
+    for (i, e) in envelopes.iter().enumerate() {
+        e.validate(max_payload)
+            .map_err(|e| e.with_operation(op).with_context("index", i))?;
+    }
+    Ok(())
 }
 
 /// Publish/subscribe over a backend. Object safe: share as `Arc<dyn Transport>`.

@@ -36,9 +36,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use multiagents_core::transport::Capabilities;
+use multiagents_core::transport::{Capabilities, check_batch, check_subscribe};
 use multiagents_core::{
-    Envelope, Error, ErrorKind, Result, SubscribeMode, SubscribeOptions, Subscription, Transport, validate,
+    Envelope, Result, SubscribeMode, SubscribeOptions, Subscription, Transport, validate,
 };
 use redis::Value;
 
@@ -208,11 +208,7 @@ impl Transport for RedisTransport {
 
     async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
         const OP: &str = "redis.publish_batch";
-        let max = self.conn.config().max_payload;
-        for (i, e) in envelopes.iter().enumerate() {
-            e.validate(max)
-                .map_err(|e| e.with_operation(OP).with_context("index", i))?;
-        }
+        check_batch(OP, &envelopes, self.conn.config().max_payload)?;
         if envelopes.is_empty() {
             return Ok(());
         }
@@ -226,18 +222,7 @@ impl Transport for RedisTransport {
         options: SubscribeOptions,
     ) -> Result<Subscription> {
         const OP: &str = "redis.subscribe";
-        validate::topic(topic).map_err(|e| e.with_operation(OP))?;
-        if let SubscribeMode::Queue { group } = &mode {
-            validate::group(group).map_err(|e| e.with_operation(OP).with_context("topic", topic))?;
-        }
-        if options.max_in_flight == 0 {
-            return Err(
-                Error::new(ErrorKind::InvalidInput, "max_in_flight must be at least 1")
-                    .with_operation(OP)
-                    .with_context("max_in_flight", 0)
-                    .with_context("topic", topic),
-            );
-        }
+        check_subscribe(OP, topic, &mode, &options)?;
         match mode {
             SubscribeMode::Queue { group } => {
                 let sub = queue::subscribe(&self.conn, topic, &group, options.max_in_flight, self.wire_max())

@@ -92,7 +92,6 @@ use crate::codec::DEFAULT_MAX_SIZE;
 use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::{Capabilities, SubscribeMode, SubscribeOptions, Subscription, Transport};
-use crate::validate;
 
 /// Largest accepted [`MemoryTransportConfig::broadcast_capacity`].
 pub const MAX_BROADCAST_CAPACITY: usize = 1 << 20;
@@ -394,11 +393,7 @@ impl Transport for MemoryTransport {
     async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
         const OP: &str = "memory.publish_batch";
         self.check_open(OP)?;
-        let max = self.shared.config.max_payload;
-        for (i, e) in envelopes.iter().enumerate() {
-            e.validate(max)
-                .map_err(|e| e.with_operation(OP).with_context("index", i))?;
-        }
+        super::check_batch(OP, &envelopes, self.shared.config.max_payload)?;
         self.publish_valid(envelopes);
         Ok(())
     }
@@ -411,18 +406,7 @@ impl Transport for MemoryTransport {
     ) -> Result<Subscription> {
         const OP: &str = "memory.subscribe";
         self.check_open(OP)?;
-        validate::topic(topic).map_err(|e| e.with_operation(OP))?;
-        if let SubscribeMode::Queue { group } = &mode {
-            validate::group(group).map_err(|e| e.with_operation(OP).with_context("topic", topic))?;
-        }
-        if options.max_in_flight == 0 {
-            return Err(
-                Error::new(ErrorKind::InvalidInput, "max_in_flight must be at least 1")
-                    .with_operation(OP)
-                    .with_context("max_in_flight", 0)
-                    .with_context("topic", topic),
-            );
-        }
+        super::check_subscribe(OP, topic, &mode, &options)?;
         let shared = Arc::clone(&self.shared);
         let t = self.shared.topic(topic);
         Ok(match mode {
