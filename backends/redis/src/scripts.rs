@@ -42,6 +42,11 @@ script!(
     "Hands a delivery back to its group after a delay."
 );
 script!(
+    TOUCH,
+    "touch.lua",
+    "Keeps a delivery in progress (its idle time starts again)."
+);
+script!(
     CLAIM,
     "claim.lua",
     "Claims due nacked and timed-out entries; dead-letters poison."

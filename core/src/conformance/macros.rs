@@ -24,6 +24,7 @@ macro_rules! __transport_behaviours {
             dropped_delivery_is_redelivered
             dropped_consumer_work_is_redelivered
             ack_timeout_redelivers
+            progress_keeps_a_delivery
             backpressure_bound
             broadcast_fan_out
             batch_of_10k_arrives_exactly_once

@@ -21,6 +21,14 @@ pub trait Acker: Send + Sync {
     /// The message was not handled: deliver it again (to any consumer of the
     /// group) no earlier than `delay` from now.
     async fn nack(&self, delay: Duration) -> Result<()>;
+    /// The delivery is still being worked on: its ack timeout starts again
+    /// (NATS `AckKind::Progress`, a Redis re-claim by its own consumer).
+    /// Fails (`Timeout`, not retryable) when the delivery already expired and
+    /// was handed to another consumer. The default does nothing, for
+    /// backends without an ack timeout.
+    async fn progress(&self) -> Result<()> {
+        Ok(())
+    }
     /// The delivery was dropped unsettled (its consumer went away). Must not
     /// block. Backends that cannot act at once rely on their ack timeout.
     fn abandon(&self) {}
@@ -113,6 +121,22 @@ impl Delivery {
         }
         self.settled = true;
         Ok(())
+    }
+
+    /// Tells the backend this delivery is still being worked on: its ack
+    /// timeout starts again, so a handler that outlives the timeout is not
+    /// redelivered while it runs. Call it more often than the backend's ack
+    /// timeout ([`Capabilities::ack_wait`](crate::Capabilities::ack_wait)).
+    ///
+    /// A settled delivery → `AlreadySettled`; one that already expired and
+    /// went to another consumer → `Timeout` (not retryable). A broadcast
+    /// delivery: a no-op.
+    pub async fn progress(&self) -> Result<()> {
+        self.check_unsettled("delivery.progress")?;
+        match &self.acker {
+            Some(acker) => acker.progress().await,
+            None => Ok(()),
+        }
     }
 
     /// The message, leaving the delivery unsettled (it will be redelivered).

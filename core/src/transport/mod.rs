@@ -85,6 +85,9 @@ pub struct Capabilities {
     pub nack_delay: bool,
     /// Unsettled deliveries are redelivered after the ack timeout.
     pub ack_timeout: bool,
+    /// That ack timeout, when known: a handler that may run longer calls
+    /// [`Delivery::progress`] more often than this to keep its delivery.
+    pub ack_wait: Option<std::time::Duration>,
     /// Messages of one key reach a lone consumer of a group in publish order.
     pub ordered_per_key: bool,
     /// Largest payload the backend accepts, in bytes.
@@ -104,10 +107,20 @@ impl Capabilities {
             broadcast: true,
             nack_delay: true,
             ack_timeout: true,
+            ack_wait: None,
             ordered_per_key: true,
             max_payload,
             batch_publish: true,
         }
+    }
+}
+
+impl Capabilities {
+    /// These capabilities with the ack timeout's length ([`ack_wait`](Self::ack_wait)).
+    #[must_use]
+    pub fn with_ack_wait(mut self, ack_wait: std::time::Duration) -> Self {
+        self.ack_wait = Some(ack_wait);
+        self
     }
 }
 

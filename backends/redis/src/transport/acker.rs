@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use multiagents_core::Result;
 use multiagents_core::transport::Acker;
+use multiagents_core::{Error, ErrorKind, Result};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::queue::Group;
@@ -18,6 +18,8 @@ use crate::scripts;
 pub(crate) struct RedisAcker {
     group: Arc<Group>,
     id: String,
+    /// The delivery count of this delivery (a later one is another delivery).
+    count: u32,
     strikes: u32,
     permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -26,12 +28,14 @@ impl RedisAcker {
     pub(crate) fn new(
         group: Arc<Group>,
         id: String,
+        count: u32,
         strikes: u32,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Self {
         RedisAcker {
             group,
             id,
+            count,
             strikes,
             permit: Mutex::new(permit),
         }
@@ -58,6 +62,36 @@ impl Acker for RedisAcker {
         nack(&self.group, &self.id, delay, false).await?;
         self.release();
         Ok(())
+    }
+
+    async fn progress(&self) -> Result<()> {
+        let g = &self.group;
+        let kept: i64 = scripts::TOUCH
+            .key(&g.stream)
+            .arg(&g.group)
+            .arg(&self.id)
+            .arg(&g.consumer)
+            .arg(self.count)
+            .invoke_async(&mut g.conn.cmd())
+            .await
+            .map_err(|e| {
+                map("redis.progress", e)
+                    .with_context("topic", &g.topic)
+                    .with_context("group", &g.group)
+                    .with_context("id", &self.id)
+            })?;
+        if kept == 1 {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Timeout,
+            "delivery expired after the ack timeout (or was settled) before it was kept in progress",
+        )
+        .with_retryable(false)
+        .with_operation("redis.progress")
+        .with_context("topic", &g.topic)
+        .with_context("group", &g.group)
+        .with_context("id", &self.id))
     }
 
     fn abandon(&self) {

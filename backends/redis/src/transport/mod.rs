@@ -13,6 +13,9 @@
 //!   Entries other consumers have held past the ack timeout are claimed the
 //!   same way, consumer by consumer (`XPENDING … IDLE`), rather than with
 //!   `XAUTOCLAIM`, which would also take nacked entries before their delay.
+//! * **Progress** ([`Delivery::progress`](multiagents_core::Delivery::progress))
+//!   re-claims the entry for its own consumer (`touch.lua`): its idle time
+//!   starts again, so a handler that outlives the ack timeout keeps it.
 //! * **Dead letters** — a message whose deliveries end unsettled
 //!   [`max_deliveries`](crate::RedisConfig::max_deliveries) times (crash,
 //!   hang, drop) moves to `<prefix>:dlq:<topic>`
@@ -196,6 +199,7 @@ impl RedisTransport {
 impl Transport for RedisTransport {
     fn capabilities(&self) -> Capabilities {
         Capabilities::full("redis", self.conn.config().max_payload)
+            .with_ack_wait(self.conn.config().ack_timeout)
     }
 
     async fn publish(&self, envelope: Envelope) -> Result<()> {

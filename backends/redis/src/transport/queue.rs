@@ -53,6 +53,7 @@ impl Pending {
         let acker = RedisAcker::new(
             self.group.clone(),
             std::mem::take(&mut self.id),
+            self.count,
             self.strikes,
             self.permit.take(),
         );

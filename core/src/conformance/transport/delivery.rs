@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::{numbered, queue_sub};
 use crate::conformance::util::{
     assert_names, expect_quiet, expect_quiet_any, left, merge, must, must_fail, recv, recv_any, require,
+    try_recv_any,
 };
 use crate::conformance::{Settings, unique};
 use crate::envelope::Envelope;
@@ -200,6 +201,65 @@ pub async fn ack_timeout_redelivers<T: Transport + ?Sized>(t: &T, s: &Settings) 
     must(s, "ack of the redelivery", again.ack()).await;
     // The late consumer finishing too: may be refused, must not resurrect it.
     let _ = stale.ack().await;
+    expect_quiet_any(&mut both, s.quiet, "after the redelivered message was acked").await;
+}
+
+/// A delivery kept in progress ([`Delivery::progress`](crate::Delivery::progress)
+/// at a third of the ack timeout) is not redelivered for 2.5 ack timeouts,
+/// though a second consumer of the group waits; once its holder stops
+/// (alive but silent, like a frozen process) it goes to the group again
+/// within `redelivery`, and a late `progress` is refused.
+pub async fn progress_keeps_a_delivery<T: Transport + ?Sized>(t: &T, s: &Settings) {
+    let caps = t.capabilities();
+    require!(caps, "progress_keeps_a_delivery", queue, ack_timeout);
+    let Some(ack_wait) = caps.ack_wait else {
+        crate::conformance::skip("progress_keeps_a_delivery", caps.name, "ack_wait");
+        return;
+    };
+    let (topic, group) = (unique("progress"), unique("g"));
+    let mut a = queue_sub(t, s, &topic, &group, 10).await;
+    let sent = Envelope::new(&topic, "k", &b"long handler"[..]);
+    must(s, "publish", t.publish(sent.clone())).await;
+    let held = recv(&mut a, s.patience, "the first delivery").await;
+    let b = queue_sub(t, s, &topic, &group, 10).await;
+    let mut both = merge(vec![a, b]);
+    let kept_for = ack_wait * 5 / 2;
+    let beat = ack_wait / 3;
+    let until = Instant::now() + kept_for;
+    while Instant::now() < until {
+        if let Some((_, d)) = try_recv_any(&mut both, beat, "a redelivery of the held message").await {
+            panic!(
+                "a delivery kept in progress was redelivered after {:?} (ack timeout {ack_wait:?}): {:?}",
+                kept_for.saturating_sub(left(until)),
+                d.envelope()
+            );
+        }
+        must(s, "progress of the held delivery", held.progress()).await;
+    }
+    // The holder stops reporting progress without settling or dropping.
+    let (_, mut again) = recv_any(
+        &mut both,
+        s.redelivery,
+        "the delivery after its holder stopped keeping it in progress",
+    )
+    .await;
+    assert_eq!(
+        again.envelope(),
+        &sent,
+        "the redelivered message differs from the one sent"
+    );
+    assert!(
+        again.delivery_count() >= 2,
+        "a redelivery should have delivery_count >= 2"
+    );
+    must_fail(
+        s,
+        "progress of the expired delivery",
+        ErrorKind::Timeout,
+        held.progress(),
+    )
+    .await;
+    must(s, "ack of the redelivery", again.ack()).await;
     expect_quiet_any(&mut both, s.quiet, "after the redelivered message was acked").await;
 }
 

@@ -17,6 +17,7 @@
 //! | [`dropped_delivery_is_redelivered`] | a delivery dropped unsettled returns within `redelivery` | queue |
 //! | [`dropped_consumer_work_is_redelivered`] | a consumer dropped with unsettled work: it goes to another consumer within `redelivery` | queue |
 //! | [`ack_timeout_redelivers`] | a delivery held unsettled returns after the ack timeout | queue, ack_timeout |
+//! | [`progress_keeps_a_delivery`] | a delivery kept in progress is not redelivered; once its holder goes silent it is | queue, ack_timeout, ack_wait |
 //! | [`backpressure_bound`] | `max_in_flight = 5`: 5 arrive, a 6th only after an ack; nothing lost | queue |
 //! | [`broadcast_fan_out`] | three broadcast subscribers each get every message once | broadcast |
 //! | [`batch_of_10k_arrives_exactly_once`] | a 10 000-envelope `publish_batch` arrives exactly once when acked | queue |
@@ -31,7 +32,7 @@ mod messages;
 pub use delivery::{
     ack_timeout_redelivers, backpressure_bound, dropped_consumer_work_is_redelivered,
     dropped_delivery_is_redelivered, nack_redelivers_after_delay, nack_zero_redelivers_promptly,
-    settle_twice_is_already_settled,
+    progress_keeps_a_delivery, settle_twice_is_already_settled,
 };
 pub use input::{
     batch_with_invalid_envelope_publishes_nothing, publish_rejects_bad_input, subscribe_rejects_bad_input,

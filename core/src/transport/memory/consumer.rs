@@ -169,6 +169,27 @@ impl Acker for MemoryAcker {
         self.settle(Settle::Nack(delay), "memory.nack")
     }
 
+    async fn progress(&self) -> Result<()> {
+        if self
+            .sub
+            .group
+            .extend(self.seq, self.delivery_count, tokio::time::Instant::now())
+        {
+            return Ok(());
+        }
+        let group = &self.sub.group;
+        Err(Error::new(
+            ErrorKind::Timeout,
+            "delivery expired after the ack timeout (or was settled) before it was kept in progress",
+        )
+        .with_retryable(false)
+        .with_operation("memory.progress")
+        .with_context("topic", group.topic())
+        .with_context("group", group.name())
+        .with_context("id", self.id)
+        .with_context("delivery_count", self.delivery_count))
+    }
+
     fn abandon(&self) {
         // Stale: the message already belongs to a newer delivery.
         let _fresh = self

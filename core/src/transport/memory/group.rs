@@ -56,6 +56,9 @@ pub(super) struct Msg {
     seq: u64,
     /// How many times it has been delivered so far.
     deliveries: u32,
+    /// How many times its current delivery's deadline was pushed back
+    /// ([`Group::extend`]); a deadline entry of an older lease is stale.
+    lease: u32,
     envelope: Envelope,
 }
 
@@ -87,6 +90,15 @@ struct Deadline {
     at: Instant,
     seq: u64,
     deliveries: u32,
+    lease: u32,
+}
+
+impl Deadline {
+    /// Whether this deadline still belongs to the message's current
+    /// delivery and lease.
+    fn is_live(&self, in_flight: &FxHashMap<u64, Msg>) -> bool {
+        matches!(in_flight.get(&self.seq), Some(m) if m.deliveries == self.deliveries && m.lease == self.lease)
+    }
 }
 
 /// What [`Group::take`] found.
@@ -157,7 +169,7 @@ impl GroupState {
             }
         }
         while let Some(head) = self.deadlines.front() {
-            let live = matches!(self.in_flight.get(&head.seq), Some(m) if m.deliveries == head.deliveries);
+            let live = head.is_live(&self.in_flight);
             if live && head.at > now {
                 break;
             }
@@ -175,8 +187,7 @@ impl GroupState {
     fn compact_deadlines(&mut self) {
         if self.deadlines.len() > 64 && self.deadlines.len() > 2 * self.in_flight.len() {
             let in_flight = &self.in_flight;
-            self.deadlines
-                .retain(|d| matches!(in_flight.get(&d.seq), Some(m) if m.deliveries == d.deliveries));
+            self.deadlines.retain(|d| d.is_live(in_flight));
         }
     }
 
@@ -215,6 +226,7 @@ impl Group {
             state.ready.push_back(Msg {
                 seq,
                 deliveries: 0,
+                lease: 0,
                 envelope,
             });
         }
@@ -254,6 +266,7 @@ impl Group {
             state.ready.push_back(Msg {
                 seq,
                 deliveries: 0,
+                lease: 0,
                 envelope,
             });
         }
@@ -275,6 +288,7 @@ impl Group {
             };
         };
         msg.deliveries = msg.deliveries.saturating_add(1);
+        msg.lease = 0;
         let handout = Handout {
             envelope: msg.envelope.clone(),
             seq: msg.seq,
@@ -285,6 +299,7 @@ impl Group {
             at: after(now, self.ack_timeout),
             seq: msg.seq,
             deliveries: msg.deliveries,
+            lease: 0,
         });
         state.in_flight.insert(msg.seq, msg);
         state.compact_deadlines();
@@ -330,6 +345,42 @@ impl Group {
                 drop(state);
                 self.notify.notify_waiters();
             }
+        }
+        true
+    }
+
+    /// Pushes the ack deadline of delivery `(seq, delivery_count)` to one
+    /// ack timeout from now (the handler is still working). Returns `false`
+    /// when the delivery is stale (expired and handed back, or settled).
+    pub(super) fn extend(&self, seq: u64, delivery_count: u32, now: Instant) -> bool {
+        let mut state = self.lock();
+        // Expire what is due first: a delivery past its deadline is gone.
+        let promoted = state.promote(now);
+        let lease = match state.in_flight.get_mut(&seq) {
+            Some(m) if m.deliveries == delivery_count => {
+                m.lease = m.lease.wrapping_add(1);
+                m.lease
+            }
+            _ => {
+                drop(state);
+                if promoted {
+                    self.notify.notify_waiters();
+                }
+                return false;
+            }
+        };
+        // The ack timeout is constant and `now` only grows, so the new
+        // deadline is the latest: `deadlines` stays in deadline order.
+        state.deadlines.push_back(Deadline {
+            at: after(now, self.ack_timeout),
+            seq,
+            deliveries: delivery_count,
+            lease,
+        });
+        state.compact_deadlines();
+        drop(state);
+        if promoted {
+            self.notify.notify_waiters();
         }
         true
     }

@@ -368,16 +368,8 @@ impl MemoryTransport {
 #[async_trait]
 impl Transport for MemoryTransport {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            name: "memory",
-            queue: true,
-            broadcast: true,
-            nack_delay: true,
-            ack_timeout: true,
-            ordered_per_key: true,
-            max_payload: self.shared.config.max_payload,
-            batch_publish: true,
-        }
+        Capabilities::full("memory", self.shared.config.max_payload)
+            .with_ack_wait(self.shared.config.ack_timeout)
     }
 
     async fn publish(&self, envelope: Envelope) -> Result<()> {
