@@ -50,6 +50,9 @@ impl WorkflowConfig {
             };
             let mut def = StepDef::new(step.name.clone(), step.worker.clone())
                 .timeout(step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT));
+            if let Some(q) = step.queue_timeout {
+                def = def.queue_timeout(q);
+            }
             if let Some(c) = &step.compensation {
                 def = def.compensate_with(c.clone());
             }
@@ -99,7 +102,8 @@ impl WorkflowConfig {
 /// name = "charge"
 /// worker = "charge-payment"
 /// compensation = "refund-payment"
-/// timeout = "10s"
+/// timeout = "10s"          # start-to-close: one run, once started
+/// queue_timeout = "1m"      # optional schedule-to-start
 /// retry = { max_attempts = 3, backoff = "100ms" }
 /// condition = "context.total > 0"
 /// ```
@@ -119,9 +123,14 @@ pub struct StepConfig {
     /// it is false.
     #[serde(default)]
     pub condition: Option<String>,
-    /// Time one attempt may take (default `30s`).
+    /// Start-to-close: how long one attempt may run once an executor has
+    /// started it (default `30s`; time in the queue does not count).
     #[serde(default, with = "opt_duration")]
     pub timeout: Option<Duration>,
+    /// Schedule-to-start: how long an attempt may wait in the queue
+    /// (default: unbounded). See [`StepDef::queue_timeout`].
+    #[serde(default, with = "opt_duration")]
+    pub queue_timeout: Option<Duration>,
     /// Attempts and backoff (default 3 attempts, `100ms` doubling).
     #[serde(default)]
     pub retry: Option<RetryConfig>,
@@ -136,6 +145,7 @@ impl StepConfig {
             compensation: None,
             condition: None,
             timeout: None,
+            queue_timeout: None,
             retry: None,
         }
     }

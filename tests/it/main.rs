@@ -17,6 +17,7 @@ mod redis_runtime;
 mod runtime;
 #[allow(dead_code)] // some helpers serve only the memory binary
 mod support;
+mod under_load;
 mod wasm_examples;
 mod wasm_hostile;
 mod wasm_limits;

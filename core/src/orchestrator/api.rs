@@ -145,12 +145,35 @@ pub struct SagaSnapshot {
     pub updated_ms: u64,
     /// Every attempt of every step, in order.
     pub history: Vec<AttemptRecord>,
+    /// Running, and no attempt has finished yet: the first step is still
+    /// queued (no instance has run it) or running. Shown as `pending`.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 impl SagaSnapshot {
     /// Time from creation to the last change.
     pub fn elapsed(&self) -> Duration {
         Duration::from_millis(self.updated_ms.saturating_sub(self.created_ms))
+    }
+
+    /// Time from creation to the end, or to `now_ms` while not final.
+    pub fn age(&self, now_ms: u64) -> Duration {
+        if self.status.is_final() {
+            self.elapsed()
+        } else {
+            Duration::from_millis(now_ms.saturating_sub(self.created_ms))
+        }
+    }
+
+    /// The status as people read it: `pending` for a running transaction
+    /// none of whose attempts has finished yet.
+    pub fn status_label(&self) -> &'static str {
+        if self.pending && self.status == SagaStatus::Running {
+            "pending"
+        } else {
+            self.status.as_str()
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The moving part: consumer loops for commands, results and timers, the
-//! compare-and-swap advance loop, and the public operations.
+//! coordinator's compare-and-swap advance loop, and the public operations.
+//! The executor (commands → worker host) is in `executor.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,15 +13,16 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::api::{SagaPage, SagaSnapshot, TransactionId};
-use super::messages::{Command, Outcome, StepResult, Timer};
-use super::saga::{Effects, SagaState, Stage};
+use super::executor::{EARLY_NAP, ORPHAN_GRACE, kept_in_progress, orphaned};
+use super::messages::{Command, StepResult, Timer};
+use super::saga::{Effects, Fence, SagaState, Stage};
 use super::{Orchestrator, OrchestratorConfig, Shared};
 use crate::codec::PayloadCodec;
 use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Expected, StateStore};
 use crate::transport::{Delivery, SubscribeMode, SubscribeOptions, Subscription, Transport};
-use crate::worker::{CallInfo, WorkerHost};
+use crate::worker::WorkerHost;
 use crate::workflow::WorkflowDef;
 
 /// Most CAS rounds one event may take before it is handed back (nack).
@@ -28,16 +30,42 @@ const MAX_CAS_ROUNDS: usize = 64;
 /// Longest single nack delay of a timer (it is re-checked when it comes back).
 const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
 
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch: the clock of every timestamp in
+/// states, snapshots, events and timers.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
+/// How a handled delivery is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Done with it.
+    Ack,
+    /// Not yet: bring it back after this long.
+    Retry(Duration),
+}
+
+/// What [`Shared::advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Advanced {
+    /// The new state is written and its effects published.
+    Written,
+    /// The transition had nothing to do.
+    Skipped,
+    /// No state under that transaction (unknown, not written yet, or
+    /// finished and expired).
+    Absent,
+}
+
 /// The background tasks of one orchestrator instance.
 pub(crate) struct Tasks {
     stop: watch::Sender<bool>,
+    /// Tells handlers still running after the shutdown deadline to give up
+    /// (their deliveries are dropped unsettled, hence redelivered).
+    abort: watch::Sender<bool>,
     loops: std::sync::Mutex<Vec<JoinHandle<()>>>,
     handlers: Arc<AtomicUsize>,
 }
@@ -45,59 +73,59 @@ pub(crate) struct Tasks {
 impl Drop for Tasks {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        let _ = self.abort.send(true);
         for h in self.loops.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             h.abort();
         }
     }
 }
 
-fn topic(prefix: &str, rest: &str) -> String {
+pub(crate) fn topic(prefix: &str, rest: &str) -> String {
     format!("{prefix}.{rest}")
 }
 
 impl Shared {
-    fn saga_key(&self, tx: &str) -> String {
+    pub(crate) fn saga_key(&self, tx: &str) -> String {
         format!("{}/saga/{tx}", self.config.prefix)
     }
 
-    fn encode<T: Serialize>(&self, v: &T) -> Result<Bytes> {
+    pub(crate) fn encode<T: Serialize>(&self, v: &T) -> Result<Bytes> {
         self.codec.encode(v)
     }
 
+    /// Publishes a state change's commands and timers, in one batch,
+    /// *before* its state write: once the write is in, nothing it promises
+    /// can be missing, whatever crashes next. Each carries the write's basis
+    /// version and fencing token, so a reader tells one that came too early
+    /// (the write is not in yet) from one that is stale ([`Fence`]).
     async fn publish_effects_before(&self, fx: &Effects) -> Result<()> {
-        if fx.timers.is_empty() {
+        if fx.timers.is_empty() && fx.commands.is_empty() {
             return Ok(());
         }
-        let topic = topic(&self.config.prefix, "timers");
-        let envs = fx
-            .timers
-            .iter()
-            .map(|t| {
-                self.encode(t)
-                    .map(|p| Envelope::new(topic.clone(), t.tx.clone(), p))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.transport.publish_batch(envs).await
-    }
-
-    /// Publishes the events and commands of a state change in one batch,
-    /// events first: an event is then always published before anything the
-    /// commands cause (`workflow.started` before the first `step.completed`),
-    /// and a remote backend makes one round trip, not two.
-    async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
-        let mut envs = Vec::with_capacity(fx.events.len() + fx.commands.len());
-        let events = topic(&self.config.prefix, "events");
-        for e in &fx.events {
-            // Events are at-most-once: one that cannot be encoded is logged
-            // and left out; it never holds back the commands.
-            match self.encode(e) {
-                Ok(p) => envs.push(Envelope::new(events.clone(), e.tx.clone(), p)),
-                Err(err) => tracing::warn!(error = %err, event = %e.name, "cannot encode a workflow event"),
-            }
+        let mut envs = Vec::with_capacity(fx.timers.len() + fx.commands.len());
+        let timers = topic(&self.config.prefix, "timers");
+        for t in &fx.timers {
+            envs.push(Envelope::new(timers.clone(), t.tx.clone(), self.encode(t)?));
         }
         for c in &fx.commands {
             let t = topic(&self.config.prefix, &format!("cmd.{}", c.worker));
             envs.push(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt));
+        }
+        self.transport.publish_batch(envs).await
+    }
+
+    /// Publishes the events of a written state change (never before: an
+    /// event tells what happened).
+    async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
+        let mut envs = Vec::with_capacity(fx.events.len());
+        let events = topic(&self.config.prefix, "events");
+        for e in &fx.events {
+            // Events are at-most-once: one that cannot be encoded is logged
+            // and left out.
+            match self.encode(e) {
+                Ok(p) => envs.push(Envelope::new(events.clone(), e.tx.clone(), p)),
+                Err(err) => tracing::warn!(error = %err, event = %e.name, "cannot encode a workflow event"),
+            }
         }
         if !envs.is_empty() {
             self.transport.publish_batch(envs).await?;
@@ -107,10 +135,11 @@ impl Shared {
     }
 
     /// Reads, transforms and compare-and-swaps one saga until it sticks.
-    /// `f` returns `Ok(false)` when there is nothing to do (stale event).
-    async fn advance<F>(&self, tx: &str, mut f: F) -> Result<bool>
+    /// `f` gets the state and the version it was read at, and returns
+    /// `Ok(false)` when there is nothing to do.
+    pub(crate) async fn advance<F>(&self, tx: &str, mut f: F) -> Result<Advanced>
     where
-        F: FnMut(&mut SagaState, &WorkflowDef, u64, &mut Effects) -> Result<bool>,
+        F: FnMut(&mut SagaState, u64, &WorkflowDef, u64, &mut Effects) -> Result<bool>,
     {
         let key = self.saga_key(tx);
         // A cached read may be stale when other instances share the store:
@@ -124,7 +153,7 @@ impl Shared {
             };
             let Some(current) = read else {
                 if fresh {
-                    return Ok(false); // unknown, or finished and expired
+                    return Ok(Advanced::Absent); // unknown, or finished and expired
                 }
                 fresh = true;
                 continue;
@@ -132,18 +161,25 @@ impl Shared {
             let mut state: SagaState = self.codec.decode(&current.value)?;
             let wf = self.workflow(&state.workflow)?;
             let now = now_ms();
-            let mut fx = Effects::default();
-            if !f(&mut state, &wf, now, &mut fx)? {
+            let mut fx = Effects::over(current.version.0);
+            if !f(&mut state, current.version.0, &wf, now, &mut fx)? {
                 if fresh {
-                    return Ok(false);
+                    return Ok(Advanced::Skipped);
                 }
                 fresh = true;
                 continue;
             }
             state.updated_ms = now;
+            let _entered = self.gate.enter(tx);
+            let published = std::time::Instant::now();
             self.publish_effects_before(&fx).await?;
             let ttl = state.status.is_final().then_some(self.config.retention);
             let value = self.encode(&state)?;
+            if published.elapsed() > ORPHAN_GRACE / 2 {
+                // Readers drop what waited ORPHAN_GRACE for its write: never
+                // land a write that late; its effects are dropped as orphans.
+                continue;
+            }
             let write = self
                 .store
                 .compare_and_swap(&key, Expected::Version(current.version), value, ttl);
@@ -157,7 +193,7 @@ impl Shared {
                     }
                     self.publish_effects_after(fx).await?;
                     self.changed.notify_waiters();
-                    return Ok(true);
+                    return Ok(Advanced::Written);
                 }
                 Err(e) if e.kind() == ErrorKind::Conflict => continue,
                 Err(e) => return Err(e),
@@ -170,60 +206,45 @@ impl Shared {
         .with_context("tx", tx))
     }
 
-    async fn handle_command(&self, cmd: Command) -> Result<()> {
-        let call = CallInfo::new(
-            cmd.tx.clone(),
-            cmd.workflow.clone(),
-            cmd.step_name.clone(),
-            cmd.attempt,
-        );
-        let started = std::time::Instant::now();
-        let invoked = self.host.invoke(&cmd.worker, &call, Bytes::from(cmd.input)).await;
-        metrics::histogram!("multiagents_step_duration_seconds",
-            "workflow" => cmd.workflow.clone(), "step" => cmd.step_name.clone(),
-            "kind" => if cmd.kind == super::api::StepKind::Forward { "forward" } else { "compensate" })
-        .record(started.elapsed().as_secs_f64());
-        let outcome = match invoked {
-            Ok(out) => Outcome::Ok(out.to_vec()),
-            Err(e) => Outcome::Err {
-                kind: e.kind().as_str().into(),
-                retryable: e.is_retryable(),
-                message: e.to_string(),
-            },
-        };
-        let result = StepResult {
-            tx: cmd.tx.clone(),
-            step: cmd.step,
-            kind: cmd.kind,
-            attempt: cmd.attempt,
-            outcome,
-        };
-        let t = topic(&self.config.prefix, "results");
-        self.transport
-            .publish(Envelope::new(t, cmd.tx, self.encode(&result)?))
-            .await
-    }
-
-    async fn handle_result(&self, r: StepResult) -> Result<()> {
+    async fn handle_result(&self, r: StepResult) -> Result<After> {
         let applied = self
-            .advance(&r.tx, |state, wf, now, fx| {
-                if !state.expects(r.step, r.kind, r.attempt, Stage::Running) {
+            .advance(&r.tx, |state, _, wf, now, fx| {
+                if !state.expects(r.step, r.kind, r.attempt, Stage::Running, r.token) {
                     return Ok(false);
                 }
                 state.on_result(wf, &r, now, fx);
                 Ok(true)
             })
             .await?;
-        if !applied {
+        if applied != Advanced::Written {
             tracing::debug!(tx = %r.tx, step = r.step, attempt = r.attempt, "duplicate or late result dropped");
         }
-        Ok(())
+        Ok(After::Ack)
     }
 
-    async fn handle_timer(&self, t: Timer) -> Result<()> {
-        self.advance(&t.tx, |state, wf, now, fx| Ok(state.on_timer(wf, &t, now, fx)))
-            .await
-            .map(|_| ())
+    /// A due timer: acted on when the state waits for it, kept when its
+    /// state write is not in yet, dropped when stale.
+    async fn handle_timer(&self, t: Timer) -> Result<After> {
+        let want = SagaState::timer_wait(&t);
+        let mut verdict = Fence::Stale;
+        let advanced = self
+            .advance(&t.tx, |state, version, wf, now, fx| {
+                verdict = Fence::judge(Some((state, version)), want, t.basis);
+                Ok(verdict == Fence::Current && state.on_timer(wf, &t, now, fx))
+            })
+            .await?;
+        if advanced == Advanced::Absent {
+            verdict = Fence::judge(None, want, t.basis);
+        }
+        Ok(match (advanced, verdict) {
+            (Advanced::Written, _) | (_, Fence::Stale | Fence::Current) => After::Ack,
+            (_, Fence::Early) if orphaned(t.created_ms) => {
+                tracing::warn!(tx = %t.tx, step = t.step, attempt = t.attempt,
+                    "dropping a timer whose state write never landed");
+                After::Ack
+            }
+            (_, Fence::Early) => After::Retry(EARLY_NAP),
+        })
     }
 }
 
@@ -261,10 +282,13 @@ fn record_metrics(fx: &Effects) {
 }
 
 /// Consumes a queue subscription until stopped, handling each delivery in
-/// its own task (bounded by the subscription's in-flight limit).
+/// its own task (bounded by the subscription's in-flight limit). A handler
+/// still running when `abort` fires is dropped, and its delivery with it
+/// (unsettled: the message goes back to the group).
 fn spawn_loop<H, Fut>(
     mut sub: Subscription,
     mut stop: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
     handlers: Arc<AtomicUsize>,
     handle: H,
 ) -> JoinHandle<()>
@@ -288,8 +312,12 @@ where
                     handlers.fetch_add(1, Ordering::AcqRel);
                     let fut = handle(d);
                     let handlers = handlers.clone();
+                    let mut abort = abort.clone();
                     tokio::spawn(async move {
-                        fut.await;
+                        tokio::select! {
+                            () = fut => {}
+                            _ = abort.wait_for(|a| *a) => {}
+                        }
                         handlers.fetch_sub(1, Ordering::AcqRel);
                     });
                 }
@@ -300,9 +328,10 @@ where
 
 /// Acks on success; on failure nacks so the message comes back (to this or
 /// another instance) after `delay`.
-async fn settle(mut d: Delivery, result: Result<()>, what: &'static str) {
+async fn settle(mut d: Delivery, result: Result<After>, what: &'static str) {
     let settled = match result {
-        Ok(()) => d.ack().await,
+        Ok(After::Ack) => d.ack().await,
+        Ok(After::Retry(delay)) => d.nack(delay).await,
         Err(e) => {
             tracing::warn!(error = %e, what, "handling failed; the message will be redelivered");
             d.nack(Duration::from_millis(200)).await
@@ -329,7 +358,10 @@ impl Orchestrator {
             )
             .with_context("prefix", &config.prefix)
         })?;
+        let ack_wait = transport.capabilities().ack_wait;
         let shared = Arc::new(Shared {
+            ack_wait,
+            gate: Default::default(),
             transport,
             store,
             host,
@@ -340,6 +372,7 @@ impl Orchestrator {
             accepting: AtomicBool::new(true),
         });
         let (stop, stop_rx) = watch::channel(false);
+        let (abort, abort_rx) = watch::channel(false);
         let handlers = Arc::new(AtomicUsize::new(0));
         let mut loops = Vec::new();
         let p = shared.config.prefix.clone();
@@ -354,17 +387,18 @@ impl Orchestrator {
                 )
                 .await?;
             let s = shared.clone();
-            loops.push(spawn_loop(sub, stop_rx.clone(), handlers.clone(), move |d| {
+            loops.push(spawn_loop(sub, stop_rx.clone(), abort_rx.clone(), handlers.clone(), move |d| {
                 let s = s.clone();
                 async move {
                     let result = match s.codec.decode::<Command>(d.payload()) {
                         Ok(cmd) => {
                             let span = tracing::debug_span!("command", tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt);
-                            s.handle_command(cmd).instrument(span).await
+                            let work = s.handle_command(cmd).instrument(span);
+                            kept_in_progress(&d, s.ack_wait, work).await
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "dropping an undecodable command");
-                            Ok(())
+                            Ok(After::Ack)
                         }
                     };
                     settle(d, result, "command").await;
@@ -382,18 +416,18 @@ impl Orchestrator {
             )
             .await?;
         let s = shared.clone();
-        loops.push(spawn_loop(sub, stop_rx.clone(), handlers.clone(), move |d| {
+        loops.push(spawn_loop(sub, stop_rx.clone(), abort_rx.clone(), handlers.clone(), move |d| {
             let s = s.clone();
             async move {
                 let result = match s.codec.decode::<StepResult>(d.payload()) {
                     Ok(r) => {
                         let span =
                             tracing::debug_span!("result", tx = %r.tx, step = r.step, attempt = r.attempt);
-                        s.handle_result(r).instrument(span).await
+                        kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "dropping an undecodable result");
-                        Ok(())
+                        Ok(After::Ack)
                     }
                 };
                 settle(d, result, "result").await;
@@ -409,33 +443,40 @@ impl Orchestrator {
             )
             .await?;
         let s = shared.clone();
-        loops.push(spawn_loop(sub, stop_rx, handlers.clone(), move |mut d| {
-            let s = s.clone();
-            async move {
-                let timer = match s.codec.decode::<Timer>(d.payload()) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!(error = %e, "dropping an undecodable timer");
-                        return settle(d, Ok(()), "timer").await;
+        loops.push(spawn_loop(
+            sub,
+            stop_rx,
+            abort_rx,
+            handlers.clone(),
+            move |mut d| {
+                let s = s.clone();
+                async move {
+                    let timer = match s.codec.decode::<Timer>(d.payload()) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::error!(error = %e, "dropping an undecodable timer");
+                            return settle(d, Ok(After::Ack), "timer").await;
+                        }
+                    };
+                    let now = now_ms();
+                    if timer.due_ms > now {
+                        let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
+                        if let Err(e) = d.nack(nap).await {
+                            tracing::warn!(error = %e, "cannot defer a timer");
+                        }
+                        return;
                     }
-                };
-                let now = now_ms();
-                if timer.due_ms > now {
-                    let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
-                    if let Err(e) = d.nack(nap).await {
-                        tracing::warn!(error = %e, "cannot defer a timer");
-                    }
-                    return;
+                    let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
+                    settle(d, result, "timer").await;
                 }
-                let result = s.handle_timer(timer).await;
-                settle(d, result, "timer").await;
-            }
-        }));
+            },
+        ));
 
         Ok(Orchestrator {
             shared,
             tasks: Arc::new(Tasks {
                 stop,
+                abort,
                 loops: std::sync::Mutex::new(loops),
                 handlers,
             }),
@@ -494,8 +535,9 @@ impl Orchestrator {
         tracing::debug!(workflow, tx = %tx, "submitting");
         let now = now_ms();
         let mut state = SagaState::new(&tx, &wf, input, now);
-        let mut fx = Effects::default();
+        let mut fx = Effects::over(0);
         state.start(&wf, now, &mut fx);
+        let _entered = s.gate.enter(&tx.0);
         s.publish_effects_before(&fx).await?;
         let ttl = state.status.is_final().then_some(s.config.retention);
         s.store
@@ -557,7 +599,7 @@ impl Orchestrator {
         self.load(tx).await?; // NotFound with a clear message
         let mut outcome = Ok(());
         self.shared
-            .advance(&tx.0, |state, wf, now, fx| match state.cancel(wf, now, fx) {
+            .advance(&tx.0, |state, _, wf, now, fx| match state.cancel(wf, now, fx) {
                 Ok(()) => Ok(true),
                 Err(e) => {
                     outcome = Err(e);
@@ -602,6 +644,13 @@ impl Orchestrator {
         let end = tokio::time::Instant::now() + deadline;
         while self.tasks.handlers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Past the deadline: what still runs gives up; its messages go back
+        // to their groups for another instance.
+        let _ = self.tasks.abort.send(true);
+        let end = tokio::time::Instant::now() + Duration::from_secs(1);
+        while self.tasks.handlers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let loops: Vec<_> = self
             .tasks

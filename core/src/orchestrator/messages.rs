@@ -8,6 +8,10 @@ use crate::codec::PayloadCodec;
 use crate::error::Result;
 
 /// Run one step (or compensation) attempt. Queue topic `<prefix>.cmd.<worker>`.
+///
+/// Published *before* the state write that dispatches it, so it can never
+/// be missing once that write is in; the executor runs it only while the
+/// state waits for exactly this dispatch (see [`super::saga::Fence`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Command {
     pub(crate) tx: String,
@@ -19,6 +23,23 @@ pub(crate) struct Command {
     pub(crate) worker: String,
     #[serde(with = "serde_bytes")]
     pub(crate) input: Vec<u8>,
+    /// The store version the dispatching write replaces (0: the write that
+    /// creates the state): still there means the write is not in yet.
+    #[serde(default)]
+    pub(crate) basis: u64,
+    /// The dispatching write's fencing token (`Waiting::token`).
+    #[serde(default)]
+    pub(crate) token: u64,
+    /// Start-to-close: how long one run may take, from its start (ms).
+    #[serde(default)]
+    pub(crate) timeout_ms: u64,
+    /// Not started by then (ms since the epoch): the attempt times out
+    /// without running (the step's `queue_timeout`).
+    #[serde(default)]
+    pub(crate) queue_deadline_ms: Option<u64>,
+    /// When it was dispatched (ms since the epoch).
+    #[serde(default)]
+    pub(crate) created_ms: u64,
 }
 
 /// How an attempt ended. Queue topic `<prefix>.results`.
@@ -29,6 +50,9 @@ pub(crate) struct StepResult {
     pub(crate) kind: StepKind,
     pub(crate) attempt: u32,
     pub(crate) outcome: Outcome,
+    /// The command's [`token`](Command::token).
+    #[serde(default)]
+    pub(crate) token: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,14 +67,16 @@ pub(crate) enum Outcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum TimerPurpose {
-    /// The attempt's result is due: if it has not come, the attempt timed out.
+    /// The attempt's result is overdue (its queue timeout plus its step
+    /// timeout have passed): if it has not come, the attempt timed out.
     Timeout,
     /// The backoff before the next attempt is over: dispatch it.
     Retry,
 }
 
 /// A deferred check. Queue topic `<prefix>.timers`, redelivered with
-/// `nack(delay)` until `due_ms`.
+/// `nack(delay)` until `due_ms`. Published before the state write that
+/// schedules it, like a [`Command`], and fenced the same way.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Timer {
     pub(crate) tx: String,
@@ -59,6 +85,15 @@ pub(crate) struct Timer {
     pub(crate) attempt: u32,
     pub(crate) due_ms: u64,
     pub(crate) purpose: TimerPurpose,
+    /// The store version the scheduling write replaces.
+    #[serde(default)]
+    pub(crate) basis: u64,
+    /// The scheduling write's fencing token.
+    #[serde(default)]
+    pub(crate) token: u64,
+    /// When it was scheduled (ms since the epoch).
+    #[serde(default)]
+    pub(crate) created_ms: u64,
 }
 
 /// A lifecycle event on the broadcast topic `<prefix>.events`

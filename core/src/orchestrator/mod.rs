@@ -10,16 +10,26 @@
 //! * A step is dispatched as a **command** on the queue topic
 //!   `<prefix>.cmd.<worker>`; whichever instance serves that worker invokes
 //!   it and publishes a **result** on `<prefix>.results`. Results are matched
-//!   to the `(transaction, step, kind, attempt)` the state expects — never to
-//!   "the current step" — so a duplicate or late result is recognised and
-//!   dropped.
-//! * Before a step's state is written, a **timer** is published on
-//!   `<prefix>.timers` (redelivered with `nack(delay)` until due). When it
-//!   fires and the state still waits for that attempt, the attempt counts as
-//!   timed out (retried, then failed). The timer is what makes a crash
-//!   between "state written" and "command published" harmless, and it is
-//!   durable wherever the transport is: no lease table and no store scans
-//!   are needed to resume work. Retries wait for a timer too (backoff).
+//!   to the `(transaction, step, kind, attempt, token)` the state expects —
+//!   never to "the current step" — so a duplicate or late result is
+//!   recognised and dropped.
+//! * A state change publishes its commands and **timers** (retry backoff,
+//!   and the optional queue timeout) *before* its state write, each
+//!   carrying the version the write replaces (its *basis*) and the write
+//!   attempt's random fencing *token*: once the write is in, nothing it
+//!   promised can be missing, whatever crashes next. A reader judges each
+//!   one against a fresh read (`saga::Fence`): the state waits for exactly
+//!   its token (act), the state is
+//!   still at its basis (too early: wait, the write is on its way), or the
+//!   state has moved on (stale: drop it, unrun). One whose write never
+//!   lands is dropped after a grace period. Events go out after the write.
+//! * The step `timeout` is start-to-close: the executor counts it from the
+//!   moment it starts the attempt, so a backlog drained late runs each step
+//!   once. A `queue_timeout` (schedule-to-start) is opt-in.
+//! * A delivery being worked on is kept in progress
+//!   ([`crate::Delivery::progress`]), so a step longer than the transport's
+//!   ack timeout is not redelivered while it runs; only a dead (or frozen)
+//!   holder's work goes to another instance.
 //! * Every queue message is acked only after its effects are durable (state
 //!   written, follow-up messages published), so an instance that dies
 //!   mid-way leaves its messages to be redelivered to another instance.
@@ -31,10 +41,14 @@
 //! | [`api`] | ids, statuses, snapshots |
 //! | `saga` | the persisted state and its pure transitions |
 //! | `messages` | commands, results, timers, events on the wire |
-//! | `engine` | the consumer loops and the CAS-advance loop |
+//! | `engine` | the consumer loops, the CAS-advance loop, the public operations |
+//! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
+//! | `gate` | which transactions this instance is advancing (in-process ordering) |
 
 pub mod api;
 mod engine;
+mod executor;
+mod gate;
 mod messages;
 mod saga;
 
@@ -43,6 +57,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use api::{AttemptRecord, SagaPage, SagaSnapshot, SagaStatus, StepKind, TransactionId};
+pub use engine::now_ms;
 pub use messages::Event;
 
 use crate::codec::PayloadCodec;
@@ -108,6 +123,10 @@ pub(crate) struct Shared {
     pub(crate) config: OrchestratorConfig,
     pub(crate) changed: tokio::sync::Notify,
     pub(crate) accepting: std::sync::atomic::AtomicBool,
+    /// Transactions this instance is advancing right now.
+    pub(crate) gate: gate::Gate,
+    /// The transport's ack timeout: long handlers report progress within it.
+    pub(crate) ack_wait: Option<Duration>,
 }
 
 impl Shared {

@@ -27,6 +27,38 @@ pub(crate) struct Waiting {
     pub(crate) kind: StepKind,
     pub(crate) attempt: u32,
     pub(crate) stage: Stage,
+    /// The fencing token of the write that started this wait: random per
+    /// write attempt, so two writers racing from the same state (one wins
+    /// the compare-and-swap) never dispatch the same token. Its command and
+    /// timers carry it.
+    #[serde(default)]
+    pub(crate) token: u64,
+}
+
+/// Where a fenced message (command or timer) stands against the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fence {
+    /// The state waits for exactly this message: act on it.
+    Current,
+    /// The write that publishes it is not in yet (the state is still at
+    /// the message's basis, or absent for a creating write): keep it.
+    Early,
+    /// The state has moved past it (superseded, finished or expired): drop it.
+    Stale,
+}
+
+impl Fence {
+    /// Judges a message for `want`, published by a write over `basis`,
+    /// against the state read at `version` (`None`: no state exists).
+    pub(crate) fn judge(read: Option<(&SagaState, u64)>, want: Waiting, basis: u64) -> Fence {
+        match read {
+            None if basis == 0 => Fence::Early,
+            None => Fence::Stale,
+            Some((state, _)) if state.waiting == Some(want) => Fence::Current,
+            Some((_, version)) if version == basis => Fence::Early,
+            Some(_) => Fence::Stale,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,12 +67,28 @@ pub(crate) enum Ending {
     Cancel,
 }
 
-/// Messages to publish after the state is written.
+/// What one state change publishes: commands and timers before the write
+/// (fenced by `basis` and `token`), events after it.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
+    /// The version the write replaces (0: it creates the state).
+    pub(crate) basis: u64,
+    /// The fencing token of this write attempt (see [`Waiting::token`]).
+    pub(crate) token: u64,
     pub(crate) commands: Vec<Command>,
     pub(crate) timers: Vec<Timer>,
     pub(crate) events: Vec<Event>,
+}
+
+impl Effects {
+    /// Effects of a write attempt over `basis`, with a fresh token.
+    pub(crate) fn over(basis: u64) -> Self {
+        Effects {
+            basis,
+            token: fresh_token(),
+            ..Effects::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +110,26 @@ pub(crate) struct SagaState {
     pub(crate) history: Vec<AttemptRecord>,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
+}
+
+/// A random, non-zero 64-bit token (std's per-instance random SipHash
+/// keys over the clock: no two calls share one in practice).
+fn fresh_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.finish() | 1
+}
+
+/// How long a queue-timeout timer waits past the attempt's own limits, so
+/// that a result sent just in time lands first.
+const QUEUE_GUARD_SLACK_MS: u64 = 1_000;
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn seed(tx: &str, step: usize, attempt: u32) -> u64 {
@@ -117,14 +185,22 @@ impl SagaState {
         self.advance(wf, 0, now, fx);
     }
 
-    /// Whether the state waits for exactly this attempt at this stage.
-    pub(crate) fn expects(&self, step: usize, kind: StepKind, attempt: u32, stage: Stage) -> bool {
+    /// Whether the state waits for exactly this dispatch at this stage.
+    pub(crate) fn expects(
+        &self,
+        step: usize,
+        kind: StepKind,
+        attempt: u32,
+        stage: Stage,
+        token: u64,
+    ) -> bool {
         self.waiting
             == Some(Waiting {
                 step,
                 kind,
                 attempt,
                 stage,
+                token,
             })
     }
 
@@ -183,11 +259,13 @@ impl SagaState {
             // A serde_json::Value always encodes; keep the saga moving anyway.
             tracing::error!(tx = %self.tx, error = %e, "cannot encode the workflow context");
         }
+        let (basis, token) = (fx.basis, fx.token);
         self.waiting = Some(Waiting {
             step: i,
             kind,
             attempt,
             stage: Stage::Running,
+            token,
         });
         self.history.push(AttemptRecord {
             step: step.name.clone(),
@@ -198,14 +276,26 @@ impl SagaState {
             finished_ms: None,
             outcome: None,
         });
-        fx.timers.push(Timer {
-            tx: self.tx.clone(),
-            step: i,
-            kind,
-            attempt,
-            due_ms: now + step.timeout.as_millis() as u64,
-            purpose: TimerPurpose::Timeout,
-        });
+        let timeout_ms = millis(step.timeout);
+        // The step timeout is start-to-close, enforced by the executor; only
+        // a queue timeout needs a durable timer (it also covers a command
+        // nobody serves). Its slack keeps it behind a result sent in time.
+        if let Some(queue) = step.queue_timeout {
+            fx.timers.push(Timer {
+                tx: self.tx.clone(),
+                step: i,
+                kind,
+                attempt,
+                due_ms: now
+                    .saturating_add(millis(queue))
+                    .saturating_add(timeout_ms)
+                    .saturating_add(QUEUE_GUARD_SLACK_MS),
+                purpose: TimerPurpose::Timeout,
+                basis,
+                token,
+                created_ms: now,
+            });
+        }
         fx.commands.push(Command {
             tx: self.tx.clone(),
             workflow: self.workflow.clone(),
@@ -215,6 +305,11 @@ impl SagaState {
             attempt,
             worker,
             input,
+            basis,
+            token,
+            timeout_ms,
+            queue_deadline_ms: step.queue_timeout.map(|q| now.saturating_add(millis(q))),
+            created_ms: now,
         });
         let name = match kind {
             StepKind::Forward => "step.dispatched",
@@ -265,6 +360,22 @@ impl SagaState {
                 kind,
                 retryable,
                 message,
+            } if kind == "timeout" => {
+                self.finish_attempt(&name, r.kind, r.attempt, "timeout".into(), now);
+                self.event(
+                    fx,
+                    "step.timed_out",
+                    Some((&name, r.attempt)),
+                    Some(message.clone()),
+                    now,
+                );
+                let message = format!("timeout: {message}");
+                self.fail_attempt(wf, r.step, r.kind, r.attempt, *retryable, message, now, fx);
+            }
+            Outcome::Err {
+                kind,
+                retryable,
+                message,
             } => {
                 self.finish_attempt(&name, r.kind, r.attempt, format!("{kind}: {message}"), now);
                 self.fail_attempt(
@@ -281,19 +392,38 @@ impl SagaState {
         }
     }
 
-    /// A timer the state may or may not still expect; `false` if stale.
+    /// The wait a timer belongs to (for [`Fence::judge`]).
+    pub(crate) fn timer_wait(t: &Timer) -> Waiting {
+        Waiting {
+            step: t.step,
+            kind: t.kind,
+            attempt: t.attempt,
+            stage: match t.purpose {
+                TimerPurpose::Timeout => Stage::Running,
+                TimerPurpose::Retry => Stage::Backoff,
+            },
+            token: t.token,
+        }
+    }
+
+    /// A timer the state may or may not still expect; `false` if it does
+    /// not (judge it with [`Fence::judge`] first to tell early from stale).
     pub(crate) fn on_timer(&mut self, wf: &WorkflowDef, t: &Timer, now: u64, fx: &mut Effects) -> bool {
         match t.purpose {
-            TimerPurpose::Timeout if self.expects(t.step, t.kind, t.attempt, Stage::Running) => {
+            TimerPurpose::Timeout if self.expects(t.step, t.kind, t.attempt, Stage::Running, t.token) => {
                 let step = &wf.steps[t.step];
-                let message = format!("no result within the step timeout of {:?}", step.timeout);
+                let message = format!(
+                    "timeout: no result within the queue timeout of {:?} plus the step timeout of {:?}",
+                    step.queue_timeout.unwrap_or_default(),
+                    step.timeout
+                );
                 let name = step.name.clone();
                 self.finish_attempt(&name, t.kind, t.attempt, "timeout".into(), now);
                 self.event(fx, "step.timed_out", Some((&name, t.attempt)), None, now);
                 self.fail_attempt(wf, t.step, t.kind, t.attempt, true, message, now, fx);
                 true
             }
-            TimerPurpose::Retry if self.expects(t.step, t.kind, t.attempt, Stage::Backoff) => {
+            TimerPurpose::Retry if self.expects(t.step, t.kind, t.attempt, Stage::Backoff, t.token) => {
                 self.dispatch(wf, t.step, t.kind, t.attempt, now, fx);
                 true
             }
@@ -317,19 +447,24 @@ impl SagaState {
         let cancelling = kind == StepKind::Forward && self.cancel_requested;
         if retryable && step.retry.can_retry(attempt) && !cancelling {
             let wait = step.retry.backoff(attempt, seed(&self.tx, i, attempt));
+            let (basis, token) = (fx.basis, fx.token);
             self.waiting = Some(Waiting {
                 step: i,
                 kind,
                 attempt: attempt + 1,
                 stage: Stage::Backoff,
+                token,
             });
             fx.timers.push(Timer {
                 tx: self.tx.clone(),
                 step: i,
                 kind,
                 attempt: attempt + 1,
-                due_ms: now + wait.as_millis() as u64,
+                due_ms: now.saturating_add(millis(wait)),
                 purpose: TimerPurpose::Retry,
+                basis,
+                token,
+                created_ms: now,
             });
             let detail = format!("attempt {attempt} failed ({message}); retrying in {wait:?}");
             self.event(
@@ -471,6 +606,8 @@ impl SagaState {
             } else {
                 Vec::new()
             },
+            pending: self.status == SagaStatus::Running
+                && self.history.iter().all(|h| h.finished_ms.is_none()),
         }
     }
 }
@@ -486,3 +623,7 @@ fn merge(context: &mut Value, step: &str, output: Value) {
         (ctx, out) => *ctx = out,
     }
 }
+
+#[cfg(test)]
+#[path = "saga_tests.rs"]
+mod tests;

@@ -39,9 +39,17 @@ pub struct StepDef {
     pub compensation: Option<String>,
     /// Runs the step only when true; a false condition skips it.
     pub condition: Option<Condition>,
-    /// Time one attempt may take (its result not arriving in time counts as
-    /// a retryable failure).
+    /// Start-to-close: how long one attempt may *run*, counted from the
+    /// moment an executor starts it (time spent queued does not count).
+    /// Running longer is a retryable failure.
     pub timeout: Duration,
+    /// Schedule-to-start: how long an attempt may wait in the queue before
+    /// an executor starts it. `None` (the default): as long as it takes, so
+    /// a backlog drained later still runs each step once. When set, an
+    /// attempt not started in time fails as timed out (retryable) without
+    /// running, and one whose result has not come back within
+    /// `queue_timeout + timeout` (no instance serves the worker, say) too.
+    pub queue_timeout: Option<Duration>,
     /// Attempts and backoff, for the step and its compensation.
     pub retry: RetryPolicy,
 }
@@ -55,6 +63,7 @@ impl StepDef {
             compensation: None,
             condition: None,
             timeout: DEFAULT_STEP_TIMEOUT,
+            queue_timeout: None,
             retry: RetryPolicy::default(),
         }
     }
@@ -73,10 +82,17 @@ impl StepDef {
         self
     }
 
-    /// Sets the timeout of one attempt.
+    /// Sets the start-to-close timeout of one attempt ([`timeout`](Self::timeout)).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the schedule-to-start timeout ([`queue_timeout`](Self::queue_timeout)).
+    #[must_use]
+    pub fn queue_timeout(mut self, queue_timeout: Duration) -> Self {
+        self.queue_timeout = Some(queue_timeout);
         self
     }
 
@@ -150,6 +166,9 @@ impl WorkflowDef {
             }
             if step.timeout.is_zero() {
                 return Err(bad(s, "timeout", "must be positive".into()));
+            }
+            if step.queue_timeout.is_some_and(|q| q.is_zero()) {
+                return Err(bad(s, "queue_timeout", "must be positive".into()));
             }
             step.retry.validate().map_err(|why| bad(s, "retry", why))?;
         }

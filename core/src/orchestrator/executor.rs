@@ -1,0 +1,197 @@
+//! The executor: runs commands (step attempts) on the [`WorkerHost`].
+//!
+//! Before it runs anything it checks, with a fresh read, that the state
+//! still waits for exactly this dispatch ([`Fence`]): a superseded attempt
+//! (a backlog drained late, a duplicate) is dropped unrun, and a command
+//! that arrived before the write that dispatched it waits for that write.
+//! The step's `timeout` is start-to-close: it is counted from here, not
+//! from dispatch, so time spent queued never makes an attempt run twice.
+//! While it runs, the delivery is kept in progress (see
+//! [`Delivery::progress`]), so a run longer than the transport's ack
+//! timeout is not handed to another consumer.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::Shared;
+use super::engine::{After, now_ms, topic};
+use super::messages::{Command, Outcome, StepResult};
+use super::saga::{Fence, SagaState, Stage, Waiting};
+use crate::envelope::Envelope;
+use crate::error::Result;
+use crate::transport::Delivery;
+use crate::worker::CallInfo;
+
+/// How long an executor waits in place for a command's state write before
+/// it hands the command back.
+const EARLY_WAIT: Duration = Duration::from_millis(500);
+/// How long a handed-back early message (command or timer) stays away.
+pub(crate) const EARLY_NAP: Duration = Duration::from_millis(100);
+/// A command or timer whose state write has not landed this long after it
+/// was published never will (its writer lost the race or died, and its
+/// trigger was redone): it is dropped. A writer gives up a write this old.
+pub(crate) const ORPHAN_GRACE: Duration = Duration::from_secs(120);
+
+impl Shared {
+    /// Reads the state fresh and judges `want` (published over `basis`) against it.
+    async fn fence(&self, tx: &str, want: Waiting, basis: u64) -> Result<Fence> {
+        let read = self.store.get_fresh(&self.saga_key(tx)).await?;
+        Ok(match read {
+            None => Fence::judge(None, want, basis),
+            Some(v) => {
+                let state: SagaState = self.codec.decode(&v.value)?;
+                Fence::judge(Some((&state, v.version.0)), want, basis)
+            }
+        })
+    }
+
+    /// Waits (briefly) until the state write that dispatched `cmd` is in.
+    async fn fence_command(&self, cmd: &Command) -> Result<Fence> {
+        let want = Waiting {
+            step: cmd.step,
+            kind: cmd.kind,
+            attempt: cmd.attempt,
+            stage: Stage::Running,
+            token: cmd.token,
+        };
+        let deadline = tokio::time::Instant::now() + EARLY_WAIT;
+        let mut nap = Duration::from_millis(1);
+        loop {
+            // A change of this transaction by this instance: let it finish.
+            self.gate.idle(&cmd.tx, EARLY_WAIT).await;
+            let verdict = self.fence(&cmd.tx, want, cmd.basis).await?;
+            let now = tokio::time::Instant::now();
+            if verdict != Fence::Early || now >= deadline {
+                return Ok(verdict);
+            }
+            // Written by another instance: poll.
+            tokio::time::sleep(nap.min(deadline - now)).await;
+            nap = (nap * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs one command if the state still waits for it, and publishes its
+    /// result. Returns how to settle the delivery.
+    pub(crate) async fn handle_command(&self, cmd: Command) -> Result<After> {
+        match self.fence_command(&cmd).await? {
+            Fence::Current => {}
+            Fence::Stale => {
+                metrics::counter!("multiagents_commands_superseded_total", "worker" => cmd.worker.clone())
+                    .increment(1);
+                tracing::debug!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt,
+                    "superseded command dropped unrun");
+                return Ok(After::Ack);
+            }
+            Fence::Early if orphaned(cmd.created_ms) => {
+                tracing::warn!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt,
+                    "dropping a command whose state write never landed");
+                return Ok(After::Ack);
+            }
+            Fence::Early => return Ok(After::Retry(EARLY_NAP)),
+        }
+        let outcome = match cmd.queue_deadline_ms {
+            Some(deadline) if now_ms() > deadline => {
+                let waited = Duration::from_millis(now_ms().saturating_sub(cmd.created_ms));
+                let limit = Duration::from_millis(deadline.saturating_sub(cmd.created_ms));
+                Outcome::Err {
+                    kind: "timeout".into(),
+                    retryable: true,
+                    message: format!(
+                        "not started within the queue timeout of {limit:?} (waited {waited:?}); not run"
+                    ),
+                }
+            }
+            _ => self.run(&cmd).await,
+        };
+        let result = StepResult {
+            tx: cmd.tx.clone(),
+            step: cmd.step,
+            kind: cmd.kind,
+            attempt: cmd.attempt,
+            outcome,
+            token: cmd.token,
+        };
+        let t = topic(&self.config.prefix, "results");
+        self.transport
+            .publish(Envelope::new(t, cmd.tx, self.encode(&result)?))
+            .await?;
+        Ok(After::Ack)
+    }
+
+    /// Invokes the worker, bounded by the step's start-to-close timeout.
+    async fn run(&self, cmd: &Command) -> Outcome {
+        let call = CallInfo::new(
+            cmd.tx.clone(),
+            cmd.workflow.clone(),
+            cmd.step_name.clone(),
+            cmd.attempt,
+        );
+        let started = std::time::Instant::now();
+        let invoke = self
+            .host
+            .invoke(&cmd.worker, &call, Bytes::from(cmd.input.clone()));
+        let invoked = if cmd.timeout_ms == 0 {
+            Some(invoke.await)
+        } else {
+            tokio::time::timeout(Duration::from_millis(cmd.timeout_ms), invoke)
+                .await
+                .ok()
+        };
+        metrics::histogram!("multiagents_step_duration_seconds",
+            "workflow" => cmd.workflow.clone(), "step" => cmd.step_name.clone(),
+            "kind" => if cmd.kind == super::api::StepKind::Forward { "forward" } else { "compensate" })
+        .record(started.elapsed().as_secs_f64());
+        match invoked {
+            Some(Ok(out)) => Outcome::Ok(out.to_vec()),
+            Some(Err(e)) => Outcome::Err {
+                kind: e.kind().as_str().into(),
+                retryable: e.is_retryable(),
+                message: e.to_string(),
+            },
+            None => Outcome::Err {
+                kind: "timeout".into(),
+                retryable: true,
+                message: format!(
+                    "no result within the step timeout of {:?}",
+                    Duration::from_millis(cmd.timeout_ms)
+                ),
+            },
+        }
+    }
+}
+
+/// Whether a message published at `created_ms` has waited past
+/// [`ORPHAN_GRACE`] for its state write.
+pub(crate) fn orphaned(created_ms: u64) -> bool {
+    now_ms().saturating_sub(created_ms) > ORPHAN_GRACE.as_millis() as u64
+}
+
+/// Awaits `work` while keeping `delivery` in progress every third of the
+/// transport's ack timeout (`ack_wait`; nothing to do when unknown).
+pub(crate) async fn kept_in_progress<F: Future>(
+    delivery: &Delivery,
+    ack_wait: Option<Duration>,
+    work: F,
+) -> F::Output {
+    let Some(ack_wait) = ack_wait else {
+        return work.await;
+    };
+    let beat = (ack_wait / 3).max(Duration::from_millis(10));
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut keeping = true;
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticker.tick(), if keeping => {
+                if let Err(e) = delivery.progress().await {
+                    // Expired already: the message is someone else's now.
+                    tracing::warn!(error = %e, "cannot keep a delivery in progress");
+                    keeping = false;
+                }
+            }
+        }
+    }
+}
