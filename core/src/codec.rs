@@ -219,8 +219,12 @@ fn compress(framed: &[u8]) -> Vec<u8> {
 }
 
 fn from_cbor<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    ciborium::from_reader(body).map_err(|e| {
-        decode_error("payload is not valid CBOR for the expected type", body.len()).with_source(e)
+    ciborium::from_reader(body).map_err(|e| match e {
+        ciborium::de::Error::RecursionLimitExceeded => decode_error(
+            "payload nests arrays or maps deeper than the decoder's limit of 256 levels",
+            body.len(),
+        ),
+        e => decode_error("payload is not valid CBOR for the expected type", body.len()).with_source(e),
     })
 }
 
@@ -277,6 +281,21 @@ mod tests {
                 fields,
                 blob,
             })
+    }
+
+    #[test]
+    fn too_deep_cbor_names_the_depth_limit() {
+        // 300 nested one-element arrays, then 0: well-formed, too deep.
+        let mut body = vec![0x81u8; 300];
+        body.push(0);
+        let err = from_cbor::<serde_json::Value>(&body).expect_err("too deep");
+        assert_eq!(err.kind(), ErrorKind::Codec);
+        assert!(
+            err.message().contains("deeper than the decoder's limit of 256"),
+            "{err}"
+        );
+        let err = from_cbor::<serde_json::Value>(&[0xff]).expect_err("malformed");
+        assert!(err.message().contains("not valid CBOR"), "{err}");
     }
 
     fn codecs() -> [PayloadCodec; 4] {

@@ -52,11 +52,15 @@ fn check(file: &std::path::Path, json: bool) -> Result<()> {
             "prefix": config.runtime.prefix,
             "workers": config.workers.keys().collect::<Vec<_>>(),
             "workflows": workflows,
+            "warnings": config.warnings(),
         }))
     } else {
         outln!("OK: {}", file.display());
         // The summary shows the backend URLs without their passwords.
         out!("{}", config.summary());
+        for w in config.warnings() {
+            outln!("warning: {w}");
+        }
         Ok(())
     }
 }

@@ -64,7 +64,17 @@ fn kind(k: StepKind) -> &'static str {
 pub(crate) fn snapshot(s: &SagaSnapshot) {
     outln!("transaction  {}", s.tx);
     outln!("workflow     {}", s.workflow);
-    outln!("status       {} (after {})", s.status, millis(s.elapsed()));
+    let now = multiagents::orchestrator::now_ms();
+    if s.status.is_final() {
+        outln!("status       {} (after {})", s.status, millis(s.elapsed()));
+    } else if s.pending {
+        outln!(
+            "status       pending (created {} ago; no step has finished yet)",
+            millis(s.age(now))
+        );
+    } else {
+        outln!("status       {} (for {} so far)", s.status, millis(s.age(now)));
+    }
     if let Some(step) = &s.current_step {
         outln!("current step {step}");
     }
@@ -124,8 +134,8 @@ pub(crate) fn page(p: &SagaPage) {
             "{}  {:<20}  {:<20}  {:>9}  {}",
             s.tx,
             s.workflow,
-            s.status,
-            millis(s.elapsed()),
+            s.status_label(),
+            millis(s.age(multiagents::orchestrator::now_ms())),
             s.error.as_deref().unwrap_or("")
         );
     }

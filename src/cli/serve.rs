@@ -84,6 +84,9 @@ async fn wait_for_signal() {
 
 pub(crate) async fn run(args: RunArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     let deadline = args.shutdown_timeout.unwrap_or(config.runtime.shutdown_timeout);
     let shared = shared_backend(&config)?;
     let runtime = Runtime::from_config_struct(config.clone()).await?;

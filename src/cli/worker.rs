@@ -82,6 +82,12 @@ async fn build(crate_dir: &Path) -> Result<()> {
         .with_context("crate_dir", crate_dir.display()));
     }
     ensure_target().await?;
+    // Progress for people: cargo's own lines follow on stderr.
+    eprintln!(
+        "building {} for {TARGET} (cargo build --release; the first build takes a while)…",
+        crate_dir.display()
+    );
+    let started = std::time::Instant::now();
     let out = tokio::process::Command::new("cargo")
         .args([
             "build",
@@ -102,6 +108,7 @@ async fn build(crate_dir: &Path) -> Result<()> {
             format!("cargo build of {} failed", crate_dir.display()),
         ));
     }
+    eprintln!("cargo finished in {:.1} s", started.elapsed().as_secs_f64());
     // The artifacts: compiler-artifact messages of cdylib targets ending in .wasm.
     let wasm: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -148,11 +155,20 @@ fn print_inspection(found: &Inspection) {
 }
 
 async fn inspect(file: &Path, json: bool) -> Result<()> {
+    if file.is_dir() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} is a directory; `worker inspect` takes a .wasm file (build a worker crate with `worker build`)",
+                file.display()
+            ),
+        ));
+    }
     let bytes = tokio::fs::read(file).await.map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            ErrorKind::NotFound
-        } else {
-            ErrorKind::Unavailable
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            std::io::ErrorKind::IsADirectory | std::io::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+            _ => ErrorKind::Unavailable,
         };
         Error::new(kind, format!("cannot read {}", file.display())).with_source(e)
     })?;

@@ -54,11 +54,13 @@
 //! | [`env`] | environment overrides |
 //! | `values` | durations (`humantime`) and worker settings |
 //! | `source` | byte offsets and key paths → `file:line:column` |
+//! | `warnings` | settings that load but cannot work together ([`Config::warnings`]) |
 
 pub mod env;
 mod sections;
 mod source;
 mod values;
+mod warnings;
 mod workers;
 mod workflows;
 

@@ -33,6 +33,23 @@ fn config_check_accepts_the_demo_and_names_the_key_of_a_broken_one() {
         text(&out)
     );
     assert!(text(&out).contains("order-saga"), "{}", text(&out));
+    assert!(!text(&out).contains("warning:"), "{}", text(&out));
+
+    // Loads, but cannot work as written: a warning, still exit 0.
+    let echo = format!("{:?}", wasm("echo").display().to_string());
+    let odd = temp_dir("cli-config").join("odd.toml");
+    let toml = format!(
+        "[workers.echo]\npath = {echo}\ntimeout = \"2s\"\n\n[[workflows]]\nname = \"w\"\n  \
+         [[workflows.steps]]\n  name = \"s\"\n  worker = \"echo\"\n  timeout = \"10s\"\n"
+    );
+    std::fs::write(&odd, toml).expect("write");
+    let out = multiagents(&["config", "check", odd.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("warning: workflow \"w\", step \"s\": its timeout of 10s is longer than worker \"echo\"'s own timeout of 2s"),
+        "{}",
+        text(&out)
+    );
 
     let broken = temp_dir("cli-config").join("broken.toml");
     std::fs::write(&broken, "[runtime]\nprefix = \"ma\"\nretension = \"1h\"\n").expect("write");

@@ -48,6 +48,11 @@ fn inspect_refuses_what_is_not_a_worker_with_exit_code_2() {
     }
     let out = multiagents(&["worker", "inspect", "/nonexistent.wasm"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // A directory (a worker crate, say) is bad input, not "unavailable".
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workers/echo");
+    let out = multiagents(&["worker", "inspect", dir.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is a directory"), "{}", text(&out));
 }
 
 #[test]
@@ -63,6 +68,10 @@ fn build_compiles_a_worker_crate_and_prints_its_world() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("echo.wasm"), "{t}");
+    assert!(
+        t.contains("building ") && t.contains("cargo finished in"),
+        "progress: {t}"
+    );
     assert!(t.contains("fits the multiagents:worker world: yes"), "{t}");
 
     let out = multiagents(&["worker", "build", "/nonexistent-crate"]);

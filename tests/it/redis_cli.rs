@@ -65,11 +65,16 @@ fn commands_in_other_processes_share_the_transactions_of_a_server() {
     for _ in 0..2 {
         let snap = status(config, &tx);
         assert_eq!(
-            (&snap["status"], &snap["current_step"]),
-            (&json!("running"), &json!("echo")),
+            (&snap["status"], &snap["current_step"], &snap["pending"]),
+            (&json!("running"), &json!("echo"), &json!(true)),
             "{snap}"
         );
     }
+    // People read it as pending, with its age (not "after 0 ms").
+    let text = ok(&["status", &tx, "--config", config]).all;
+    assert!(text.contains("status       pending (created "), "{text}");
+    let text = ok(&["list", "--config", config]).all;
+    assert!(text.contains(&tx) && text.contains("  pending  "), "{text}");
 
     let mut server = serve(config);
     let snap = eventually("q-1 to complete", || {

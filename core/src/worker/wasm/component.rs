@@ -165,20 +165,32 @@ impl WasmWorker {
             .with_context("size", output.len())
             .with_context("max", spec.max_output));
         }
-        if spec.check_output && !is_one_cbor_item(&output) {
-            return Err(
-                Error::new(ErrorKind::Codec, "worker output is not one well-formed CBOR item")
-                    .with_context("worker", &self.env.name)
-                    .with_context("len", output.len()),
-            );
+        if spec.check_output
+            && let Err(why) = check_one_cbor_item(&output)
+        {
+            return Err(Error::new(ErrorKind::Codec, format!("worker output {why}"))
+                .with_context("worker", &self.env.name)
+                .with_context("len", output.len()));
         }
         Ok(Bytes::from(output))
     }
 }
 
-fn is_one_cbor_item(bytes: &[u8]) -> bool {
+/// `Ok` when `bytes` is exactly one well-formed CBOR item; otherwise what
+/// is wrong with it, for the error message.
+pub(crate) fn check_one_cbor_item(bytes: &[u8]) -> std::result::Result<(), String> {
     let mut rest = bytes;
-    ciborium::from_reader::<ciborium::Value, _>(&mut rest).is_ok() && rest.is_empty()
+    match ciborium::from_reader::<ciborium::Value, _>(&mut rest) {
+        Err(ciborium::de::Error::RecursionLimitExceeded) => {
+            Err("nests arrays or maps deeper than the decoder's limit of 256 levels".into())
+        }
+        Err(e) => Err(format!("is not well-formed CBOR ({e:?})")),
+        Ok(_) if !rest.is_empty() => Err(format!(
+            "has {} bytes after its first CBOR item (one item expected)",
+            rest.len()
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 #[async_trait]
