@@ -20,7 +20,7 @@ use multiagents::orchestrator::{Orchestrator, OrchestratorConfig, SagaStatus, Tr
 use multiagents::resilience::GuardConfig;
 use multiagents::store::{Expected, PutEntry, ScanPage, StoreCapabilities, Version, Versioned};
 use multiagents::worker::{CallInfo, WorkerHost, WorkerSpec, native, retryable};
-use multiagents::workflow::{RetryPolicy, StepDef, WorkflowDef};
+use multiagents::workflow::{DEFAULT_STEP_TIMEOUT, RetryPolicy, StepDef, WorkflowDef};
 use multiagents::{Envelope, Result, StateStore, SubscribeMode, SubscribeOptions, Subscription, Transport};
 use serde_json::json;
 
@@ -71,7 +71,7 @@ fn register(host: &WorkerHost, runs: &Runs, name: &'static str, act: Act) {
                 Act::FlakyOneIn(n) => {
                     let ctx: serde_json::Value = ciborium::from_reader(&input[..]).expect("cbor input");
                     let i = ctx["i"].as_u64().unwrap_or(0);
-                    if i % n == 0 && call.attempt == 1 {
+                    if i.is_multiple_of(n) && call.attempt == 1 {
                         return Err(retryable(format!("{name} flaked")));
                     }
                 }
@@ -163,6 +163,9 @@ impl StateStore for SlowCas {
     }
 }
 
+/// Transactions of the slow-store run.
+const TRANSACTIONS: u64 = 2000;
+
 /// Two instances over a slow store; step `b` fails its first attempt for
 /// one transaction in four and is retried after 1 ms. Every transaction
 /// completes; `a` and `c` ran once each, `b` once more exactly where it failed.
@@ -183,20 +186,26 @@ async fn short_retry_backoffs_over_a_slow_store_strand_nothing(site: Site) {
         let slow: Arc<dyn StateStore> = Arc::new(SlowCas(store, Default::default()));
         instances.push(start(transport, slow, &runs, &workers, wf()).await);
     }
+    // 64 submitters at a time: every submission is a slow write too.
     let mut txs = Vec::new();
-    for i in 0..400u64 {
-        let orch = &instances[(i % 2) as usize];
-        txs.push(orch.execute("flaky", json!({ "i": i })).await.expect("execute"));
+    for chunk in (0..TRANSACTIONS).collect::<Vec<_>>().chunks(64) {
+        let submitted = futures_util::future::join_all(chunk.iter().map(|&i| {
+            let orch = &instances[(i % 2) as usize];
+            orch.execute("flaky", json!({ "i": i }))
+        }))
+        .await;
+        txs.extend(submitted.into_iter().map(|r| r.expect("execute")));
     }
-    let left = stuck(&instances[0], &txs, Duration::from_secs(60)).await;
+    // Stuck: not final after 3× the longest timeout (the default 30 s).
+    let left = stuck(&instances[0], &txs, 3 * DEFAULT_STEP_TIMEOUT).await;
     assert!(
         left.is_empty(),
-        "{} of 400 not completed: {:?}",
+        "{} of {TRANSACTIONS} stuck: {:?}",
         left.len(),
         &left[..left.len().min(5)]
     );
     for (i, tx) in txs.iter().enumerate() {
-        let b = if i % 4 == 0 { 2 } else { 1 };
+        let b = if i.is_multiple_of(4) { 2 } else { 1 };
         let got = (runs.count("a", tx), runs.count("b", tx), runs.count("c", tx));
         assert_eq!(got, (1, b, 1), "runs of a, b, c for transaction {i}");
     }

@@ -98,26 +98,39 @@ impl Shared {
     /// can be missing, whatever crashes next. Each carries the write's basis
     /// version and fencing token, so a reader tells one that came too early
     /// (the write is not in yet) from one that is stale ([`Fence`]).
+    ///
+    /// On a transport that is not durable (in memory) the commands go out
+    /// after the write instead, with the events (see `commands_first`).
     async fn publish_effects_before(&self, fx: &Effects) -> Result<()> {
-        if fx.timers.is_empty() && fx.commands.is_empty() {
+        let commands = if self.commands_first { fx.commands.len() } else { 0 };
+        if fx.timers.is_empty() && commands == 0 {
             return Ok(());
         }
-        let mut envs = Vec::with_capacity(fx.timers.len() + fx.commands.len());
+        let mut envs = Vec::with_capacity(fx.timers.len() + commands);
         let timers = topic(&self.config.prefix, "timers");
         for t in &fx.timers {
             envs.push(Envelope::new(timers.clone(), t.tx.clone(), self.encode(t)?));
         }
-        for c in &fx.commands {
-            let t = topic(&self.config.prefix, &format!("cmd.{}", c.worker));
-            envs.push(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt));
+        if self.commands_first {
+            self.push_commands(fx, &mut envs)?;
         }
         self.transport.publish_batch(envs).await
     }
 
+    fn push_commands(&self, fx: &Effects, envs: &mut Vec<Envelope>) -> Result<()> {
+        for c in &fx.commands {
+            let t = topic(&self.config.prefix, &format!("cmd.{}", c.worker));
+            envs.push(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt));
+        }
+        Ok(())
+    }
+
     /// Publishes the events of a written state change (never before: an
-    /// event tells what happened).
+    /// event tells what happened), then, when they did not go first, its
+    /// commands: one batch, events first, so this instance's events of a
+    /// transaction go out in order.
     async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
-        let mut envs = Vec::with_capacity(fx.events.len());
+        let mut envs = Vec::with_capacity(fx.events.len() + fx.commands.len());
         let events = topic(&self.config.prefix, "events");
         for e in &fx.events {
             // Events are at-most-once: one that cannot be encoded is logged
@@ -126,6 +139,9 @@ impl Shared {
                 Ok(p) => envs.push(Envelope::new(events.clone(), e.tx.clone(), p)),
                 Err(err) => tracing::warn!(error = %err, event = %e.name, "cannot encode a workflow event"),
             }
+        }
+        if !self.commands_first {
+            self.push_commands(&fx, &mut envs)?;
         }
         if !envs.is_empty() {
             self.transport.publish_batch(envs).await?;
@@ -170,7 +186,7 @@ impl Shared {
                 continue;
             }
             state.updated_ms = now;
-            let _entered = self.gate.enter(tx);
+            let _entered = self.commands_first.then(|| self.gate.enter(tx));
             let published = std::time::Instant::now();
             self.publish_effects_before(&fx).await?;
             let ttl = state.status.is_final().then_some(self.config.retention);
@@ -229,7 +245,7 @@ impl Shared {
         let mut verdict = Fence::Stale;
         let advanced = self
             .advance(&t.tx, |state, version, wf, now, fx| {
-                verdict = Fence::judge(Some((state, version)), want, t.basis);
+                verdict = Fence::judge(Some((state.waiting, version)), want, t.basis);
                 Ok(verdict == Fence::Current && state.on_timer(wf, &t, now, fx))
             })
             .await?;
@@ -358,9 +374,10 @@ impl Orchestrator {
             )
             .with_context("prefix", &config.prefix)
         })?;
-        let ack_wait = transport.capabilities().ack_wait;
+        let caps = transport.capabilities();
         let shared = Arc::new(Shared {
-            ack_wait,
+            ack_wait: caps.ack_wait,
+            commands_first: caps.durable,
             gate: Default::default(),
             transport,
             store,
@@ -537,7 +554,7 @@ impl Orchestrator {
         let mut state = SagaState::new(&tx, &wf, input, now);
         let mut fx = Effects::over(0);
         state.start(&wf, now, &mut fx);
-        let _entered = s.gate.enter(&tx.0);
+        let _entered = s.commands_first.then(|| s.gate.enter(&tx.0));
         s.publish_effects_before(&fx).await?;
         let ttl = state.status.is_final().then_some(s.config.retention);
         s.store

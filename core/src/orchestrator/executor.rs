@@ -17,7 +17,7 @@ use bytes::Bytes;
 use super::Shared;
 use super::engine::{After, now_ms, topic};
 use super::messages::{Command, Outcome, StepResult};
-use super::saga::{Fence, SagaState, Stage, Waiting};
+use super::saga::{Fence, Stage, Waiting, WaitingOnly};
 use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::transport::Delivery;
@@ -40,8 +40,8 @@ impl Shared {
         Ok(match read {
             None => Fence::judge(None, want, basis),
             Some(v) => {
-                let state: SagaState = self.codec.decode(&v.value)?;
-                Fence::judge(Some((&state, v.version.0)), want, basis)
+                let state: WaitingOnly = self.codec.decode(&v.value)?;
+                Fence::judge(Some((state.waiting, v.version.0)), want, basis)
             }
         })
     }

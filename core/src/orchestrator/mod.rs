@@ -14,7 +14,8 @@
 //!   never to "the current step" — so a duplicate or late result is
 //!   recognised and dropped.
 //! * A state change publishes its commands and **timers** (retry backoff,
-//!   and the optional queue timeout) *before* its state write, each
+//!   and the optional queue timeout) *before* its state write (commands
+//!   only on a durable transport; in memory they follow the write), each
 //!   carrying the version the write replaces (its *basis*) and the write
 //!   attempt's random fencing *token*: once the write is in, nothing it
 //!   promised can be missing, whatever crashes next. A reader judges each
@@ -127,6 +128,12 @@ pub(crate) struct Shared {
     pub(crate) gate: gate::Gate,
     /// The transport's ack timeout: long handlers report progress within it.
     pub(crate) ack_wait: Option<Duration>,
+    /// Commands go out before the state write that dispatches them. Only
+    /// where messages outlive the process (a durable transport) does that
+    /// close a crash window; in memory, a crash loses everything anyway,
+    /// so commands go after the write, with the events, and an executor
+    /// rarely meets one early.
+    pub(crate) commands_first: bool,
 }
 
 impl Shared {

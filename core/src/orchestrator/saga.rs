@@ -49,12 +49,12 @@ pub(crate) enum Fence {
 
 impl Fence {
     /// Judges a message for `want`, published by a write over `basis`,
-    /// against the state read at `version` (`None`: no state exists).
-    pub(crate) fn judge(read: Option<(&SagaState, u64)>, want: Waiting, basis: u64) -> Fence {
+    /// against the state's `waiting` read at `version` (`None`: no state).
+    pub(crate) fn judge(read: Option<(Option<Waiting>, u64)>, want: Waiting, basis: u64) -> Fence {
         match read {
             None if basis == 0 => Fence::Early,
             None => Fence::Stale,
-            Some((state, _)) if state.waiting == Some(want) => Fence::Current,
+            Some((waiting, _)) if waiting == Some(want) => Fence::Current,
             Some((_, version)) if version == basis => Fence::Early,
             Some(_) => Fence::Stale,
         }
@@ -65,6 +65,12 @@ impl Fence {
 pub(crate) enum Ending {
     Failure,
     Cancel,
+}
+
+/// Only what a fence needs of a stored state: decoding it skips the rest.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WaitingOnly {
+    pub(crate) waiting: Option<Waiting>,
 }
 
 /// What one state change publishes: commands and timers before the write

@@ -55,13 +55,13 @@ fn a_dispatch_is_fenced_by_its_write_s_basis_and_token() {
     assert_ne!(cmd.token, 0);
     // Not written yet: early. Written (at any version): current.
     assert_eq!(Fence::judge(None, want, 0), Fence::Early);
-    assert_eq!(Fence::judge(Some((&state, 7)), want, 0), Fence::Current);
+    assert_eq!(Fence::judge(Some((state.waiting, 7)), want, 0), Fence::Current);
 
     // The state moves on over version 7: the old dispatch is stale.
     let mut next = state.clone();
     let mut fx = Effects::over(7);
     next.on_result(&wf, &failed(1, cmd.token), 2_000, &mut fx);
-    assert_eq!(Fence::judge(Some((&next, 9)), want, 0), Fence::Stale);
+    assert_eq!(Fence::judge(Some((next.waiting, 9)), want, 0), Fence::Stale);
     let retry = &fx.timers[0];
     assert_eq!(
         (retry.basis, retry.attempt, retry.purpose),
@@ -69,8 +69,14 @@ fn a_dispatch_is_fenced_by_its_write_s_basis_and_token() {
     );
     let retry_wait = SagaState::timer_wait(retry);
     // Still at version 7 (the write with the timer not in yet): early.
-    assert_eq!(Fence::judge(Some((&state, 7)), retry_wait, 7), Fence::Early);
-    assert_eq!(Fence::judge(Some((&next, 9)), retry_wait, 7), Fence::Current);
+    assert_eq!(
+        Fence::judge(Some((state.waiting, 7)), retry_wait, 7),
+        Fence::Early
+    );
+    assert_eq!(
+        Fence::judge(Some((next.waiting, 9)), retry_wait, 7),
+        Fence::Current
+    );
     // Expired or deleted after the fact: stale, never early.
     assert_eq!(Fence::judge(None, retry_wait, 7), Fence::Stale);
 }
@@ -100,10 +106,10 @@ fn two_writers_racing_from_one_state_never_share_a_token() {
         stage: Stage::Running,
         token: b.token,
     };
-    assert_eq!(Fence::judge(Some((&won, 6)), lost_wait, 5), Fence::Stale);
+    assert_eq!(Fence::judge(Some((won.waiting, 6)), lost_wait, 5), Fence::Stale);
     assert_eq!(
         Fence::judge(
-            Some((&won, 6)),
+            Some((won.waiting, 6)),
             Waiting {
                 token: a.token,
                 ..lost_wait

@@ -88,6 +88,9 @@ pub struct Capabilities {
     /// That ack timeout, when known: a handler that may run longer calls
     /// [`Delivery::progress`] more often than this to keep its delivery.
     pub ack_wait: Option<std::time::Duration>,
+    /// Accepted messages outlive the process that published them (a
+    /// broker). The in-memory transport's die with its process.
+    pub durable: bool,
     /// Messages of one key reach a lone consumer of a group in publish order.
     pub ordered_per_key: bool,
     /// Largest payload the backend accepts, in bytes.
@@ -97,9 +100,9 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Everything supported, as by the in-memory transport: a backend's
-    /// starting point, which then turns off what it lacks (the struct is
-    /// `non_exhaustive`, so other crates cannot build it literally).
+    /// Everything supported (durable too): a backend's starting point,
+    /// which then turns off what it lacks (the struct is `non_exhaustive`,
+    /// so other crates cannot build it literally).
     pub fn full(name: &'static str, max_payload: usize) -> Self {
         Capabilities {
             name,
@@ -108,6 +111,7 @@ impl Capabilities {
             nack_delay: true,
             ack_timeout: true,
             ack_wait: None,
+            durable: true,
             ordered_per_key: true,
             max_payload,
             batch_publish: true,

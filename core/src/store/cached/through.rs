@@ -109,8 +109,15 @@ impl<S: StateStore> Shared<S> {
         if let Some(found) = self.behind.as_ref().and_then(|wb| wb.lookup(key, Instant::now())) {
             return Ok(found);
         }
-        self.cache.invalidate(key).await;
-        self.get(key).await
+        let found = self.store.get(key).await?;
+        // Never serve anything older than this read from the cache again.
+        // (No insert: a fresh read is often followed by a write anyway.)
+        if let Some(entry) = self.cache.get(key).await
+            && found.as_ref().is_none_or(|v| v.version != entry.version)
+        {
+            self.cache.invalidate(key).await;
+        }
+        Ok(found)
     }
 
     pub(super) async fn get(&self, key: &str) -> Result<Option<Versioned>> {

@@ -368,8 +368,10 @@ impl MemoryTransport {
 #[async_trait]
 impl Transport for MemoryTransport {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::full("memory", self.shared.config.max_payload)
-            .with_ack_wait(self.shared.config.ack_timeout)
+        let mut caps = Capabilities::full("memory", self.shared.config.max_payload)
+            .with_ack_wait(self.shared.config.ack_timeout);
+        caps.durable = false;
+        caps
     }
 
     async fn publish(&self, envelope: Envelope) -> Result<()> {
