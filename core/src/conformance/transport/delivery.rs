@@ -183,21 +183,7 @@ pub async fn ack_timeout_redelivers<T: Transport + ?Sized>(t: &T, s: &Settings) 
     let mut stale = recv(&mut a, s.patience, "the first delivery").await;
     let b = queue_sub(t, s, &topic, &group, 10).await;
     let mut both = merge(vec![a, b]);
-    let (_, mut again) = recv_any(
-        &mut both,
-        s.redelivery,
-        "the unacked message after the ack timeout",
-    )
-    .await;
-    assert_eq!(
-        again.envelope(),
-        &sent,
-        "the redelivered message differs from the one sent"
-    );
-    assert!(
-        again.delivery_count() >= 2,
-        "a redelivery should have delivery_count >= 2"
-    );
+    let mut again = redelivered_any(&mut both, s, &sent, "the unacked message after the ack timeout").await;
     must(s, "ack of the redelivery", again.ack()).await;
     // The late consumer finishing too: may be refused, must not resurrect it.
     let _ = stale.ack().await;
@@ -237,21 +223,13 @@ pub async fn progress_keeps_a_delivery<T: Transport + ?Sized>(t: &T, s: &Setting
         must(s, "progress of the held delivery", held.progress()).await;
     }
     // The holder stops reporting progress without settling or dropping.
-    let (_, mut again) = recv_any(
+    let mut again = redelivered_any(
         &mut both,
-        s.redelivery,
+        s,
+        &sent,
         "the delivery after its holder stopped keeping it in progress",
     )
     .await;
-    assert_eq!(
-        again.envelope(),
-        &sent,
-        "the redelivered message differs from the one sent"
-    );
-    assert!(
-        again.delivery_count() >= 2,
-        "a redelivery should have delivery_count >= 2"
-    );
     must_fail(
         s,
         "progress of the expired delivery",
@@ -307,6 +285,30 @@ pub async fn backpressure_bound<T: Transport + ?Sized>(t: &T, s: &Settings) {
     }
     assert_eq!(seen, sent, "the messages received are not the ones sent");
     expect_quiet(&mut sub, s.quiet, "after all 20 messages were acked").await;
+}
+
+/// The next delivery of a merged stream within `redelivery`: `sent` again,
+/// with a delivery count of 2 or more.
+async fn redelivered_any<St>(
+    stream: &mut St,
+    s: &Settings,
+    sent: &Envelope,
+    what: &str,
+) -> crate::transport::Delivery
+where
+    St: futures_util::Stream<Item = (usize, crate::error::Result<crate::transport::Delivery>)> + Unpin,
+{
+    let (_, again) = recv_any(stream, s.redelivery, what).await;
+    assert_eq!(
+        again.envelope(),
+        sent,
+        "the redelivered message differs from the one sent"
+    );
+    assert!(
+        again.delivery_count() >= 2,
+        "a redelivery should have delivery_count >= 2"
+    );
+    again
 }
 
 /// `again` is `sent` delivered once more (a higher delivery count); acking

@@ -145,17 +145,22 @@ impl MemoryAcker {
         if fresh {
             return Ok(());
         }
-        let group = &self.sub.group;
-        Err(Error::new(
-            ErrorKind::Timeout,
+        Err(self.expired(
+            operation,
             "delivery expired after the ack timeout and was handed out again",
-        )
-        .with_retryable(false)
-        .with_operation(operation)
-        .with_context("topic", group.topic())
-        .with_context("group", group.name())
-        .with_context("id", self.id)
-        .with_context("delivery_count", self.delivery_count))
+        ))
+    }
+
+    /// The typed error of an operation on a delivery that is no longer this one's.
+    fn expired(&self, operation: &'static str, message: &'static str) -> Error {
+        let group = &self.sub.group;
+        Error::new(ErrorKind::Timeout, message)
+            .with_retryable(false)
+            .with_operation(operation)
+            .with_context("topic", group.topic())
+            .with_context("group", group.name())
+            .with_context("id", self.id)
+            .with_context("delivery_count", self.delivery_count)
     }
 }
 
@@ -177,17 +182,10 @@ impl Acker for MemoryAcker {
         {
             return Ok(());
         }
-        let group = &self.sub.group;
-        Err(Error::new(
-            ErrorKind::Timeout,
+        Err(self.expired(
+            "memory.progress",
             "delivery expired after the ack timeout (or was settled) before it was kept in progress",
-        )
-        .with_retryable(false)
-        .with_operation("memory.progress")
-        .with_context("topic", group.topic())
-        .with_context("group", group.name())
-        .with_context("id", self.id)
-        .with_context("delivery_count", self.delivery_count))
+        ))
     }
 
     fn abandon(&self) {
