@@ -2,6 +2,7 @@
 //! modules (cheaper to link than one binary per file).
 
 mod backends;
+mod backpressure;
 mod cli_runtime;
 mod cli_worker;
 mod config;

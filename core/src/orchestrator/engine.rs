@@ -395,12 +395,15 @@ impl Orchestrator {
         let p = shared.config.prefix.clone();
 
         for worker in shared.host.names() {
+            // Prefetch follows the worker's limits: what this instance
+            // cannot run soon stays queued for the others.
+            let prefetch = shared.host.prefetch(&worker).unwrap_or(1).clamp(1, 4096);
             let sub = shared
                 .transport
                 .subscribe(
                     &topic(&p, &format!("cmd.{worker}")),
                     SubscribeMode::queue("workers"),
-                    SubscribeOptions::max_in_flight(256),
+                    SubscribeOptions::max_in_flight(prefetch),
                 )
                 .await?;
             let s = shared.clone();

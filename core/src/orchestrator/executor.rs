@@ -6,7 +6,9 @@
 //! that arrived before the write that dispatched it waits for that write.
 //! The step's `timeout` is start-to-close: it is counted from here, not
 //! from dispatch, so time spent queued never makes an attempt run twice.
-//! While it runs, the delivery is kept in progress (see
+//! A worker that refuses the run for now (`Overloaded`, breaker open) is
+//! backpressure, not failure: the command is handed back and the attempt
+//! is not spent. While it runs, the delivery is kept in progress (see
 //! [`Delivery::progress`]), so a run longer than the transport's ack
 //! timeout is not handed to another consumer.
 
@@ -19,13 +21,17 @@ use super::engine::{After, now_ms, topic};
 use super::messages::{Command, Outcome, StepResult};
 use super::saga::{Fence, Stage, Waiting, WaitingOnly};
 use crate::envelope::Envelope;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::transport::Delivery;
 use crate::worker::CallInfo;
 
 /// How long an executor waits in place for a command's state write before
 /// it hands the command back.
 const EARLY_WAIT: Duration = Duration::from_millis(500);
+/// How long a command refused by a full worker (`Overloaded`) stays away.
+const OVERLOADED_NAP: Duration = Duration::from_millis(50);
+/// How long a command refused by an open breaker stays away.
+const BREAKER_NAP: Duration = Duration::from_millis(500);
 /// How long a handed-back early message (command or timer) stays away.
 pub(crate) const EARLY_NAP: Duration = Duration::from_millis(100);
 /// A command or timer whose state write has not landed this long after it
@@ -102,7 +108,19 @@ impl Shared {
                     ),
                 }
             }
-            _ => self.run(&cmd).await,
+            _ => match self.run(&cmd).await {
+                Ran::Done(outcome) => outcome,
+                Ran::Busy(kind, delay) => {
+                    // Backpressure, not failure: the attempt is not spent;
+                    // the command comes back later (here or elsewhere).
+                    metrics::counter!("multiagents_commands_handed_back_total",
+                        "worker" => cmd.worker.clone(), "reason" => kind.as_str())
+                    .increment(1);
+                    tracing::debug!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt,
+                        reason = kind.as_str(), "worker busy; command handed back");
+                    return Ok(After::Retry(delay));
+                }
+            },
         };
         let result = StepResult {
             tx: cmd.tx.clone(),
@@ -120,7 +138,7 @@ impl Shared {
     }
 
     /// Invokes the worker, bounded by the step's start-to-close timeout.
-    async fn run(&self, cmd: &Command) -> Outcome {
+    async fn run(&self, cmd: &Command) -> Ran {
         let call = CallInfo::new(
             cmd.tx.clone(),
             cmd.workflow.clone(),
@@ -142,7 +160,9 @@ impl Shared {
             "workflow" => cmd.workflow.clone(), "step" => cmd.step_name.clone(),
             "kind" => if cmd.kind == super::api::StepKind::Forward { "forward" } else { "compensate" })
         .record(started.elapsed().as_secs_f64());
-        match invoked {
+        Ran::Done(match invoked {
+            Some(Err(e)) if e.kind() == ErrorKind::Overloaded => return Ran::Busy(e.kind(), OVERLOADED_NAP),
+            Some(Err(e)) if e.kind() == ErrorKind::CircuitOpen => return Ran::Busy(e.kind(), BREAKER_NAP),
             Some(Ok(out)) => Outcome::Ok(out.to_vec()),
             Some(Err(e)) => Outcome::Err {
                 kind: e.kind().as_str().into(),
@@ -157,8 +177,17 @@ impl Shared {
                     Duration::from_millis(cmd.timeout_ms)
                 ),
             },
-        }
+        })
     }
+}
+
+/// How a run ended.
+enum Ran {
+    /// With an outcome to report.
+    Done(Outcome),
+    /// Not at all: the worker refused it for now (`Overloaded`, or its
+    /// breaker is open). Hand the command back for this long.
+    Busy(ErrorKind, Duration),
 }
 
 /// Whether a message published at `created_ms` has waited past

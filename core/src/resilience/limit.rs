@@ -99,6 +99,11 @@ impl ConcurrencyLimit {
     pub fn max_concurrent(&self) -> usize {
         self.max_concurrent
     }
+
+    /// The configured bound of the wait queue.
+    pub fn max_queued(&self) -> usize {
+        self.max_queued
+    }
 }
 
 /// Decrements the queue count however the wait ends (acquired or cancelled).

@@ -278,6 +278,16 @@ impl WorkerHost {
         names
     }
 
+    /// How many commands of worker `name` one instance should hold at once:
+    /// its concurrency, plus as many waiting (at most its queue bound), so
+    /// it never takes work it would refuse as `Overloaded` and leaves the
+    /// rest to other instances. `None` for an unknown worker.
+    pub fn prefetch(&self, name: &str) -> Option<usize> {
+        let entry = self.entry(name).ok()?;
+        let limit = entry.guard.limit();
+        Some(limit.max_concurrent() + limit.max_queued().min(limit.max_concurrent()))
+    }
+
     /// Statistics of worker `name`.
     pub fn stats(&self, name: &str) -> Option<WorkerStats> {
         let entry = self.entry(name).ok()?;
