@@ -375,6 +375,7 @@ impl Orchestrator {
             .with_context("prefix", &config.prefix)
         })?;
         let caps = transport.capabilities();
+        super::needs::check_transport(&caps)?;
         let shared = Arc::new(Shared {
             ack_wait: caps.ack_wait,
             commands_first: caps.durable,

@@ -45,12 +45,14 @@
 //! | `engine` | the consumer loops, the CAS-advance loop, the public operations |
 //! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
 //! | `gate` | which transactions this instance is advancing (in-process ordering) |
+//! | `needs` | the backend capabilities it requires, checked at start |
 
 pub mod api;
 mod engine;
 mod executor;
 mod gate;
 mod messages;
+mod needs;
 mod saga;
 
 use std::collections::HashMap;
