@@ -633,3 +633,7 @@ fn merge(context: &mut Value, step: &str, output: Value) {
 #[cfg(test)]
 #[path = "saga_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "saga_props.rs"]
+mod props;
