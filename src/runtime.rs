@@ -66,6 +66,7 @@ pub struct RuntimeBuilder {
     config: OrchestratorConfig,
     workers: Vec<PendingWorker>,
     workflows: Vec<WorkflowDef>,
+    client: bool,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -74,6 +75,7 @@ impl std::fmt::Debug for RuntimeBuilder {
             .field("config", &self.config)
             .field("workers", &self.workers.len())
             .field("workflows", &self.workflows.len())
+            .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +164,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Builds a client of the instances serving the backend instead
+    /// ([`Orchestrator::connect`]): it submits, reads, cancels and watches
+    /// transactions but takes no work, and loads no worker (the workers
+    /// given are ignored; workflows are checked for shape only).
+    #[must_use]
+    pub fn client(mut self) -> Self {
+        self.client = true;
+        self
+    }
+
     /// Opens the backends, registers the workers, starts the orchestrator
     /// and registers the workflows.
     ///
@@ -184,6 +196,22 @@ impl RuntimeBuilder {
             }
             None => (raw_store, None),
         };
+        if self.client {
+            let orchestrator = Orchestrator::connect(transport.clone(), store.clone(), self.config).await?;
+            for def in self.workflows {
+                orchestrator.register_workflow(def)?;
+            }
+            let host = orchestrator.host().clone();
+            return Ok(Runtime {
+                inner: Arc::new(Inner {
+                    orchestrator,
+                    transport,
+                    store,
+                    cache,
+                    host,
+                }),
+            });
+        }
         let host = WorkerHost::builder()
             .engine(self.engine)
             .store(store.clone())
@@ -260,6 +288,7 @@ impl Runtime {
             config: OrchestratorConfig::default(),
             workers: Vec::new(),
             workflows: Vec::new(),
+            client: false,
         }
     }
 

@@ -4,7 +4,6 @@
 //! |---|---|
 //! | `serve.rs` | `run`, `submit` |
 //! | `tx.rs` | `status`, `history`, `list`, `cancel`, `watch` (shared backends) |
-//! | `client.rs` | joining a shared backend without serving it |
 //! | `config.rs` | `config check` |
 //! | `worker.rs` | `worker build`, `worker inspect` |
 //! | `output.rs` | text and JSON output |
@@ -27,7 +26,6 @@ macro_rules! out {
     };
 }
 
-mod client;
 mod config;
 mod output;
 mod serve;

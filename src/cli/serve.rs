@@ -177,7 +177,7 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<()> {
     // serving it run the transaction (this process would otherwise take
     // work it then abandons when it exits at once).
     let runtime = if shared && !args.wait {
-        super::client::runtime(&config).await?
+        Runtime::builder_from_config(&config)?.client().build().await?
     } else {
         Runtime::from_config_struct(config).await?
     };

@@ -86,8 +86,9 @@ async fn connect(command: &str, common: &Common) -> Result<Runtime> {
         )
         .with_context("file", common.config.display()));
     }
-    // A shared backend: join it as a client, which serves nothing.
-    super::client::runtime(&config).await
+    // A shared backend: join it as a client, which takes no work (a
+    // `status` must never run a step) and loads no worker.
+    Runtime::builder_from_config(&config)?.client().build().await
 }
 
 async fn finish<T>(runtime: Runtime, result: Result<T>) -> Result<T> {

@@ -5,6 +5,7 @@ mod backends;
 mod backpressure;
 mod cli_runtime;
 mod cli_worker;
+mod client;
 mod config;
 mod demo;
 mod orchestrator;

@@ -1,6 +1,6 @@
-//! The moving part: consumer loops for commands, results and timers, the
-//! coordinator's compare-and-swap advance loop, and the public operations.
-//! The executor (commands → worker host) is in `executor.rs`.
+//! The coordinator's compare-and-swap advance loop, its handlers of results
+//! and timers, and the public operations. The executor (commands → worker
+//! host) is in `executor.rs`, the consumer loops in `serve.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,23 +12,20 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::api::{SagaPage, SagaSnapshot, TransactionId};
-use super::executor::{EARLY_NAP, ORPHAN_GRACE, kept_in_progress, orphaned};
-use super::messages::{Command, StepResult, Timer};
+use super::executor::{EARLY_NAP, ORPHAN_GRACE, orphaned};
+use super::messages::{StepResult, Timer};
 use super::saga::{Effects, Fence, SagaState, Stage};
 use super::{Orchestrator, OrchestratorConfig, Shared};
 use crate::codec::PayloadCodec;
 use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Expected, StateStore};
-use crate::transport::{Delivery, SubscribeMode, SubscribeOptions, Subscription, Transport};
+use crate::transport::Transport;
 use crate::worker::WorkerHost;
 use crate::workflow::WorkflowDef;
 
 /// Most CAS rounds one event may take before it is handed back (nack).
 const MAX_CAS_ROUNDS: usize = 64;
-/// Longest single nack delay of a timer (it is re-checked when it comes back).
-const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
 
 /// Milliseconds since the Unix epoch: the clock of every timestamp in
 /// states, snapshots, events and timers.
@@ -101,7 +98,7 @@ impl Shared {
     ///
     /// On a transport that is not durable (in memory) the commands go out
     /// after the write instead, with the events (see `commands_first`).
-    async fn publish_effects_before(&self, fx: &Effects) -> Result<()> {
+    pub(crate) async fn publish_effects_before(&self, fx: &Effects) -> Result<()> {
         let commands = if self.commands_first { fx.commands.len() } else { 0 };
         if fx.timers.is_empty() && commands == 0 {
             return Ok(());
@@ -129,7 +126,7 @@ impl Shared {
     /// event tells what happened), then, when they did not go first, its
     /// commands: one batch, events first, so this instance's events of a
     /// transaction go out in order.
-    async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
+    pub(crate) async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
         let mut envs = Vec::with_capacity(fx.events.len() + fx.commands.len());
         let events = topic(&self.config.prefix, "events");
         for e in &fx.events {
@@ -222,7 +219,7 @@ impl Shared {
         .with_context("tx", tx))
     }
 
-    async fn handle_result(&self, r: StepResult) -> Result<After> {
+    pub(crate) async fn handle_result(&self, r: StepResult) -> Result<After> {
         let applied = self
             .advance(&r.tx, |state, _, wf, now, fx| {
                 if !state.expects(r.step, r.kind, r.attempt, Stage::Running, r.token) {
@@ -240,7 +237,7 @@ impl Shared {
 
     /// A due timer: acted on when the state waits for it, kept when its
     /// state write is not in yet, dropped when stale.
-    async fn handle_timer(&self, t: Timer) -> Result<After> {
+    pub(crate) async fn handle_timer(&self, t: Timer) -> Result<After> {
         let want = SagaState::timer_wait(&t);
         let mut verdict = Fence::Stale;
         let advanced = self
@@ -297,67 +294,6 @@ fn record_metrics(fx: &Effects) {
     }
 }
 
-/// Consumes a queue subscription until stopped, handling each delivery in
-/// its own task (bounded by the subscription's in-flight limit). A handler
-/// still running when `abort` fires is dropped, and its delivery with it
-/// (unsettled: the message goes back to the group).
-fn spawn_loop<H, Fut>(
-    mut sub: Subscription,
-    mut stop: watch::Receiver<bool>,
-    abort: watch::Receiver<bool>,
-    handlers: Arc<AtomicUsize>,
-    handle: H,
-) -> JoinHandle<()>
-where
-    H: Fn(Delivery) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    tokio::spawn(async move {
-        loop {
-            let next = tokio::select! {
-                _ = stop.changed() => break,
-                next = sub.next() => next,
-            };
-            match next {
-                None => break,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "subscription error; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Some(Ok(d)) => {
-                    handlers.fetch_add(1, Ordering::AcqRel);
-                    let fut = handle(d);
-                    let handlers = handlers.clone();
-                    let mut abort = abort.clone();
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            () = fut => {}
-                            _ = abort.wait_for(|a| *a) => {}
-                        }
-                        handlers.fetch_sub(1, Ordering::AcqRel);
-                    });
-                }
-            }
-        }
-    })
-}
-
-/// Acks on success; on failure nacks so the message comes back (to this or
-/// another instance) after `delay`.
-async fn settle(mut d: Delivery, result: Result<After>, what: &'static str) {
-    let settled = match result {
-        Ok(After::Ack) => d.ack().await,
-        Ok(After::Retry(delay)) => d.nack(delay).await,
-        Err(e) => {
-            tracing::warn!(error = %e, what, "handling failed; the message will be redelivered");
-            d.nack(Duration::from_millis(200)).await
-        }
-    };
-    if let Err(e) = settled {
-        tracing::warn!(error = %e, what, "cannot settle a delivery");
-    }
-}
-
 impl Orchestrator {
     /// Starts an instance: serves every worker registered in `host` now,
     /// and the results and timers of every transaction on this backend.
@@ -366,6 +302,29 @@ impl Orchestrator {
         store: Arc<dyn StateStore>,
         host: WorkerHost,
         config: OrchestratorConfig,
+    ) -> Result<Orchestrator> {
+        Self::open(transport, store, host, config, true).await
+    }
+
+    /// A client of the instances serving this backend: it submits, reads,
+    /// waits for, cancels and lists transactions and watches their events,
+    /// but takes no work (no command, result or timer). Register the
+    /// workflows it submits (their workers need not be registered here).
+    pub async fn connect(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn StateStore>,
+        config: OrchestratorConfig,
+    ) -> Result<Orchestrator> {
+        let host = WorkerHost::builder().build()?;
+        Self::open(transport, store, host, config, false).await
+    }
+
+    async fn open(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn StateStore>,
+        host: WorkerHost,
+        config: OrchestratorConfig,
+        serve: bool,
     ) -> Result<Orchestrator> {
         crate::validate::group(&config.prefix).map_err(|e| {
             Error::new(
@@ -388,110 +347,16 @@ impl Orchestrator {
             config,
             changed: tokio::sync::Notify::new(),
             accepting: AtomicBool::new(true),
+            serving: serve,
         });
         let (stop, stop_rx) = watch::channel(false);
         let (abort, abort_rx) = watch::channel(false);
         let handlers = Arc::new(AtomicUsize::new(0));
-        let mut loops = Vec::new();
-        let p = shared.config.prefix.clone();
-
-        for worker in shared.host.names() {
-            // Prefetch follows the worker's limits: what this instance
-            // cannot run soon stays queued for the others.
-            let prefetch = shared.host.prefetch(&worker).unwrap_or(1).clamp(1, 4096);
-            let sub = shared
-                .transport
-                .subscribe(
-                    &topic(&p, &format!("cmd.{worker}")),
-                    SubscribeMode::queue("workers"),
-                    SubscribeOptions::max_in_flight(prefetch),
-                )
-                .await?;
-            let s = shared.clone();
-            loops.push(spawn_loop(sub, stop_rx.clone(), abort_rx.clone(), handlers.clone(), move |d| {
-                let s = s.clone();
-                async move {
-                    let result = match s.codec.decode::<Command>(d.payload()) {
-                        Ok(cmd) => {
-                            let span = tracing::debug_span!("command", tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt);
-                            let work = s.handle_command(cmd).instrument(span);
-                            kept_in_progress(&d, s.ack_wait, work).await
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "dropping an undecodable command");
-                            Ok(After::Ack)
-                        }
-                    };
-                    settle(d, result, "command").await;
-                }
-            }));
-        }
-
-        let max = shared.config.max_in_flight_results;
-        let sub = shared
-            .transport
-            .subscribe(
-                &topic(&p, "results"),
-                SubscribeMode::queue("orchestrators"),
-                SubscribeOptions::max_in_flight(max),
-            )
-            .await?;
-        let s = shared.clone();
-        loops.push(spawn_loop(sub, stop_rx.clone(), abort_rx.clone(), handlers.clone(), move |d| {
-            let s = s.clone();
-            async move {
-                let result = match s.codec.decode::<StepResult>(d.payload()) {
-                    Ok(r) => {
-                        let span =
-                            tracing::debug_span!("result", tx = %r.tx, step = r.step, attempt = r.attempt);
-                        kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "dropping an undecodable result");
-                        Ok(After::Ack)
-                    }
-                };
-                settle(d, result, "result").await;
-            }
-        }));
-
-        let sub = shared
-            .transport
-            .subscribe(
-                &topic(&p, "timers"),
-                SubscribeMode::queue("timers"),
-                SubscribeOptions::max_in_flight(100_000),
-            )
-            .await?;
-        let s = shared.clone();
-        loops.push(spawn_loop(
-            sub,
-            stop_rx,
-            abort_rx,
-            handlers.clone(),
-            move |mut d| {
-                let s = s.clone();
-                async move {
-                    let timer = match s.codec.decode::<Timer>(d.payload()) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::error!(error = %e, "dropping an undecodable timer");
-                            return settle(d, Ok(After::Ack), "timer").await;
-                        }
-                    };
-                    let now = now_ms();
-                    if timer.due_ms > now {
-                        let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
-                        if let Err(e) = d.nack(nap).await {
-                            tracing::warn!(error = %e, "cannot defer a timer");
-                        }
-                        return;
-                    }
-                    let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
-                    settle(d, result, "timer").await;
-                }
-            },
-        ));
+        let loops = if serve {
+            super::serve::spawn_all(&shared, &stop_rx, &abort_rx, &handlers).await?
+        } else {
+            Vec::new()
+        };
 
         Ok(Orchestrator {
             shared,
@@ -504,10 +369,15 @@ impl Orchestrator {
         })
     }
 
-    /// Registers a workflow after validating it against the host's workers.
+    /// Registers a workflow after validating it against the host's workers
+    /// (a client checks its shape only: the serving instances run it).
     pub fn register_workflow(&self, def: WorkflowDef) -> Result<()> {
         let host = &self.shared.host;
-        def.validate(&|w| host.contains(w))?;
+        if self.shared.serving {
+            def.validate(&|w| host.contains(w))?;
+        } else {
+            def.validate(&|_| true)?;
+        }
         let mut workflows = self.shared.workflows.write().unwrap_or_else(|p| p.into_inner());
         if workflows.contains_key(&def.name) {
             return Err(Error::new(
@@ -526,135 +396,6 @@ impl Orchestrator {
         let mut names: Vec<String> = workflows.keys().cloned().collect();
         names.sort();
         names
-    }
-
-    /// Starts a transaction of `workflow` with `input` (a JSON object, the
-    /// initial context). Returns once its state is durable.
-    pub async fn execute(&self, workflow: &str, input: serde_json::Value) -> Result<TransactionId> {
-        let s = &self.shared;
-        if !s.accepting.load(Ordering::Acquire) {
-            return Err(
-                Error::new(ErrorKind::Closed, "the runtime is shutting down").with_operation("execute")
-            );
-        }
-        let wf = s.workflow(workflow).map_err(|e| e.with_operation("execute"))?;
-        if !input.is_object() {
-            return Err(
-                Error::new(ErrorKind::InvalidInput, "workflow input must be a JSON object")
-                    .with_operation("execute")
-                    .with_context("workflow", workflow),
-            );
-        }
-        // The limit is on the input as CBOR, before any compression.
-        let plain = PayloadCodec::default()
-            .with_compression_threshold(None)
-            .with_max_size(usize::MAX);
-        let size = plain.encode(&input)?.len();
-        crate::validate::size("workflow input", size, s.config.max_input)
-            .map_err(|e| e.with_operation("execute").with_context("workflow", workflow))?;
-        let tx = TransactionId::new();
-        tracing::debug!(workflow, tx = %tx, "submitting");
-        let now = now_ms();
-        let mut state = SagaState::new(&tx, &wf, input, now);
-        let mut fx = Effects::over(0);
-        state.start(&wf, now, &mut fx);
-        let _entered = s.commands_first.then(|| s.gate.enter(&tx.0));
-        s.publish_effects_before(&fx).await?;
-        let ttl = state.status.is_final().then_some(s.config.retention);
-        s.store
-            .compare_and_swap(&s.saga_key(&tx.0), Expected::Absent, s.encode(&state)?, ttl)
-            .await?;
-        s.publish_effects_after(fx).await?;
-        s.changed.notify_waiters();
-        Ok(tx)
-    }
-
-    async fn load(&self, tx: &TransactionId) -> Result<SagaState> {
-        let s = &self.shared;
-        // Fresh: another instance sharing the store may have advanced it.
-        let got = s.store.get_fresh(&s.saga_key(&tx.0)).await?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::NotFound,
-                format!("no transaction {tx} (unknown, or expired after its retention)"),
-            )
-            .with_context("tx", tx)
-        })?;
-        s.codec.decode(&got.value)
-    }
-
-    /// The transaction's state and history.
-    pub async fn status(&self, tx: &TransactionId) -> Result<SagaSnapshot> {
-        let state = self.load(tx).await?;
-        let wf = self.shared.workflow(&state.workflow).ok();
-        Ok(state.snapshot(wf.as_deref(), true))
-    }
-
-    /// Waits until the transaction is final, at most `timeout`.
-    pub async fn wait(&self, tx: &TransactionId, timeout: Duration) -> Result<SagaSnapshot> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.shared.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let snap = self.status(tx).await?;
-            if snap.status.is_final() {
-                return Ok(snap);
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("transaction {tx} is still {} after {timeout:?}", snap.status),
-                )
-                .with_context("tx", tx));
-            }
-            // Another instance may advance it: poll as well as listen.
-            let nap = (deadline - now).min(Duration::from_millis(20));
-            let _ = tokio::time::timeout(nap, notified).await;
-        }
-    }
-
-    /// Cancels a running transaction: its completed steps are compensated
-    /// (newest first) and it ends `cancelled`.
-    pub async fn cancel(&self, tx: &TransactionId) -> Result<()> {
-        self.load(tx).await?; // NotFound with a clear message
-        let mut outcome = Ok(());
-        self.shared
-            .advance(&tx.0, |state, _, wf, now, fx| match state.cancel(wf, now, fx) {
-                Ok(()) => Ok(true),
-                Err(e) => {
-                    outcome = Err(e);
-                    Ok(false)
-                }
-            })
-            .await?;
-        outcome
-    }
-
-    /// Lists transactions (newest ids last), `limit` per page.
-    pub async fn list(&self, cursor: Option<&str>, limit: usize) -> Result<SagaPage> {
-        let s = &self.shared;
-        let prefix = format!("{}/saga/", s.config.prefix);
-        let page = s.store.scan(&prefix, cursor, limit).await?;
-        let mut items = Vec::with_capacity(page.entries.len());
-        for (_, v) in page.entries {
-            let state: SagaState = s.codec.decode(&v.value)?;
-            let wf = s.workflow(&state.workflow).ok();
-            items.push(state.snapshot(wf.as_deref(), false));
-        }
-        Ok(SagaPage {
-            items,
-            cursor: page.cursor,
-        })
-    }
-
-    /// Subscribes to lifecycle events (decode with [`super::Event::decode`]).
-    pub async fn events(&self) -> Result<Subscription> {
-        let t = topic(&self.shared.config.prefix, "events");
-        self.shared
-            .transport
-            .subscribe(&t, SubscribeMode::Broadcast, SubscribeOptions::default())
-            .await
     }
 
     /// Stops intake, lets in-flight handlers finish (up to `deadline`), then

@@ -42,18 +42,22 @@
 //! | [`api`] | ids, statuses, snapshots |
 //! | `saga` | the persisted state and its pure transitions |
 //! | `messages` | commands, results, timers, events on the wire |
-//! | `engine` | the consumer loops, the CAS-advance loop, the public operations |
+//! | `client` | execute, status, wait, cancel, list, events (all a client does) |
+//! | `engine` | starting and stopping an instance, the CAS-advance loop, results and timers |
+//! | `serve` | the consumer loops of a serving instance (not of a client) |
 //! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
 //! | `gate` | which transactions this instance is advancing (in-process ordering) |
 //! | `needs` | the backend capabilities it requires, checked at start |
 
 pub mod api;
+mod client;
 mod engine;
 mod executor;
 mod gate;
 mod messages;
 mod needs;
 mod saga;
+mod serve;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -126,6 +130,9 @@ pub(crate) struct Shared {
     pub(crate) config: OrchestratorConfig,
     pub(crate) changed: tokio::sync::Notify,
     pub(crate) accepting: std::sync::atomic::AtomicBool,
+    /// Whether this instance serves (takes commands, results and timers),
+    /// or is a client ([`Orchestrator::connect`]).
+    pub(crate) serving: bool,
     /// Transactions this instance is advancing right now.
     pub(crate) gate: gate::Gate,
     /// The transport's ack timeout: long handlers report progress within it.
