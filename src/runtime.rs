@@ -181,6 +181,12 @@ impl RuntimeBuilder {
     /// `Config` for a bad backend URL, worker spec or workflow (naming it);
     /// the worker host's errors for a component that cannot be loaded.
     pub async fn build(self) -> Result<Runtime> {
+        // What the runtime opens from a URL it closes at shutdown; what it
+        // was given belongs to the caller.
+        let owns = Owns {
+            transport: matches!(self.transport, Backend::Url(_)),
+            store: matches!(self.store, Backend::Url(_)),
+        };
         let transport = match self.transport {
             Backend::Given(t) => t,
             Backend::Url(url) => backend::transport(&url).await?,
@@ -209,6 +215,7 @@ impl RuntimeBuilder {
                     store,
                     cache,
                     host,
+                    owns,
                 }),
             });
         }
@@ -249,6 +256,7 @@ impl RuntimeBuilder {
                 store,
                 cache,
                 host,
+                owns,
             }),
         })
     }
@@ -260,6 +268,14 @@ struct Inner {
     store: Arc<dyn StateStore>,
     cache: Option<CachedStore<Arc<dyn StateStore>>>,
     host: WorkerHost,
+    owns: Owns,
+}
+
+/// Which backends the runtime opened itself (and so closes).
+#[derive(Debug, Clone, Copy)]
+struct Owns {
+    transport: bool,
+    store: bool,
 }
 
 /// A running multiagents instance. Cheap to clone; clones share it.
@@ -415,13 +431,24 @@ impl Runtime {
 
     /// Graceful shutdown: stops intake, lets in-flight work finish (at most
     /// `deadline`; the rest is redelivered to other instances on a shared
-    /// backend), stops the loops, flushes write-behind cache writes.
+    /// backend), stops the loops, flushes write-behind cache writes, then
+    /// closes the backends it opened from URLs (not those it was given).
+    /// When it returns, none of the runtime's tasks runs any more.
     pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
-        self.inner.orchestrator.shutdown(deadline).await;
-        match &self.inner.cache {
-            Some(cache) => cache.shutdown().await,
-            None => Ok(()),
-        }
+        let inner = &self.inner;
+        inner.orchestrator.shutdown(deadline).await;
+        // The cache's pending writes go out even when the store behind it
+        // is the caller's (then only the cache stops).
+        let flushed = match (&inner.cache, inner.owns.store) {
+            (_, true) => inner.store.close().await,
+            (Some(cache), false) => cache.shutdown().await,
+            (None, false) => Ok(()),
+        };
+        let closed = match inner.owns.transport {
+            true => inner.transport.close().await,
+            false => Ok(()),
+        };
+        flushed.and(closed)
     }
 }
 

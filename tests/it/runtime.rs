@@ -142,3 +142,57 @@ async fn the_builder_refuses_bad_backends_and_workflows_before_starting() {
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.message().contains("unknown worker \"missing\""), "{err}");
 }
+
+/// Shutdown leaves nothing running: the consumer loops, the handlers of
+/// finished work, and a handler stuck in a worker past the deadline (given
+/// up, its command handed back) are all gone when `shutdown` returns, and
+/// the backends the runtime opened are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_task_outlives_shutdown() {
+    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let before = alive();
+    let stuck = native(|_call: CallInfo, _input: Bytes| async move {
+        std::future::pending::<()>().await;
+        Ok(Bytes::new())
+    });
+    let rt = Runtime::builder()
+        .worker_native("a", step("a"), WorkerSpec::default())
+        .worker_native("stuck", stuck, WorkerSpec::default())
+        .workflow(WorkflowDef::builder("quick").step(StepDef::new("a", "a")).build())
+        .workflow(
+            WorkflowDef::builder("hang")
+                .step(StepDef::new("s", "stuck"))
+                .build(),
+        )
+        .build()
+        .await
+        .expect("build");
+    let done = rt.execute("quick", json!({})).await.expect("execute");
+    assert_eq!(
+        rt.wait(&done, Duration::from_secs(10))
+            .await
+            .expect("wait")
+            .status,
+        SagaStatus::Completed
+    );
+    let hung = rt.execute("hang", json!({})).await.expect("execute");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(alive() > before, "the runtime runs tasks");
+    rt.shutdown(Duration::from_millis(200)).await.expect("shutdown");
+    // A task that has ended leaves the runtime's count a moment later.
+    for _ in 0..100 {
+        if alive() == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(alive(), before, "tasks left after shutdown");
+    assert_eq!(rt.orchestrator().running_tasks(), 0);
+    // The transport it opened is closed: nothing more goes out.
+    let err = rt
+        .transport()
+        .publish(multiagents::Envelope::new("t", "k", Bytes::new()))
+        .await;
+    assert_eq!(err.expect_err("closed").kind(), ErrorKind::Closed);
+    let _ = hung;
+}

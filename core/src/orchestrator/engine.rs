@@ -3,13 +3,13 @@
 //! host) is in `executor.rs`, the consumer loops in `serve.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::executor::{EARLY_NAP, ORPHAN_GRACE, orphaned};
@@ -57,23 +57,22 @@ pub(crate) enum Advanced {
     Absent,
 }
 
-/// The background tasks of one orchestrator instance.
+/// Every task of one orchestrator instance (consumer loops and the
+/// handler of each delivery), and the two signals that end them.
 pub(crate) struct Tasks {
-    stop: watch::Sender<bool>,
+    pub(crate) tracker: TaskTracker,
+    /// Stops the consumer loops (no new deliveries are taken).
+    pub(crate) stop: CancellationToken,
     /// Tells handlers still running after the shutdown deadline to give up
     /// (their deliveries are dropped unsettled, hence redelivered).
-    abort: watch::Sender<bool>,
-    loops: std::sync::Mutex<Vec<JoinHandle<()>>>,
-    handlers: Arc<AtomicUsize>,
+    pub(crate) abort: CancellationToken,
 }
 
 impl Drop for Tasks {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        let _ = self.abort.send(true);
-        for h in self.loops.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-            h.abort();
-        }
+        self.stop.cancel();
+        self.abort.cancel();
+        self.tracker.close();
     }
 }
 
@@ -349,24 +348,16 @@ impl Orchestrator {
             accepting: AtomicBool::new(true),
             serving: serve,
         });
-        let (stop, stop_rx) = watch::channel(false);
-        let (abort, abort_rx) = watch::channel(false);
-        let handlers = Arc::new(AtomicUsize::new(0));
-        let loops = if serve {
-            super::serve::spawn_all(&shared, &stop_rx, &abort_rx, &handlers).await?
-        } else {
-            Vec::new()
-        };
+        let tasks = Arc::new(Tasks {
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+        });
+        if serve {
+            super::serve::spawn_all(&shared, &tasks).await?;
+        }
 
-        Ok(Orchestrator {
-            shared,
-            tasks: Arc::new(Tasks {
-                stop,
-                abort,
-                loops: std::sync::Mutex::new(loops),
-                handlers,
-            }),
-        })
+        Ok(Orchestrator { shared, tasks })
     }
 
     /// Registers a workflow after validating it against the host's workers
@@ -398,33 +389,31 @@ impl Orchestrator {
         names
     }
 
-    /// Stops intake, lets in-flight handlers finish (up to `deadline`), then
-    /// stops the loops. Unfinished messages are redelivered to other instances.
+    /// Stops intake and the consumer loops, lets in-flight handlers finish
+    /// (up to `deadline`), then makes the rest give up: their messages go
+    /// back to their groups for another instance. When it returns, no task
+    /// of this instance runs any more.
     pub async fn shutdown(&self, deadline: Duration) {
         self.shared.accepting.store(false, Ordering::Release);
-        let _ = self.tasks.stop.send(true);
-        let end = tokio::time::Instant::now() + deadline;
-        while self.tasks.handlers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let tasks = &self.tasks;
+        tasks.stop.cancel();
+        tasks.tracker.close();
+        if tokio::time::timeout(deadline, tasks.tracker.wait()).await.is_ok() {
+            return;
         }
-        // Past the deadline: what still runs gives up; its messages go back
-        // to their groups for another instance.
-        let _ = self.tasks.abort.send(true);
-        let end = tokio::time::Instant::now() + Duration::from_secs(1);
-        while self.tasks.handlers.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        tasks.abort.cancel();
+        // Dropping a handler is immediate; this bounds a pathological one.
+        if tokio::time::timeout(Duration::from_secs(5), tasks.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(tasks = tasks.tracker.len(), "tasks still running after shutdown");
         }
-        let loops: Vec<_> = self
-            .tasks
-            .loops
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
-        for h in loops {
-            h.abort();
-            let _ = h.await;
-        }
+    }
+
+    /// Tasks of this instance still alive (consumer loops and handlers).
+    pub fn running_tasks(&self) -> usize {
+        self.tasks.tracker.len()
     }
 
     /// The worker host this instance serves.

@@ -5,15 +5,12 @@
 //! client ([`Orchestrator::connect`](super::Orchestrator::connect)) does not.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::Shared;
-use super::engine::{After, now_ms, topic};
+use super::engine::{After, Tasks, now_ms, topic};
 use super::executor::kept_in_progress;
 use super::messages::{Command, StepResult, Timer};
 use crate::error::Result;
@@ -23,13 +20,7 @@ use crate::transport::{Delivery, SubscribeMode, SubscribeOptions, Subscription};
 const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
 
 /// Subscribes to this instance's queues and starts a loop on each.
-pub(super) async fn spawn_all(
-    shared: &Arc<Shared>,
-    stop: &watch::Receiver<bool>,
-    abort: &watch::Receiver<bool>,
-    handlers: &Arc<AtomicUsize>,
-) -> Result<Vec<JoinHandle<()>>> {
-    let mut loops = Vec::new();
+pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Result<()> {
     let p = shared.config.prefix.clone();
     for worker in shared.host.names() {
         // Prefetch follows the worker's limits: what this instance
@@ -44,7 +35,7 @@ pub(super) async fn spawn_all(
             )
             .await?;
         let s = shared.clone();
-        loops.push(spawn_loop(sub, stop.clone(), abort.clone(), handlers.clone(), move |d| {
+        spawn_loop(sub, tasks.clone(), move |d| {
             let s = s.clone();
             async move {
                 let result = match s.codec.decode::<Command>(d.payload()) {
@@ -60,7 +51,7 @@ pub(super) async fn spawn_all(
                 };
                 settle(d, result, "command").await;
             }
-        }));
+        });
     }
 
     let max = shared.config.max_in_flight_results;
@@ -73,29 +64,22 @@ pub(super) async fn spawn_all(
         )
         .await?;
     let s = shared.clone();
-    loops.push(spawn_loop(
-        sub,
-        stop.clone(),
-        abort.clone(),
-        handlers.clone(),
-        move |d| {
-            let s = s.clone();
-            async move {
-                let result = match s.codec.decode::<StepResult>(d.payload()) {
-                    Ok(r) => {
-                        let span =
-                            tracing::debug_span!("result", tx = %r.tx, step = r.step, attempt = r.attempt);
-                        kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "dropping an undecodable result");
-                        Ok(After::Ack)
-                    }
-                };
-                settle(d, result, "result").await;
-            }
-        },
-    ));
+    spawn_loop(sub, tasks.clone(), move |d| {
+        let s = s.clone();
+        async move {
+            let result = match s.codec.decode::<StepResult>(d.payload()) {
+                Ok(r) => {
+                    let span = tracing::debug_span!("result", tx = %r.tx, step = r.step, attempt = r.attempt);
+                    kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping an undecodable result");
+                    Ok(After::Ack)
+                }
+            };
+            settle(d, result, "result").await;
+        }
+    });
 
     let sub = shared
         .transport
@@ -106,80 +90,69 @@ pub(super) async fn spawn_all(
         )
         .await?;
     let s = shared.clone();
-    loops.push(spawn_loop(
-        sub,
-        stop.clone(),
-        abort.clone(),
-        handlers.clone(),
-        move |mut d| {
-            let s = s.clone();
-            async move {
-                let timer = match s.codec.decode::<Timer>(d.payload()) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!(error = %e, "dropping an undecodable timer");
-                        return settle(d, Ok(After::Ack), "timer").await;
-                    }
-                };
-                let now = now_ms();
-                if timer.due_ms > now {
-                    let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
-                    if let Err(e) = d.nack(nap).await {
-                        tracing::warn!(error = %e, "cannot defer a timer");
-                    }
-                    return;
+    spawn_loop(sub, tasks.clone(), move |mut d| {
+        let s = s.clone();
+        async move {
+            let timer = match s.codec.decode::<Timer>(d.payload()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping an undecodable timer");
+                    return settle(d, Ok(After::Ack), "timer").await;
                 }
-                let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
-                settle(d, result, "timer").await;
+            };
+            let now = now_ms();
+            if timer.due_ms > now {
+                let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
+                if let Err(e) = d.nack(nap).await {
+                    tracing::warn!(error = %e, "cannot defer a timer");
+                }
+                return;
             }
-        },
-    ));
-    Ok(loops)
+            let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
+            settle(d, result, "timer").await;
+        }
+    });
+    Ok(())
 }
 
 /// Consumes a queue subscription until stopped, handling each delivery in
 /// its own task (bounded by the subscription's in-flight limit). A handler
 /// still running when `abort` fires is dropped, and its delivery with it
 /// (unsettled: the message goes back to the group).
-fn spawn_loop<H, Fut>(
-    mut sub: Subscription,
-    mut stop: watch::Receiver<bool>,
-    abort: watch::Receiver<bool>,
-    handlers: Arc<AtomicUsize>,
-    handle: H,
-) -> JoinHandle<()>
+fn spawn_loop<H, Fut>(mut sub: Subscription, tasks: Arc<Tasks>, handle: H)
 where
     H: Fn(Delivery) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    tokio::spawn(async move {
+    let tracker = tasks.tracker.clone();
+    tracker.spawn(async move {
         loop {
             let next = tokio::select! {
-                _ = stop.changed() => break,
+                () = tasks.stop.cancelled() => break,
                 next = sub.next() => next,
             };
             match next {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "subscription error; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::select! {
+                        () = tasks.stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
                 }
                 Some(Ok(d)) => {
-                    handlers.fetch_add(1, Ordering::AcqRel);
                     let fut = handle(d);
-                    let handlers = handlers.clone();
-                    let mut abort = abort.clone();
-                    tokio::spawn(async move {
+                    let abort = tasks.abort.clone();
+                    tasks.tracker.spawn(async move {
                         tokio::select! {
                             () = fut => {}
-                            _ = abort.wait_for(|a| *a) => {}
+                            () = abort.cancelled() => {}
                         }
-                        handlers.fetch_sub(1, Ordering::AcqRel);
                     });
                 }
             }
         }
-    })
+    });
 }
 
 /// Acks on success; on failure nacks so the message comes back (to this or

@@ -210,6 +210,14 @@ pub trait StateStore: Send + Sync + 'static {
     /// - `limit == 0` → `InvalidInput`; a page may hold fewer than `limit`
     ///   entries without being the last.
     async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage>;
+
+    /// Releases what the store holds (connections, background tasks, and a
+    /// cache's unflushed writes, which it writes first). Called once by the
+    /// owner that opened it, after its last use. Calling it again is a
+    /// no-op; the default does nothing.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -243,6 +251,9 @@ impl<T: StateStore + ?Sized> StateStore for Arc<T> {
     }
     async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {
         (**self).scan(prefix, cursor, limit).await
+    }
+    async fn close(&self) -> Result<()> {
+        (**self).close().await
     }
 }
 

@@ -213,6 +213,19 @@ pub trait Transport: Send + Sync + 'static {
         mode: SubscribeMode,
         options: SubscribeOptions,
     ) -> Result<Subscription>;
+
+    /// Releases what the transport holds (connections, background tasks).
+    /// Called once by the owner that opened it, after its last use
+    /// (`Runtime::shutdown` for the backends it opened from URLs).
+    ///
+    /// # Behavior
+    /// - Afterwards `publish` and `subscribe` may fail with `Closed`, and
+    ///   open subscriptions may end. Calling it again is a no-op.
+    /// - The default does nothing (a transport that holds nothing needing
+    ///   release, or that releases it on drop).
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -233,5 +246,8 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
         options: SubscribeOptions,
     ) -> Result<Subscription> {
         (**self).subscribe(topic, mode, options).await
+    }
+    async fn close(&self) -> Result<()> {
+        (**self).close().await
     }
 }

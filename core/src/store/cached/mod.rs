@@ -373,4 +373,11 @@ impl<S: StateStore> StateStore for CachedStore<S> {
         self.shared.flush().await?;
         self.shared.store.scan(prefix, cursor, limit).await
     }
+
+    /// Flushes pending writes and stops the flusher ([`shutdown`](Self::shutdown)),
+    /// then closes the store behind the cache.
+    async fn close(&self) -> Result<()> {
+        self.shutdown().await?;
+        self.shared.store.close().await
+    }
 }

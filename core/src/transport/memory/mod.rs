@@ -414,4 +414,10 @@ impl Transport for MemoryTransport {
             }
         })
     }
+
+    /// [`MemoryTransport::close`]: every clone's subscriptions end.
+    async fn close(&self) -> Result<()> {
+        MemoryTransport::close(self);
+        Ok(())
+    }
 }
