@@ -27,6 +27,7 @@ macro_rules! __transport_behaviours {
             progress_keeps_a_delivery
             backpressure_bound
             broadcast_fan_out
+            broadcast_only_reaches_broadcast_subscribers
             batch_of_10k_arrives_exactly_once
             batch_with_invalid_envelope_publishes_nothing
             publish_rejects_bad_input

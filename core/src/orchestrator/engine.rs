@@ -122,11 +122,11 @@ impl Shared {
     }
 
     /// Publishes the events of a written state change (never before: an
-    /// event tells what happened), then, when they did not go first, its
-    /// commands: one batch, events first, so this instance's events of a
+    /// event tells what happened) to its watchers, then, when they did not
+    /// go first, its commands: events first, so this instance's events of a
     /// transaction go out in order.
     pub(crate) async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
-        let mut envs = Vec::with_capacity(fx.events.len() + fx.commands.len());
+        let mut envs = Vec::with_capacity(fx.events.len());
         let events = topic(&self.config.prefix, "events");
         for e in &fx.events {
             // Events are at-most-once: one that cannot be encoded is logged
@@ -136,11 +136,15 @@ impl Shared {
                 Err(err) => tracing::warn!(error = %err, event = %e.name, "cannot encode a workflow event"),
             }
         }
-        if !self.commands_first {
-            self.push_commands(&fx, &mut envs)?;
-        }
+        // Only watchers read events: no stream, no backlog (on Redis a
+        // `PUBLISH` each instead of `XADD` + `PUBLISH`).
         if !envs.is_empty() {
-            self.transport.publish_batch(envs).await?;
+            self.transport.broadcast(envs).await?;
+        }
+        if !self.commands_first && !fx.commands.is_empty() {
+            let mut commands = Vec::with_capacity(fx.commands.len());
+            self.push_commands(&fx, &mut commands)?;
+            self.transport.publish_batch(commands).await?;
         }
         record_metrics(&fx);
         Ok(())

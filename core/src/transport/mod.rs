@@ -91,6 +91,9 @@ pub struct Capabilities {
     /// Accepted messages outlive the process that published them (a
     /// broker). The in-memory transport's die with its process.
     pub durable: bool,
+    /// [`Transport::broadcast`] reaches broadcast subscribers only (no queue
+    /// group, no retention), rather than the default's `publish_batch`.
+    pub broadcast_only: bool,
     /// Messages of one key reach a lone consumer of a group in publish order.
     pub ordered_per_key: bool,
     /// Largest payload the backend accepts, in bytes.
@@ -112,6 +115,7 @@ impl Capabilities {
             ack_timeout: true,
             ack_wait: None,
             durable: true,
+            broadcast_only: true,
             ordered_per_key: true,
             max_payload,
             batch_publish: true,
@@ -214,6 +218,22 @@ pub trait Transport: Send + Sync + 'static {
         options: SubscribeOptions,
     ) -> Result<Subscription>;
 
+    /// Publishes `envelopes` to the broadcast subscribers of their topics
+    /// only: for messages nobody consumes from a queue (lifecycle events).
+    ///
+    /// # Behavior
+    /// - The same validation as [`publish_batch`](Self::publish_batch);
+    ///   one invalid envelope fails the batch and nothing is sent.
+    /// - Broadcast subscribers present now receive each, at most once, in
+    ///   order. No queue group receives them, and nothing is retained for a
+    ///   group that subscribes later. An empty batch is a no-op.
+    /// - The default publishes them like [`publish_batch`](Self::publish_batch)
+    ///   (queue groups get them too): backends override it with a cheaper
+    ///   path (no stream append, no backlog).
+    async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        self.publish_batch(envelopes).await
+    }
+
     /// Releases what the transport holds (connections, background tasks).
     /// Called once by the owner that opened it, after its last use
     /// (`Runtime::shutdown` for the backends it opened from URLs).
@@ -246,6 +266,9 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
         options: SubscribeOptions,
     ) -> Result<Subscription> {
         (**self).subscribe(topic, mode, options).await
+    }
+    async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        (**self).broadcast(envelopes).await
     }
     async fn close(&self) -> Result<()> {
         (**self).close().await

@@ -219,6 +219,26 @@ impl Transport for RedisTransport {
         self.publish_valid(&envelopes, OP).await
     }
 
+    /// `PUBLISH` only (no stream append), pipelined: one round trip.
+    async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        const OP: &str = "redis.broadcast";
+        check_batch(OP, &envelopes, self.conn.config().max_payload)?;
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let keys = self.conn.keys();
+        let mut pipe = redis::pipe();
+        for e in &envelopes {
+            let bytes = e.to_wire().map_err(|e| e.with_operation(OP))?;
+            pipe.cmd("PUBLISH")
+                .arg(keys.channel(&e.topic))
+                .arg(bytes)
+                .ignore();
+        }
+        let sent: redis::RedisResult<()> = pipe.query_async(&mut self.conn.cmd()).await;
+        sent.map_err(|err| map(OP, err).with_context("topic", &envelopes[0].topic))
+    }
+
     async fn subscribe(
         &self,
         topic: &str,

@@ -280,6 +280,61 @@ pub async fn broadcast_fan_out<T: Transport + ?Sized>(t: &T, s: &Settings) {
     }
 }
 
+/// `broadcast` of 3 messages: a broadcast subscriber gets them in order; a
+/// queue group subscribed before, and one subscribing after, get nothing.
+pub async fn broadcast_only_reaches_broadcast_subscribers<T: Transport + ?Sized>(t: &T, s: &Settings) {
+    require!(
+        t.capabilities(),
+        "broadcast_only_reaches_broadcast_subscribers",
+        queue,
+        broadcast,
+        broadcast_only
+    );
+    let topic = unique("bonly");
+    let mut queue = must(
+        s,
+        "queue subscribe",
+        t.subscribe(
+            &topic,
+            SubscribeMode::queue(unique("g")),
+            SubscribeOptions::default(),
+        ),
+    )
+    .await;
+    let sub = t.subscribe(&topic, SubscribeMode::Broadcast, SubscribeOptions::default());
+    let mut listener = must(s, "broadcast subscribe", sub).await;
+    let envs = numbered(&topic, 3, 2);
+    must(s, "broadcast", t.broadcast(envs.clone())).await;
+    for (i, sent) in envs.iter().enumerate() {
+        let d = recv(
+            &mut listener,
+            s.patience,
+            format_args!("broadcast message {}", i + 1),
+        )
+        .await;
+        assert_eq!(
+            d.envelope(),
+            sent,
+            "broadcast message {} out of order or altered",
+            i + 1
+        );
+    }
+    expect_quiet(&mut queue, s.quiet, "a queue group after broadcast()").await;
+    let late = t.subscribe(
+        &topic,
+        SubscribeMode::queue(unique("late")),
+        SubscribeOptions::default(),
+    );
+    let mut late = must(s, "late queue subscribe", late).await;
+    expect_quiet(
+        &mut late,
+        s.quiet,
+        "a queue group subscribing after broadcast() (nothing retained)",
+    )
+    .await;
+    must(s, "empty broadcast", t.broadcast(Vec::new())).await;
+}
+
 /// A 10 000-envelope `publish_batch`, consumed with `next_batch` while it is
 /// published, arrives exactly once per envelope when every delivery is acked.
 pub async fn batch_of_10k_arrives_exactly_once<T: Transport + ?Sized>(t: &T, s: &Settings) {

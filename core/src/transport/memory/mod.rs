@@ -415,6 +415,17 @@ impl Transport for MemoryTransport {
         })
     }
 
+    /// To the topics' broadcast receivers only: no group, no backlog.
+    async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        const OP: &str = "memory.broadcast";
+        self.check_open(OP)?;
+        super::check_batch(OP, &envelopes, self.shared.config.max_payload)?;
+        for e in envelopes {
+            self.shared.topic(&e.topic).send_broadcast(e);
+        }
+        Ok(())
+    }
+
     /// [`MemoryTransport::close`]: every clone's subscriptions end.
     async fn close(&self) -> Result<()> {
         MemoryTransport::close(self);

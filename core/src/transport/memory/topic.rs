@@ -50,6 +50,19 @@ impl Topic {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The broadcast channel, when someone listens on it now.
+    fn listeners(&self) -> Option<&broadcast::Sender<Envelope>> {
+        self.broadcast.get().filter(|tx| tx.receiver_count() > 0)
+    }
+
+    /// Sends to the broadcast receivers present now (none: a no-op).
+    pub(super) fn send_broadcast(&self, envelope: Envelope) {
+        if let Some(tx) = self.listeners() {
+            // Err only when every receiver left meanwhile: nobody to tell.
+            let _sent = tx.send(envelope);
+        }
+    }
+
     /// A receiver of the topic's broadcast channel (created on first use).
     pub(super) fn broadcast_receiver(&self, capacity: usize) -> broadcast::Receiver<Envelope> {
         self.broadcast
@@ -90,12 +103,9 @@ impl TopicState {
     where
         E: AsRef<[Envelope]> + IntoIterator<Item = Envelope>,
     {
-        if let Some(tx) = topic.broadcast.get()
-            && tx.receiver_count() > 0
-        {
+        if topic.listeners().is_some() {
             for e in envelopes.as_ref() {
-                // Err only when every receiver left meanwhile: nobody to tell.
-                let _sent = tx.send(e.clone());
+                topic.send_broadcast(e.clone());
             }
         }
         match self.groups.split_last() {
