@@ -202,29 +202,51 @@ impl RuntimeBuilder {
             }
             None => (raw_store, None),
         };
-        if self.client {
+        let orchestrator = if self.client {
             let orchestrator = Orchestrator::connect(transport.clone(), store.clone(), self.config).await?;
             for def in self.workflows {
                 orchestrator.register_workflow(def)?;
             }
-            let host = orchestrator.host().clone();
-            return Ok(Runtime {
-                inner: Arc::new(Inner {
-                    orchestrator,
-                    transport,
-                    store,
-                    cache,
-                    host,
-                    owns,
-                }),
-            });
-        }
+            orchestrator
+        } else {
+            Self::serve(
+                transport.clone(),
+                store.clone(),
+                self.engine,
+                self.workers,
+                self.workflows,
+                self.config,
+            )
+            .await?
+        };
+        let host = orchestrator.host().clone();
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                orchestrator,
+                transport,
+                store,
+                cache,
+                host,
+                owns,
+            }),
+        })
+    }
+
+    /// Loads the workers, then starts a serving orchestrator with the workflows.
+    async fn serve(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn StateStore>,
+        engine: EngineConfig,
+        workers: Vec<PendingWorker>,
+        workflows: Vec<WorkflowDef>,
+        config: OrchestratorConfig,
+    ) -> Result<Orchestrator> {
         let host = WorkerHost::builder()
-            .engine(self.engine)
+            .engine(engine)
             .store(store.clone())
             .events(transport.clone())
             .build()?;
-        for worker in self.workers {
+        for worker in workers {
             match worker {
                 PendingWorker::Wasm { name, source, spec } => {
                     host.register_wasm(&name, source, *spec).await.map_err(|e| {
@@ -238,27 +260,17 @@ impl RuntimeBuilder {
             }
         }
         // Validate before starting, so a bad definition starts nothing.
-        for def in &self.workflows {
+        for def in &workflows {
             def.validate(&|w| host.contains(w))?;
         }
-        let orchestrator =
-            Orchestrator::start(transport.clone(), store.clone(), host.clone(), self.config).await?;
-        for def in self.workflows {
+        let orchestrator = Orchestrator::start(transport, store, host, config).await?;
+        for def in workflows {
             if let Err(e) = orchestrator.register_workflow(def) {
                 orchestrator.shutdown(Duration::from_secs(1)).await;
                 return Err(e);
             }
         }
-        Ok(Runtime {
-            inner: Arc::new(Inner {
-                orchestrator,
-                transport,
-                store,
-                cache,
-                host,
-                owns,
-            }),
-        })
+        Ok(orchestrator)
     }
 }
 
