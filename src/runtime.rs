@@ -341,7 +341,12 @@ impl Runtime {
             .store_url(config.store.url.clone())
             .cache(config.cache.cache_config())
             .engine(config.engine.engine_config())
-            .config(config.runtime.orchestrator_config());
+            .config(
+                config
+                    .runtime
+                    .orchestrator_config()
+                    .with_local_dispatch(config.engine.local_dispatch),
+            );
         for (name, worker) in &config.workers {
             b = b.worker_wasm(name.clone(), PathBuf::from(&worker.path), worker.spec());
         }

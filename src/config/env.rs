@@ -32,6 +32,7 @@ pub const OVERRIDABLE: &[&str] = &[
     "engine.max_instances",
     "engine.max_memory_mb",
     "engine.cache_dir",
+    "engine.local_dispatch",
 ];
 
 /// Applies every `MULTIAGENTS__*` variable of `vars` to `config`; returns
@@ -89,6 +90,7 @@ fn set(config: &mut Config, key: &str, value: &str) -> std::result::Result<(), S
         "cache.ttl" => config.cache.ttl = Some(parse_duration(value)?),
         "engine.max_instances" => config.engine.max_instances = int(value)?,
         "engine.max_memory_mb" => config.engine.max_memory_mb = int(value)?,
+        "engine.local_dispatch" => config.engine.local_dispatch = boolean(value)?,
         "engine.cache_dir" => {
             config.engine.cache_dir = (!value.is_empty()).then(|| PathBuf::from(value));
         }

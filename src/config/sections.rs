@@ -206,6 +206,10 @@ pub struct EngineSection {
     pub cache_dir: Option<PathBuf>,
     /// Enables fuel metering (needed by a worker's `fuel`).
     pub fuel: bool,
+    /// Runs a step in-process when this instance has its worker and a free
+    /// permit (default true; in-memory transport only, see
+    /// `OrchestratorConfig::local_dispatch`).
+    pub local_dispatch: bool,
 }
 
 impl Default for EngineSection {
@@ -216,6 +220,7 @@ impl Default for EngineSection {
             max_memory_mb: e.max_memory as u64 / MIB,
             cache_dir: None,
             fuel: e.fuel,
+            local_dispatch: true,
         }
     }
 }

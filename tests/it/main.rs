@@ -8,6 +8,7 @@ mod cli_worker;
 mod client;
 mod config;
 mod demo;
+mod local;
 mod orchestrator;
 #[cfg(feature = "redis")]
 mod redis_cli;

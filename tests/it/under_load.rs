@@ -97,11 +97,36 @@ async fn start(
     workers: &[(&'static str, Act)],
     wf: WorkflowDef,
 ) -> Orchestrator {
+    launch(transport, store, runs, workers, wf, true).await
+}
+
+/// An instance that accepts transactions and serves results and timers but
+/// runs no step: its command subscriptions never deliver (`NoCommands`) and
+/// it runs nothing in-process.
+async fn front(
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn StateStore>,
+    runs: &Runs,
+    workers: &[(&'static str, Act)],
+    wf: WorkflowDef,
+) -> Orchestrator {
+    launch(Arc::new(NoCommands(transport)), store, runs, workers, wf, false).await
+}
+
+async fn launch(
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn StateStore>,
+    runs: &Runs,
+    workers: &[(&'static str, Act)],
+    wf: WorkflowDef,
+    local_dispatch: bool,
+) -> Orchestrator {
     let host = WorkerHost::builder().build().expect("host");
     for (name, act) in workers {
         register(&host, runs, name, *act);
     }
-    let orch = Orchestrator::start(transport, store, host, OrchestratorConfig::default())
+    let config = OrchestratorConfig::default().with_local_dispatch(local_dispatch);
+    let orch = Orchestrator::start(transport, store, host, config)
         .await
         .expect("start");
     orch.register_workflow(wf).expect("workflow");
@@ -257,14 +282,7 @@ async fn a_backlog_older_than_the_step_timeout_runs_each_step_once(site: Site) {
     let workers = [("a", Act::Ok), ("b", Act::Ok), ("c", Act::Ok)];
     let timeout = Duration::from_millis(100);
     let (transport, store) = site.connect().await;
-    let front = start(
-        Arc::new(NoCommands(transport)),
-        store,
-        &runs,
-        &workers,
-        abc(timeout, None),
-    )
-    .await;
+    let front = front(transport, store, &runs, &workers, abc(timeout, None)).await;
     let mut txs = Vec::new();
     for i in 0..1000 {
         txs.push(front.execute("abc", json!({ "i": i })).await.expect("execute"));
@@ -333,7 +351,7 @@ async fn a_queue_timeout_fails_attempts_left_waiting(site: Site) {
             .build()
     };
     let (transport, store) = site.connect().await;
-    let front = start(Arc::new(NoCommands(transport)), store, &runs, &workers, wf()).await;
+    let front = front(transport, store, &runs, &workers, wf()).await;
     let late = front.execute("abc", json!({})).await.expect("execute");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (transport, store) = site.connect().await;

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::executor::{EARLY_NAP, ORPHAN_GRACE, orphaned};
-use super::messages::{StepResult, Timer};
+use super::messages::{Command, StepResult, Timer};
 use super::saga::{Effects, Fence, SagaState, Stage};
 use super::{Orchestrator, OrchestratorConfig, Shared};
 use crate::codec::PayloadCodec;
@@ -115,10 +115,15 @@ impl Shared {
 
     fn push_commands(&self, fx: &Effects, envs: &mut Vec<Envelope>) -> Result<()> {
         for c in &fx.commands {
-            let t = topic(&self.config.prefix, &format!("cmd.{}", c.worker));
-            envs.push(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt));
+            envs.push(self.command_envelope(c)?);
         }
         Ok(())
+    }
+
+    /// A command on its worker's queue topic.
+    pub(crate) fn command_envelope(&self, c: &Command) -> Result<Envelope> {
+        let t = topic(&self.config.prefix, &format!("cmd.{}", c.worker));
+        Ok(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt))
     }
 
     /// Publishes the events of a written state change (never before: an
@@ -143,8 +148,14 @@ impl Shared {
         }
         if !self.commands_first && !fx.commands.is_empty() {
             let mut commands = Vec::with_capacity(fx.commands.len());
-            self.push_commands(&fx, &mut commands)?;
-            self.transport.publish_batch(commands).await?;
+            for c in &fx.commands {
+                if !self.dispatch_local(c) {
+                    commands.push(self.command_envelope(c)?);
+                }
+            }
+            if !commands.is_empty() {
+                self.transport.publish_batch(commands).await?;
+            }
         }
         record_metrics(&fx);
         Ok(())
@@ -338,9 +349,19 @@ impl Orchestrator {
         })?;
         let caps = transport.capabilities();
         super::needs::check_transport(&caps)?;
-        let shared = Arc::new(Shared {
+        let tasks = Arc::new(Tasks {
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+        });
+        // In-process steps only where a crash loses every message anyway.
+        let local = (serve && config.local_dispatch && !caps.durable)
+            .then(|| (tasks.tracker.clone(), tasks.abort.clone()));
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             ack_wait: caps.ack_wait,
             commands_first: caps.durable,
+            local,
             gate: Default::default(),
             transport,
             store,
@@ -351,11 +372,6 @@ impl Orchestrator {
             changed: tokio::sync::Notify::new(),
             accepting: AtomicBool::new(true),
             serving: serve,
-        });
-        let tasks = Arc::new(Tasks {
-            tracker: TaskTracker::new(),
-            stop: CancellationToken::new(),
-            abort: CancellationToken::new(),
         });
         if serve {
             super::serve::spawn_all(&shared, &tasks).await?;

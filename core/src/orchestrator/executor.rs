@@ -122,23 +122,21 @@ impl Shared {
                 }
             },
         };
-        let result = StepResult {
-            tx: cmd.tx.clone(),
-            step: cmd.step,
-            kind: cmd.kind,
-            attempt: cmd.attempt,
-            outcome,
-            token: cmd.token,
-        };
-        let t = topic(&self.config.prefix, "results");
-        self.transport
-            .publish(Envelope::new(t, cmd.tx, self.encode(&result)?))
-            .await?;
+        self.publish_result(cmd.result(outcome)).await?;
         Ok(After::Ack)
     }
 
+    /// Publishes a result on the results queue.
+    pub(crate) async fn publish_result(&self, result: StepResult) -> Result<()> {
+        let t = topic(&self.config.prefix, "results");
+        let tx = result.tx.clone();
+        self.transport
+            .publish(Envelope::new(t, tx, self.encode(&result)?))
+            .await
+    }
+
     /// Invokes the worker, bounded by the step's start-to-close timeout.
-    async fn run(&self, cmd: &Command) -> Ran {
+    pub(crate) async fn run(&self, cmd: &Command) -> Ran {
         let call = CallInfo::new(
             cmd.tx.clone(),
             cmd.workflow.clone(),
@@ -182,7 +180,7 @@ impl Shared {
 }
 
 /// How a run ended.
-enum Ran {
+pub(crate) enum Ran {
     /// With an outcome to report.
     Done(Outcome),
     /// Not at all: the worker refused it for now (`Overloaded`, or its

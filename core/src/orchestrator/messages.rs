@@ -42,6 +42,20 @@ pub(crate) struct Command {
     pub(crate) created_ms: u64,
 }
 
+impl Command {
+    /// The result of this attempt with `outcome`.
+    pub(crate) fn result(&self, outcome: Outcome) -> StepResult {
+        StepResult {
+            tx: self.tx.clone(),
+            step: self.step,
+            kind: self.kind,
+            attempt: self.attempt,
+            outcome,
+            token: self.token,
+        }
+    }
+}
+
 /// How an attempt ended. Queue topic `<prefix>.results`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StepResult {

@@ -47,6 +47,7 @@
 //! | `serve` | the consumer loops of a serving instance (not of a client) |
 //! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
 //! | `gate` | which transactions this instance is advancing (in-process ordering) |
+//! | `local` | running a step in-process instead of through the queue (non-durable transports) |
 //! | `needs` | the backend capabilities it requires, checked at start |
 
 pub mod api;
@@ -54,6 +55,7 @@ mod client;
 mod engine;
 mod executor;
 mod gate;
+mod local;
 mod messages;
 mod needs;
 mod saga;
@@ -87,6 +89,11 @@ pub struct OrchestratorConfig {
     pub max_input: usize,
     /// Results handled at once by this instance.
     pub max_in_flight_results: usize,
+    /// Run a step in-process when this instance has its worker and a free
+    /// permit, instead of sending its command through the queue. Only on a
+    /// transport that is not durable (in memory), where a crash loses every
+    /// message anyway; on a durable one commands always go through it.
+    pub local_dispatch: bool,
 }
 
 impl Default for OrchestratorConfig {
@@ -96,6 +103,7 @@ impl Default for OrchestratorConfig {
             retention: Duration::from_secs(24 * 3600),
             max_input: 1 << 20,
             max_in_flight_results: 256,
+            local_dispatch: true,
         }
     }
 }
@@ -119,6 +127,12 @@ impl OrchestratorConfig {
         self.max_input = bytes;
         self
     }
+    /// Sets [`local_dispatch`](Self::local_dispatch).
+    #[must_use]
+    pub fn with_local_dispatch(mut self, on: bool) -> Self {
+        self.local_dispatch = on;
+        self
+    }
 }
 
 pub(crate) struct Shared {
@@ -137,6 +151,11 @@ pub(crate) struct Shared {
     pub(crate) gate: gate::Gate,
     /// The transport's ack timeout: long handlers report progress within it.
     pub(crate) ack_wait: Option<Duration>,
+    /// This instance itself, for the tasks it spawns.
+    pub(crate) me: std::sync::Weak<Shared>,
+    /// The instance's task tracker and abort signal (clones of its
+    /// `Tasks`), for steps run in-process.
+    pub(crate) local: Option<(tokio_util::task::TaskTracker, tokio_util::sync::CancellationToken)>,
     /// Commands go out before the state write that dispatches them. Only
     /// where messages outlive the process (a durable transport) does that
     /// close a crash window; in memory, a crash loses everything anyway,

@@ -288,6 +288,13 @@ impl WorkerHost {
         Some(limit.max_concurrent() + limit.max_queued().min(limit.max_concurrent()))
     }
 
+    /// Whether worker `name` could start a call now without waiting (a
+    /// permit of its own limit is free). `false` for an unknown worker.
+    pub fn has_free_permit(&self, name: &str) -> bool {
+        self.entry(name)
+            .is_ok_and(|e| e.guard.limit().in_use() < e.guard.limit().max_concurrent())
+    }
+
     /// Statistics of worker `name`.
     pub fn stats(&self, name: &str) -> Option<WorkerStats> {
         let entry = self.entry(name).ok()?;
