@@ -15,7 +15,8 @@
 //!
 //! Measures, for fresh instances and for instance reuse:
 //! * saturation throughput: workflows/s, submitting as fast as `execute`
-//!   returns;
+//!   returns (on Redis also the server's commands and CPU per workflow in
+//!   that run, read with `redis-cli`);
 //! * latency p50/p95/p99 at half that rate (paced submissions);
 //! * idle latency: one workflow at a time, median of 200.
 //!
@@ -51,6 +52,35 @@ struct Rig {
     progress: Arc<tokio::sync::Notify>,
     /// The in-memory backends, for their diagnostics (`None` on Redis).
     memory: Option<(Arc<MemoryTransport>, Arc<CachedStore<MemoryStore>>)>,
+}
+
+/// On Redis: the server's total command calls and CPU seconds so far
+/// (`redis-cli INFO commandstats` and `INFO cpu`, less the `INFO` calls
+/// themselves); `None` on memory or without `redis-cli`.
+fn redis_stats() -> Option<(u64, f64)> {
+    let url = backend_url()?;
+    let base = url.split('?').next().unwrap_or(&url).to_string();
+    let info = |section: &str| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-u", &base, "INFO", section])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let stats = info("commandstats")?;
+    let calls: u64 = stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum();
+    let cpu: f64 = info("cpu")?
+        .lines()
+        .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
+        .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+        .sum();
+    Some((calls, cpu))
 }
 
 /// `E2E_BACKEND`: `memory` (default) or a `redis://` URL.
@@ -308,7 +338,12 @@ fn main() {
         for (mode, reuse) in [("fresh", false), ("reuse", true)] {
             let r = rig(reuse, Duration::from_secs(24 * 3600)).await;
             saturation(&r, 2_000).await; // warm-up
+            let server_before = redis_stats();
             let wps = saturation(&r, n).await;
+            let per_workflow = redis_stats().zip(server_before).map(|((calls, cpu), (calls0, cpu0))| {
+                let n = n as f64;
+                ((calls - calls0) as f64 / n, (cpu - cpu0) / n * 1e6)
+            });
             let lat = paced(&r, wps / 2.0, (wps as usize).clamp(2_000, 20_000)).await;
             let mut idle = Vec::new();
             for _ in 0..200 {
@@ -327,7 +362,14 @@ fn main() {
                 wps / 2.0,
                 percentile(&idle, 0.5)
             );
+            if let Some((commands, cpu_us)) = per_workflow {
+                println!(
+                    "e2e/{backend}/{mode}: {commands:.1} Redis commands and {cpu_us:.0} µs of redis-server CPU per workflow (saturation run, INFO commandstats / cpu)"
+                );
+            }
             report.insert(format!("{backend}/{mode}"), json!({
+                "redis_commands_per_workflow": per_workflow.map(|(c, _)| (c * 10.0).round() / 10.0),
+                "redis_cpu_us_per_workflow": per_workflow.map(|(_, us)| us.round()),
                 "workflows_per_s": wps.round(),
                 "submitters": submitters(),
                 "half_load_rate": (wps / 2.0).round(),
