@@ -218,12 +218,20 @@ fn compress(framed: &[u8]) -> Vec<u8> {
     }
 }
 
+/// What a CBOR item nested past the decoder's limit is told (one wording
+/// for the codec and the worker output check).
+macro_rules! cbor_too_deep {
+    () => {
+        "nests arrays or maps deeper than the decoder's limit of 256 levels"
+    };
+}
+pub(crate) use cbor_too_deep;
+
 fn from_cbor<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     ciborium::from_reader(body).map_err(|e| match e {
-        ciborium::de::Error::RecursionLimitExceeded => decode_error(
-            "payload nests arrays or maps deeper than the decoder's limit of 256 levels",
-            body.len(),
-        ),
+        ciborium::de::Error::RecursionLimitExceeded => {
+            decode_error(concat!("payload ", cbor_too_deep!()), body.len())
+        }
         e => decode_error("payload is not valid CBOR for the expected type", body.len()).with_source(e),
     })
 }

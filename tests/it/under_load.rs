@@ -90,42 +90,28 @@ fn register(host: &WorkerHost, runs: &Runs, name: &'static str, act: Act) {
         .expect("register");
 }
 
+/// Starts an instance running `workers`. With `runs_steps` false it runs
+/// no step: its command subscriptions never deliver (`NoCommands`) and it
+/// runs nothing in-process, but it accepts transactions and serves results
+/// and timers (a front with the workers' instances down).
 async fn start(
     transport: Arc<dyn Transport>,
     store: Arc<dyn StateStore>,
     runs: &Runs,
     workers: &[(&'static str, Act)],
     wf: WorkflowDef,
+    runs_steps: bool,
 ) -> Orchestrator {
-    launch(transport, store, runs, workers, wf, true).await
-}
-
-/// An instance that accepts transactions and serves results and timers but
-/// runs no step: its command subscriptions never deliver (`NoCommands`) and
-/// it runs nothing in-process.
-async fn front(
-    transport: Arc<dyn Transport>,
-    store: Arc<dyn StateStore>,
-    runs: &Runs,
-    workers: &[(&'static str, Act)],
-    wf: WorkflowDef,
-) -> Orchestrator {
-    launch(Arc::new(NoCommands(transport)), store, runs, workers, wf, false).await
-}
-
-async fn launch(
-    transport: Arc<dyn Transport>,
-    store: Arc<dyn StateStore>,
-    runs: &Runs,
-    workers: &[(&'static str, Act)],
-    wf: WorkflowDef,
-    local_dispatch: bool,
-) -> Orchestrator {
+    let transport: Arc<dyn Transport> = if runs_steps {
+        transport
+    } else {
+        Arc::new(NoCommands(transport))
+    };
     let host = WorkerHost::builder().build().expect("host");
     for (name, act) in workers {
         register(&host, runs, name, *act);
     }
-    let config = OrchestratorConfig::default().with_local_dispatch(local_dispatch);
+    let config = OrchestratorConfig::default().with_local_dispatch(runs_steps);
     let orch = Orchestrator::start(transport, store, host, config)
         .await
         .expect("start");
@@ -209,7 +195,7 @@ async fn short_retry_backoffs_over_a_slow_store_strand_nothing(site: Site) {
     for _ in 0..2 {
         let (transport, store) = site.connect().await;
         let slow: Arc<dyn StateStore> = Arc::new(SlowCas(store, Default::default()));
-        instances.push(start(transport, slow, &runs, &workers, wf()).await);
+        instances.push(start(transport, slow, &runs, &workers, wf(), true).await);
     }
     // 64 submitters at a time: every submission is a slow write too.
     let mut txs = Vec::new();
@@ -282,7 +268,7 @@ async fn a_backlog_older_than_the_step_timeout_runs_each_step_once(site: Site) {
     let workers = [("a", Act::Ok), ("b", Act::Ok), ("c", Act::Ok)];
     let timeout = Duration::from_millis(100);
     let (transport, store) = site.connect().await;
-    let front = front(transport, store, &runs, &workers, abc(timeout, None)).await;
+    let front = start(transport, store, &runs, &workers, abc(timeout, None), false).await;
     let mut txs = Vec::new();
     for i in 0..1000 {
         txs.push(front.execute("abc", json!({ "i": i })).await.expect("execute"));
@@ -291,7 +277,7 @@ async fn a_backlog_older_than_the_step_timeout_runs_each_step_once(site: Site) {
     let running = front.status(&txs[0]).await.expect("status");
     assert_eq!(running.status, SagaStatus::Running, "{running:?}");
     let (transport, store) = site.connect().await;
-    let _back = start(transport, store, &runs, &workers, abc(timeout, None)).await;
+    let _back = start(transport, store, &runs, &workers, abc(timeout, None), true).await;
     let left = stuck(&front, &txs, Duration::from_secs(60)).await;
     assert!(
         left.is_empty(),
@@ -318,9 +304,9 @@ async fn a_step_longer_than_the_ack_timeout_runs_once(site: Site) {
     };
     let workers = [("long", Act::Sleep(Duration::from_secs(3)))];
     let (transport, store) = site.connect().await;
-    let one = start(transport, store, &runs, &workers, wf()).await;
+    let one = start(transport, store, &runs, &workers, wf(), true).await;
     let (transport, store) = site.connect().await;
-    let _two = start(transport, store, &runs, &workers, wf()).await;
+    let _two = start(transport, store, &runs, &workers, wf(), true).await;
     let txs = vec![
         one.execute("long", json!({})).await.expect("execute"),
         one.execute("long", json!({})).await.expect("execute"),
@@ -351,11 +337,11 @@ async fn a_queue_timeout_fails_attempts_left_waiting(site: Site) {
             .build()
     };
     let (transport, store) = site.connect().await;
-    let front = front(transport, store, &runs, &workers, wf()).await;
+    let front = start(transport, store, &runs, &workers, wf(), false).await;
     let late = front.execute("abc", json!({})).await.expect("execute");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (transport, store) = site.connect().await;
-    let back = start(transport, store, &runs, &workers, wf()).await;
+    let back = start(transport, store, &runs, &workers, wf(), true).await;
     let snap = front.wait(&late, Duration::from_secs(20)).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::Completed, "{snap:?}");
     assert_eq!(runs.count("a", &late), 1, "attempt 1 of a must not run late");

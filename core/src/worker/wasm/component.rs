@@ -181,9 +181,7 @@ impl WasmWorker {
 pub(crate) fn check_one_cbor_item(bytes: &[u8]) -> std::result::Result<(), String> {
     let mut rest = bytes;
     match ciborium::from_reader::<ciborium::Value, _>(&mut rest) {
-        Err(ciborium::de::Error::RecursionLimitExceeded) => {
-            Err("nests arrays or maps deeper than the decoder's limit of 256 levels".into())
-        }
+        Err(ciborium::de::Error::RecursionLimitExceeded) => Err(crate::codec::cbor_too_deep!().into()),
         Err(e) => Err(format!("is not well-formed CBOR ({e:?})")),
         Ok(_) if !rest.is_empty() => Err(format!(
             "has {} bytes after its first CBOR item (one item expected)",
