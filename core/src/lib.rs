@@ -17,6 +17,7 @@
 //! | [`transport`] | the [`Transport`] trait, [`Delivery`], [`Subscription`]; [`MemoryTransport`] |
 //! | [`orchestrator`] | the saga engine: commands/results/timers over the transport, CAS state, compensation, cancel, events |
 //! | [`resilience`] | circuit breaker, concurrency limit with bounded queue, call stats: the [`resilience::Guard`] around worker calls |
+//! | [`scheduler`] | the [`Scheduler`](scheduler::Scheduler) contract: durable timers, one per store key, armed with the state write |
 //! | [`store`] | the [`StateStore`] trait; [`MemoryStore`]; [`CachedStore`] (moka) |
 //! | [`worker`] | the [`Worker`](worker::Worker) trait, [`WorkerHost`](worker::WorkerHost), native workers, the WebAssembly host (feature `wasm`) |
 //! | [`workflow`] | workflow definitions: steps, compensations, CEL conditions, retry policies |
@@ -45,6 +46,7 @@ pub mod envelope;
 pub mod error;
 pub mod orchestrator;
 pub mod resilience;
+pub mod scheduler;
 pub mod store;
 pub mod transport;
 pub mod validate;

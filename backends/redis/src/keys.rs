@@ -12,6 +12,7 @@
 //! | `p:k:<key>` | hash | state: `v` = value, `n` = version |
 //! | `p:version` | integer | the version counter of every state key |
 //! | `p:index` | sorted set | every state key (user form, score 0: ordered by bytes), for scans |
+//! | `p:timers:<scope>` | sorted set | the timers of state keys of one scope (the key up to its first `/`): user key scored by when it is due (ms; `.5`: claimed) |
 
 /// Builds the keys of one prefix.
 #[derive(Debug, Clone)]
@@ -57,6 +58,11 @@ impl Keys {
 
     pub(crate) fn index(&self) -> String {
         format!("{}:index", self.prefix)
+    }
+
+    /// The timers of `scope` (see `multiagents_core::scheduler::scope_of`).
+    pub(crate) fn timers(&self, scope: &str) -> String {
+        format!("{}:timers:{scope}", self.prefix)
     }
 
     pub(crate) fn version_counter(&self) -> String {

@@ -32,8 +32,9 @@
 //! | `error` | the one mapping from Redis client errors to core error kinds |
 //! | `connection` | connecting with bounded retry; the command pool; blocking-read connections |
 //! | `keys` | the key layout under the prefix |
-//! | `scripts` (+ `src/lua/`) | the Lua scripts: put, CAS, scan, publish, nack, claim, trim, leave |
+//! | `scripts` (+ `src/lua/`) | the Lua scripts: put, CAS, scan, publish, nack, claim, trim, leave, timers |
 //! | `store` | [`RedisStore`] |
+//! | `timers` | [`RedisScheduler`]: the timers of state keys (a sorted set), claimed with a lease |
 //! | `transport` | [`RedisTransport`]: publish, queue subscriptions (reader, acker), broadcast, trimming |
 //!
 //! # Guarantees and limits
@@ -50,8 +51,10 @@ mod error;
 mod keys;
 mod scripts;
 mod store;
+mod timers;
 mod transport;
 
 pub use config::{RedisConfig, URL_OPTIONS};
 pub use store::RedisStore;
+pub use timers::RedisScheduler;
 pub use transport::{DeadLetter, RedisTransport};

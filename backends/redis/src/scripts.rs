@@ -19,13 +19,31 @@ script!(
     "put.lua",
     "Writes state keys with fresh versions, all or none."
 );
-script!(CAS, "cas.lua", "Compare-and-swap of one state key.");
+script!(
+    CAS,
+    "cas.lua",
+    "Compare-and-swap of one state key, and of its timer in the same step."
+);
+script!(
+    CLAIM_TIMERS,
+    "timers_claim.lua",
+    "Claims due timers, each moved by a lease."
+);
+script!(
+    SETTLE_TIMER,
+    "timers_settle.lua",
+    "Settles a claimed timer nobody changed since."
+);
 script!(
     SCAN,
     "scan.lua",
     "One page of a prefix scan, in key order, from the index."
 );
-script!(DELETE, "delete.lua", "Deletes a state key and its index entry.");
+script!(
+    DELETE,
+    "delete.lua",
+    "Deletes a state key, its index entry and its timer."
+);
 script!(
     SWEEP,
     "sweep.lua",

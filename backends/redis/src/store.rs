@@ -2,13 +2,15 @@
 //! `n` = version) under `<key_prefix>:k:`, versions from one counter per
 //! prefix, writes and compare-and-swap by Lua scripts, TTL by `PEXPIRE`,
 //! prefix scans in key order from an index (a sorted set of the keys),
-//! which a background sweep keeps free of expired keys.
+//! which a background sweep keeps free of expired keys. A key's timer (the
+//! [`Scheduler`] contract) is in a sorted set the CAS script writes too.
 
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use multiagents_core::scheduler::{Scheduler, TimerChange, scope_of};
 use multiagents_core::store::{
     Expected, PutEntry, ScanPage, StoreCapabilities, Version, Versioned, conflict,
 };
@@ -19,6 +21,7 @@ use crate::config::RedisConfig;
 use crate::connection::Conn;
 use crate::error::{map, shape};
 use crate::scripts;
+use crate::timers::RedisScheduler;
 
 /// Index entries a sweep step examines.
 const SWEEP_SLICE: usize = 1000;
@@ -31,6 +34,8 @@ const SWEEP_SLICE: usize = 1000;
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
+    /// The timers of its keys, written by the same script as the state.
+    timers: std::sync::Arc<RedisScheduler>,
     /// Keeps the sweep task alive (it holds a `Weak`).
     _alive: std::sync::Arc<()>,
 }
@@ -59,7 +64,12 @@ impl RedisStore {
         let conn = Conn::open(config).await?;
         let alive = std::sync::Arc::new(());
         tokio::spawn(sweep(conn.clone(), std::sync::Arc::downgrade(&alive)));
-        Ok(RedisStore { conn, _alive: alive })
+        let timers = std::sync::Arc::new(RedisScheduler::new(conn.clone()));
+        Ok(RedisStore {
+            conn,
+            timers,
+            _alive: alive,
+        })
     }
 
     /// The settings in use.
@@ -193,6 +203,7 @@ impl StateStore for RedisStore {
         let removed: i64 = scripts::DELETE
             .key(keys.state(key))
             .key(keys.index())
+            .key(keys.timers(scope_of(key)))
             .arg(key)
             .invoke_async(&mut self.conn.cmd())
             .await
@@ -207,6 +218,23 @@ impl StateStore for RedisStore {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<Version> {
+        self.compare_and_swap_timed(key, expected, value, ttl, TimerChange::Keep)
+            .await
+    }
+
+    fn scheduler(&self) -> Option<std::sync::Arc<dyn Scheduler>> {
+        Some(self.timers.clone())
+    }
+
+    /// One script writes the state and sets or clears its timer.
+    async fn compare_and_swap_timed(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+        timer: TimerChange,
+    ) -> Result<Version> {
         self.check_value(key, &value, ttl)?;
         let want = match expected {
             Expected::Absent => String::new(),
@@ -216,10 +244,16 @@ impl StateStore for RedisStore {
             .key(self.conn.keys().state(key))
             .key(self.conn.keys().version_counter())
             .key(self.conn.keys().index())
+            .key(self.conn.keys().timers(scope_of(key)))
             .arg(want)
             .arg(value.as_ref())
             .arg(ttl_ms(ttl))
             .arg(key)
+            .arg(match timer {
+                TimerChange::Keep => String::new(),
+                TimerChange::Clear => "-".to_string(),
+                TimerChange::At(due) => due.to_string(),
+            })
             .invoke_async(&mut self.conn.cmd())
             .await
             .map_err(|e| map("redis.store.compare_and_swap", e).with_context("key", key))?;

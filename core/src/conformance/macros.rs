@@ -62,6 +62,11 @@ macro_rules! __store_behaviours {
             put_batch_invalid_entry_writes_nothing
             scan_prefix_paging
             scan_skips_expired
+            timers_fire_when_due
+            timer_changed_after_claim_is_not_settled
+            timed_cas_writes_the_timer_with_the_state
+            concurrent_claims_single_winner
+            scheduler_rejects_bad_input
             rejects_bad_input
         }
     };

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 
 use super::{Expected, PutEntry, ScanPage, StateStore, StoreCapabilities, Version, Versioned, conflict};
 use crate::error::{Error, ErrorKind, Result};
+use crate::scheduler::{MemoryScheduler, Scheduler, TimerChange};
 use crate::validate;
 
 /// Settings of a [`MemoryStore`].
@@ -152,6 +153,8 @@ impl Shard {
 struct Inner {
     shards: Box<[RwLock<Shard>]>,
     last_version: AtomicU64,
+    /// The timers of its keys (see [`crate::scheduler`]).
+    timers: Arc<MemoryScheduler>,
     config: MemoryStoreConfig,
 }
 
@@ -223,6 +226,7 @@ impl MemoryStore {
             inner: Arc::new(Inner {
                 shards,
                 last_version: AtomicU64::new(0),
+                timers: Arc::new(MemoryScheduler::new()),
                 config,
             }),
         }
@@ -329,6 +333,7 @@ impl StateStore for MemoryStore {
         let now = Instant::now();
         let mut shard = self.write(self.shard_of(key));
         shard.reclaim(now);
+        self.inner.timers.apply(key, TimerChange::Clear);
         Ok(shard.map.remove(key).is_some_and(|e| e.is_live(now)))
     }
 
@@ -338,6 +343,23 @@ impl StateStore for MemoryStore {
         expected: Expected,
         value: Bytes,
         ttl: Option<Duration>,
+    ) -> Result<Version> {
+        self.compare_and_swap_timed(key, expected, value, ttl, TimerChange::Keep)
+            .await
+    }
+
+    fn scheduler(&self) -> Option<Arc<dyn Scheduler>> {
+        Some(self.inner.timers.clone())
+    }
+
+    /// The write and the timer change happen under the key's shard lock.
+    async fn compare_and_swap_timed(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+        timer: TimerChange,
     ) -> Result<Version> {
         self.check_write(key, &value, ttl, "memory.compare_and_swap")?;
         let now = Instant::now();
@@ -353,6 +375,7 @@ impl StateStore for MemoryStore {
         }
         let version = self.next_version();
         shard.write(key, value, version, expiry(now, ttl));
+        self.inner.timers.apply(key, timer);
         Ok(Version(version))
     }
 

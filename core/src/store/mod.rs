@@ -21,6 +21,7 @@ pub use cached::{CacheConfig, CacheStats, CachedStore, WriteMode};
 pub use memory::{MemoryStore, MemoryStoreConfig};
 
 use crate::error::Result;
+use crate::scheduler::{Scheduler, TimerChange};
 
 /// A value's version. Opaque except for ordering: later writes of one key
 /// have greater versions. Stores never assign [`Version::PENDING`] (0).
@@ -199,6 +200,41 @@ pub trait StateStore: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> Result<Version>;
 
+    /// The timers kept with this store's keys, which
+    /// [`compare_and_swap_timed`](Self::compare_and_swap_timed) writes in the
+    /// same atomic step as the state (see [`crate::scheduler`]). `None` (the
+    /// default): this store keeps none.
+    fn scheduler(&self) -> Option<Arc<dyn Scheduler>> {
+        None
+    }
+
+    /// As [`compare_and_swap`](Self::compare_and_swap), and in the same
+    /// atomic step applies `timer` to the key's timer in
+    /// [`scheduler`](Self::scheduler).
+    ///
+    /// # Behavior
+    /// - A conflict writes neither the value nor the timer.
+    /// - A store without a scheduler accepts only [`TimerChange::Keep`]
+    ///   (the default does exactly that); anything else → `Unsupported`.
+    async fn compare_and_swap_timed(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+        timer: TimerChange,
+    ) -> Result<Version> {
+        if timer != TimerChange::Keep {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Unsupported,
+                format!("the {} store keeps no timers", self.capabilities().name),
+            )
+            .with_operation("store.compare_and_swap_timed")
+            .with_context("key", key));
+        }
+        self.compare_and_swap(key, expected, value, ttl).await
+    }
+
     /// Lists keys starting with `prefix`, at most `limit` per page.
     ///
     /// # Behavior
@@ -248,6 +284,21 @@ impl<T: StateStore + ?Sized> StateStore for Arc<T> {
         ttl: Option<Duration>,
     ) -> Result<Version> {
         (**self).compare_and_swap(key, expected, value, ttl).await
+    }
+    fn scheduler(&self) -> Option<Arc<dyn Scheduler>> {
+        (**self).scheduler()
+    }
+    async fn compare_and_swap_timed(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+        timer: TimerChange,
+    ) -> Result<Version> {
+        (**self)
+            .compare_and_swap_timed(key, expected, value, ttl, timer)
+            .await
     }
     async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {
         (**self).scan(prefix, cursor, limit).await

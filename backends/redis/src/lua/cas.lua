@@ -1,22 +1,36 @@
--- Compare-and-swap of one state key.
--- KEYS[1] = state key, KEYS[2] = version counter, KEYS[3] = index
+-- Compare-and-swap of one state key, and of its timer in the same step.
+-- KEYS[1] = state key, KEYS[2] = version counter, KEYS[3] = index,
+-- KEYS[4] = timers (sorted set: user key scored by due ms)
 -- ARGV[1] = expected version ("" = must be absent), ARGV[2] = value,
--- ARGV[3] = TTL in ms ("0" = none), ARGV[4] = user key (for the index)
+-- ARGV[3] = TTL in ms ("0" = none), ARGV[4] = user key (index, timers),
+-- ARGV[5] = timer: "" = keep, "-" = clear, else the due time in ms
+-- Field `x` marks a key with an expiry, so a write without one clears it
+-- (PERSIST) only when there is one.
 -- Returns {1, new version} or {0, actual version (-1 = absent)}.
-local cur = redis.call('HGET', KEYS[1], 'n')
+local cur = redis.call('HMGET', KEYS[1], 'n', 'x')
+local n, expiring = cur[1], cur[2]
 if ARGV[1] == '' then
-  if cur then return {0, tonumber(cur)} end
+  if n then return {0, tonumber(n)} end
 else
-  if not cur then return {0, -1} end
-  if cur ~= ARGV[1] then return {0, tonumber(cur)} end
+  if not n then return {0, -1} end
+  if n ~= ARGV[1] then return {0, tonumber(n)} end
 end
 local v = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'n', v)
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'n', v, 'x', '1')
   redis.call('PEXPIRE', KEYS[1], ttl)
-elseif cur then
-  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'n', v)
+  if expiring then
+    redis.call('PERSIST', KEYS[1])
+    redis.call('HDEL', KEYS[1], 'x')
+  end
 end
-if not cur then redis.call('ZADD', KEYS[3], 0, ARGV[4]) end
+if not n then redis.call('ZADD', KEYS[3], 0, ARGV[4]) end
+if ARGV[5] == '-' then
+  redis.call('ZREM', KEYS[4], ARGV[4])
+elseif ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+end
 return {1, v}

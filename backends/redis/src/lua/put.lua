@@ -17,12 +17,14 @@ local out = {}
 for i = 3, #KEYS do
   local j = 3 * (i - 2)
   local v = redis.call('INCR', KEYS[1])
-  redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', v)
   local ttl = tonumber(ARGV[j])
   if ttl > 0 then
+    -- `x` marks a key with an expiry (see cas.lua).
+    redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', v, 'x', '1')
     redis.call('PEXPIRE', KEYS[i], ttl)
-  elseif types[i] == 'hash' then
-    redis.call('PERSIST', KEYS[i])
+  else
+    redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', v)
+    if types[i] == 'hash' then redis.call('PERSIST', KEYS[i]) end
   end
   if types[i] == 'none' then redis.call('ZADD', KEYS[2], 0, ARGV[j - 2]) end
   out[#out + 1] = v

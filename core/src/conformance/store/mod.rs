@@ -23,6 +23,11 @@
 //! | [`put_batch_invalid_entry_writes_nothing`] | one bad entry (key, zero TTL, size) fails the batch; nothing written | — |
 //! | [`scan_prefix_paging`] | 25 keys under a prefix, 5 beside it, pages of ≤ 7: exactly the 25 (ordered when declared) | — |
 //! | [`scan_skips_expired`] | expired keys are not scanned | ttl |
+//! | [`timers_fire_when_due`] | timers are claimed when due, earliest first, once per lease; settled ones are gone; cancel | a scheduler |
+//! | [`timer_changed_after_claim_is_not_settled`] | a timer re-armed after its claim is neither removed nor moved by that claim | a scheduler |
+//! | [`timed_cas_writes_the_timer_with_the_state`] | a timed CAS arms, moves, clears the timer with the write; a conflict changes neither; delete removes it (without a scheduler: `Unsupported`) | — |
+//! | [`concurrent_claims_single_winner`] | 8 concurrent claims of one due timer: one gets it | a scheduler |
+//! | [`scheduler_rejects_bad_input`] | claim limit 0, zero lease, bad keys: `InvalidInput` | a scheduler |
 //! | [`rejects_bad_input`] | empty/control/over-long key, zero TTL, oversized value, scan limit 0, bad prefix: typed errors naming the value | — |
 //!
 //! [`cas_concurrent_single_winner`] takes `&S` like the rest: on a
@@ -33,6 +38,7 @@ mod basic;
 mod cas;
 mod input;
 mod scan;
+mod timers;
 mod ttl;
 
 pub use basic::{
@@ -45,6 +51,10 @@ pub use cas::{
 };
 pub use input::{put_batch_invalid_entry_writes_nothing, rejects_bad_input};
 pub use scan::scan_prefix_paging;
+pub use timers::{
+    concurrent_claims_single_winner, scheduler_rejects_bad_input, timed_cas_writes_the_timer_with_the_state,
+    timer_changed_after_claim_is_not_settled, timers_fire_when_due,
+};
 pub use ttl::{cas_with_ttl, scan_skips_expired, ttl_expiry, ttl_follows_latest_write};
 
 use super::Settings;

@@ -83,6 +83,7 @@ pub use stats::CacheStats;
 
 use super::{Expected, PutEntry, ScanPage, StateStore, StoreCapabilities, Version, Versioned};
 use crate::error::Result;
+use crate::scheduler::{Scheduler, TimerChange};
 use crate::validate;
 use stats::Counters;
 use write_behind::{FlusherLink, WriteBehind};
@@ -362,11 +363,27 @@ impl<S: StateStore> StateStore for CachedStore<S> {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<Version> {
+        self.compare_and_swap_timed(key, expected, value, ttl, TimerChange::Keep)
+            .await
+    }
+
+    fn scheduler(&self) -> Option<Arc<dyn Scheduler>> {
+        self.shared.store.scheduler()
+    }
+
+    async fn compare_and_swap_timed(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+        timer: TimerChange,
+    ) -> Result<Version> {
         self.shared
             .check_write(key, &value, ttl, "cached.compare_and_swap")?;
         self.shared.flush().await?;
         let _no_flush = self.shared.direct_write().await;
-        self.shared.cas_through(key, expected, value, ttl).await
+        self.shared.cas_through(key, expected, value, ttl, timer).await
     }
 
     async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::{CachedEntry, Counters, STRIPES, Shared, expiry};
 use crate::error::Result;
+use crate::scheduler::TimerChange;
 use crate::store::{Expected, PutEntry, StateStore, Version, Versioned};
 use crate::validate;
 
@@ -197,12 +198,13 @@ impl<S: StateStore> Shared<S> {
         expected: Expected,
         value: Bytes,
         ttl: Option<Duration>,
+        timer: TimerChange,
     ) -> Result<Version> {
         let _key = self.lock(key).await;
         let expires_at = expiry(Instant::now(), ttl);
         let written = self
             .store
-            .compare_and_swap(key, expected, value.clone(), ttl)
+            .compare_and_swap_timed(key, expected, value.clone(), ttl, timer)
             .await;
         self.settle_write(key, written, value, expires_at).await
     }
