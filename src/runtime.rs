@@ -345,7 +345,8 @@ impl Runtime {
                 config
                     .runtime
                     .orchestrator_config()
-                    .with_local_dispatch(config.engine.local_dispatch),
+                    .with_local_dispatch(config.engine.local_dispatch)
+                    .with_guard_slack(config.engine.guard_slack),
             );
         for (name, worker) in &config.workers {
             b = b.worker_wasm(name.clone(), PathBuf::from(&worker.path), worker.spec());

@@ -225,6 +225,7 @@ macro_rules! cbor_too_deep {
         "nests arrays or maps deeper than the decoder's limit of 256 levels"
     };
 }
+#[cfg(feature = "wasm")]
 pub(crate) use cbor_too_deep;
 
 fn from_cbor<T: DeserializeOwned>(body: &[u8]) -> Result<T> {

@@ -33,6 +33,7 @@ pub const OVERRIDABLE: &[&str] = &[
     "engine.max_memory_mb",
     "engine.cache_dir",
     "engine.local_dispatch",
+    "engine.guard_slack",
 ];
 
 /// Applies every `MULTIAGENTS__*` variable of `vars` to `config`; returns
@@ -91,6 +92,7 @@ fn set(config: &mut Config, key: &str, value: &str) -> std::result::Result<(), S
         "engine.max_instances" => config.engine.max_instances = int(value)?,
         "engine.max_memory_mb" => config.engine.max_memory_mb = int(value)?,
         "engine.local_dispatch" => config.engine.local_dispatch = boolean(value)?,
+        "engine.guard_slack" => config.engine.guard_slack = parse_duration(value)?,
         "engine.cache_dir" => {
             config.engine.cache_dir = (!value.is_empty()).then(|| PathBuf::from(value));
         }

@@ -207,9 +207,15 @@ pub struct EngineSection {
     /// Enables fuel metering (needed by a worker's `fuel`).
     pub fuel: bool,
     /// Runs a step in-process when this instance has its worker and a free
-    /// permit (default true; in-memory transport only, see
-    /// `OrchestratorConfig::local_dispatch`).
+    /// permit (default true; see `OrchestratorConfig::local_dispatch`).
     pub local_dispatch: bool,
+    /// How long an in-process step's guard waits for a renewal (or, where
+    /// the store keeps no timers, past the step timeout) before it
+    /// dispatches the step again: a crashed instance's steps run again
+    /// this long after it died (default 10 s; see
+    /// `OrchestratorConfig::guard_slack`).
+    #[serde(with = "duration")]
+    pub guard_slack: Duration,
 }
 
 impl Default for EngineSection {
@@ -221,6 +227,7 @@ impl Default for EngineSection {
             cache_dir: None,
             fuel: e.fuel,
             local_dispatch: true,
+            guard_slack: OrchestratorConfig::default().guard_slack,
         }
     }
 }
@@ -252,6 +259,15 @@ impl EngineSection {
             return Err(Invalid::new(
                 KeyPath::of(&["engine", "max_memory_mb"]),
                 "engine.max_memory_mb must be at least 1",
+            ));
+        }
+        if self.guard_slack < Duration::from_millis(100) {
+            return Err(Invalid::new(
+                KeyPath::of(&["engine", "guard_slack"]),
+                format!(
+                    "engine.guard_slack must be at least 100ms (got {}): a guard renewed that often would fire while the step runs",
+                    humantime::format_duration(self.guard_slack)
+                ),
             ));
         }
         Ok(())

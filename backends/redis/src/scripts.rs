@@ -30,6 +30,11 @@ script!(
     "Claims due timers, each moved by a lease."
 );
 script!(
+    MOVE_TIMER,
+    "timers_move.lua",
+    "Moves a timer that is still where its mover left it."
+);
+script!(
     SETTLE_TIMER,
     "timers_settle.lua",
     "Settles a claimed timer nobody changed since."

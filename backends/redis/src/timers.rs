@@ -139,6 +139,19 @@ impl Scheduler for RedisScheduler {
         Ok(settled == 1)
     }
 
+    async fn move_if(&self, key: &str, from_ms: u64, to_ms: u64) -> Result<bool> {
+        validate::key(key)?;
+        let moved: i64 = scripts::MOVE_TIMER
+            .key(self.conn.keys().timers(scope_of(key)))
+            .arg(key)
+            .arg(from_ms)
+            .arg(to_ms)
+            .invoke_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| map("redis.scheduler.move_if", e).with_context("key", key))?;
+        Ok(moved == 1)
+    }
+
     async fn pending(&self, scope: &str) -> Result<u64> {
         let n: u64 = redis::cmd("ZCARD")
             .arg(self.conn.keys().timers(scope))

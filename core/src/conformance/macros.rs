@@ -64,6 +64,7 @@ macro_rules! __store_behaviours {
             scan_skips_expired
             timers_fire_when_due
             timer_changed_after_claim_is_not_settled
+            timer_moves_only_from_where_it_was
             timed_cas_writes_the_timer_with_the_state
             concurrent_claims_single_winner
             scheduler_rejects_bad_input

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::Orchestrator;
 use super::api::{SagaPage, SagaSnapshot, TransactionId};
-use super::engine::{now_ms, topic};
-use super::saga::{Effects, SagaState};
+use super::engine::{Committed, now_ms, topic};
+use super::saga::SagaState;
 use crate::codec::PayloadCodec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Expected;
@@ -44,17 +44,18 @@ impl Orchestrator {
         tracing::debug!(workflow, tx = %tx, "submitting");
         let now = now_ms();
         let mut state = SagaState::new(&tx, &wf, input, now);
-        let mut fx = Effects::over(0);
+        let mut fx = s.effects(0);
         state.start(&wf, now, &mut fx);
-        let _entered = s.commands_first.then(|| s.gate.enter(&tx.0));
-        s.publish_effects_before(&fx).await?;
-        let ttl = state.status.is_final().then_some(s.config.retention);
-        s.store
-            .compare_and_swap(&s.saga_key(&tx.0), Expected::Absent, s.encode(&state)?, ttl)
-            .await?;
-        s.publish_effects_after(fx).await?;
-        s.changed.notify_waiters();
-        Ok(tx)
+        match s.commit(Expected::Absent, None, &state, fx).await? {
+            Committed::Written => Ok(tx),
+            Committed::Conflict(e) => Err(e.with_operation("execute")),
+            Committed::TooLate => Err(Error::new(
+                ErrorKind::Unavailable,
+                "the transport took too long to accept the first step; nothing was started",
+            )
+            .with_operation("execute")
+            .with_context("workflow", workflow)),
+        }
     }
 
     async fn load(&self, tx: &TransactionId) -> Result<SagaState> {

@@ -12,13 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::executor::{EARLY_NAP, ORPHAN_GRACE, orphaned};
-use super::messages::{Command, StepResult, Timer};
-use super::saga::{Effects, Fence, SagaState, Stage};
+use super::executor::ORPHAN_GRACE;
+use super::messages::{Command, StepResult};
+use super::saga::{Deadline, Effects, Placement, SagaState, Stage};
 use super::{Orchestrator, OrchestratorConfig, Shared};
 use crate::codec::PayloadCodec;
 use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
+use crate::scheduler::TimerChange;
 use crate::store::{Expected, StateStore};
 use crate::transport::Transport;
 use crate::worker::WorkerHost;
@@ -43,6 +44,17 @@ pub(crate) enum After {
     Ack,
     /// Not yet: bring it back after this long.
     Retry(Duration),
+}
+
+/// What [`Shared::commit`] did.
+pub(crate) enum Committed {
+    /// The state is written and its effects are out.
+    Written,
+    /// The state was not as expected: nothing written.
+    Conflict(Error),
+    /// Its effects went out too long ago to land the write (see
+    /// [`ORPHAN_GRACE`]): nothing written.
+    TooLate,
 }
 
 /// What [`Shared::advance`] did.
@@ -96,28 +108,30 @@ impl Shared {
     /// (the write is not in yet) from one that is stale ([`Fence`]).
     ///
     /// On a transport that is not durable (in memory) the commands go out
-    /// after the write instead, with the events (see `commands_first`).
+    /// after the write instead, with the events (see `commands_first`). In
+    /// a store with timers, no timer message goes out: the timer is written
+    /// with the state.
     pub(crate) async fn publish_effects_before(&self, fx: &Effects) -> Result<()> {
         let commands = if self.commands_first { fx.commands.len() } else { 0 };
-        if fx.timers.is_empty() && commands == 0 {
+        let timers = if self.scheduler.is_none() {
+            fx.timers.len()
+        } else {
+            0
+        };
+        if timers == 0 && commands == 0 {
             return Ok(());
         }
-        let mut envs = Vec::with_capacity(fx.timers.len() + commands);
-        let timers = topic(&self.config.prefix, "timers");
-        for t in &fx.timers {
-            envs.push(Envelope::new(timers.clone(), t.tx.clone(), self.encode(t)?));
+        let mut envs = Vec::with_capacity(timers + commands);
+        let topic_timers = topic(&self.config.prefix, "timers");
+        for t in fx.timers.iter().take(timers) {
+            envs.push(Envelope::new(topic_timers.clone(), t.tx.clone(), self.encode(t)?));
         }
         if self.commands_first {
-            self.push_commands(fx, &mut envs)?;
+            for c in &fx.commands {
+                envs.push(self.command_envelope(c)?);
+            }
         }
         self.transport.publish_batch(envs).await
-    }
-
-    fn push_commands(&self, fx: &Effects, envs: &mut Vec<Envelope>) -> Result<()> {
-        for c in &fx.commands {
-            envs.push(self.command_envelope(c)?);
-        }
-        Ok(())
     }
 
     /// A command on its worker's queue topic.
@@ -129,7 +143,7 @@ impl Shared {
     /// Publishes the events of a written state change (never before: an
     /// event tells what happened) to its watchers, then, when they did not
     /// go first, its commands: events first, so this instance's events of a
-    /// transaction go out in order.
+    /// transaction go out in order. Then starts the steps it runs itself.
     pub(crate) async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
         let mut envs = Vec::with_capacity(fx.events.len());
         let events = topic(&self.config.prefix, "events");
@@ -141,6 +155,10 @@ impl Shared {
                 Err(err) => tracing::warn!(error = %err, event = %e.name, "cannot encode a workflow event"),
             }
         }
+        record_metrics(&fx);
+        for c in fx.local {
+            self.spawn_local(c);
+        }
         // Only watchers read events: no stream, no backlog (on Redis a
         // `PUBLISH` each instead of `XADD` + `PUBLISH`).
         if !envs.is_empty() {
@@ -149,16 +167,71 @@ impl Shared {
         if !self.commands_first && !fx.commands.is_empty() {
             let mut commands = Vec::with_capacity(fx.commands.len());
             for c in &fx.commands {
-                if !self.dispatch_local(c) {
-                    commands.push(self.command_envelope(c)?);
-                }
+                commands.push(self.command_envelope(c)?);
             }
-            if !commands.is_empty() {
-                self.transport.publish_batch(commands).await?;
-            }
+            self.transport.publish_batch(commands).await?;
         }
-        record_metrics(&fx);
         Ok(())
+    }
+
+    /// Effects of a write attempt over `basis`, placing steps in-process
+    /// where this instance may.
+    pub(crate) fn effects(&self, basis: u64) -> Effects {
+        let mut fx = Effects::over(basis);
+        if self.accepting.load(Ordering::Acquire) {
+            fx.placement = self.placement.clone();
+        }
+        fx
+    }
+
+    /// Writes `state` (its deadline `before` the change) over `expected`,
+    /// with its effects: commands and timer messages before the write, the
+    /// state and (in a store with timers) its timer in one step, then
+    /// events, commands that follow the write, and in-process steps.
+    pub(crate) async fn commit(
+        &self,
+        expected: Expected,
+        before: Option<Deadline>,
+        state: &SagaState,
+        fx: Effects,
+    ) -> Result<Committed> {
+        let key = self.saga_key(&state.tx);
+        let _entered = self.commands_first.then(|| self.gate.enter(&state.tx));
+        let published = std::time::Instant::now();
+        self.publish_effects_before(&fx).await?;
+        let ttl = state.status.is_final().then_some(self.config.retention);
+        let value = self.encode(state)?;
+        if published.elapsed() > ORPHAN_GRACE / 2 {
+            // Readers drop what waited ORPHAN_GRACE for its write: never
+            // land a write that late; its effects are dropped as orphans.
+            return Ok(Committed::TooLate);
+        }
+        let timer = match (&self.scheduler, state.deadline) {
+            (None, _) => TimerChange::Keep,
+            (Some(_), now) if now == before => TimerChange::Keep,
+            (Some(_), Some(d)) => TimerChange::At(d.due_ms),
+            (Some(_), None) => TimerChange::Clear,
+        };
+        let write = self
+            .store
+            .compare_and_swap_timed(&key, expected, value, ttl, timer);
+        match write
+            .instrument(tracing::debug_span!("state.write", tx = %state.tx))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Conflict => return Ok(Committed::Conflict(e)),
+            Err(e) => return Err(e),
+        }
+        if state.status.is_final() {
+            let secs = state.updated_ms.saturating_sub(state.created_ms) as f64 / 1000.0;
+            metrics::histogram!("multiagents_workflow_duration_seconds",
+                "workflow" => state.workflow.clone(), "status" => state.status.as_str())
+            .record(secs);
+        }
+        self.publish_effects_after(fx).await?;
+        self.changed.notify_waiters();
+        Ok(Committed::Written)
     }
 
     /// Reads, transforms and compare-and-swaps one saga until it sticks.
@@ -186,9 +259,10 @@ impl Shared {
                 continue;
             };
             let mut state: SagaState = self.codec.decode(&current.value)?;
+            let before = state.deadline;
             let wf = self.workflow(&state.workflow)?;
             let now = now_ms();
-            let mut fx = Effects::over(current.version.0);
+            let mut fx = self.effects(current.version.0);
             if !f(&mut state, current.version.0, &wf, now, &mut fx)? {
                 if fresh {
                     return Ok(Advanced::Skipped);
@@ -197,33 +271,12 @@ impl Shared {
                 continue;
             }
             state.updated_ms = now;
-            let _entered = self.commands_first.then(|| self.gate.enter(tx));
-            let published = std::time::Instant::now();
-            self.publish_effects_before(&fx).await?;
-            let ttl = state.status.is_final().then_some(self.config.retention);
-            let value = self.encode(&state)?;
-            if published.elapsed() > ORPHAN_GRACE / 2 {
-                // Readers drop what waited ORPHAN_GRACE for its write: never
-                // land a write that late; its effects are dropped as orphans.
-                continue;
-            }
-            let write = self
-                .store
-                .compare_and_swap(&key, Expected::Version(current.version), value, ttl);
-            match write.instrument(tracing::debug_span!("state.write", tx)).await {
-                Ok(_) => {
-                    if state.status.is_final() {
-                        let secs = state.updated_ms.saturating_sub(state.created_ms) as f64 / 1000.0;
-                        metrics::histogram!("multiagents_workflow_duration_seconds",
-                            "workflow" => state.workflow.clone(), "status" => state.status.as_str())
-                        .record(secs);
-                    }
-                    self.publish_effects_after(fx).await?;
-                    self.changed.notify_waiters();
-                    return Ok(Advanced::Written);
-                }
-                Err(e) if e.kind() == ErrorKind::Conflict => continue,
-                Err(e) => return Err(e),
+            match self
+                .commit(Expected::Version(current.version), before, &state, fx)
+                .await?
+            {
+                Committed::Written => return Ok(Advanced::Written),
+                Committed::Conflict(_) | Committed::TooLate => continue,
             }
         }
         Err(Error::new(
@@ -247,31 +300,6 @@ impl Shared {
             tracing::debug!(tx = %r.tx, step = r.step, attempt = r.attempt, "duplicate or late result dropped");
         }
         Ok(After::Ack)
-    }
-
-    /// A due timer: acted on when the state waits for it, kept when its
-    /// state write is not in yet, dropped when stale.
-    pub(crate) async fn handle_timer(&self, t: Timer) -> Result<After> {
-        let want = SagaState::timer_wait(&t);
-        let mut verdict = Fence::Stale;
-        let advanced = self
-            .advance(&t.tx, |state, version, wf, now, fx| {
-                verdict = Fence::judge(Some((state.waiting, version)), want, t.basis);
-                Ok(verdict == Fence::Current && state.on_timer(wf, &t, now, fx))
-            })
-            .await?;
-        if advanced == Advanced::Absent {
-            verdict = Fence::judge(None, want, t.basis);
-        }
-        Ok(match (advanced, verdict) {
-            (Advanced::Written, _) | (_, Fence::Stale | Fence::Current) => After::Ack,
-            (_, Fence::Early) if orphaned(t.created_ms) => {
-                tracing::warn!(tx = %t.tx, step = t.step, attempt = t.attempt,
-                    "dropping a timer whose state write never landed");
-                After::Ack
-            }
-            (_, Fence::Early) => After::Retry(EARLY_NAP),
-        })
     }
 }
 
@@ -347,21 +375,40 @@ impl Orchestrator {
             )
             .with_context("prefix", &config.prefix)
         })?;
+        if config.guard_slack < Duration::from_millis(100) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "guard_slack must be at least 100ms (got {:?}): a guard renewed that often would fire while its step runs",
+                    config.guard_slack
+                ),
+            )
+            .with_operation("orchestrator.start"));
+        }
         let caps = transport.capabilities();
-        super::needs::check_transport(&caps)?;
+        let scheduler = store.scheduler();
+        super::needs::check_transport(&caps, scheduler.is_some())?;
         let tasks = Arc::new(Tasks {
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
         });
-        // In-process steps only where a crash loses every message anyway.
-        let local = (serve && config.local_dispatch && !caps.durable)
-            .then(|| (tasks.tracker.clone(), tasks.abort.clone()));
+        let local = (serve && config.local_dispatch).then(|| (tasks.tracker.clone(), tasks.abort.clone()));
+        let placement = local.as_ref().map(|_| {
+            let host = host.clone();
+            Placement {
+                run_here: Arc::new(move |worker: &str| host.has_free_permit(worker)),
+                guard_slack_ms: crate::scheduler::millis(config.guard_slack),
+                renewed: scheduler.is_some(),
+            }
+        });
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             ack_wait: caps.ack_wait,
             commands_first: caps.durable,
             local,
+            placement,
+            scheduler,
             gate: Default::default(),
             transport,
             store,

@@ -1,46 +1,55 @@
-//! Local dispatch: on a transport that is not durable (in memory), the
-//! instance that writes a dispatch runs the step itself when it has the
-//! worker and a free permit, and applies the result directly: no command
-//! or result goes through the queue. A crash loses nothing that the
-//! queue would have kept (in memory, it loses every message anyway).
+//! Local execution: the instance that dispatches a step runs it itself
+//! when it has the worker and a free permit (`saga::Placement`), on any
+//! backend. No command or result crosses the transport: the state write
+//! that dispatches the step is the record, and its guard timer (written
+//! with it) is the crash guard: if no result is written by the guard's
+//! due time, whoever claims the timer dispatches the attempt again (at
+//! least once under a crash; once without one). Where the store keeps
+//! timers, the guard is due one guard slack after the dispatch and the
+//! runner renews it while the step runs (like a lease): a dead runner's
+//! step runs again within a slack, however long its timeout. With timer
+//! messages (no renewal), it is due at the step timeout plus the slack.
 //!
-//! A step that cannot run here (no free permit, the worker refused it, the
-//! instance is shutting down past its deadline) is handed over: its command
-//! goes to the queue like any other, for this or another instance. A result
-//! that cannot be applied here (store trouble) goes to the results queue,
-//! where the normal path retries it.
+//! A step that cannot run here after all (the permit went to another call,
+//! the worker refused it, the instance is shutting down past its deadline)
+//! is handed over: a state write dispatches the same attempt to the queue.
+//! A result that cannot be applied here (store trouble) goes to the
+//! results queue, where the normal path retries it; if even that fails,
+//! the guard covers it.
+
+use std::time::Duration;
 
 use super::Shared;
+use super::engine::now_ms;
 use super::executor::Ran;
 use super::messages::Command;
+use super::saga::Stage;
+use crate::scheduler::{Scheduler, millis};
 
 impl Shared {
-    /// Runs `cmd` in-process if this instance may and can now; returns
-    /// whether it took it (else the caller publishes it).
-    pub(crate) fn dispatch_local(&self, cmd: &Command) -> bool {
-        let Some((tracker, abort)) = &self.local else {
-            return false;
+    /// Starts `cmd` in-process (its dispatch is written).
+    pub(crate) fn spawn_local(&self, cmd: Command) {
+        let (Some((tracker, abort)), Some(me)) = (&self.local, self.me.upgrade()) else {
+            // Placement is only set where `local` is: unreachable, and the
+            // guard would cover it.
+            tracing::error!(tx = %cmd.tx, step = %cmd.step_name, "no in-process runner; the guard will dispatch it");
+            return;
         };
-        // Shutting down: start nothing new here.
-        let accepting = self.accepting.load(std::sync::atomic::Ordering::Acquire);
-        if !accepting || !self.host.has_free_permit(&cmd.worker) {
-            return false;
-        }
-        let Some(me) = self.me.upgrade() else {
-            return false;
-        };
-        let (cmd, abort) = (cmd.clone(), abort.clone());
+        let abort = abort.clone();
         tracker.spawn(async move {
             tokio::select! {
                 () = me.run_local(&cmd) => {}
                 () = abort.cancelled() => me.hand_over(&cmd).await,
             }
         });
-        true
     }
 
     async fn run_local(&self, cmd: &Command) {
-        let outcome = match self.run(cmd).await {
+        let ran = match (&self.scheduler, cmd.guard_due_ms) {
+            (Some(sched), Some(due)) => self.renewing(sched.as_ref(), cmd, due, self.run(cmd)).await,
+            _ => self.run(cmd).await,
+        };
+        let outcome = match ran {
             Ran::Done(outcome) => outcome,
             Ran::Busy(..) => return self.hand_over(cmd).await,
         };
@@ -50,20 +59,58 @@ impl Shared {
                 "cannot apply a local result; it goes to the results queue");
             if let Err(e) = self.publish_result(result).await {
                 tracing::error!(error = %e, tx = %cmd.tx, step = %cmd.step_name,
-                    "a local result is lost (the transport refused it)");
+                    "cannot report a local result; its guard timer will dispatch the step again");
             }
         }
     }
 
-    /// Sends `cmd` through its queue after all.
+    /// Awaits `run` while renewing the step's guard timer (due at `due`)
+    /// every third of the guard slack, so that only a dead (or frozen)
+    /// runner's step is dispatched again. A renewal that finds the timer
+    /// moved (claimed, or the state went on) stops renewing.
+    async fn renewing<F: Future>(&self, sched: &dyn Scheduler, cmd: &Command, due: u64, run: F) -> F::Output {
+        let slack = self.config.guard_slack;
+        let beat = (slack / 3).max(Duration::from_millis(10));
+        let key = self.saga_key(&cmd.tx);
+        tokio::pin!(run);
+        let mut due = due;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewing = true;
+        loop {
+            tokio::select! {
+                out = &mut run => return out,
+                _ = ticker.tick(), if renewing => {
+                    let next = now_ms().saturating_add(millis(slack));
+                    match sched.move_if(&key, due, next).await {
+                        Ok(true) => due = next,
+                        Ok(false) => {
+                            tracing::warn!(tx = %cmd.tx, step = %cmd.step_name,
+                                "the guard of a running step fired or moved; it may run again elsewhere");
+                            renewing = false;
+                        }
+                        Err(e) => tracing::warn!(error = %e, tx = %cmd.tx, "cannot renew a step's guard; retrying"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dispatches `cmd`'s attempt again, to the queue, if the state still
+    /// waits for this run.
     async fn hand_over(&self, cmd: &Command) {
-        let sent = match self.command_envelope(cmd) {
-            Ok(envelope) => self.transport.publish(envelope).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
-            tracing::error!(error = %e, tx = %cmd.tx, step = %cmd.step_name,
-                "cannot hand a step over to the queue");
+        let handed = self
+            .advance(&cmd.tx, |state, _, wf, now, fx| {
+                if !state.expects(cmd.step, cmd.kind, cmd.attempt, Stage::Running, cmd.token) {
+                    return Ok(false);
+                }
+                state.hand_over(wf, cmd, now, fx);
+                Ok(true)
+            })
+            .await;
+        if let Err(e) = handed {
+            tracing::warn!(error = %e, tx = %cmd.tx, step = %cmd.step_name,
+                "cannot hand a step over to the queue; its guard timer will dispatch it again");
         }
     }
 }

@@ -40,6 +40,10 @@ pub(crate) struct Command {
     /// When it was dispatched (ms since the epoch).
     #[serde(default)]
     pub(crate) created_ms: u64,
+    /// For a step run in-process: when its guard timer is due (the runner
+    /// renews it while the step runs, where the store keeps timers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) guard_due_ms: Option<u64>,
 }
 
 impl Command {
@@ -86,6 +90,9 @@ pub(crate) enum TimerPurpose {
     Timeout,
     /// The backoff before the next attempt is over: dispatch it.
     Retry,
+    /// A step run in-process has not reported by its timeout plus a slack:
+    /// the instance running it died; dispatch the attempt again.
+    Guard,
 }
 
 /// A deferred check. Queue topic `<prefix>.timers`, redelivered with
@@ -122,7 +129,8 @@ pub struct Event {
     /// `workflow.compensating`, `workflow.compensated`, `workflow.cancelled`,
     /// `workflow.compensation_failed`, `workflow.cancel_requested`,
     /// `step.dispatched`, `step.completed`, `step.failed`, `step.skipped`,
-    /// `step.retrying`, `step.timed_out`, `compensation.dispatched`,
+    /// `step.retrying`, `step.timed_out`, `step.lost` (an in-process run
+    /// whose instance died: dispatched again), `compensation.dispatched`,
     /// `compensation.completed`, `compensation.failed`.
     pub name: String,
     /// The step, for `step.*` and `compensation.*`.

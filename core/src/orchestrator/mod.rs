@@ -47,7 +47,8 @@
 //! | `serve` | the consumer loops of a serving instance (not of a client) |
 //! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
 //! | `gate` | which transactions this instance is advancing (in-process ordering) |
-//! | `local` | running a step in-process instead of through the queue (non-durable transports) |
+//! | `local` | running a step in-process instead of through the queue, guarded by a timer |
+//! | `timers` | the store's timers (claimed by a poll loop) or timer messages: retries, queue timeouts, guards |
 //! | `needs` | the backend capabilities it requires, checked at start |
 
 pub mod api;
@@ -60,6 +61,7 @@ mod messages;
 mod needs;
 mod saga;
 mod serve;
+mod timers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -90,10 +92,16 @@ pub struct OrchestratorConfig {
     /// Results handled at once by this instance.
     pub max_in_flight_results: usize,
     /// Run a step in-process when this instance has its worker and a free
-    /// permit, instead of sending its command through the queue. Only on a
-    /// transport that is not durable (in memory), where a crash loses every
-    /// message anyway; on a durable one commands always go through it.
+    /// permit, instead of sending its command through the queue. The state
+    /// write that dispatches it is the record, and a guard timer (due at the
+    /// step timeout plus [`guard_slack`](Self::guard_slack)) dispatches it
+    /// again if the instance dies before its result is written.
     pub local_dispatch: bool,
+    /// How long past a step's timeout the guard of an in-process run waits
+    /// for its result: a crashed instance's step runs again this long after
+    /// its timeout. Longer is safer under overload (a live but slow writer
+    /// is never mistaken for a dead one), shorter recovers sooner.
+    pub guard_slack: Duration,
 }
 
 impl Default for OrchestratorConfig {
@@ -104,6 +112,7 @@ impl Default for OrchestratorConfig {
             max_input: 1 << 20,
             max_in_flight_results: 256,
             local_dispatch: true,
+            guard_slack: Duration::from_secs(10),
         }
     }
 }
@@ -133,6 +142,12 @@ impl OrchestratorConfig {
         self.local_dispatch = on;
         self
     }
+    /// Sets [`guard_slack`](Self::guard_slack).
+    #[must_use]
+    pub fn with_guard_slack(mut self, slack: Duration) -> Self {
+        self.guard_slack = slack;
+        self
+    }
 }
 
 pub(crate) struct Shared {
@@ -156,6 +171,10 @@ pub(crate) struct Shared {
     /// The instance's task tracker and abort signal (clones of its
     /// `Tasks`), for steps run in-process.
     pub(crate) local: Option<(tokio_util::task::TaskTracker, tokio_util::sync::CancellationToken)>,
+    /// Where a dispatch may run in-process (`None`: every step is queued).
+    pub(crate) placement: Option<saga::Placement>,
+    /// The store's timers; `None`: timer messages on the transport.
+    pub(crate) scheduler: Option<Arc<dyn crate::scheduler::Scheduler>>,
     /// Commands go out before the state write that dispatches them. Only
     /// where messages outlive the process (a durable transport) does that
     /// close a crash window; in memory, a crash loses everything anyway,

@@ -5,7 +5,7 @@
 //! | needs | why |
 //! |---|---|
 //! | queue groups | commands, results and timers are competing-consumer queues |
-//! | `nack(delay)` honoured | timers (retry backoff, queue timeouts) wait by delayed redelivery |
+//! | a scheduler, or `nack(delay)` honoured | timers (retry backoff, queue timeouts, guards) are kept with the state by a store with timers, or wait on the transport by delayed redelivery |
 //! | an ack timeout | a dead instance's unsettled work must go to another |
 //!
 //! Exact store versions are not required store-wide: saga keys are written
@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::transport::Capabilities;
 
 /// `Ok` when `caps` has what the orchestrator needs.
-pub(crate) fn check_transport(caps: &Capabilities) -> Result<()> {
+pub(crate) fn check_transport(caps: &Capabilities, store_has_timers: bool) -> Result<()> {
     let missing = [
         (
             caps.queue,
@@ -24,9 +24,9 @@ pub(crate) fn check_transport(caps: &Capabilities) -> Result<()> {
             "queue groups (commands, results and timers are queues)",
         ),
         (
-            caps.nack_delay,
+            caps.nack_delay || store_has_timers,
             "nack_delay",
-            "delayed redelivery, nack(delay) (timers wait by it)",
+            "delayed redelivery, nack(delay), which timers wait by when the store keeps none",
         ),
         (
             caps.ack_timeout,
@@ -59,14 +59,14 @@ mod tests {
     use crate::envelope::Envelope;
     use crate::transport::{MemoryTransport, SubscribeMode, SubscribeOptions, Subscription, Transport};
 
-    /// The memory transport, claiming it cannot delay a redelivery.
-    struct NoDelay(MemoryTransport);
+    /// The memory transport, claiming it has no ack timeout.
+    struct NoAckTimeout(MemoryTransport);
 
     #[async_trait]
-    impl Transport for NoDelay {
+    impl Transport for NoAckTimeout {
         fn capabilities(&self) -> Capabilities {
             let mut caps = self.0.capabilities();
-            caps.nack_delay = false;
+            caps.ack_timeout = false;
             caps
         }
         async fn publish(&self, e: Envelope) -> Result<()> {
@@ -84,20 +84,26 @@ mod tests {
     async fn the_orchestrator_refuses_to_start_on_a_transport_it_cannot_use() {
         let host = crate::worker::WorkerHost::builder().build().expect("host");
         let err = super::super::Orchestrator::start(
-            Arc::new(NoDelay(MemoryTransport::new())),
+            Arc::new(NoAckTimeout(MemoryTransport::new())),
             Arc::new(crate::store::MemoryStore::new()),
             host,
             super::super::OrchestratorConfig::default(),
         )
         .await
-        .expect_err("no delayed redelivery");
+        .expect_err("no ack timeout");
         assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert!(err.message().contains("delayed redelivery"), "{err}");
+        assert!(err.message().contains("an ack timeout"), "{err}");
     }
 
     #[test]
     fn a_transport_without_delayed_redelivery_or_ack_timeout_is_refused_by_name() {
-        assert!(check_transport(&Capabilities::full("full", 1024)).is_ok());
+        assert!(check_transport(&Capabilities::full("full", 1024), false).is_ok());
+        let mut no_delay = Capabilities::full("odd", 1024);
+        no_delay.nack_delay = false;
+        assert!(
+            check_transport(&no_delay, true).is_ok(),
+            "a store with timers stands in for delayed redelivery"
+        );
         for (name, strip) in [
             (
                 "queue",
@@ -108,7 +114,7 @@ mod tests {
         ] {
             let mut caps = Capabilities::full("odd", 1024);
             strip(&mut caps);
-            let err = check_transport(&caps).expect_err(name);
+            let err = check_transport(&caps, false).expect_err(name);
             assert_eq!(err.kind(), ErrorKind::Unsupported);
             assert!(err.to_string().contains(name), "{err}");
             assert!(err.message().contains("the odd transport lacks"), "{err}");

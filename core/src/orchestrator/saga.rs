@@ -74,16 +74,38 @@ pub(crate) struct WaitingOnly {
 }
 
 /// What one state change publishes: commands and timers before the write
-/// (fenced by `basis` and `token`), events after it.
-#[derive(Debug, Default)]
+/// (fenced by `basis` and `token`), events after it, and the steps this
+/// instance runs itself once it is written.
+#[derive(Default)]
 pub(crate) struct Effects {
     /// The version the write replaces (0: it creates the state).
     pub(crate) basis: u64,
     /// The fencing token of this write attempt (see [`Waiting::token`]).
     pub(crate) token: u64,
+    /// Commands for the queue.
     pub(crate) commands: Vec<Command>,
+    /// Commands this instance runs in-process after the write (their guard
+    /// timer is the crash record).
+    pub(crate) local: Vec<Command>,
+    /// Timer messages (for a store without timers; with one, the state's
+    /// [`Deadline`] is written with it instead).
     pub(crate) timers: Vec<Timer>,
     pub(crate) events: Vec<Event>,
+    /// Where a dispatch may run in-process (`None`: every step is queued).
+    pub(crate) placement: Option<Placement>,
+}
+
+impl std::fmt::Debug for Effects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Effects")
+            .field("basis", &self.basis)
+            .field("token", &self.token)
+            .field("commands", &self.commands)
+            .field("local", &self.local)
+            .field("timers", &self.timers)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Effects {
@@ -95,6 +117,30 @@ impl Effects {
             ..Effects::default()
         }
     }
+}
+
+/// Whether a step may run in the instance that dispatches it.
+#[derive(Clone)]
+pub(crate) struct Placement {
+    /// Whether this instance takes a step of this worker now (it has the
+    /// worker and a free permit).
+    pub(crate) run_here: std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// How long the guard of an in-process run waits past the step timeout
+    /// (or, renewed, past its last renewal) for its result before it
+    /// dispatches the step again.
+    pub(crate) guard_slack_ms: u64,
+    /// The guard is renewed while the step runs (the store keeps timers):
+    /// it is due `guard_slack_ms` after the dispatch, not after the step
+    /// timeout, and a step without a timeout may run in-process too.
+    pub(crate) renewed: bool,
+}
+
+/// When the state's current wait needs attention without a message: the
+/// due time of its timer (kept with the state in a store with timers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Deadline {
+    pub(crate) due_ms: u64,
+    pub(crate) purpose: TimerPurpose,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +162,9 @@ pub(crate) struct SagaState {
     pub(crate) history: Vec<AttemptRecord>,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
+    /// The current wait's timer, if it has one.
+    #[serde(default)]
+    pub(crate) deadline: Option<Deadline>,
 }
 
 /// A random, non-zero 64-bit token (std's per-instance random SipHash
@@ -163,6 +212,7 @@ impl SagaState {
             history: Vec::new(),
             created_ms: now,
             updated_ms: now,
+            deadline: None,
         }
     }
 
@@ -242,6 +292,7 @@ impl SagaState {
         }
         self.status = SagaStatus::Completed;
         self.waiting = None;
+        self.deadline = None;
         self.output = Some(self.context.clone());
         self.event(fx, "workflow.completed", None, None, now);
     }
@@ -283,26 +334,46 @@ impl SagaState {
             outcome: None,
         });
         let timeout_ms = millis(step.timeout);
-        // The step timeout is start-to-close, enforced by the executor; only
-        // a queue timeout needs a durable timer (it also covers a command
-        // nobody serves). Its slack keeps it behind a result sent in time.
-        if let Some(queue) = step.queue_timeout {
+        // In-process when this instance takes it now and the run is bounded
+        // (its guard must not fire while it runs).
+        let here = fx
+            .placement
+            .as_ref()
+            .filter(|p| (p.renewed || timeout_ms > 0) && (p.run_here)(&worker))
+            .map(|p| {
+                let bound = if p.renewed { 0 } else { timeout_ms };
+                now.saturating_add(bound).saturating_add(p.guard_slack_ms)
+            });
+        // The step timeout is start-to-close, enforced by the executor; a
+        // queued step needs a durable timer only for a queue timeout (it
+        // also covers a command nobody serves). Its slack keeps it behind a
+        // result sent in time. A step run in-process has a guard: no result
+        // (nor renewal) by then means the instance died; it runs again.
+        let timer = match (here, step.queue_timeout) {
+            (Some(guard), _) => Some((guard, TimerPurpose::Guard)),
+            (None, Some(queue)) => Some((
+                now.saturating_add(millis(queue))
+                    .saturating_add(timeout_ms)
+                    .saturating_add(QUEUE_GUARD_SLACK_MS),
+                TimerPurpose::Timeout,
+            )),
+            (None, None) => None,
+        };
+        self.deadline = timer.map(|(due_ms, purpose)| Deadline { due_ms, purpose });
+        if let Some((due_ms, purpose)) = timer {
             fx.timers.push(Timer {
                 tx: self.tx.clone(),
                 step: i,
                 kind,
                 attempt,
-                due_ms: now
-                    .saturating_add(millis(queue))
-                    .saturating_add(timeout_ms)
-                    .saturating_add(QUEUE_GUARD_SLACK_MS),
-                purpose: TimerPurpose::Timeout,
+                due_ms,
+                purpose,
                 basis,
                 token,
                 created_ms: now,
             });
         }
-        fx.commands.push(Command {
+        let command = Command {
             tx: self.tx.clone(),
             workflow: self.workflow.clone(),
             step: i,
@@ -314,9 +385,18 @@ impl SagaState {
             basis,
             token,
             timeout_ms,
-            queue_deadline_ms: step.queue_timeout.map(|q| now.saturating_add(millis(q))),
+            queue_deadline_ms: step
+                .queue_timeout
+                .filter(|_| here.is_none())
+                .map(|q| now.saturating_add(millis(q))),
             created_ms: now,
-        });
+            guard_due_ms: here,
+        };
+        if here.is_some() {
+            fx.local.push(command);
+        } else {
+            fx.commands.push(command);
+        }
         let name = match kind {
             StepKind::Forward => "step.dispatched",
             StepKind::Compensate => "compensation.dispatched",
@@ -405,7 +485,7 @@ impl SagaState {
             kind: t.kind,
             attempt: t.attempt,
             stage: match t.purpose {
-                TimerPurpose::Timeout => Stage::Running,
+                TimerPurpose::Timeout | TimerPurpose::Guard => Stage::Running,
                 TimerPurpose::Retry => Stage::Backoff,
             },
             token: t.token,
@@ -433,8 +513,59 @@ impl SagaState {
                 self.dispatch(wf, t.step, t.kind, t.attempt, now, fx);
                 true
             }
+            TimerPurpose::Guard if self.expects(t.step, t.kind, t.attempt, Stage::Running, t.token) => {
+                // The instance running it in-process reported nothing by its
+                // timeout and slack: it died (or lost the store). The same
+                // attempt runs again (at least once); its retries are kept.
+                let name = wf.steps[t.step].name.clone();
+                let detail = "no result from the instance running it in-process by its guard deadline; dispatched again";
+                self.finish_attempt(&name, t.kind, t.attempt, "lost".into(), now);
+                self.event(
+                    fx,
+                    "step.lost",
+                    Some((&name, t.attempt)),
+                    Some(detail.into()),
+                    now,
+                );
+                self.dispatch(wf, t.step, t.kind, t.attempt, now, fx);
+                true
+            }
             _ => false,
         }
+    }
+
+    /// The timer of the state's current wait, built from its [`Deadline`]
+    /// (a store with timers keeps only that, not a message).
+    pub(crate) fn due_timer(&self) -> Option<Timer> {
+        let (w, d) = (self.waiting?, self.deadline?);
+        Some(Timer {
+            tx: self.tx.clone(),
+            step: w.step,
+            kind: w.kind,
+            attempt: w.attempt,
+            due_ms: d.due_ms,
+            purpose: d.purpose,
+            basis: 0,
+            token: w.token,
+            created_ms: self.updated_ms,
+        })
+    }
+
+    /// Hands a step this instance was to run in-process over to the queue
+    /// (it had no free permit after all): the same attempt is dispatched
+    /// again, queued. Check [`expects`](Self::expects) first.
+    pub(crate) fn hand_over(&mut self, wf: &WorkflowDef, cmd: &Command, now: u64, fx: &mut Effects) {
+        // The run never started: its record goes, the new dispatch adds one.
+        if let Some(pos) = self.history.iter().rposition(|r| {
+            r.step == cmd.step_name
+                && r.kind == cmd.kind
+                && r.attempt == cmd.attempt
+                && r.finished_ms.is_none()
+        }) {
+            self.history.remove(pos);
+        }
+        fx.placement = None;
+        self.dispatch(wf, cmd.step, cmd.kind, cmd.attempt, now, fx);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -461,12 +592,17 @@ impl SagaState {
                 stage: Stage::Backoff,
                 token,
             });
+            let due_ms = now.saturating_add(millis(wait));
+            self.deadline = Some(Deadline {
+                due_ms,
+                purpose: TimerPurpose::Retry,
+            });
             fx.timers.push(Timer {
                 tx: self.tx.clone(),
                 step: i,
                 kind,
                 attempt: attempt + 1,
-                due_ms: now.saturating_add(millis(wait)),
+                due_ms,
                 purpose: TimerPurpose::Retry,
                 basis,
                 token,
@@ -515,6 +651,7 @@ impl SagaState {
                 );
                 self.status = SagaStatus::CompensationFailed;
                 self.waiting = None;
+                self.deadline = None;
                 self.event(fx, "workflow.compensation_failed", None, self.error.clone(), now);
             }
         }
@@ -533,6 +670,7 @@ impl SagaState {
         self.ending = Some(ending);
         self.comp_pos = 0;
         self.waiting = None;
+        self.deadline = None;
         if self.compensations(wf).is_empty() {
             return self.end(ending, false, now, fx);
         }
@@ -550,6 +688,7 @@ impl SagaState {
 
     fn end(&mut self, ending: Ending, compensated: bool, now: u64, fx: &mut Effects) {
         self.waiting = None;
+        self.deadline = None;
         let (status, name) = match (ending, compensated) {
             (Ending::Cancel, _) => (SagaStatus::Cancelled, "workflow.cancelled"),
             (Ending::Failure, true) => (SagaStatus::Compensated, "workflow.compensated"),

@@ -35,6 +35,7 @@ fn placeholder() -> Command {
         timeout_ms: 0,
         queue_deadline_ms: None,
         created_ms: 0,
+        guard_due_ms: None,
     }
 }
 

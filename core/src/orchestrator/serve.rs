@@ -81,6 +81,11 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         }
     });
 
+    if let Some(sched) = shared.scheduler.clone() {
+        super::timers::spawn_poller(shared, tasks, sched);
+        return Ok(());
+    }
+    // A store without timers: timer messages, redelivered until due.
     let sub = shared
         .transport
         .subscribe(

@@ -140,6 +140,16 @@ impl Scheduler for MemoryScheduler {
         Ok(true)
     }
 
+    async fn move_if(&self, key: &str, from_ms: u64, to_ms: u64) -> Result<bool> {
+        validate::key(key)?;
+        let mut timers = self.lock();
+        if timers.by_key.get(key).map(|&(due, _)| due) != Some(from_ms) {
+            return Ok(false);
+        }
+        timers.set(key, to_ms);
+        Ok(true)
+    }
+
     async fn pending(&self, scope: &str) -> Result<u64> {
         Ok(self.lock().by_due.get(scope).map_or(0, |s| s.len() as u64))
     }

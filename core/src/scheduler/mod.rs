@@ -20,6 +20,9 @@
 //! * **Settle only what you claimed.** [`settle`](Scheduler::settle) removes
 //!   or moves a claimed timer only if nobody changed it since the claim (a
 //!   state write arming the next wait wins over a stale claimer).
+//! * **Renew.** [`move_if`](Scheduler::move_if) moves a timer only if it
+//!   is still where its mover last put it (a heartbeat never overrides a
+//!   claim or a state write).
 //! * **Cancel or complete early.** A timed write's [`TimerChange::Clear`],
 //!   or [`cancel`](Scheduler::cancel), removes a timer before it is due.
 //! * **One per key.** Setting a key's timer again moves it.
@@ -127,6 +130,12 @@ pub trait Scheduler: Send + Sync + 'static {
     /// returns whether it was settled.
     async fn settle(&self, key: &str, claim: u64, how: Settle) -> Result<bool>;
 
+    /// Moves `key`'s timer from `from_ms` to `to_ms`, only if it is still
+    /// set to fire at exactly `from_ms` (not changed, claimed or removed
+    /// since); returns whether it moved. A holder of a lease-like timer
+    /// (the guard of a step running in-process) renews it by this.
+    async fn move_if(&self, key: &str, from_ms: u64, to_ms: u64) -> Result<bool>;
+
     /// How many timers of `scope` are set (due or not).
     async fn pending(&self, scope: &str) -> Result<u64>;
 }
@@ -153,6 +162,9 @@ impl<T: Scheduler + ?Sized> Scheduler for std::sync::Arc<T> {
     }
     async fn settle(&self, key: &str, claim: u64, how: Settle) -> Result<bool> {
         (**self).settle(key, claim, how).await
+    }
+    async fn move_if(&self, key: &str, from_ms: u64, to_ms: u64) -> Result<bool> {
+        (**self).move_if(key, from_ms, to_ms).await
     }
     async fn pending(&self, scope: &str) -> Result<u64> {
         (**self).pending(scope).await

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use multiagents::orchestrator::{Orchestrator, OrchestratorConfig, SagaStatus, TransactionId};
-use multiagents::worker::{CallInfo, WorkerHost, WorkerSpec, fatal, native};
 use multiagents::{Config, backend};
 use multiagents_core::conformance::{backend_url, unique};
 use serde_json::json;
@@ -94,22 +92,15 @@ async fn a_killed_runtime_process_hands_its_unacked_deliveries_to_another() {
 
     let mut a = serve("process A", &config_path, &dir.join("a.log"));
 
-    // The test's client: an orchestrator on the same backend that serves no
-    // worker. Its `sleep` is registered only after `start`, so it never
-    // subscribes to commands (and fails loudly if ever called); it is
-    // stopped after submitting, leaving all the work to the processes.
-    let host = WorkerHost::builder().build().expect("host");
-    let client = Orchestrator::start(
+    // The test's client: it serves nothing (no command, result or timer),
+    // leaving all the work to the processes.
+    let client = Orchestrator::connect(
         backend::transport(&url).await.expect("transport"),
         backend::store(&url).await.expect("store"),
-        host.clone(),
         OrchestratorConfig::default().with_prefix("ma"),
     )
     .await
     .expect("client");
-    let never = native(|_: CallInfo, _: Bytes| async { Err(fatal("the test client must never run a step")) });
-    host.register_native("sleep", never, WorkerSpec::default())
-        .expect("register");
     for def in config.workflow_defs().expect("workflows") {
         client.register_workflow(def).expect("workflow");
     }

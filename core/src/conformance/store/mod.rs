@@ -25,6 +25,7 @@
 //! | [`scan_skips_expired`] | expired keys are not scanned | ttl |
 //! | [`timers_fire_when_due`] | timers are claimed when due, earliest first, once per lease; settled ones are gone; cancel | a scheduler |
 //! | [`timer_changed_after_claim_is_not_settled`] | a timer re-armed after its claim is neither removed nor moved by that claim | a scheduler |
+//! | [`timer_moves_only_from_where_it_was`] | `move_if` renews a timer from its exact time; not a missing, claimed or re-armed one | a scheduler |
 //! | [`timed_cas_writes_the_timer_with_the_state`] | a timed CAS arms, moves, clears the timer with the write; a conflict changes neither; delete removes it (without a scheduler: `Unsupported`) | — |
 //! | [`concurrent_claims_single_winner`] | 8 concurrent claims of one due timer: one gets it | a scheduler |
 //! | [`scheduler_rejects_bad_input`] | claim limit 0, zero lease, bad keys: `InvalidInput` | a scheduler |
@@ -53,7 +54,7 @@ pub use input::{put_batch_invalid_entry_writes_nothing, rejects_bad_input};
 pub use scan::scan_prefix_paging;
 pub use timers::{
     concurrent_claims_single_winner, scheduler_rejects_bad_input, timed_cas_writes_the_timer_with_the_state,
-    timer_changed_after_claim_is_not_settled, timers_fire_when_due,
+    timer_changed_after_claim_is_not_settled, timer_moves_only_from_where_it_was, timers_fire_when_due,
 };
 pub use ttl::{cas_with_ttl, scan_skips_expired, ttl_expiry, ttl_follows_latest_write};
 

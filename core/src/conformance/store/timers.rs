@@ -273,6 +273,44 @@ pub async fn timed_cas_writes_the_timer_with_the_state<S: StateStore + ?Sized>(s
     );
 }
 
+/// `move_if` renews a timer still where its mover left it, and never one
+/// that was claimed, re-armed or removed since.
+pub async fn timer_moves_only_from_where_it_was<S: StateStore + ?Sized>(st: &S, s: &Settings) {
+    let Some(sched) = scheduler_of(st, "timer_moves_only_from_where_it_was") else {
+        return;
+    };
+    let scope = unique("timers");
+    let key = format!("{scope}/k");
+    assert!(
+        !must(s, "move a missing timer", sched.move_if(&key, T0, T0 + 1)).await,
+        "no timer: no move"
+    );
+    must(s, "schedule", sched.schedule(&key, T0 + 10)).await;
+    assert!(!must(s, "move from the wrong time", sched.move_if(&key, T0, T0 + 20)).await);
+    assert!(
+        must(s, "renew", sched.move_if(&key, T0 + 10, T0 + 20)).await,
+        "renews from where it is"
+    );
+    let none = must(
+        s,
+        "claim before the renewed time",
+        sched.claim_due(&scope, T0 + 19, 10, LEASE),
+    )
+    .await;
+    assert!(none.is_empty(), "renewed to T0+20: {none:?}");
+    let due = must(
+        s,
+        "claim at the renewed time",
+        sched.claim_due(&scope, T0 + 20, 10, LEASE),
+    )
+    .await;
+    assert_eq!(keys_of(&due), [key.as_str()]);
+    assert!(
+        !must(s, "renew a claimed timer", sched.move_if(&key, T0 + 20, T0 + 30)).await,
+        "a claim wins over a renewal"
+    );
+}
+
 /// Of concurrent claimers of one due timer, exactly one gets it.
 pub async fn concurrent_claims_single_winner<S: StateStore + ?Sized>(st: &S, s: &Settings) {
     let Some(sched) = scheduler_of(st, "concurrent_claims_single_winner") else {
