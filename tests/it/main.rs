@@ -7,7 +7,9 @@ mod cli_runtime;
 mod cli_worker;
 mod client;
 mod config;
+mod crash_windows;
 mod demo;
+mod fuse;
 mod local;
 mod orchestrator;
 #[cfg(feature = "redis")]
@@ -20,6 +22,7 @@ mod redis_runtime;
 mod runtime;
 #[allow(dead_code)] // some helpers serve only the memory binary
 mod support;
+mod timers;
 mod under_load;
 mod wasm_examples;
 mod wasm_hostile;

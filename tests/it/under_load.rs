@@ -35,10 +35,10 @@ on_every_backend!(
 
 /// Runs per `"<worker>:<tx>"`.
 #[derive(Clone, Default)]
-struct Runs(Arc<Mutex<HashMap<String, u32>>>);
+pub(crate) struct Runs(Arc<Mutex<HashMap<String, u32>>>);
 
 impl Runs {
-    fn count(&self, worker: &str, tx: &TransactionId) -> u32 {
+    pub(crate) fn count(&self, worker: &str, tx: &TransactionId) -> u32 {
         let runs = self.0.lock().expect("runs");
         runs.get(&format!("{worker}:{tx}")).copied().unwrap_or(0)
     }
@@ -46,7 +46,7 @@ impl Runs {
 
 /// How a worker behaves.
 #[derive(Clone, Copy)]
-enum Act {
+pub(crate) enum Act {
     Ok,
     /// Fails retryably on the first attempt of one transaction in `n`
     /// (chosen by the transaction's `i` input).
@@ -55,7 +55,7 @@ enum Act {
     Sleep(Duration),
 }
 
-fn register(host: &WorkerHost, runs: &Runs, name: &'static str, act: Act) {
+pub(crate) fn register(host: &WorkerHost, runs: &Runs, name: &'static str, act: Act) {
     let runs = runs.clone();
     let worker = native(move |call: CallInfo, input: Bytes| {
         let runs = runs.clone();
