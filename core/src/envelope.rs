@@ -171,6 +171,37 @@ impl Envelope {
         Ok(out)
     }
 
+    /// Several envelopes as one message's bytes (a CBOR array), for a
+    /// transport that packs a batch into one message; read it back with
+    /// [`Envelope::batch_from_wire`].
+    pub fn batch_to_wire(envelopes: &[&Envelope]) -> Result<Vec<u8>> {
+        let size: usize = envelopes.iter().map(|e| e.payload.len() + 96).sum();
+        let mut out = Vec::with_capacity(size);
+        ciborium::into_writer(envelopes, &mut out).map_err(|e| {
+            Error::new(ErrorKind::Codec, "cannot encode a batch of envelopes")
+                .with_operation("envelope.batch_to_wire")
+                .with_source(e)
+        })?;
+        Ok(out)
+    }
+
+    /// Parses one message of [`Envelope::to_wire`] or
+    /// [`Envelope::batch_to_wire`] output (at most `max_bytes`) into its
+    /// envelopes. Garbage is a typed error, never a panic.
+    pub fn batch_from_wire(bytes: &[u8], max_bytes: usize) -> Result<Vec<Self>> {
+        // A batch is a CBOR array (major type 4), an envelope a map.
+        if bytes.first().is_none_or(|b| b >> 5 != 4) {
+            return Self::from_wire(bytes, max_bytes).map(|e| vec![e]);
+        }
+        validate::size("envelope batch", bytes.len(), max_bytes)?;
+        ciborium::from_reader(bytes).map_err(|e| {
+            Error::new(ErrorKind::Codec, "bytes are not a batch of envelopes")
+                .with_operation("envelope.batch_from_wire")
+                .with_context("len", bytes.len())
+                .with_source(e)
+        })
+    }
+
     /// Parses [`Envelope::to_wire`] output. Garbage, truncated or oversized
     /// input (more than `max_bytes`) is a typed error, never a panic.
     pub fn from_wire(bytes: &[u8], max_bytes: usize) -> Result<Self> {

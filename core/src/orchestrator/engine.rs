@@ -48,8 +48,8 @@ pub(crate) enum After {
 
 /// What [`Shared::commit`] did.
 pub(crate) enum Committed {
-    /// The state is written and its effects are out.
-    Written,
+    /// The state is written (at this version) and its effects are out.
+    Written(crate::store::Version),
     /// The state was not as expected: nothing written.
     Conflict(Error),
     /// Its effects went out too long ago to land the write (see
@@ -215,14 +215,14 @@ impl Shared {
         let write = self
             .store
             .compare_and_swap_timed(&key, expected, value, ttl, timer);
-        match write
+        let version = match write
             .instrument(tracing::debug_span!("state.write", tx = %state.tx))
             .await
         {
-            Ok(_) => {}
+            Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::Conflict => return Ok(Committed::Conflict(e)),
             Err(e) => return Err(e),
-        }
+        };
         if state.status.is_final() {
             let secs = state.updated_ms.saturating_sub(state.created_ms) as f64 / 1000.0;
             metrics::histogram!("multiagents_workflow_duration_seconds",
@@ -231,7 +231,7 @@ impl Shared {
         }
         self.publish_effects_after(fx).await?;
         self.changed.notify_waiters();
-        Ok(Committed::Written)
+        Ok(Committed::Written(version))
     }
 
     /// Reads, transforms and compare-and-swaps one saga until it sticks.
@@ -242,28 +242,37 @@ impl Shared {
         F: FnMut(&mut SagaState, u64, &WorkflowDef, u64, &mut Effects) -> Result<bool>,
     {
         let key = self.saga_key(tx);
-        // A cached read may be stale when other instances share the store:
-        // nothing is dropped as stale before a fresh read agrees.
+        // The state this instance wrote last, if kept (no read, no decode);
+        // then a cached read. Either may be stale when other instances
+        // share the store: a conflict re-reads, and nothing is dropped as
+        // stale before a fresh read agrees.
+        let mut kept = self.decoded.take(tx);
         let mut fresh = false;
         for _ in 0..MAX_CAS_ROUNDS {
-            let read = if fresh {
-                self.store.get_fresh(&key).await?
-            } else {
-                self.store.get(&key).await?
-            };
-            let Some(current) = read else {
-                if fresh {
-                    return Ok(Advanced::Absent); // unknown, or finished and expired
+            let (version, mut state) = match kept.take() {
+                Some(k) => k,
+                None => {
+                    let read = if fresh {
+                        self.store.get_fresh(&key).await?
+                    } else {
+                        self.store.get(&key).await?
+                    };
+                    let Some(current) = read else {
+                        if fresh {
+                            return Ok(Advanced::Absent); // unknown, or finished and expired
+                        }
+                        fresh = true;
+                        continue;
+                    };
+                    let state: SagaState = self.codec.decode(&current.value)?;
+                    (current.version.0, state)
                 }
-                fresh = true;
-                continue;
             };
-            let mut state: SagaState = self.codec.decode(&current.value)?;
             let before = state.deadline;
             let wf = self.workflow(&state.workflow)?;
             let now = now_ms();
-            let mut fx = self.effects(current.version.0);
-            if !f(&mut state, current.version.0, &wf, now, &mut fx)? {
+            let mut fx = self.effects(version);
+            if !f(&mut state, version, &wf, now, &mut fx)? {
                 if fresh {
                     return Ok(Advanced::Skipped);
                 }
@@ -272,10 +281,18 @@ impl Shared {
             }
             state.updated_ms = now;
             match self
-                .commit(Expected::Version(current.version), before, &state, fx)
+                .commit(
+                    Expected::Version(crate::store::Version(version)),
+                    before,
+                    &state,
+                    fx,
+                )
                 .await?
             {
-                Committed::Written => return Ok(Advanced::Written),
+                Committed::Written(v) => {
+                    self.decoded.put(v.0, state);
+                    return Ok(Advanced::Written);
+                }
                 Committed::Conflict(_) | Committed::TooLate => continue,
             }
         }
@@ -409,6 +426,7 @@ impl Orchestrator {
             local,
             placement,
             scheduler,
+            decoded: Default::default(),
             gate: Default::default(),
             transport,
             store,

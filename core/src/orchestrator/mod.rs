@@ -7,15 +7,25 @@
 //!   `<prefix>/saga/<tx>`, written only with compare-and-swap: of two
 //!   instances handling the same event, one wins and the other re-reads and
 //!   finds nothing left to do.
-//! * A step is dispatched as a **command** on the queue topic
+//! * A step runs **in the instance that dispatches it** when that instance
+//!   has its worker and a free permit (`local`): the dispatching state
+//!   write is the record, and it arms the step's **guard** timer, which
+//!   the runner renews while the step runs; if the instance dies, the guard
+//!   fires and the step is dispatched again.
+//! * Otherwise a step is dispatched as a **command** on the queue topic
 //!   `<prefix>.cmd.<worker>`; whichever instance serves that worker invokes
 //!   it and publishes a **result** on `<prefix>.results`. Results are matched
 //!   to the `(transaction, step, kind, attempt, token)` the state expects —
 //!   never to "the current step" — so a duplicate or late result is
 //!   recognised and dropped.
-//! * A state change publishes its commands and **timers** (retry backoff,
-//!   and the optional queue timeout) *before* its state write (commands
-//!   only on a durable transport; in memory they follow the write), each
+//! * **Timers** (retry backoff, the optional queue timeout, guards) are kept
+//!   with the state: the write that starts a wait arms its timer in the same
+//!   atomic step and the write that ends it clears it
+//!   ([`crate::scheduler`]); a poll loop claims due ones (`timers`). A
+//!   store without timers falls back to timer messages on the transport.
+//! * A state change publishes its commands (and timer messages) *before*
+//!   its state write (commands only on a durable transport; in memory they
+//!   follow the write), each
 //!   carrying the version the write replaces (its *basis*) and the write
 //!   attempt's random fencing *token*: once the write is in, nothing it
 //!   promised can be missing, whatever crashes next. A reader judges each
@@ -43,7 +53,8 @@
 //! | `saga` | the persisted state and its pure transitions |
 //! | `messages` | commands, results, timers, events on the wire |
 //! | `client` | execute, status, wait, cancel, list, events (all a client does) |
-//! | `engine` | starting and stopping an instance, the CAS-advance loop, results and timers |
+//! | `engine` | starting and stopping an instance, the CAS-advance loop, results |
+//! | `decoded` | the states this instance wrote last, decoded (its next change skips the read) |
 //! | `serve` | the consumer loops of a serving instance (not of a client) |
 //! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
 //! | `gate` | which transactions this instance is advancing (in-process ordering) |
@@ -53,6 +64,7 @@
 
 pub mod api;
 mod client;
+mod decoded;
 mod engine;
 mod executor;
 mod gate;
@@ -175,6 +187,8 @@ pub(crate) struct Shared {
     pub(crate) placement: Option<saga::Placement>,
     /// The store's timers; `None`: timer messages on the transport.
     pub(crate) scheduler: Option<Arc<dyn crate::scheduler::Scheduler>>,
+    /// The states this instance wrote last, decoded.
+    pub(crate) decoded: decoded::Decoded,
     /// Commands go out before the state write that dispatches them. Only
     /// where messages outlive the process (a durable transport) does that
     /// close a crash window; in memory, a crash loses everything anyway,
