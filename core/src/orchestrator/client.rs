@@ -46,11 +46,8 @@ impl Orchestrator {
         let mut state = SagaState::new(&tx, &wf, input, now);
         let mut fx = s.effects(0);
         state.start(&wf, now, &mut fx);
-        match s.commit(Expected::Absent, None, &state, fx).await? {
-            Committed::Written(v) => {
-                s.decoded.put(v.0, state);
-                Ok(tx)
-            }
+        match s.commit(Expected::Absent, None, state, fx).await? {
+            Committed::Written => Ok(tx),
             Committed::Conflict(e) => Err(e.with_operation("execute")),
             Committed::TooLate => Err(Error::new(
                 ErrorKind::Unavailable,

@@ -48,8 +48,8 @@ pub(crate) enum After {
 
 /// What [`Shared::commit`] did.
 pub(crate) enum Committed {
-    /// The state is written (at this version) and its effects are out.
-    Written(crate::store::Version),
+    /// The state is written and its effects are out.
+    Written,
     /// The state was not as expected: nothing written.
     Conflict(Error),
     /// Its effects went out too long ago to land the write (see
@@ -187,12 +187,14 @@ impl Shared {
     /// Writes `state` (its deadline `before` the change) over `expected`,
     /// with its effects: commands and timer messages before the write, the
     /// state and (in a store with timers) its timer in one step, then
-    /// events, commands that follow the write, and in-process steps.
+    /// events, commands that follow the write, and in-process steps. A
+    /// written state is kept decoded (`decoded`) before any step it
+    /// dispatches can start, so that step's result finds it.
     pub(crate) async fn commit(
         &self,
         expected: Expected,
         before: Option<Deadline>,
-        state: &SagaState,
+        state: SagaState,
         fx: Effects,
     ) -> Result<Committed> {
         let key = self.saga_key(&state.tx);
@@ -200,7 +202,7 @@ impl Shared {
         let published = std::time::Instant::now();
         self.publish_effects_before(&fx).await?;
         let ttl = state.status.is_final().then_some(self.config.retention);
-        let value = self.encode(state)?;
+        let value = self.encode(&state)?;
         if published.elapsed() > ORPHAN_GRACE / 2 {
             // Readers drop what waited ORPHAN_GRACE for its write: never
             // land a write that late; its effects are dropped as orphans.
@@ -229,9 +231,10 @@ impl Shared {
                 "workflow" => state.workflow.clone(), "status" => state.status.as_str())
             .record(secs);
         }
+        self.decoded.put(version.0, state);
         self.publish_effects_after(fx).await?;
         self.changed.notify_waiters();
-        Ok(Committed::Written(version))
+        Ok(Committed::Written)
     }
 
     /// Reads, transforms and compare-and-swaps one saga until it sticks.
@@ -284,15 +287,12 @@ impl Shared {
                 .commit(
                     Expected::Version(crate::store::Version(version)),
                     before,
-                    &state,
+                    state,
                     fx,
                 )
                 .await?
             {
-                Committed::Written(v) => {
-                    self.decoded.put(v.0, state);
-                    return Ok(Advanced::Written);
-                }
+                Committed::Written => return Ok(Advanced::Written),
                 Committed::Conflict(_) | Committed::TooLate => continue,
             }
         }
