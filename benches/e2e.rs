@@ -39,6 +39,12 @@ use multiagents::{
 };
 use serde_json::json;
 
+/// The allocator of the `multiagents` binary (src/main.rs): glibc malloc's
+/// arena locks and consolidation were about a fifth of this harness's CPU.
+/// To measure glibc, build without these two lines.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/it/support.rs"]
 #[allow(dead_code)]
 mod support;

@@ -6,6 +6,12 @@ use clap::Parser;
 
 mod cli;
 
+/// mimalloc, not glibc malloc: under load glibc's arena locks and
+/// consolidation were a fifth of the orchestrator's CPU (BENCHMARKS.md).
+/// The library sets no allocator; an embedding binary picks its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing(args.verbose);
