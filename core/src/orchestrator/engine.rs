@@ -78,6 +78,8 @@ pub(crate) struct Tasks {
     /// Tells handlers still running after the shutdown deadline to give up
     /// (their deliveries are dropped unsettled, hence redelivered).
     pub(crate) abort: CancellationToken,
+    /// The events sender task (not tracked: it ends after every handler).
+    pub(crate) sender: super::events::Sender,
 }
 
 impl Drop for Tasks {
@@ -85,6 +87,7 @@ impl Drop for Tasks {
         self.stop.cancel();
         self.abort.cancel();
         self.tracker.close();
+        self.sender.drain.cancel();
     }
 }
 
@@ -156,13 +159,12 @@ impl Shared {
             }
         }
         record_metrics(&fx);
-        for c in fx.local {
-            self.spawn_local(c);
-        }
         // Only watchers read events: no stream, no backlog (on Redis a
-        // `PUBLISH` each instead of `XADD` + `PUBLISH`).
+        // `PUBLISH` instead of `XADD` + `PUBLISH`).
+        // Queued for the sender task (`events.rs`): in order, at most once,
+        // and without waiting, so the steps started below run at once.
         if !envs.is_empty() {
-            self.transport.broadcast(envs).await?;
+            self.events.send(envs);
         }
         if !self.commands_first && !fx.commands.is_empty() {
             let mut commands = Vec::with_capacity(fx.commands.len());
@@ -170,6 +172,11 @@ impl Shared {
                 commands.push(self.command_envelope(c)?);
             }
             self.transport.publish_batch(commands).await?;
+        }
+        // Last, so the events of this change are queued before any of the
+        // steps it starts here can queue theirs.
+        for c in fx.local {
+            self.spawn_local(c);
         }
         Ok(())
     }
@@ -405,10 +412,12 @@ impl Orchestrator {
         let caps = transport.capabilities();
         let scheduler = store.scheduler();
         super::needs::check_transport(&caps, scheduler.is_some())?;
+        let (events, sender) = super::events::start(transport.clone());
         let tasks = Arc::new(Tasks {
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
+            sender,
         });
         let local = (serve && config.local_dispatch).then(|| (tasks.tracker.clone(), tasks.abort.clone()));
         let placement = local.as_ref().map(|_| {
@@ -435,6 +444,7 @@ impl Orchestrator {
             codec: PayloadCodec::default(),
             config,
             changed: tokio::sync::Notify::new(),
+            events,
             accepting: AtomicBool::new(true),
             serving: serve,
         });
@@ -483,17 +493,22 @@ impl Orchestrator {
         let tasks = &self.tasks;
         tasks.stop.cancel();
         tasks.tracker.close();
-        if tokio::time::timeout(deadline, tasks.tracker.wait()).await.is_ok() {
-            return;
-        }
-        tasks.abort.cancel();
-        // Dropping a handler is immediate; this bounds a pathological one.
-        if tokio::time::timeout(Duration::from_secs(5), tasks.tracker.wait())
+        if tokio::time::timeout(deadline, tasks.tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!(tasks = tasks.tracker.len(), "tasks still running after shutdown");
+            tasks.abort.cancel();
+            // Dropping a handler is immediate; this bounds a pathological one.
+            if tokio::time::timeout(Duration::from_secs(5), tasks.tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(tasks = tasks.tracker.len(), "tasks still running after shutdown");
+            }
         }
+        // Every handler is done: the events they made go out, then the
+        // sender ends.
+        tasks.sender.finish(Duration::from_secs(5)).await;
     }
 
     /// Tasks of this instance still alive (consumer loops and handlers).

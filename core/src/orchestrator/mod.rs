@@ -56,6 +56,7 @@
 //! | `engine` | starting and stopping an instance, the CAS-advance loop, results |
 //! | `decoded` | the states this instance wrote last, decoded (its next change skips the read) |
 //! | `serve` | the consumer loops of a serving instance (not of a client) |
+//! | `events` | the queue and sender task of this instance's lifecycle events |
 //! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
 //! | `gate` | which transactions this instance is advancing (in-process ordering) |
 //! | `local` | running a step in-process instead of through the queue, guarded by a timer |
@@ -66,6 +67,7 @@ pub mod api;
 mod client;
 mod decoded;
 mod engine;
+mod events;
 mod executor;
 mod gate;
 mod local;
@@ -170,6 +172,8 @@ pub(crate) struct Shared {
     pub(crate) codec: PayloadCodec,
     pub(crate) config: OrchestratorConfig,
     pub(crate) changed: tokio::sync::Notify,
+    /// Where this instance's events go out (in order, at most once).
+    pub(crate) events: events::Events,
     pub(crate) accepting: std::sync::atomic::AtomicBool,
     /// Whether this instance serves (takes commands, results and timers),
     /// or is a client ([`Orchestrator::connect`]).
