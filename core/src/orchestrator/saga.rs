@@ -776,3 +776,7 @@ mod tests;
 #[cfg(test)]
 #[path = "saga_props.rs"]
 mod props;
+
+#[cfg(test)]
+#[path = "saga_table.rs"]
+mod table;
