@@ -27,6 +27,8 @@ struct Inner {
     next: AtomicUsize,
     config: RedisConfig,
     keys: Keys,
+    /// Cancelled by `close`: background tasks end, new calls fail `Closed`.
+    closed: tokio_util::sync::CancellationToken,
 }
 
 impl Conn {
@@ -51,8 +53,29 @@ impl Conn {
                 next: AtomicUsize::new(0),
                 config,
                 keys,
+                closed: tokio_util::sync::CancellationToken::new(),
             }),
         })
+    }
+
+    /// Closes this connection's users: background tasks (sweep, trim,
+    /// readers, Pub/Sub pumps) end and later calls fail with `Closed`.
+    /// Idempotent.
+    pub(crate) fn close(&self) {
+        self.inner.closed.cancel();
+    }
+
+    /// Fires when [`close`](Self::close) is called.
+    pub(crate) fn closed(&self) -> &tokio_util::sync::CancellationToken {
+        &self.inner.closed
+    }
+
+    /// `Closed` once closed.
+    pub(crate) fn check_open(&self, op: &'static str) -> Result<()> {
+        if self.inner.closed.is_cancelled() {
+            return Err(Error::new(ErrorKind::Closed, "the Redis backend was closed").with_operation(op));
+        }
+        Ok(())
     }
 
     /// A command connection (round robin over the pool). Clones are cheap

@@ -140,6 +140,7 @@ impl StateStore for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
         validate::key(key)?;
         const OP: &str = "redis.store.get";
+        self.conn.check_open(OP)?;
         let reply: Value = redis::cmd("HMGET")
             .arg(self.conn.keys().state(key))
             .arg("v")
@@ -172,6 +173,7 @@ impl StateStore for RedisStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        self.conn.check_open("redis.store.put")?;
         let keys = self.conn.keys();
         let mut call = scripts::PUT.prepare_invoke();
         call.key(keys.version_counter()).key(keys.index());
@@ -199,6 +201,7 @@ impl StateStore for RedisStore {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         validate::key(key)?;
+        self.conn.check_open("redis.store.delete")?;
         let keys = self.conn.keys();
         let removed: i64 = scripts::DELETE
             .key(keys.state(key))
@@ -236,6 +239,7 @@ impl StateStore for RedisStore {
         timer: TimerChange,
     ) -> Result<Version> {
         self.check_value(key, &value, ttl)?;
+        self.conn.check_open("redis.store.compare_and_swap")?;
         let want = match expected {
             Expected::Absent => String::new(),
             Expected::Version(v) => v.0.to_string(),
@@ -276,6 +280,7 @@ impl StateStore for RedisStore {
     async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {
         const OP: &str = "redis.store.scan";
         validate::prefix(prefix)?;
+        self.conn.check_open(OP)?;
         if limit == 0 {
             return Err(
                 Error::new(ErrorKind::InvalidInput, "scan limit must be at least 1")
@@ -337,6 +342,12 @@ impl StateStore for RedisStore {
         }
         Ok(ScanPage { entries, cursor })
     }
+
+    /// Ends the index sweep; later calls (by any clone) fail with `Closed`.
+    async fn close(&self) -> Result<()> {
+        self.conn.close();
+        Ok(())
+    }
 }
 
 fn bulk_string(v: Value) -> Option<String> {
@@ -354,7 +365,10 @@ async fn sweep(conn: Conn, alive: std::sync::Weak<()>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut from = "-".to_string();
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = conn.closed().cancelled() => return,
+        }
         if alive.upgrade().is_none() {
             return;
         }

@@ -92,6 +92,7 @@ impl Scheduler for RedisScheduler {
     ) -> Result<Vec<DueTimer>> {
         const OP: &str = "redis.scheduler.claim_due";
         check_claim(limit, lease, OP)?;
+        self.conn.check_open(OP)?;
         let reply: Value = scripts::CLAIM_TIMERS
             .key(self.conn.keys().timers(scope))
             .arg(now_ms)

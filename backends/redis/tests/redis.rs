@@ -17,6 +17,8 @@ mod support;
 mod bad_state;
 #[path = "redis/cas.rs"]
 mod cas;
+#[path = "redis/closing.rs"]
+mod closing;
 #[path = "redis/dead_letters.rs"]
 mod dead_letters;
 #[path = "redis/errors.rs"]

@@ -97,6 +97,7 @@ async fn pump(
                 let msg = tokio::select! {
                     m = messages.next() => m,
                     _ = tx.closed() => return,
+                    () = conn.closed().cancelled() => return,
                 };
                 let Some(msg) = msg else { break };
                 let items: Vec<Result<Delivery>> =

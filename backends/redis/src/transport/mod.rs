@@ -207,12 +207,14 @@ impl Transport for RedisTransport {
         envelope
             .validate(self.conn.config().max_payload)
             .map_err(|e| e.with_operation(OP))?;
+        self.conn.check_open(OP)?;
         self.publish_valid(std::slice::from_ref(&envelope), OP).await
     }
 
     async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
         const OP: &str = "redis.publish_batch";
         check_batch(OP, &envelopes, self.conn.config().max_payload)?;
+        self.conn.check_open(OP)?;
         if envelopes.is_empty() {
             return Ok(());
         }
@@ -225,6 +227,7 @@ impl Transport for RedisTransport {
     async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
         const OP: &str = "redis.broadcast";
         check_batch(OP, &envelopes, self.conn.config().max_payload)?;
+        self.conn.check_open(OP)?;
         if envelopes.is_empty() {
             return Ok(());
         }
@@ -247,6 +250,7 @@ impl Transport for RedisTransport {
     ) -> Result<Subscription> {
         const OP: &str = "redis.subscribe";
         check_subscribe(OP, topic, &mode, &options)?;
+        self.conn.check_open(OP)?;
         match mode {
             SubscribeMode::Queue { group } => {
                 let sub = queue::subscribe(&self.conn, topic, &group, options.max_in_flight, self.wire_max())
@@ -257,5 +261,12 @@ impl Transport for RedisTransport {
             }
             SubscribeMode::Broadcast => broadcast::subscribe(&self.conn, topic, self.wire_max()).await,
         }
+    }
+
+    /// Ends the trim task, the queue readers and the Pub/Sub pumps (open
+    /// subscriptions end); later calls (by any clone) fail with `Closed`.
+    async fn close(&self) -> Result<()> {
+        self.conn.close();
+        Ok(())
     }
 }

@@ -185,6 +185,7 @@ impl Reader {
             let first = tokio::select! {
                 p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                 _ = self.tx.closed() => break,
+                () = self.g.conn.closed().cancelled() => break,
             };
             // One permit per message read; taken together, split per delivery.
             let mut permits = first;

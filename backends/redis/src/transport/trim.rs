@@ -1,7 +1,7 @@
 //! The trim task: every `trim_interval`, each stream this process reads is
 //! trimmed below the oldest entry any of its groups still needs, and
 //! consumers that left long ago are forgotten (`trim.lua`). It stops when
-//! the last clone of the transport is dropped.
+//! the transport is closed or its last clone is dropped.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, Weak};
@@ -41,7 +41,10 @@ async fn run(conn: Conn, trimmer: Weak<Trimmer>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = conn.closed().cancelled() => return,
+        }
         let Some(t) = trimmer.upgrade() else { return };
         let streams: Vec<String> = t
             .streams
