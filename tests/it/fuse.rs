@@ -202,4 +202,7 @@ impl Scheduler for FusedScheduler {
     async fn pending(&self, scope: &str) -> Result<u64> {
         self.0.pending(scope).await
     }
+    async fn next_due(&self, scope: &str) -> Result<Option<u64>> {
+        self.0.next_due(scope).await
+    }
 }

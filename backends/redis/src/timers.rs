@@ -153,6 +153,23 @@ impl Scheduler for RedisScheduler {
         Ok(moved == 1)
     }
 
+    async fn next_due(&self, scope: &str) -> Result<Option<u64>> {
+        const OP: &str = "redis.scheduler.next_due";
+        let reply: Vec<Value> = redis::cmd("ZRANGE")
+            .arg(self.conn.keys().timers(scope))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| map(OP, e))?;
+        // A claimed timer scores half a millisecond past its lease's end.
+        Ok(reply
+            .get(1)
+            .and_then(number)
+            .map(|due| due.max(0.0).ceil() as u64))
+    }
+
     async fn pending(&self, scope: &str) -> Result<u64> {
         let n: u64 = redis::cmd("ZCARD")
             .arg(self.conn.keys().timers(scope))

@@ -221,6 +221,10 @@ impl Shared {
             (Some(_), Some(d)) => TimerChange::At(d.due_ms),
             (Some(_), None) => TimerChange::Clear,
         };
+        let armed = match timer {
+            TimerChange::At(due) => Some(due),
+            _ => None,
+        };
         let write = self
             .store
             .compare_and_swap_timed(&key, expected, value, ttl, timer);
@@ -237,6 +241,9 @@ impl Shared {
             metrics::histogram!("multiagents_workflow_duration_seconds",
                 "workflow" => state.workflow.clone(), "status" => state.status.as_str())
             .record(secs);
+        }
+        if let Some(due) = armed {
+            self.wake.armed(due);
         }
         self.decoded.put(version.0, state);
         self.publish_effects_after(fx).await?;
@@ -436,6 +443,7 @@ impl Orchestrator {
             placement,
             scheduler,
             decoded: Default::default(),
+            wake: Default::default(),
             gate: Default::default(),
             transport,
             store,

@@ -193,6 +193,8 @@ pub(crate) struct Shared {
     pub(crate) scheduler: Option<Arc<dyn crate::scheduler::Scheduler>>,
     /// The states this instance wrote last, decoded.
     pub(crate) decoded: decoded::Decoded,
+    /// Wakes the timer poll loop when this instance arms an earlier timer.
+    pub(crate) wake: timers::Wake,
     /// Commands go out before the state write that dispatches them. Only
     /// where messages outlive the process (a durable transport) does that
     /// close a crash window; in memory, a crash loses everything anyway,

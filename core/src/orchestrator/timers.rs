@@ -29,6 +29,32 @@ const CLAIM_BATCH: usize = 256;
 const MAX_IN_FLIGHT: usize = 1024;
 /// How soon a timer whose handling failed comes back.
 const FAILED_NAP: u64 = 1_000;
+/// Longest sleep of the poll loop: a timer armed by another instance is
+/// found within this (the instance that arms one wakes its own loop).
+const MAX_NAP_MS: u64 = 1_000;
+
+/// When the poll loop looks next, and how a write arming an earlier timer
+/// wakes it: an idle instance looks about once a second, not every poll
+/// interval.
+#[derive(Default)]
+pub(crate) struct Wake {
+    /// When the loop plans to look next (ms since the epoch).
+    at: std::sync::atomic::AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl Wake {
+    /// A write of this instance armed a timer due at `due_ms`.
+    pub(crate) fn armed(&self, due_ms: u64) {
+        if due_ms < self.at.load(std::sync::atomic::Ordering::Acquire) {
+            self.notify.notify_one();
+        }
+    }
+
+    fn plan(&self, at: u64) {
+        self.at.store(at, std::sync::atomic::Ordering::Release);
+    }
+}
 
 impl Shared {
     /// A due timer: acted on when the state waits for it, kept when its
@@ -92,14 +118,18 @@ impl Shared {
 }
 
 /// Claims due timers of this instance's prefix from `sched` until stopped,
-/// handling each in a task of its own (at most [`MAX_IN_FLIGHT`] at once).
+/// handling each in a task of its own (at most [`MAX_IN_FLIGHT`] at once),
+/// and sleeps until the next one is due (see [`Wake`]).
 pub(super) fn spawn_poller(shared: &Arc<Shared>, tasks: &Arc<Tasks>, sched: Arc<dyn Scheduler>) {
     let (s, t) = (shared.clone(), tasks.clone());
     let poll = sched.capabilities().poll_interval;
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let poll_ms = crate::scheduler::millis(poll).max(1);
     tasks.tracker.spawn(async move {
         let scope = s.config.prefix.clone();
         loop {
+            // While it claims, only a timer due sooner than a poll wakes it.
+            s.wake.plan(now_ms().saturating_add(poll_ms));
             let room = slots.available_permits().min(CLAIM_BATCH);
             let claimed = if room == 0 {
                 Ok(Vec::new())
@@ -139,9 +169,17 @@ pub(super) fn spawn_poller(shared: &Arc<Shared>, tasks: &Arc<Tasks>, sched: Arc<
             if full {
                 continue;
             }
+            // Sleep until the next timer is due (at least a poll, at most
+            // MAX_NAP_MS), or until this instance arms an earlier one.
+            let now = now_ms();
+            let next = sched.next_due(&scope).await.ok().flatten();
+            let (least, most) = (now + poll_ms, now + MAX_NAP_MS.max(poll_ms));
+            let until = next.map_or(most, |d| d.clamp(least, most));
+            s.wake.plan(until);
             tokio::select! {
                 () = t.stop.cancelled() => break,
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(Duration::from_millis(until - now)) => {}
+                () = s.wake.notify.notified() => {}
             }
         }
     });

@@ -150,6 +150,15 @@ impl Scheduler for MemoryScheduler {
         Ok(true)
     }
 
+    async fn next_due(&self, scope: &str) -> Result<Option<u64>> {
+        let timers = self.lock();
+        Ok(timers
+            .by_due
+            .get(scope)
+            .and_then(|set| set.first())
+            .map(|(due, _)| *due))
+    }
+
     async fn pending(&self, scope: &str) -> Result<u64> {
         Ok(self.lock().by_due.get(scope).map_or(0, |s| s.len() as u64))
     }

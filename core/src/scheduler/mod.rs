@@ -83,7 +83,8 @@ pub enum Settle {
 pub struct SchedulerCapabilities {
     /// Backend name.
     pub name: &'static str,
-    /// How often a consumer should look for due timers: the timing
+    /// How soon a consumer looks again after finding nothing due yet (it
+    /// sleeps until the next timer is due, at least this long): the timing
     /// precision it can expect.
     pub poll_interval: Duration,
 }
@@ -138,6 +139,10 @@ pub trait Scheduler: Send + Sync + 'static {
 
     /// How many timers of `scope` are set (due or not).
     async fn pending(&self, scope: &str) -> Result<u64>;
+
+    /// When the earliest timer of `scope` is due (a claimed one: when its
+    /// lease ends), or `None` without timers. A consumer sleeps until then.
+    async fn next_due(&self, scope: &str) -> Result<Option<u64>>;
 }
 
 #[async_trait]
@@ -168,6 +173,9 @@ impl<T: Scheduler + ?Sized> Scheduler for std::sync::Arc<T> {
     }
     async fn pending(&self, scope: &str) -> Result<u64> {
         (**self).pending(scope).await
+    }
+    async fn next_due(&self, scope: &str) -> Result<Option<u64>> {
+        (**self).next_due(scope).await
     }
 }
 

@@ -38,8 +38,17 @@ pub async fn timers_fire_when_due<S: StateStore + ?Sized>(st: &S, s: &Settings) 
     };
     let scope = unique("timers");
     let (a, b) = (format!("{scope}/a"), format!("{scope}/b"));
+    assert_eq!(
+        must(s, "next_due without timers", sched.next_due(&scope)).await,
+        None
+    );
     must(s, "schedule b", sched.schedule(&b, T0 + 20)).await;
     must(s, "schedule a", sched.schedule(&a, T0 + 10)).await;
+    assert_eq!(
+        must(s, "next_due", sched.next_due(&scope)).await,
+        Some(T0 + 10),
+        "the earliest"
+    );
     assert_eq!(
         must(s, "pending", sched.pending(&scope)).await,
         2,
