@@ -204,14 +204,17 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
         .unwrap_or_default()
 }
 
-async fn wait_count(r: &Rig, n: u64) {
+/// Waits until `n` completions were seen. Returns `None` then, or, when
+/// events were lost and the store had to say, when the last transaction
+/// completed (`updated_ms`, ms since the epoch) for the caller's clock.
+async fn wait_count(r: &Rig, n: u64) -> Option<u64> {
     loop {
         let notified = r.progress.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let seen = r.completed.load(std::sync::atomic::Ordering::Relaxed);
         if seen >= n {
-            return;
+            return None;
         }
         if tokio::time::timeout(Duration::from_secs(2), notified)
             .await
@@ -219,14 +222,14 @@ async fn wait_count(r: &Rig, n: u64) {
         {
             // Events are at-most-once (a subscriber that falls behind
             // loses some): the store says whether the rest are done.
-            let finished = finished_in_store(r).await;
+            let (finished, last_ms) = finished_in_store(r).await;
             if finished >= n {
                 eprintln!(
-                    "note: {} completion events lost (at-most-once broadcast); the store has all {n} completed",
+                    "note: {} completion events lost (at-most-once broadcast); the store has all {n} completed; timed by the last one's write",
                     n.saturating_sub(seen)
                 );
                 r.completed.store(n, std::sync::atomic::Ordering::Relaxed);
-                return;
+                return Some(last_ms);
             }
             if tokio::time::timeout(Duration::from_secs(28), r.progress.notified())
                 .await
@@ -263,20 +266,22 @@ async fn pending_timers(r: &Rig) -> Option<u64> {
     r.timers.as_ref()?.pending("ma").await.ok()
 }
 
-/// Transactions of this rig completed, by the store.
-async fn finished_in_store(r: &Rig) -> u64 {
-    let mut done = 0;
+/// Transactions of this rig completed, by the store, and when the last
+/// of them completed (ms since the epoch).
+async fn finished_in_store(r: &Rig) -> (u64, u64) {
+    let (mut done, mut last) = (0, 0);
     let mut cursor = None;
     loop {
         let page = r.orch.list(cursor.as_deref(), 1000).await.expect("list");
-        done += page
-            .items
-            .iter()
-            .filter(|i| i.status == multiagents::orchestrator::SagaStatus::Completed)
-            .count() as u64;
+        for item in &page.items {
+            if item.status == multiagents::orchestrator::SagaStatus::Completed {
+                done += 1;
+                last = last.max(item.updated_ms);
+            }
+        }
         match page.cursor {
             Some(c) => cursor = Some(c),
-            None => return done,
+            None => return (done, last),
         }
     }
 }
@@ -298,9 +303,13 @@ async fn saturation(r: &Rig, n: u64) -> f64 {
             }
         }
     });
+    let start_ms = multiagents::orchestrator::now_ms();
     futures_util::future::join_all(callers).await;
-    wait_count(r, base + n).await;
-    n as f64 / start.elapsed().as_secs_f64()
+    let elapsed = match wait_count(r, base + n).await {
+        None => start.elapsed(),
+        Some(last_ms) => Duration::from_millis(last_ms.saturating_sub(start_ms).max(1)),
+    };
+    n as f64 / elapsed.as_secs_f64()
 }
 
 async fn paced(r: &Rig, rate: f64, n: usize) -> Vec<Duration> {
