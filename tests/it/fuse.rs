@@ -54,9 +54,7 @@ impl Fuse {
     }
 }
 
-/// A transport behind a fuse. It also claims to be durable, so an
-/// in-memory transport shared by two instances (which outlives either)
-/// is used as a durable one is: commands before the state write.
+/// A transport behind a fuse.
 pub(crate) struct FusedTransport(pub(crate) Arc<dyn Transport>, pub(crate) Fuse);
 
 struct FusedAcker(tokio::sync::Mutex<Delivery>, Fuse);
@@ -81,9 +79,7 @@ impl Acker for FusedAcker {
 #[async_trait]
 impl Transport for FusedTransport {
     fn capabilities(&self) -> Capabilities {
-        let mut caps = self.0.capabilities();
-        caps.durable = true;
-        caps
+        self.0.capabilities()
     }
     async fn publish(&self, e: Envelope) -> Result<()> {
         self.1.effect(self.0.publish(e)).await

@@ -110,12 +110,10 @@ impl Shared {
     /// version and fencing token, so a reader tells one that came too early
     /// (the write is not in yet) from one that is stale ([`Fence`]).
     ///
-    /// On a transport that is not durable (in memory) the commands go out
-    /// after the write instead, with the events (see `commands_first`). In
-    /// a store with timers, no timer message goes out: the timer is written
-    /// with the state.
+    /// In a store with timers, no timer message goes out: the timer is
+    /// written with the state.
     pub(crate) async fn publish_effects_before(&self, fx: &Effects) -> Result<()> {
-        let commands = if self.commands_first { fx.commands.len() } else { 0 };
+        let commands = fx.commands.len();
         let timers = if self.scheduler.is_none() {
             fx.timers.len()
         } else {
@@ -129,10 +127,8 @@ impl Shared {
         for t in fx.timers.iter().take(timers) {
             envs.push(Envelope::new(topic_timers.clone(), t.tx.clone(), self.encode(t)?));
         }
-        if self.commands_first {
-            for c in &fx.commands {
-                envs.push(self.command_envelope(c)?);
-            }
+        for c in &fx.commands {
+            envs.push(self.command_envelope(c)?);
         }
         self.transport.publish_batch(envs).await
     }
@@ -143,10 +139,9 @@ impl Shared {
         Ok(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt))
     }
 
-    /// Publishes the events of a written state change (never before: an
-    /// event tells what happened) to its watchers, then, when they did not
-    /// go first, its commands: events first, so this instance's events of a
-    /// transaction go out in order. Then starts the steps it runs itself.
+    /// Hands the events of a written state change (never before: an event
+    /// tells what happened) to the sender, then starts the steps this
+    /// instance runs itself.
     pub(crate) async fn publish_effects_after(&self, fx: Effects) -> Result<()> {
         let mut envs = Vec::with_capacity(fx.events.len());
         let events = topic(&self.config.prefix, "events");
@@ -165,13 +160,6 @@ impl Shared {
         // and without waiting, so the steps started below run at once.
         if !envs.is_empty() {
             self.events.send(envs);
-        }
-        if !self.commands_first && !fx.commands.is_empty() {
-            let mut commands = Vec::with_capacity(fx.commands.len());
-            for c in &fx.commands {
-                commands.push(self.command_envelope(c)?);
-            }
-            self.transport.publish_batch(commands).await?;
         }
         // Last, so the events of this change are queued before any of the
         // steps it starts here can queue theirs.
@@ -205,7 +193,7 @@ impl Shared {
         fx: Effects,
     ) -> Result<Committed> {
         let key = self.saga_key(&state.tx);
-        let _entered = self.commands_first.then(|| self.gate.enter(&state.tx));
+        let _entered = self.gate.enter(&state.tx);
         let published = std::time::Instant::now();
         self.publish_effects_before(&fx).await?;
         let ttl = state.status.is_final().then_some(self.config.retention);
@@ -438,7 +426,6 @@ impl Orchestrator {
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
             ack_wait: caps.ack_wait,
-            commands_first: caps.durable,
             local,
             placement,
             scheduler,

@@ -24,8 +24,7 @@
 //!   ([`crate::scheduler`]); a poll loop claims due ones (`timers`). A
 //!   store without timers falls back to timer messages on the transport.
 //! * A state change publishes its commands (and timer messages) *before*
-//!   its state write (commands only on a durable transport; in memory they
-//!   follow the write), each
+//!   its state write, each
 //!   carrying the version the write replaces (its *basis*) and the write
 //!   attempt's random fencing *token*: once the write is in, nothing it
 //!   promised can be missing, whatever crashes next. A reader judges each
@@ -195,12 +194,6 @@ pub(crate) struct Shared {
     pub(crate) decoded: decoded::Decoded,
     /// Wakes the timer poll loop when this instance arms an earlier timer.
     pub(crate) wake: timers::Wake,
-    /// Commands go out before the state write that dispatches them. Only
-    /// where messages outlive the process (a durable transport) does that
-    /// close a crash window; in memory, a crash loses everything anyway,
-    /// so commands go after the write, with the events, and an executor
-    /// rarely meets one early.
-    pub(crate) commands_first: bool,
 }
 
 impl Shared {

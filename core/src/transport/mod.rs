@@ -89,7 +89,8 @@ pub struct Capabilities {
     /// [`Delivery::progress`] more often than this to keep its delivery.
     pub ack_wait: Option<std::time::Duration>,
     /// Accepted messages outlive the process that published them (a
-    /// broker). The in-memory transport's die with its process.
+    /// broker). The in-memory transport's die with its process. (The
+    /// orchestrator treats both alike; this is for users and tools.)
     pub durable: bool,
     /// [`Transport::broadcast`] reaches broadcast subscribers only (no queue
     /// group, no retention), rather than the default's `publish_batch`.
