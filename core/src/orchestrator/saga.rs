@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::api::{AttemptRecord, SagaSnapshot, SagaStatus, StepKind, TransactionId};
 use super::messages::{Command, Event, Outcome, StepResult, Timer, TimerPurpose};
 use crate::error::{Error, ErrorKind, Result};
+use crate::scheduler::millis;
 use crate::workflow::WorkflowDef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,10 +183,6 @@ fn fresh_token() -> u64 {
 /// How long a queue-timeout timer waits past the attempt's own limits, so
 /// that a result sent just in time lands first.
 const QUEUE_GUARD_SLACK_MS: u64 = 1_000;
-
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 fn seed(tx: &str, step: usize, attempt: u32) -> u64 {
     use std::hash::{Hash, Hasher};
