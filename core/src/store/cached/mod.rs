@@ -16,7 +16,11 @@
 //! # Expiry
 //! A value written through this `CachedStore` with a TTL is cached with its
 //! exact store expiry (computed just before the store call, so never later
-//! than the store's) and is never served past it. A value *read through*
+//! than the store's) and is never served past it. Once that expiry passes,
+//! the entry stays for a grace of 5 s as a marker and `get` answers
+//! `None` from it: the store's own expiry is a store call's latency later,
+//! and a read in between would otherwise cache the old value with no expiry
+//! at all. A value *read through*
 //! from the store carries no expiry (the [`StateStore`] contract does not
 //! return one), so if it was written with a TTL elsewhere it may be served
 //! until the cache's own `ttl` ends.
@@ -24,7 +28,8 @@
 //! # Staleness across instances
 //! The cache is per `CachedStore`. A write made by another instance (or
 //! directly on the inner store) is not seen until the cached entry expires
-//! (`ttl`, default 5 min) or is evicted. Correctness never depends on the
+//! (`ttl`, default 5 min) or is evicted; a key whose TTL ended here reads
+//! as absent for that grace (5 s) even if another instance rewrote it. Correctness never depends on the
 //! cache: `compare_and_swap` always goes to the store, and a `Conflict` (or
 //! any error) invalidates the entry, so the next `get` reads the store's
 //! current value. Read-modify-write loops built on CAS therefore converge.
@@ -90,6 +95,9 @@ use write_behind::{FlusherLink, WriteBehind};
 
 /// Number of lock stripes (and write epochs) per `CachedStore`.
 const STRIPES: usize = 128;
+/// How long an entry whose store TTL ended stays cached as an "expired"
+/// marker (see the module docs on expiry): far longer than a store call.
+const EXPIRED_GRACE: Duration = Duration::from_secs(5);
 /// Bytes added to key + value when weighing a cache entry.
 const ENTRY_OVERHEAD: usize = 64;
 
@@ -114,14 +122,16 @@ impl CachedEntry {
     }
 }
 
-/// Makes moka drop an entry when its value's store TTL ends.
+/// Makes moka drop an entry [`EXPIRED_GRACE`] after its value's store TTL
+/// ends (until then it answers reads with `None`).
 struct StoreExpiry;
 
 impl StoreExpiry {
     fn remaining(entry: &CachedEntry) -> Option<Duration> {
-        entry
-            .expires_at
-            .map(|at| at.saturating_duration_since(Instant::now()))
+        entry.expires_at.map(|at| {
+            at.saturating_duration_since(Instant::now())
+                .saturating_add(EXPIRED_GRACE)
+        })
     }
 }
 

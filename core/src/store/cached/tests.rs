@@ -154,7 +154,34 @@ async fn a_value_is_never_served_past_its_ttl() {
     assert_eq!(cached.stats().hits, 1);
     tokio::time::advance(Duration::from_millis(1001)).await;
     assert_eq!(value_of(&cached, "k").await, None);
-    assert_eq!(cached.stats().hits, 1, "the expired entry was not a hit");
+    assert_eq!(
+        cached.stats().misses,
+        0,
+        "the expired entry answered, not the store"
+    );
+}
+
+/// The store's expiry starts a store call later than the cache's: a read in
+/// between must not cache the old value with no expiry (it was then served
+/// for the cache's whole lifetime, minutes past its TTL).
+#[tokio::test]
+async fn a_store_expiring_later_than_the_cache_does_not_revive_the_value() {
+    tokio::time::pause();
+    let cached = CachedStore::new(MemoryStore::new(), CacheConfig::default()).expect("new");
+    cached
+        .put("k", b("v"), Some(Duration::from_secs(1)))
+        .await
+        .expect("put");
+    // The store ends up keeping the value longer, as a slow store call would.
+    cached
+        .inner()
+        .put("k", b("v"), Some(Duration::from_secs(2)))
+        .await
+        .expect("inner put");
+    tokio::time::advance(Duration::from_millis(1001)).await;
+    for read in 0..3 {
+        assert_eq!(value_of(&cached, "k").await, None, "read {read} after the TTL");
+    }
 }
 
 #[tokio::test]

@@ -128,11 +128,10 @@ impl<S: StateStore> Shared<S> {
             return Ok(found);
         }
         if let Some(entry) = self.cache.get(key).await {
-            if entry.is_live(Instant::now()) {
-                Counters::bump(&self.counters.hits);
-                return Ok(Some(entry.versioned()));
-            }
-            self.cache.invalidate(key).await;
+            // An expired entry is a marker: the store may hold the value a
+            // little longer (its expiry started later), but it is gone.
+            Counters::bump(&self.counters.hits);
+            return Ok(entry.is_live(Instant::now()).then(|| entry.versioned()));
         }
         Counters::bump(&self.counters.misses);
         let before = self.epoch(key).load(Ordering::SeqCst);
