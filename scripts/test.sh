@@ -23,7 +23,8 @@ fi
 if [ -x scripts/services.sh ]; then
     log "starting backend servers (scripts/services.sh up)"
     scripts/services.sh up
-    # Export REDIS_URL, REDIS_SERVER_BIN, ... so the cargo test processes see them.
+    # Export REDIS_URL, REDIS_SERVER_BIN, NATS_URL, NATS_SERVER_BIN, ... so the cargo
+    # test processes see them.
     # (services.sh takes a relative SERVICES_DIR relative to the repo root, i.e. here.)
     # shellcheck disable=SC1090,SC1091
     set -a; . "${SERVICES_DIR:-target/services}/env"; set +a
