@@ -1,184 +1,84 @@
-//! Backend selection by URL scheme — the one place that maps a
-//! `transport.url` / `store.url` to an implementation.
+//! The backends this build of `multiagents` opens, by URL scheme.
 //!
 //! | scheme | transport | store | in this build |
 //! |---|---|---|---|
-//! | `memory://` | [`MemoryTransport`] | [`MemoryStore`] | yes (per process: nothing is shared across processes) |
-//! | `redis://`, `rediss://` | Redis Streams + Pub/Sub ([`multiagents_redis::RedisTransport`]) | Redis hashes ([`multiagents_redis::RedisStore`]) | with the cargo feature `redis` (`rediss://` also needs `redis-tls`); options in the URL's query, e.g. `redis://127.0.0.1:6379/0?key_prefix=shop&ack_timeout=10s` |
-//! | `nats://` | JetStream | JetStream KV | no: feature `nats`, not yet available |
+//! | `memory://` | in-process queues | in-process map | always (per process: nothing is shared across processes) |
+//! | `redis://`, `rediss://` | Redis Streams + Pub/Sub | Redis hashes | with the cargo feature `redis` (`rediss://` also needs `redis-tls`); options in the URL's query, e.g. `redis://127.0.0.1:6379/0?key_prefix=shop&ack_timeout=10s` |
+//! | `nats://`, `tls://` | JetStream + core NATS | JetStream KV | with the cargo feature `nats` |
 //! | `kafka://` | Kafka | compacted topic | no: feature `kafka`, not yet available |
 //!
-//! A transport and a store may use different backends.
+//! A transport and a store may use different backends. The mapping itself
+//! is core's [`Registry`]; this file only lists what is compiled in: one
+//! `backend!` line per backend crate.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use multiagents_core::{Error, ErrorKind, MemoryStore, MemoryTransport, Result, StateStore, Transport};
+pub use multiagents_core::registry::{Backend, MEMORY_URL, Registry};
+use multiagents_core::{Result, StateStore, Transport};
 
-/// The in-memory backend's URL.
-pub const MEMORY_URL: &str = "memory://";
-
-/// A backend kind, from a URL's scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Scheme {
-    /// `memory://`: in-process, the default.
-    Memory,
-    /// `redis://` or `rediss://`.
-    Redis,
-    /// `nats://`.
-    Nats,
-    /// `kafka://`.
-    Kafka,
+/// Adds `$backend` when cargo feature `$feature` is on; otherwise names
+/// `$schemes` as needing that feature.
+macro_rules! backend {
+    ($registry:ident, $feature:literal, $schemes:expr, $backend:expr) => {
+        #[cfg(feature = $feature)]
+        {
+            $registry = $registry.with($backend);
+        }
+        #[cfg(not(feature = $feature))]
+        {
+            $registry = $registry.absent(&$schemes, $feature);
+        }
+    };
 }
 
-impl Scheme {
-    /// The scheme of `url`, checked to be usable in this build. `key` names
-    /// the setting in errors (`transport.url`, `store.url`).
-    ///
-    /// # Errors
-    /// `Config`: no `scheme://`, an unknown scheme, or a known scheme whose
-    /// backend is not compiled in (the message names the cargo feature).
-    pub fn parse(key: &str, url: &str) -> Result<Scheme> {
-        let bad = |why: String| {
-            Error::new(ErrorKind::Config, format!("{key}.url {url:?}: {why}"))
-                .with_operation("backend")
-                .with_context("key", format!("{key}.url"))
-                .with_context("url", url)
-        };
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(bad(
-                "expected scheme://… (memory://, redis://, nats:// or kafka://)".into(),
-            ));
-        };
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "memory" => {
-                if !rest.is_empty() {
-                    return Err(bad("memory:// takes no host, path or options".into()));
-                }
-                Scheme::Memory
-            }
-            "redis" | "rediss" => Scheme::Redis,
-            "nats" => Scheme::Nats,
-            "kafka" => Scheme::Kafka,
-            other => {
-                return Err(bad(format!(
-                    "unknown scheme {other:?} (known: memory, redis, rediss, nats, kafka)"
-                )));
-            }
-        };
-        if let Some(feature) = scheme.feature() {
-            let hint = match scheme {
-                Scheme::Redis => "rebuild with `--features redis`, or use memory://".to_string(),
-                _ => format!(
-                    "the {} backend is not implemented yet; use memory://",
-                    scheme.label()
-                ),
-            };
-            return Err(bad(format!(
-                "this build of multiagents was built without the `{feature}` feature ({hint})"
-            )));
-        }
-        Ok(scheme)
-    }
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let mut registry = Registry::new();
+    backend!(
+        registry,
+        "redis",
+        ["redis", "rediss"],
+        multiagents_redis::RedisBackend
+    );
+    // Not yet written: named so that their URLs get a clear error.
+    registry = registry.absent(&["nats", "tls"], "nats");
+    registry = registry.absent(&["kafka"], "kafka");
+    registry
+});
 
-    /// The cargo feature a scheme needs, or `None` when it is always built
-    /// in (or compiled into this build).
-    fn feature(self) -> Option<&'static str> {
-        match self {
-            Scheme::Memory => None,
-            Scheme::Redis => (!cfg!(feature = "redis")).then_some("redis"),
-            Scheme::Nats => Some("nats"),
-            Scheme::Kafka => Some("kafka"),
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Scheme::Memory => "in-memory",
-            Scheme::Redis => "Redis",
-            Scheme::Nats => "NATS",
-            Scheme::Kafka => "Kafka",
-        }
-    }
-
-    /// Whether separate processes using this URL see the same data
-    /// (`false` for `memory://`).
-    pub fn is_shared(self) -> bool {
-        !matches!(self, Scheme::Memory)
-    }
+/// The registry of this build: memory, plus every backend compiled in.
+pub fn registry() -> &'static Registry {
+    &REGISTRY
 }
 
 /// Opens the transport named by `url` (the `transport.url` setting).
 ///
 /// # Errors
-/// As [`Scheme::parse`]; a backend's connection error.
+/// `Config` for a bad URL or a backend not compiled in (naming the cargo
+/// feature); a backend's connection error.
 pub async fn transport(url: &str) -> Result<Arc<dyn Transport>> {
-    match Scheme::parse("transport", url)? {
-        Scheme::Memory => Ok(Arc::new(MemoryTransport::new())),
-        #[cfg(feature = "redis")]
-        Scheme::Redis => {
-            let config = multiagents_redis::RedisConfig::from_url(url).map_err(|e| in_key(e, "transport"))?;
-            Ok(Arc::new(
-                multiagents_redis::RedisTransport::with_config(config).await?,
-            ))
-        }
-        other => Err(unavailable("transport", other)),
-    }
+    registry().transport(url).await
 }
 
 /// Opens the state store named by `url` (the `store.url` setting).
 ///
 /// # Errors
-/// As [`Scheme::parse`]; a backend's connection error.
+/// As [`transport`].
 pub async fn store(url: &str) -> Result<Arc<dyn StateStore>> {
-    match Scheme::parse("store", url)? {
-        Scheme::Memory => Ok(Arc::new(MemoryStore::new())),
-        #[cfg(feature = "redis")]
-        Scheme::Redis => {
-            let config = multiagents_redis::RedisConfig::from_url(url).map_err(|e| in_key(e, "store"))?;
-            Ok(Arc::new(
-                multiagents_redis::RedisStore::with_config(config).await?,
-            ))
-        }
-        other => Err(unavailable("store", other)),
-    }
-}
-
-/// Prefixes a backend's configuration error with the setting it came from.
-#[cfg(feature = "redis")]
-fn in_key(e: Error, key: &str) -> Error {
-    if e.kind() == ErrorKind::Config {
-        Error::new(ErrorKind::Config, format!("{key}.url: {}", e.message()))
-            .with_operation("backend")
-            .with_context("key", format!("{key}.url"))
-            .with_source(e)
-    } else {
-        e
-    }
-}
-
-// Reached only when a scheme parses as built in but has no constructor
-// here: a bug in this file.
-fn unavailable(key: &str, scheme: Scheme) -> Error {
-    Error::new(
-        ErrorKind::Unexpected,
-        format!(
-            "{key}.url: the {} backend is compiled in but cannot be opened here",
-            scheme.label()
-        ),
-    )
+    registry().store(url).await
 }
 
 #[cfg(test)]
 mod tests {
+    use multiagents_core::ErrorKind;
+
     use super::*;
 
     #[test]
     fn schemes() {
-        assert_eq!(Scheme::parse("transport", "memory://").ok(), Some(Scheme::Memory));
-        let redis = Scheme::parse("transport", "redis://localhost:6379");
+        assert!(registry().check("transport", "memory://").is_ok());
+        let redis = registry().check("transport", "redis://localhost:6379");
         if cfg!(feature = "redis") {
-            assert_eq!(redis.ok(), Some(Scheme::Redis));
+            assert!(redis.is_ok(), "{redis:?}");
         } else {
             let err = redis.expect_err("not built");
             assert_eq!(err.kind(), ErrorKind::Config);
@@ -187,13 +87,15 @@ mod tests {
                 "{err}"
             );
         }
-        let err = Scheme::parse("transport", "nats://localhost:4222").expect_err("not built");
-        assert!(err.message().contains("`nats` feature"), "{err}");
-        let err = Scheme::parse("store", "mongo://x").expect_err("unknown");
+        let err = registry()
+            .check("store", "kafka://localhost:9092")
+            .expect_err("not built");
+        assert!(err.message().contains("`kafka` feature"), "{err}");
+        let err = registry().check("store", "mongo://x").expect_err("unknown");
         assert!(
             err.message().contains("store.url") && err.message().contains("unknown scheme"),
             "{err}"
         );
-        assert!(Scheme::parse("store", "memory").is_err());
+        assert!(registry().check("store", "memory").is_err());
     }
 }

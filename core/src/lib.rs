@@ -15,7 +15,9 @@
 //! | [`envelope`] | [`Envelope`]: the message on every transport, and its wire form |
 //! | [`codec`] | [`PayloadCodec`]: CBOR/JSON payloads, LZ4 above a threshold, size limits |
 //! | [`transport`] | the [`Transport`] trait, [`Delivery`], [`Subscription`]; [`MemoryTransport`] |
+//! | [`kit`] | helpers every backend crate shares: the request [`Batcher`](kit::Batcher), URL options |
 //! | [`orchestrator`] | the saga engine: commands/results/timers over the transport, CAS state, compensation, cancel, events |
+//! | [`registry`] | [`Registry`](registry::Registry): backends by URL scheme; the [`Backend`](registry::Backend) trait a backend crate implements |
 //! | [`resilience`] | circuit breaker, concurrency limit with bounded queue, call stats: the [`resilience::Guard`] around worker calls |
 //! | [`scheduler`] | the [`Scheduler`](scheduler::Scheduler) contract: durable timers, one per store key, armed with the state write |
 //! | [`store`] | the [`StateStore`] trait; [`MemoryStore`]; [`CachedStore`] (moka) |
@@ -44,7 +46,9 @@
 pub mod codec;
 pub mod envelope;
 pub mod error;
+pub mod kit;
 pub mod orchestrator;
+pub mod registry;
 pub mod resilience;
 pub mod scheduler;
 pub mod store;

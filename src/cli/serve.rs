@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use multiagents::backend::Scheme;
 use multiagents::orchestrator::SagaStatus;
 use multiagents::{Config, Error, ErrorKind, Result, Runtime};
 
@@ -56,8 +55,9 @@ pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 /// Whether the config's transport and store are both reachable from other
 /// processes.
 pub(crate) fn shared_backend(config: &Config) -> Result<bool> {
-    Ok(Scheme::parse("transport", &config.transport.url)?.is_shared()
-        && Scheme::parse("store", &config.store.url)?.is_shared())
+    let registry = multiagents::backend::registry();
+    Ok(registry.is_shared("transport", &config.transport.url)?
+        && registry.is_shared("store", &config.store.url)?)
 }
 
 async fn wait_for_signal() {

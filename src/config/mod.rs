@@ -202,7 +202,8 @@ impl Config {
     fn check(&self) -> std::result::Result<(), Invalid> {
         self.runtime.check()?;
         for (key, section) in [("transport", &self.transport), ("store", &self.store)] {
-            crate::backend::Scheme::parse(key, &section.url)
+            crate::backend::registry()
+                .check(key, &section.url)
                 .map_err(|e| Invalid::wrap(KeyPath::of(&[key, "url"]), e))?;
         }
         self.cache.check()?;

@@ -201,6 +201,19 @@ fn bad_backend_urls_name_the_key() {
         "{err}"
     );
     assert_eq!(line_of(&err), Some(2));
+    if cfg!(feature = "redis") {
+        // A backend's own options are checked at load, before connecting.
+        let err = load_err(&format!(
+            "[store]\nurl = \"redis://:pw@localhost?ack_timeot=1s\"\n{BASE}"
+        ));
+        assert!(
+            err.message()
+                .contains("store.url: redis URL option ack_timeot=\"1s\": unknown option"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("pw"), "{err}");
+        assert_eq!(line_of(&err), Some(2));
+    }
 }
 
 #[test]

@@ -28,6 +28,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `backend` | [`RedisBackend`]: the `redis://` / `rediss://` schemes for a host's registry |
 //! | [`config`] | [`RedisConfig`]: URL, key prefix, stream and delivery tunables; password never shown |
 //! | `error` | the one mapping from Redis client errors to core error kinds |
 //! | `connection` | connecting with bounded retry; the command pool; blocking-read connections |
@@ -45,6 +46,7 @@
 //! * A single Redis server (or a primary): Redis Cluster is not supported
 //!   (the scripts touch keys of several slots).
 
+mod backend;
 pub mod config;
 mod connection;
 mod error;
@@ -54,6 +56,7 @@ mod store;
 mod timers;
 mod transport;
 
+pub use backend::RedisBackend;
 pub use config::{RedisConfig, URL_OPTIONS};
 pub use store::RedisStore;
 pub use timers::RedisScheduler;

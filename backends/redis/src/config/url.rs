@@ -1,9 +1,8 @@
 //! Settings given in the URL's query (`redis://host:6379/0?key_prefix=shop&ack_timeout=10s`),
 //! and hiding the password when a URL is shown.
 
-use std::time::Duration;
-
-use multiagents_core::{Error, ErrorKind, Result};
+use multiagents_core::Result;
+use multiagents_core::kit::url as options;
 
 use super::RedisConfig;
 
@@ -49,55 +48,16 @@ impl RedisConfig {
     /// `Config` naming the parameter: an unknown one, a bad value, or
     /// settings that fail [`validate`](Self::validate).
     pub fn from_url(url: &str) -> Result<RedisConfig> {
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, query),
-            None => (url, ""),
-        };
-        // Keep a fragment (e.g. `#insecure` for TLS) on the base URL.
-        let (query, fragment) = match query.split_once('#') {
-            Some((q, f)) => (q, Some(f)),
-            None => (query, None),
-        };
-        let mut config = RedisConfig::new(base);
-        let mut passed = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if CLIENT_PARAMS.contains(&name) {
-                passed.push(pair);
-                continue;
-            }
-            config.set(name, value).map_err(|why| {
-                Error::new(
-                    ErrorKind::Config,
-                    format!("redis URL option {name}={value:?}: {why}"),
-                )
-                .with_operation("redis.config")
-                .with_context("key", name)
-                .with_context("url", redact(url))
-            })?;
-        }
-        let mut full = base.to_string();
-        if !passed.is_empty() {
-            full.push('?');
-            full.push_str(&passed.join("&"));
-        }
-        if let Some(f) = fragment {
-            full.push('#');
-            full.push_str(f);
-        }
-        config.url = full;
+        let mut config = RedisConfig::new(url);
+        config.url = options::apply(url, "redis", "redis.config", CLIENT_PARAMS, |name, value| {
+            config.set(name, value)
+        })?;
         config.validate()?;
         Ok(config)
     }
 
     fn set(&mut self, name: &str, value: &str) -> std::result::Result<(), String> {
-        let int = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| "expected a whole number".to_string())
-        };
-        let dur = |v: &str| -> std::result::Result<Duration, String> {
-            humantime::parse_duration(v).map_err(|e| format!("expected a duration like 10s or 250ms ({e})"))
-        };
+        use options::{duration as dur, whole as int};
         match name {
             "key_prefix" => self.key_prefix = value.to_string(),
             "max_payload" => self.max_payload = int(value)? as usize,
@@ -130,6 +90,10 @@ pub use multiagents_core::validate::redact_url as redact;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use multiagents_core::ErrorKind;
+
     use super::*;
 
     #[test]

@@ -28,7 +28,6 @@
 //!   group still needs.
 
 mod acker;
-mod batch;
 mod broadcast;
 mod publish;
 mod queue;
@@ -39,6 +38,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use multiagents_core::kit::Batcher;
 use multiagents_core::transport::{Capabilities, check_batch, check_subscribe};
 use multiagents_core::{
     Envelope, Result, SubscribeMode, SubscribeOptions, Subscription, Transport, validate,
@@ -56,7 +56,7 @@ use publish::{Publisher, Wire};
 pub struct RedisTransport {
     conn: Conn,
     trim: Arc<trim::Trimmer>,
-    publisher: Arc<batch::Batcher<Vec<Wire>>>,
+    publisher: Arc<Batcher<Vec<Wire>>>,
     streams: Arc<Publisher>,
 }
 
@@ -104,7 +104,7 @@ impl RedisTransport {
         let streams = Arc::new(Publisher::new(conn.clone()));
         let p = streams.clone();
         // Concurrent publishes share one round trip (see `batch`).
-        let publisher = batch::Batcher::start("redis.publish", 64, 4, move |batches: Vec<Vec<Wire>>| {
+        let publisher = Batcher::start("redis.publish", 64, 4, move |batches: Vec<Vec<Wire>>| {
             let p = p.clone();
             async move { p.publish(batches.into_iter().flatten().collect()).await }
         });

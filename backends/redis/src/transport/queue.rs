@@ -11,11 +11,11 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::acker::RedisAcker;
-use super::batch::Batcher;
 use super::reply::{self, Counted, field};
 use crate::connection::Conn;
 use crate::error::map;
 use crate::scripts;
+use multiagents_core::kit::Batcher;
 
 /// One consumer of one group: what the reader and the ackers share.
 pub(crate) struct Group {

@@ -1,27 +1,32 @@
-//! Coalescing concurrent requests into one Redis round trip: callers hand
-//! an item to a [`Batcher`] and wait; its task takes everything queued
-//! (up to `max` items), runs one operation for all of them and answers each
-//! caller. Under load, many acks become one `XACK id id …` and many
-//! publishes one script call; alone, a request goes out at once (no linger).
+//! Coalescing concurrent requests into one round trip: callers hand an
+//! item to a [`Batcher`] and wait; its task takes everything queued (up to
+//! `max` items), runs one operation for all of them and answers each
+//! caller. Under load, many acks become one `XACK id id …` on Redis and
+//! many publishes one script call; alone, a request goes out at once (no
+//! linger). Needs a tokio runtime (it spawns its task).
 
 use std::future::Future;
 use std::sync::Arc;
 
-use multiagents_core::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 type Waiter = oneshot::Sender<Result<()>>;
 
 /// Batches `T`s for a handler; see the [module docs](self).
-pub(crate) struct Batcher<T> {
+pub struct Batcher<T> {
     tx: mpsc::UnboundedSender<(T, Waiter)>,
     op: &'static str,
 }
 
 impl<T: Send + 'static> Batcher<T> {
     /// Starts the task: batches of at most `max` items, at most `in_flight`
-    /// batches at once. The task ends when the batcher is dropped.
-    pub(crate) fn start<F, Fut>(op: &'static str, max: usize, in_flight: usize, handle: F) -> Self
+    /// batches at once; `op` names the operation in errors. The task ends
+    /// when the batcher is dropped.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start<F, Fut>(op: &'static str, max: usize, in_flight: usize, handle: F) -> Self
     where
         F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
@@ -65,10 +70,14 @@ impl<T: Send + 'static> Batcher<T> {
     }
 
     /// Queues `item` and waits for its batch's outcome.
-    pub(crate) async fn submit(&self, item: T) -> Result<()> {
+    ///
+    /// # Errors
+    /// The batch's error (every item of a batch shares it); `Closed` when
+    /// the task has stopped.
+    pub async fn submit(&self, item: T) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         let closed =
-            || Error::new(ErrorKind::Closed, "the Redis batching task has stopped").with_operation(self.op);
+            || Error::new(ErrorKind::Closed, "the batching task has stopped").with_operation(self.op);
         self.tx.send((item, tx)).map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
