@@ -204,6 +204,8 @@ nats_command() {
     cat >"$conf" <<EOF
 # written by scripts/services.sh on every start
 listen: 127.0.0.1:$NATS_PORT
+# Room for a 4 MiB payload (the codec's default limit) plus its envelope.
+max_payload: 8MB
 jetstream {
     store_dir: "$store"
     sync_interval: always

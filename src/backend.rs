@@ -39,8 +39,8 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         ["redis", "rediss"],
         multiagents_redis::RedisBackend
     );
-    // Not yet written: named so that their URLs get a clear error.
-    registry = registry.absent(&["nats", "tls"], "nats");
+    backend!(registry, "nats", ["nats", "tls"], multiagents_nats::NatsBackend);
+    // Not yet written: named so that its URLs get a clear error.
     registry = registry.absent(&["kafka"], "kafka");
     registry
 });
@@ -86,6 +86,13 @@ mod tests {
                 err.message().contains("built without the `redis` feature"),
                 "{err}"
             );
+        }
+        let nats = registry().check("transport", "nats://localhost:4222?prefix=x");
+        if cfg!(feature = "nats") {
+            assert!(nats.is_ok(), "{nats:?}");
+        } else {
+            let err = nats.expect_err("not built");
+            assert!(err.message().contains("`nats` feature"), "{err}");
         }
         let err = registry()
             .check("store", "kafka://localhost:9092")

@@ -83,6 +83,16 @@ pub fn prefix(value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a `scan` page size: must be positive.
+pub fn scan_limit(limit: usize) -> Result<()> {
+    if limit == 0 {
+        return Err(
+            Error::new(ErrorKind::InvalidInput, "scan limit must be positive").with_context("limit", limit)
+        );
+    }
+    Ok(())
+}
+
 /// Checks a time-to-live: must be positive.
 pub fn ttl(value: Option<std::time::Duration>) -> Result<()> {
     match value {

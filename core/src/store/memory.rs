@@ -36,7 +36,7 @@ use rustc_hash::FxHasher;
 use tokio::time::Instant;
 
 use super::{Expected, PutEntry, ScanPage, StateStore, StoreCapabilities, Version, Versioned, conflict};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::scheduler::{MemoryScheduler, Scheduler, TimerChange};
 use crate::validate;
 
@@ -199,12 +199,7 @@ fn invalid_input(err: Error, operation: &'static str) -> Error {
 }
 
 fn check_limit(limit: usize, operation: &'static str) -> Result<()> {
-    if limit == 0 {
-        return Err(Error::new(ErrorKind::InvalidInput, "scan limit must be positive")
-            .with_operation(operation)
-            .with_context("limit", limit));
-    }
-    Ok(())
+    validate::scan_limit(limit).map_err(|e| e.with_operation(operation))
 }
 
 fn expiry(now: Instant, ttl: Option<Duration>) -> Option<Instant> {
@@ -418,6 +413,7 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())

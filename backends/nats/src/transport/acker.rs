@@ -1,0 +1,177 @@
+//! Settling a queue delivery: [`NatsAcker`] (ack, nack, progress, abandon)
+//! and [`NackCount`], the record that tells nacks from strikes.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::kv;
+use async_nats::jetstream::message::Acker as JsAcker;
+use async_trait::async_trait;
+use multiagents_core::{Acker, Error, ErrorKind, Result};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::error;
+
+/// How many times one message was nacked by one group, kept in the nacks
+/// bucket under `<consumer>/<stream sequence>`.
+#[derive(Clone)]
+pub(super) struct NackCount {
+    bucket: kv::Store,
+    key: String,
+}
+
+impl NackCount {
+    pub(super) fn new(bucket: kv::Store, consumer: &str, seq: u64) -> NackCount {
+        NackCount {
+            bucket,
+            key: format!("{consumer}/{seq}"),
+        }
+    }
+
+    /// The recorded count; 0 when there is none or it cannot be read (the
+    /// redelivery then counts as strikes: dead-lettering errs early, never
+    /// silently late).
+    pub(super) async fn read(&self) -> u32 {
+        match self.bucket.get(self.key.as_str()).await {
+            Ok(Some(bytes)) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            Ok(None) => 0,
+            Err(e) => {
+                tracing::warn!(error = %e, key = %self.key, "cannot read a nack count; counting its redeliveries as strikes");
+                0
+            }
+        }
+    }
+
+    async fn record(&self, count: u32) -> Result<()> {
+        self.bucket
+            .put(self.key.as_str(), count.to_string().into())
+            .await
+            .map(drop)
+            .map_err(|e| error::other("nats.nack", e))
+    }
+
+    /// Drops the record, in the background (a leftover expires with the
+    /// bucket's max age).
+    pub(super) fn forget(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _ = this.bucket.purge(this.key.as_str()).await;
+        });
+    }
+}
+
+/// Settles one JetStream delivery; holds one of its subscription's
+/// in-flight slots until settled or abandoned.
+pub(super) struct NatsAcker {
+    acker: Arc<JsAcker>,
+    slot: Mutex<Option<OwnedSemaphorePermit>>,
+    nacks: NackCount,
+    /// Nacks recorded before this delivery.
+    nacked: u32,
+    /// The ack timeout, and when it last started (receipt or progress):
+    /// past it the server may have handed the message to another consumer.
+    ack_wait: Duration,
+    touched: Mutex<Instant>,
+}
+
+impl NatsAcker {
+    pub(super) fn new(
+        acker: JsAcker,
+        slot: OwnedSemaphorePermit,
+        nacks: NackCount,
+        nacked: u32,
+        ack_wait: Duration,
+    ) -> NatsAcker {
+        NatsAcker {
+            acker: Arc::new(acker),
+            slot: Mutex::new(Some(slot)),
+            nacks,
+            nacked,
+            ack_wait,
+            touched: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn release(&self) {
+        if let Ok(mut slot) = self.slot.lock() {
+            slot.take();
+        }
+    }
+}
+
+#[async_trait]
+impl Acker for NatsAcker {
+    async fn ack(&self) -> Result<()> {
+        self.acker
+            .double_ack()
+            .await
+            .map_err(|e| error::boxed("nats.ack", e))?;
+        self.release();
+        if self.nacked > 0 {
+            self.nacks.forget();
+        }
+        Ok(())
+    }
+
+    async fn nack(&self, delay: Duration) -> Result<()> {
+        self.nacks.record(self.nacked.saturating_add(1)).await?;
+        let kind = if delay.is_zero() {
+            AckKind::Nak(None)
+        } else {
+            AckKind::Nak(Some(delay))
+        };
+        self.acker
+            .ack_with(kind)
+            .await
+            .map_err(|e| error::boxed("nats.nack", e))?;
+        self.release();
+        Ok(())
+    }
+
+    /// Restarts the ack timer, unless it already ran out: then the server
+    /// may have redelivered the message, and this holder lost it
+    /// (`Timeout`). (The server accepts a late `+WPI` silently, so the
+    /// check is made here, by this process's clock.)
+    async fn progress(&self) -> Result<()> {
+        let now = Instant::now();
+        {
+            let mut touched = self.touched.lock().map_err(|_| {
+                Error::new(ErrorKind::Unexpected, "a delivery's lock was poisoned")
+                    .with_operation("nats.progress")
+            })?;
+            let held = now.saturating_duration_since(*touched);
+            if held >= self.ack_wait {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the delivery was held {held:?} without progress, past its ack timeout of {:?}: \
+                         it may have gone to another consumer",
+                        self.ack_wait
+                    ),
+                )
+                .with_operation("nats.progress")
+                .with_retryable(false));
+            }
+            *touched = now;
+        }
+        self.acker
+            .double_ack_with(AckKind::Progress)
+            .await
+            .map_err(|e| error::boxed("nats.progress", e))
+    }
+
+    /// A strike: handed back at once (a `NAK` that is not recorded).
+    fn abandon(&self) {
+        self.release();
+        let acker = self.acker.clone();
+        tokio::spawn(async move {
+            if let Err(e) = acker.ack_with(AckKind::Nak(None)).await {
+                tracing::debug!(error = %e, "NAK of an abandoned delivery failed; it returns after the ack timeout");
+            }
+        });
+    }
+}
