@@ -6,14 +6,17 @@
 //! | `memory` | in-memory | in-memory |
 //! | `redis` (feature `redis`) | Redis | Redis |
 //! | `mixed` (feature `redis`) | in-memory | Redis |
+//! | `nats` (feature `nats`) | NATS | NATS |
+//! | `nats_redis` (features `nats`, `redis`) | NATS | Redis |
+//! | `redis_nats` (features `nats`, `redis`) | Redis | NATS |
 //!
-//! A [`Site`] is one isolated backend for one test: Redis ones get a fresh
+//! A [`Site`] is one isolated backend for one test: servers get a fresh
 //! key prefix ([`unique`]), so tests run in parallel on one server. Each
 //! [`Site::connect`] is a new (transport, store) pair on that site — for
-//! Redis, new connections with the same key prefix, as a second process
-//! would open; for memory, the same in-process backends. Redis tests read
-//! the server's URL from `REDIS_URL` ([`backend_url`]): unset, they print
-//! a visible skip and pass, unless `MULTIAGENTS_REQUIRE_BACKENDS=1`.
+//! servers, new connections with the same prefix, as a second process
+//! would open; for memory, the same in-process backends. Server URLs come
+//! from `REDIS_URL` and `NATS_URL` ([`backend_url`]): unset, a test prints
+//! a visible skip and passes, unless `MULTIAGENTS_REQUIRE_BACKENDS=1`.
 
 use std::future::Future;
 #[cfg(feature = "redis")]
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use multiagents::{MemoryStore, MemoryTransport, MemoryTransportConfig, StateStore, Transport};
-#[allow(unused_imports)] // the Redis variants exist with the feature `redis` only
+#[allow(unused_imports)] // the server variants exist with their features only
 use multiagents_core::conformance::{backend_url, skip_unavailable, unique};
 
 /// Where a test's transport and store live.
@@ -36,15 +39,57 @@ pub(crate) enum Backend {
     /// In-memory transport, Redis store.
     #[cfg(feature = "redis")]
     Mixed,
+    /// Both on NATS.
+    #[cfg(feature = "nats")]
+    Nats,
+    /// NATS transport, Redis store.
+    #[cfg(all(feature = "nats", feature = "redis"))]
+    NatsRedis,
+    /// Redis transport, NATS store.
+    #[cfg(all(feature = "nats", feature = "redis"))]
+    RedisNats,
+}
+
+/// One backend kind of a transport or a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Memory,
+    #[cfg(feature = "redis")]
+    Redis,
+    #[cfg(feature = "nats")]
+    Nats,
+}
+
+impl Backend {
+    /// What the transport and the store are on.
+    fn kinds(self) -> (Kind, Kind) {
+        match self {
+            Backend::Memory => (Kind::Memory, Kind::Memory),
+            #[cfg(feature = "redis")]
+            Backend::Redis => (Kind::Redis, Kind::Redis),
+            #[cfg(feature = "redis")]
+            Backend::Mixed => (Kind::Memory, Kind::Redis),
+            #[cfg(feature = "nats")]
+            Backend::Nats => (Kind::Nats, Kind::Nats),
+            #[cfg(all(feature = "nats", feature = "redis"))]
+            Backend::NatsRedis => (Kind::Nats, Kind::Redis),
+            #[cfg(all(feature = "nats", feature = "redis"))]
+            Backend::RedisNats => (Kind::Redis, Kind::Nats),
+        }
+    }
 }
 
 /// One isolated backend for one test.
 pub(crate) struct Site {
     backend: Backend,
-    /// The Redis server's URL (`REDIS_URL`), for the Redis and mixed sites.
-    server: Option<String>,
-    /// This site's Redis key prefix.
+    /// The Redis server's URL (`REDIS_URL`), when the site uses Redis.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    redis: Option<String>,
+    /// The NATS server's URL (`NATS_URL`), when the site uses NATS.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    nats: Option<String>,
+    /// This site's key prefix (Redis) and namespace (NATS).
+    #[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
     prefix: String,
     ack_timeout: Option<Duration>,
     memory_transport: Arc<MemoryTransport>,
@@ -55,29 +100,50 @@ impl Site {
     /// A fresh site on `backend`, or `None` (a skip printed, naming `test`)
     /// when it needs a server that is not configured.
     pub(crate) fn open(backend: Backend, test: &str) -> Option<Site> {
-        let _ = test; // named in the skip of the Redis variants
-        let server = match backend {
-            Backend::Memory => None,
-            #[cfg(feature = "redis")]
-            Backend::Redis | Backend::Mixed => match backend_url("REDIS_URL") {
-                Some(url) => Some(url),
-                None => {
-                    skip_unavailable(test);
-                    return None;
-                }
-            },
+        let (transport, store) = backend.kinds();
+        let needs = |kind: Kind| transport == kind || store == kind;
+        let _ = (test, needs); // used by the server variants
+        #[cfg(feature = "redis")]
+        let redis = if needs(Kind::Redis) {
+            let Some(url) = backend_url("REDIS_URL") else {
+                skip_unavailable(test);
+                return None;
+            };
+            Some(url)
+        } else {
+            None
         };
-        Some(Site::new(backend, server, None))
+        #[cfg(not(feature = "redis"))]
+        let redis = None;
+        #[cfg(feature = "nats")]
+        let nats = if needs(Kind::Nats) {
+            let Some(url) = backend_url("NATS_URL") else {
+                skip_unavailable(test);
+                return None;
+            };
+            Some(url)
+        } else {
+            None
+        };
+        #[cfg(not(feature = "nats"))]
+        let nats = None;
+        Some(Site::new(backend, redis, nats, None))
     }
 
-    fn new(backend: Backend, server: Option<String>, ack_timeout: Option<Duration>) -> Site {
+    fn new(
+        backend: Backend,
+        redis: Option<String>,
+        nats: Option<String>,
+        ack_timeout: Option<Duration>,
+    ) -> Site {
         let mut config = MemoryTransportConfig::default();
         if let Some(ack) = ack_timeout {
             config = config.with_ack_timeout(ack);
         }
         Site {
             backend,
-            server,
+            redis,
+            nats,
             prefix: unique("it"),
             ack_timeout,
             memory_transport: Arc::new(MemoryTransport::with_config(config)),
@@ -89,12 +155,17 @@ impl Site {
     /// unsettled delivery goes to another consumer after that long (for
     /// tests that rely on redelivery after a consumer went away).
     pub(crate) fn with_ack_timeout(self, ack_timeout: Duration) -> Site {
-        Site::new(self.backend, self.server, Some(ack_timeout))
+        Site::new(self.backend, self.redis, self.nats, Some(ack_timeout))
     }
 
     /// Another site on the same backend, sharing nothing with this one.
     pub(crate) fn fresh(&self) -> Site {
-        Site::new(self.backend, self.server.clone(), self.ack_timeout)
+        Site::new(
+            self.backend,
+            self.redis.clone(),
+            self.nats.clone(),
+            self.ack_timeout,
+        )
     }
 
     /// The backend.
@@ -103,10 +174,10 @@ impl Site {
     }
 
     /// The Redis URL of this site (server, key prefix, ack timeout), or
-    /// `None` for the memory site.
+    /// `None` when it uses no Redis.
     #[cfg(feature = "redis")]
     pub(crate) fn redis_url(&self) -> Option<String> {
-        let server = self.server.as_deref()?;
+        let server = self.redis.as_deref()?;
         let mut url = format!(
             "{server}{}key_prefix={}",
             if server.contains('?') { '&' } else { '?' },
@@ -118,50 +189,59 @@ impl Site {
         Some(url)
     }
 
+    /// The NATS URL of this site (server, prefix, ack timeout), or `None`
+    /// when it uses no NATS.
+    #[cfg(feature = "nats")]
+    pub(crate) fn nats_url(&self) -> Option<String> {
+        let server = self.nats.as_deref()?;
+        let mut url = format!(
+            "{server}{}prefix={}",
+            if server.contains('?') { '&' } else { '?' },
+            self.prefix
+        );
+        if let Some(ack) = self.ack_timeout {
+            url.push_str(&format!("&ack_timeout={}ms", ack.as_millis()));
+        }
+        Some(url)
+    }
+
+    fn url(&self, kind: Kind) -> String {
+        match kind {
+            Kind::Memory => multiagents::backend::MEMORY_URL.to_string(),
+            #[cfg(feature = "redis")]
+            Kind::Redis => self.redis_url().expect("redis url"),
+            #[cfg(feature = "nats")]
+            Kind::Nats => self.nats_url().expect("nats url"),
+        }
+    }
+
     /// The `transport.url` and `store.url` of this site (`memory://` for
     /// what lives in memory: per process, so only meaningful in-process).
     pub(crate) fn urls(&self) -> (String, String) {
-        let memory = multiagents::backend::MEMORY_URL.to_string();
-        match self.backend {
-            Backend::Memory => (memory.clone(), memory),
-            #[cfg(feature = "redis")]
-            Backend::Redis => {
-                let redis = self.redis_url().expect("redis url");
-                (redis.clone(), redis)
-            }
-            #[cfg(feature = "redis")]
-            Backend::Mixed => (memory, self.redis_url().expect("redis url")),
-        }
+        let (transport, store) = self.backend.kinds();
+        (self.url(transport), self.url(store))
     }
 
     /// A (transport, store) pair on this site: new connections for what is
-    /// on Redis, the site's own in-memory backends otherwise.
+    /// on a server, the site's own in-memory backends otherwise.
     pub(crate) async fn connect(&self) -> (Arc<dyn Transport>, Arc<dyn StateStore>) {
-        let memory_transport: Arc<dyn Transport> = self.memory_transport.clone();
-        let memory_store: Arc<dyn StateStore> = self.memory_store.clone();
-        match self.backend {
-            Backend::Memory => (memory_transport, memory_store),
-            #[cfg(feature = "redis")]
-            Backend::Redis => (self.redis_transport().await, self.redis_store().await),
-            #[cfg(feature = "redis")]
-            Backend::Mixed => (memory_transport, self.redis_store().await),
-        }
-    }
-
-    #[cfg(feature = "redis")]
-    async fn redis_transport(&self) -> Arc<dyn Transport> {
-        let url = self.redis_url().expect("redis url");
-        multiagents::backend::transport(&url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot open the Redis transport {url}: {e}"))
-    }
-
-    #[cfg(feature = "redis")]
-    async fn redis_store(&self) -> Arc<dyn StateStore> {
-        let url = self.redis_url().expect("redis url");
-        multiagents::backend::store(&url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot open the Redis store {url}: {e}"))
+        let (transport_kind, store_kind) = self.backend.kinds();
+        let (transport_url, store_url) = self.urls();
+        let transport: Arc<dyn Transport> = match transport_kind {
+            Kind::Memory => self.memory_transport.clone(),
+            #[allow(unreachable_patterns)]
+            _ => multiagents::backend::transport(&transport_url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot open the transport {transport_url}: {e}")),
+        };
+        let store: Arc<dyn StateStore> = match store_kind {
+            Kind::Memory => self.memory_store.clone(),
+            #[allow(unreachable_patterns)]
+            _ => multiagents::backend::store(&store_url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot open the store {store_url}: {e}")),
+        };
+        (transport, store)
     }
 }
 
@@ -262,8 +342,9 @@ where
 }
 
 /// Stamps one `#[tokio::test]` per backend for each named `async fn
-/// name(site: Site)` of the calling module: `memory::name`, and with the
-/// feature `redis` also `redis::name` and `mixed::name`.
+/// name(site: Site)` of the calling module: `memory::name`; with the
+/// feature `redis` also `redis::name` and `mixed::name`; with `nats`,
+/// `nats::name`; with both, `nats_redis::name` and `redis_nats::name`.
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         $crate::backends::on_every_backend!(@stamp memory, Memory, $($test),*);
@@ -271,6 +352,12 @@ macro_rules! on_every_backend {
         $crate::backends::on_every_backend!(@stamp redis, Redis, $($test),*);
         #[cfg(feature = "redis")]
         $crate::backends::on_every_backend!(@stamp mixed, Mixed, $($test),*);
+        #[cfg(feature = "nats")]
+        $crate::backends::on_every_backend!(@stamp nats, Nats, $($test),*);
+        #[cfg(all(feature = "nats", feature = "redis"))]
+        $crate::backends::on_every_backend!(@stamp nats_redis, NatsRedis, $($test),*);
+        #[cfg(all(feature = "nats", feature = "redis"))]
+        $crate::backends::on_every_backend!(@stamp redis_nats, RedisNats, $($test),*);
     };
     (@stamp $module:ident, $backend:ident, $($test:ident),*) => {
         mod $module {

@@ -1,6 +1,7 @@
 //! The timers kept with the state, on every backend: a step run in-process
 //! renews its guard while it runs, so a long step runs once; and a
-//! finished transaction leaves no timer behind (its last write clears it).
+//! finished transaction leaves no timer behind (its last write clears it;
+//! counted where the store keeps timers).
 
 use std::time::Duration;
 
@@ -50,7 +51,9 @@ async fn a_step_longer_than_its_guard_slack_renews_it_and_runs_once(site: Site) 
 
 async fn finished_transactions_leave_no_timer(site: Site) {
     let (transport, store) = site.connect().await;
-    let sched = store.scheduler().expect("every backend here keeps timers");
+    // A store without timers (NATS) keeps them on the transport instead:
+    // the transactions must still finish; there is no timer set to count.
+    let sched = store.scheduler();
     let runs = Runs::default();
     let host = WorkerHost::builder().build().expect("host");
     register(&host, &runs, "flaky", Act::FlakyOneIn(2));
@@ -76,7 +79,16 @@ async fn finished_transactions_leave_no_timer(site: Site) {
         retried += snap.history.iter().filter(|h| h.attempt == 2).count();
     }
     assert_eq!(retried, 20, "one transaction in two retried its first step");
-    let left = sched.pending("ma").await.expect("pending");
-    assert_eq!(left, 0, "{left} timers left after every transaction finished");
+    match sched {
+        Some(sched) => {
+            let left = sched.pending("ma").await.expect("pending");
+            assert_eq!(left, 0, "{left} timers left after every transaction finished");
+        }
+        None => multiagents_core::conformance::skip(
+            "finished_transactions_leave_no_timer (the count of timers left)",
+            &format!("{:?}", site.backend()),
+            "store timers",
+        ),
+    }
     orch.shutdown(Duration::from_secs(1)).await;
 }

@@ -14,7 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::error;
 
 /// How many times one message was nacked by one group, kept in the nacks
-/// bucket under `<consumer>/<stream sequence>`.
+/// bucket under `<consumer, encoded>/<stream sequence>`.
 #[derive(Clone)]
 pub(super) struct NackCount {
     bucket: kv::Store,
@@ -25,7 +25,8 @@ impl NackCount {
     pub(super) fn new(bucket: kv::Store, consumer: &str, seq: u64) -> NackCount {
         NackCount {
             bucket,
-            key: format!("{consumer}/{seq}"),
+            // Consumer names hold `~`, outside KV's key alphabet.
+            key: format!("{}/{seq}", crate::names::encode_key(consumer)),
         }
     }
 
