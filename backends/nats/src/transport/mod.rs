@@ -30,6 +30,7 @@
 
 mod acker;
 mod dead_letters;
+mod pending;
 mod queue;
 mod trim;
 
