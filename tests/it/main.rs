@@ -9,12 +9,12 @@ mod client;
 mod config;
 mod crash_windows;
 mod demo;
+mod faults;
 mod fuse;
 mod local;
 mod orchestrator;
 #[cfg(feature = "redis")]
 mod redis_cli;
-mod redis_faults;
 #[cfg(feature = "redis")]
 mod redis_process;
 #[cfg(feature = "redis")]

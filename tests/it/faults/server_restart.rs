@@ -1,12 +1,12 @@
-//! `redis-server` killed with `kill -9` and restarted while transactions
-//! are being submitted and run.
+//! A server killed with `kill -9` and restarted while transactions are
+//! being submitted and run; one test of each per backend.
 //!
-//! The server is a private one (from `REDIS_SERVER_BIN`, on a free port)
-//! run with `--appendonly yes --appendfsync always --save ""`: AOF with
-//! `appendfsync always` fsyncs every write before Redis replies, which is
+//! The server is a private one (from `REDIS_SERVER_BIN` or
+//! `NATS_SERVER_BIN`, on a free port) that fsyncs every write before it
+//! acknowledges it ([`FaultBackend::server_command`]: Redis's AOF with
+//! `appendfsync always`, JetStream's `sync_interval: always`), which is
 //! what makes every *acknowledged* write — an accepted transaction's state,
-//! a published command — survive the crash. (With `everysec` the last
-//! second could be lost, and with it accepted transactions.)
+//! a published command — survive the crash.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -17,7 +17,11 @@ use multiagents::orchestrator::{SagaStatus, TransactionId};
 use multiagents_core::conformance::backend_url;
 use serde_json::json;
 
-use super::{Journal, RedisServer, STEPS, recorder, three_steps, with_options, worker_spec};
+#[cfg(feature = "nats")]
+use super::nats::Nats;
+#[cfg(feature = "redis")]
+use super::redis::Redis;
+use super::{FaultBackend, Journal, PrivateServer, STEPS, recorder, three_steps, worker_spec};
 use crate::support::temp_dir;
 
 /// Where the server is, as the submitter sees it.
@@ -36,14 +40,11 @@ const SUBMIT_FOR: Duration = Duration::from_secs(90);
 
 /// One runtime on `server`, serving `abc` with recording workers that take
 /// 100 ms (so that dozens of steps are in flight when the server dies).
-async fn runtime_on(server: &RedisServer, journal: &Journal) -> Runtime {
+async fn runtime_on<B: FaultBackend>(server: &PrivateServer<B>, journal: &Journal) -> Runtime {
     // Short ack, connect and response timeouts: deliveries held when the
     // server died come back within seconds, and calls into a dead server
     // should fail within seconds.
-    let url = with_options(
-        &server.url(),
-        "key_prefix=faults&ack_timeout=2s&response_timeout=2s&connect_timeout=1s",
-    );
+    let url = server.url();
     let mut builder = Runtime::builder().transport_url(&url).store_url(&url);
     for step in STEPS {
         let worker = recorder(journal, 0, Duration::from_millis(100));
@@ -57,13 +58,27 @@ async fn runtime_on(server: &RedisServer, journal: &Journal) -> Runtime {
         .expect("runtime")
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_mid_run_loses_no_accepted_transaction() {
-    let Some(bin) = backend_url("REDIS_SERVER_BIN") else {
+    killed_and_restarted_mid_run::<Redis>().await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_killed_and_restarted_mid_run_loses_no_accepted_transaction() {
+    killed_and_restarted_mid_run::<Nats>().await;
+}
+
+/// The server of `B` is killed mid-run and restarted after 1 s; the same
+/// runtime accepts transactions again, and every accepted one completes.
+async fn killed_and_restarted_mid_run<B: FaultBackend>() {
+    let Some(bin) = backend_url(B::BIN_VAR) else {
         return;
     };
     let started = Instant::now();
-    let mut server = RedisServer::start(bin.as_ref(), &temp_dir("redis-aof"));
+    let dir = temp_dir(&format!("{}-restart", B::NAME));
+    let mut server = PrivateServer::<B>::start(bin.as_ref(), &dir);
     let journal = Journal::default();
     let runtime = runtime_on(&server, &journal).await;
 
@@ -193,9 +208,10 @@ async fn redis_killed_and_restarted_mid_run_loses_no_accepted_transaction() {
         }
     }
     eprintln!(
-        "redis kill -9 + restart: {} submissions, {} accepted ({} after the restart), {} refused; \
+        "{} kill -9 + restart: {} submissions, {} accepted ({} after the restart), {} refused; \
          {ran_before_kill} step runs before the kill; server down {down_for:?}; all accepted completed; \
          {twice} of {} steps ran more than once; {:?} in all",
+        B::NAME,
         accepted.len() + refused.len(),
         accepted.len(),
         after_restart.load(Ordering::Acquire),
@@ -221,20 +237,35 @@ fn phase_name(phase: u8) -> &'static str {
 }
 
 /// While the server is down, `execute`, `status` and `wait` must fail
-/// (`Unavailable`) within a few times the configured connect and response
-/// timeouts (1 s, 2 s), not hang until the server comes back. (The backend
-/// promises it: "callers get `Unavailable` meanwhile and retry at their own
-/// pace", backends/redis/src/connection.rs.)
+/// within a few times the configured connect and response timeouts (1 s,
+/// 2 s), not hang until the server comes back. (The Redis backend promises
+/// it: "callers get `Unavailable` meanwhile and retry at their own pace",
+/// backends/redis/src/connection.rs. On NATS the client holds requests
+/// while it reconnects: they fail `Timeout` after the 2 s request timeout.)
 ///
-/// (It failed before every command got a deadline: a command issued while a
-/// reconnect was under way awaited that reconnect, as long as the server
-/// stayed down.)
+/// (On Redis it failed before every command got a deadline: a command
+/// issued while a reconnect was under way awaited that reconnect, as long
+/// as the server stayed down.)
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_while_redis_is_down_fail_instead_of_hanging() {
-    let Some(bin) = backend_url("REDIS_SERVER_BIN") else {
+    calls_while_down_fail_instead_of_hanging::<Redis>().await;
+}
+
+/// [`calls_while_redis_is_down_fail_instead_of_hanging`] on NATS (connect
+/// timeout 1 s, request timeout 2 s).
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_while_nats_is_down_fail_instead_of_hanging() {
+    calls_while_down_fail_instead_of_hanging::<Nats>().await;
+}
+
+async fn calls_while_down_fail_instead_of_hanging<B: FaultBackend>() {
+    let Some(bin) = backend_url(B::BIN_VAR) else {
         return;
     };
-    let mut server = RedisServer::start(bin.as_ref(), &temp_dir("redis-down"));
+    let dir = temp_dir(&format!("{}-down", B::NAME));
+    let mut server = PrivateServer::<B>::start(bin.as_ref(), &dir);
     let runtime = runtime_on(&server, &Journal::default()).await;
     let tx = runtime.execute("abc", json!({})).await.expect("execute");
     runtime
@@ -257,7 +288,8 @@ async fn calls_while_redis_is_down_fail_instead_of_hanging() {
         ));
         assert!(
             matches!(execute, Ok(Err(_))),
-            "execute while Redis is down did not fail within {BOUND:?}: {seen:#?}"
+            "execute while {} is down did not fail within {BOUND:?}: {seen:#?}",
+            B::NAME
         );
         let started = Instant::now();
         let status = tokio::time::timeout(BOUND, runtime.status(&tx)).await;
@@ -267,7 +299,8 @@ async fn calls_while_redis_is_down_fail_instead_of_hanging() {
         ));
         assert!(
             matches!(status, Ok(Err(_))),
-            "status while Redis is down did not fail within {BOUND:?}: {seen:#?}"
+            "status while {} is down did not fail within {BOUND:?}: {seen:#?}",
+            B::NAME
         );
         let started = Instant::now();
         let wait = tokio::time::timeout(BOUND, runtime.wait(&tx, Duration::from_secs(1))).await;
@@ -277,9 +310,10 @@ async fn calls_while_redis_is_down_fail_instead_of_hanging() {
         ));
         assert!(
             wait.is_ok(),
-            "wait(1 s) while Redis is down did not return within {BOUND:?}: {seen:#?}"
+            "wait(1 s) while {} is down did not return within {BOUND:?}: {seen:#?}",
+            B::NAME
         );
     }
-    eprintln!("{seen:#?}");
+    eprintln!("calls while {} is down: {seen:#?}", B::NAME);
     drop(runtime);
 }

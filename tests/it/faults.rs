@@ -1,29 +1,35 @@
-//! Fault tests against real Redis servers. Each checks a history: every
+//! Fault tests against real servers, once per backend (Redis with feature
+//! `redis`, NATS with feature `nats`). Each checks a history: every
 //! transaction whose `execute` returned `Ok` (it was accepted) reaches a
 //! final state — none is lost — and, where a test says "once", no step ran
 //! twice.
 //!
-//! * [`server_restart`]: a private `redis-server` (AOF, `appendfsync
-//!   always`) is killed with `kill -9` mid-run and restarted; the same
-//!   runtime reconnects and finishes every accepted transaction.
+//! * [`server_restart`]: a private server that fsyncs every write before
+//!   acknowledging it is killed with `kill -9` mid-run and restarted; the
+//!   same runtime reconnects and finishes every accepted transaction.
 //! * [`process_kill`]: a `multiagents run` process is killed with unacked
 //!   deliveries; a second process with the same config takes them over.
-//! * [`split_work`]: two runtimes (own connections each) on one Redis split
-//!   10 000 workflows, each step executed exactly once.
+//! * [`split_work`]: two runtimes (own connections each) on one server
+//!   split 10 000 workflows, each step executed exactly once.
 //!
-//! The shared server comes from `REDIS_URL`, the binary for private servers
-//! from `REDIS_SERVER_BIN` (`scripts/services.sh up` writes both); without
-//! them the tests skip visibly (a failure with
+//! What differs per backend is a [`FaultBackend`] ([`redis`], [`nats`]):
+//! the shared server's variable (`REDIS_URL`, `NATS_URL`), the binary for
+//! private servers (`REDIS_SERVER_BIN`, `NATS_SERVER_BIN`; `scripts/services.sh
+//! up` writes all four), how to start one and when it is ready, its URL
+//! options. Without the variables the tests skip visibly (a failure with
 //! `MULTIAGENTS_REQUIRE_BACKENDS=1`).
-#![cfg(feature = "redis")]
+#![cfg(any(feature = "redis", feature = "nats"))]
 
+#[cfg(feature = "nats")]
+mod nats;
 mod process_kill;
+#[cfg(feature = "redis")]
+mod redis;
 mod server_restart;
 mod split_work;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -34,6 +40,58 @@ use multiagents::resilience::GuardConfig;
 use multiagents::worker::{CallInfo, Worker, WorkerSpec, native};
 use multiagents::workflow::{RetryPolicy, StepDef, WorkflowDef};
 use serde_json::json;
+
+/// What the fault tests need to know of one backend.
+trait FaultBackend {
+    /// Its name in messages and temporary directories: `redis`, `nats`.
+    const NAME: &'static str;
+    /// The variable holding the shared server's URL.
+    const URL_VAR: &'static str;
+    /// The variable holding the server binary, for private servers.
+    const BIN_VAR: &'static str;
+    /// The URL option naming the namespace (keys, streams) of a test.
+    const PREFIX_OPTION: &'static str;
+    /// URL options under which deliveries held by a dead consumer come
+    /// back within seconds (ack timeout 2 s) and calls into a dead server
+    /// fail within seconds (connect 1 s, responses 2 s).
+    const SHORT_TIMEOUTS: &'static str;
+
+    /// The command line of a private server listening on
+    /// `127.0.0.1:<port>` that keeps its data in `dir` and fsyncs every
+    /// write before acknowledging it (what makes acknowledged writes
+    /// survive `kill -9`).
+    fn server_command(bin: &Path, port: u16, dir: &Path) -> Command;
+
+    /// Whether the server on `port` is ready for clients (its data loaded).
+    fn server_ready(port: u16) -> bool;
+
+    /// The URL of the server on `port`, without options.
+    fn server_url(port: u16) -> String;
+
+    /// What [`held`](Self::held) reads from: a connection or an address.
+    type Probe;
+
+    /// A probe of the namespace `prefix` on the shared server `base`.
+    async fn probe(base: &str, prefix: &str) -> Self::Probe;
+
+    /// Deliveries of `topic` that `group` holds unacknowledged, as the
+    /// server reports them; `None` when it cannot tell (evidence only).
+    async fn held(probe: &Self::Probe, topic: &str, group: &str) -> Option<u64>;
+
+    /// Removes what a test left under `prefix` on the shared server `base`,
+    /// where that is cheap (best effort).
+    fn clean_up(base: &str, prefix: &str);
+}
+
+/// `base` with the namespace `prefix` and `options` (`k=v&…`, may be empty).
+fn namespaced<B: FaultBackend>(base: &str, prefix: &str, options: &str) -> String {
+    let url = with_options(base, &format!("{}={prefix}", B::PREFIX_OPTION));
+    if options.is_empty() {
+        url
+    } else {
+        with_options(&url, options)
+    }
+}
 
 /// The steps of [`three_steps`]; each is run by the worker of that name.
 const STEPS: [&str; 3] = ["a", "b", "c"];
@@ -110,56 +168,6 @@ fn worker_spec() -> WorkerSpec {
 fn with_options(base: &str, options: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}{options}")
-}
-
-/// `redis-cli`: next to `REDIS_SERVER_BIN` when set, else on `PATH`.
-fn redis_cli_bin() -> PathBuf {
-    std::env::var_os("REDIS_SERVER_BIN")
-        .map(PathBuf::from)
-        .and_then(|b| b.parent().map(|d| d.join("redis-cli")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("redis-cli"))
-}
-
-/// Runs `redis-cli -u <url> <args>`; its stdout, or `None` when it cannot
-/// run or fails (callers use it for evidence and clean-up only).
-fn redis_cli(url: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(redis_cli_bin())
-        .arg("-u")
-        .arg(url)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Unacknowledged deliveries of `stream`'s `group` (`XPENDING` summary).
-fn pending(url: &str, stream: &str, group: &str) -> Option<u64> {
-    redis_cli(url, &["XPENDING", stream, group])?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Deletes every key under `key_prefix` (best effort: the shared server
-/// should not collect test data).
-fn delete_prefix(url: &str, key_prefix: &str) {
-    let pattern = format!("{key_prefix}:*");
-    let Some(keys) = redis_cli(url, &["--scan", "--pattern", &pattern]) else {
-        eprintln!("note: could not list the keys under {key_prefix}: left on the server");
-        return;
-    };
-    let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
-    for chunk in keys.chunks(500) {
-        let mut args = vec!["UNLINK"];
-        args.extend_from_slice(chunk);
-        let _ = redis_cli(url, &args);
-    }
 }
 
 /// The last `n` lines of a log file, for failure messages.
@@ -247,48 +255,43 @@ impl Drop for ChildGuard {
     }
 }
 
-/// A private `redis-server` on a free loopback port, persisting to an AOF
-/// with `appendfsync always` in `dir`; killed when dropped.
-struct RedisServer {
+/// A private server of backend `B` on a free loopback port, its data in
+/// `dir`; killed when dropped.
+struct PrivateServer<B: FaultBackend> {
     bin: PathBuf,
     port: u16,
     dir: PathBuf,
     process: ChildGuard,
+    backend: std::marker::PhantomData<B>,
 }
 
-impl RedisServer {
-    /// Starts it and waits until it answers `PING`.
-    fn start(bin: &Path, dir: &Path) -> RedisServer {
+impl<B: FaultBackend> PrivateServer<B> {
+    /// Starts it and waits until it is ready.
+    fn start(bin: &Path, dir: &Path) -> PrivateServer<B> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let process = Self::spawn(bin, port, dir);
-        let mut server = RedisServer {
+        let mut server = PrivateServer {
             bin: bin.to_path_buf(),
             port,
             dir: dir.to_path_buf(),
-            process,
+            process: Self::spawn(bin, port, dir),
+            backend: std::marker::PhantomData,
         };
         server.wait_ready();
         server
     }
 
     fn spawn(bin: &Path, port: u16, dir: &Path) -> ChildGuard {
-        let mut cmd = Command::new(bin);
-        cmd.arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--protected-mode", "no"])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .args(["--save", "", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir);
-        ChildGuard::spawn("redis-server", cmd, &dir.join("redis.log"))
+        let name = format!("{}-server", B::NAME);
+        let log = dir.join(format!("{}.log", B::NAME));
+        ChildGuard::spawn(&name, B::server_command(bin, port, dir), &log)
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
+    /// Its URL under the prefix `faults`, with [`FaultBackend::SHORT_TIMEOUTS`].
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        namespaced::<B>(&B::server_url(self.port), "faults", B::SHORT_TIMEOUTS)
     }
 
     /// `kill -9`: no chance to write anything more.
@@ -296,37 +299,29 @@ impl RedisServer {
         self.process.kill9();
     }
 
-    /// Starts it again on the same port and directory (it replays the AOF).
+    /// Starts it again on the same port and directory (it recovers what it
+    /// had written there).
     fn restart(&mut self) {
         self.process = Self::spawn(&self.bin, self.port, &self.dir);
         self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
-        let end = Instant::now() + Duration::from_secs(30);
+        const WITHIN: Duration = Duration::from_secs(30);
+        let end = Instant::now() + WITHIN;
         loop {
-            if ping(self.port) {
+            if B::server_ready(self.port) {
                 return;
             }
             self.process.assert_running();
             assert!(
                 Instant::now() < end,
-                "redis-server on port {} does not answer PING after 30 s:\n{}",
+                "{} on port {} is not ready after {WITHIN:?}:\n{}",
+                self.process.name,
                 self.port,
                 tail(&self.process.log, 40)
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// Whether a server on `port` answers `PING` with `+PONG` (not `-LOADING`).
-fn ping(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 64];
-    s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
 }

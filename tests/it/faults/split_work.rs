@@ -1,6 +1,7 @@
-//! Two runtime instances on one Redis — each with its own transport and
+//! Two runtime instances on one server — each with its own transport and
 //! store connections, as two processes would have — split 10 000
-//! workflows, and every step runs exactly once.
+//! workflows, and every step runs exactly once. One test per backend, on
+//! the shared server.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -12,7 +13,11 @@ use multiagents::orchestrator::{OrchestratorConfig, SagaStatus, TransactionId};
 use multiagents_core::conformance::{backend_url, unique};
 use serde_json::json;
 
-use super::{Journal, STEPS, delete_prefix, recorder, three_steps, with_options, worker_spec};
+#[cfg(feature = "nats")]
+use super::nats::Nats;
+#[cfg(feature = "redis")]
+use super::redis::Redis;
+use super::{FaultBackend, Journal, STEPS, namespaced, recorder, three_steps, worker_spec};
 
 /// Workflows submitted.
 const WORKFLOWS: usize = 10_000;
@@ -38,19 +43,34 @@ async fn instance(url: &str, journal: &Journal, n: usize) -> Runtime {
         .expect("runtime")
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runtimes_on_one_redis_split_10000_workflows_running_each_step_once() {
-    let Some(base) = backend_url("REDIS_URL") else {
+    split_on::<Redis>().await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runtimes_on_one_nats_split_10000_workflows_running_each_step_once() {
+    split_on::<Nats>().await;
+}
+
+/// [`split_workflows`] under a fresh prefix on `B`'s shared server.
+async fn split_on<B: FaultBackend>() {
+    let Some(base) = backend_url(B::URL_VAR) else {
         return;
     };
-    let key_prefix = unique("faults-split");
-    let url = with_options(&base, &format!("key_prefix={key_prefix}"));
+    let prefix = unique("faults-split");
+    split_workflows(&namespaced::<B>(&base, &prefix, ""), B::NAME).await;
+    B::clean_up(&base, &prefix);
+}
+
+/// Two instances on `url` (a fresh namespace on the server `name`) split
+/// [`WORKFLOWS`] workflows.
+async fn split_workflows(url: &str, name: &str) {
     let journal = Journal::default();
     // Two builds: two transports and two stores, each with its own connections.
-    let instances = [
-        instance(&url, &journal, 0).await,
-        instance(&url, &journal, 1).await,
-    ];
+    let instances = [instance(url, &journal, 0).await, instance(url, &journal, 1).await];
     let started = Instant::now();
 
     let submitted: Vec<(usize, TransactionId)> = tokio::time::timeout(
@@ -149,7 +169,7 @@ async fn two_runtimes_on_one_redis_split_10000_workflows_running_each_step_once(
         );
     }
     eprintln!(
-        "two instances, {WORKFLOWS} workflows × {} steps: submitted in {submit_time:?}, all completed in \
+        "{name}: two instances, {WORKFLOWS} workflows × {} steps: submitted in {submit_time:?}, all completed in \
          {elapsed:?} ({:.0} workflows/s); steps per instance {by_instance:?}; every step ran exactly once",
         STEPS.len(),
         WORKFLOWS as f64 / elapsed.as_secs_f64()
@@ -157,5 +177,4 @@ async fn two_runtimes_on_one_redis_split_10000_workflows_running_each_step_once(
     for runtime in &instances {
         runtime.shutdown(Duration::from_secs(10)).await.expect("shutdown");
     }
-    delete_prefix(&base, &key_prefix);
 }

@@ -1,6 +1,6 @@
 //! A `multiagents run` process killed (`kill -9`) while it holds unacked
 //! deliveries: a second process with the same config takes them over and
-//! every transaction completes.
+//! every transaction completes. One test per backend, on the shared server.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +11,11 @@ use multiagents::{Config, backend};
 use multiagents_core::conformance::{backend_url, unique};
 use serde_json::json;
 
-use super::{ChildGuard, delete_prefix, pending, tail, with_options};
+#[cfg(feature = "nats")]
+use super::nats::Nats;
+#[cfg(feature = "redis")]
+use super::redis::Redis;
+use super::{ChildGuard, FaultBackend, namespaced, tail};
 use crate::support::{repo_root, temp_dir, wasm};
 
 /// Transactions submitted.
@@ -77,15 +81,26 @@ fn serve(name: &str, config: &Path, log: &Path) -> ChildGuard {
     child
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runtime_process_hands_its_unacked_deliveries_to_another() {
-    let Some(base) = backend_url("REDIS_URL") else {
+    killed_process_hands_over::<Redis>().await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runtime_process_hands_its_unacked_nats_deliveries_to_another() {
+    killed_process_hands_over::<Nats>().await;
+}
+
+async fn killed_process_hands_over<B: FaultBackend>() {
+    let Some(base) = backend_url(B::URL_VAR) else {
         return;
     };
     let sleep = wasm("sleep");
-    let key_prefix = unique("faults-kill");
-    let url = with_options(&base, &format!("key_prefix={key_prefix}&ack_timeout=2s"));
-    let dir = temp_dir("redis-process-kill");
+    let prefix = unique("faults-kill");
+    let url = namespaced::<B>(&base, &prefix, "ack_timeout=2s");
+    let dir = temp_dir(&format!("{}-process-kill", B::NAME));
     let config_path = dir.join("naps.toml");
     std::fs::write(&config_path, config_text(&url, &sleep)).expect("write config");
     let config = Config::load(&config_path).expect("config");
@@ -112,21 +127,23 @@ async fn a_killed_runtime_process_hands_its_unacked_deliveries_to_another() {
     client.shutdown(Duration::from_secs(5)).await;
 
     // A holds the commands unacked while its steps sleep.
-    let stream = format!("{key_prefix}:q:ma.cmd.sleep");
+    let probe = B::probe(&base, &prefix).await;
+    let (topic, group) = ("ma.cmd.sleep", "workers");
     let end = Instant::now() + Duration::from_secs(30);
-    let mut held = pending(&base, &stream, "workers");
+    let mut held = B::held(&probe, topic, group).await;
     while held.is_none_or(|n| n == 0) {
         a.assert_running();
         assert!(
             Instant::now() < end,
-            "process A holds no command after 30 s (XPENDING via redis-cli: {held:?}); log:\n{}",
+            "process A holds no command after 30 s ({} reports {held:?} pending); log:\n{}",
+            B::NAME,
             tail(&dir.join("a.log"), 40)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-        held = pending(&base, &stream, "workers");
+        held = B::held(&probe, topic, group).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await; // the steps are running in A
-    let held = pending(&base, &stream, "workers");
+    let held = B::held(&probe, topic, group).await;
     let mut done_before = 0;
     for tx in &txs {
         if client.status(tx).await.expect("status").status.is_final() {
@@ -180,11 +197,12 @@ async fn a_killed_runtime_process_hands_its_unacked_deliveries_to_another() {
         retried += snap.history.iter().filter(|h| h.attempt > 1).count();
     }
     eprintln!(
-        "process kill -9: {TRANSACTIONS} transactions; A held {held:?} command deliveries unacked when killed, \
+        "{} process kill -9: {TRANSACTIONS} transactions; A held {held:?} command deliveries unacked when killed, \
          {done_before} transactions had finished; all completed {:?} after the kill (B started then); \
          {retried} step attempts beyond the first",
+        B::NAME,
         killed_at.elapsed()
     );
     drop(b);
-    delete_prefix(&base, &key_prefix);
+    B::clean_up(&base, &prefix);
 }
