@@ -63,3 +63,7 @@ multiagents_core::store_conformance!(
     async { Some(Arc::new(cached(WriteMode::write_behind())) as Arc<dyn StateStore>) },
     Settings::default()
 );
+
+multiagents_core::orchestrator_conformance!(memory_orchestrator, async {
+    Some(multiagents_core::conformance::orchestrator::MemorySite::new(None))
+});

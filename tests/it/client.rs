@@ -9,7 +9,7 @@ use multiagents::workflow::{StepDef, WorkflowDef};
 use serde_json::json;
 
 use crate::backends::{Site, on_every_backend};
-use crate::orchestrator::{Behave, Journal, rig_on};
+use multiagents_core::conformance::orchestrator::{Behave, Journal, rig_on};
 
 on_every_backend!(a_client_takes_no_work_and_sees_what_the_servers_do);
 

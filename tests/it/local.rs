@@ -15,7 +15,7 @@ use multiagents::{
 };
 use serde_json::json;
 
-use crate::orchestrator::{Behave, Journal, register};
+use multiagents_core::conformance::orchestrator::{Behave, Journal, register};
 
 /// Counts what is published on command and result topics.
 struct Counting(MemoryTransport, Arc<AtomicUsize>);

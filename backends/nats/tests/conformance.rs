@@ -3,9 +3,13 @@
 //! uses its own prefix (its own stream and buckets), so tests run in
 //! parallel on one server.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use multiagents_core::conformance::orchestrator::Site;
 use multiagents_core::conformance::{Settings, backend_url, unique};
+use multiagents_core::{StateStore, Transport};
 use multiagents_nats::{NatsConfig, NatsStore, NatsTransport};
 
 /// The suite's settings: the ack timeout is 5 s, not the 2 s of the Redis
@@ -45,3 +49,37 @@ multiagents_core::store_conformance!(
     },
     Settings::default()
 );
+
+/// A prefix on the server: each `connect` opens new connections to it.
+struct NatsSite {
+    config: NatsConfig,
+}
+
+impl NatsSite {
+    fn open(ack_timeout: Option<Duration>) -> Option<NatsSite> {
+        let mut config = NatsConfig::new(backend_url("NATS_URL")?).with_prefix(unique("orch"));
+        if let Some(ack) = ack_timeout {
+            config = config.with_ack_timeout(ack);
+        }
+        Some(NatsSite { config })
+    }
+}
+
+#[async_trait]
+impl Site for NatsSite {
+    async fn connect(&self) -> (Arc<dyn Transport>, Arc<dyn StateStore>) {
+        let transport = NatsTransport::with_config(self.config.clone())
+            .await
+            .expect("connect to NATS");
+        let store = NatsStore::with_config(self.config.clone())
+            .await
+            .expect("connect to NATS");
+        (Arc::new(transport), Arc::new(store))
+    }
+
+    async fn fresh(&self, ack_timeout: Option<Duration>) -> Box<dyn Site> {
+        Box::new(NatsSite::open(ack_timeout).expect("NATS_URL was set"))
+    }
+}
+
+multiagents_core::orchestrator_conformance!(nats_orchestrator, async { NatsSite::open(None) });

@@ -1,8 +1,9 @@
 //! The test-stamping macros and the one list of behaviour names.
 //!
-//! Adding a behaviour: write its `pub async fn` in `transport/` or `store/`
-//! (re-exported from that module), then add its name to
-//! `__transport_behaviours!` or `__store_behaviours!` below. Nothing else.
+//! Adding a behaviour: write its `pub async fn` in `transport/`, `store/`
+//! or `orchestrator/` (re-exported from that module), then add its name to
+//! `__transport_behaviours!`, `__store_behaviours!` or
+//! `__orchestrator_behaviours!` below. Nothing else.
 
 /// Calls `$crate::$callback! { ($args) name name … }` with the name of
 /// every transport behaviour: the one list of them.
@@ -70,6 +71,52 @@ macro_rules! __store_behaviours {
             scheduler_rejects_bad_input
             rejects_bad_input
         }
+    };
+}
+
+/// Calls `$crate::$callback! { ($args) name name … }` with the name of
+/// every orchestrator behaviour: the one list of them.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __orchestrator_behaviours {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! { ($($args)*)
+            success_runs_every_step_in_order_and_merges_outputs
+            failure_at_each_step_compensates_exactly_the_completed_steps_in_reverse
+            a_failing_compensation_ends_in_compensation_failed
+            conditions_take_the_true_and_the_false_branch
+            retry_then_success_and_retries_exhausted
+            a_step_timeout_fails_the_attempt_and_the_late_result_is_dropped
+            cancel_mid_flight_compensates_what_completed
+            duplicated_results_never_advance_a_step_twice
+            two_instances_on_one_backend_run_each_step_once
+            a_runtime_dropped_mid_flight_is_resumed_by_another
+            bad_input_is_refused_with_typed_errors
+        }
+    };
+}
+
+/// Stamps one `#[test]` per orchestrator behaviour over a site.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __orchestrator_tests {
+    (($factory:expr) $($name:ident)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::block_on(async {
+                    let ::std::option::Option::Some(site) = ($factory).await else {
+                        $crate::conformance::skip_unavailable(::std::concat!(
+                            ::std::module_path!(),
+                            "::",
+                            ::std::stringify!($name)
+                        ));
+                        return;
+                    };
+                    $crate::conformance::orchestrator::$name(&site).await;
+                });
+            }
+        )*
     };
 }
 
@@ -172,6 +219,34 @@ macro_rules! store_conformance {
             #[allow(unused_imports)]
             use super::*;
             $crate::__store_behaviours!(__conformance_tests!(store, $factory, $settings));
+        }
+    };
+}
+
+/// Stamps a test module running every orchestrator behaviour of
+/// [`conformance::orchestrator`](crate::conformance::orchestrator) over a
+/// backend.
+///
+/// `orchestrator_conformance!(module_name, factory)` where `factory` is a
+/// future of `Option<S>`, `S:`
+/// [`Site`](crate::conformance::orchestrator::Site): where instances
+/// connect, and how to get a fresh namespace. `None` skips visibly.
+///
+/// # Example
+///
+/// ```
+/// use multiagents_core::conformance::orchestrator::MemorySite;
+///
+/// multiagents_core::orchestrator_conformance!(memory, async { Some(MemorySite::new(None)) });
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! orchestrator_conformance {
+    ($module:ident, $factory:expr $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__orchestrator_behaviours!(__orchestrator_tests!($factory));
         }
     };
 }

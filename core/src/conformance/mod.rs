@@ -13,6 +13,10 @@
 //! * [`transport_conformance!`](crate::transport_conformance) and
 //!   [`store_conformance!`](crate::store_conformance): stamp a test module
 //!   with one `#[test]` per behaviour (test name = behaviour name).
+//! * [`orchestrator`] and
+//!   [`orchestrator_conformance!`](crate::orchestrator_conformance): the
+//!   saga engine over a backend (sagas, compensation, retries, timeouts,
+//!   crash resume, two instances running each step once).
 //! * [`unique`], [`backend_url`], [`skip`]: isolation and visible skips.
 //!
 //! # Using it from a backend crate
@@ -80,6 +84,7 @@
 //! always run.
 
 mod macros;
+pub mod orchestrator;
 pub mod store;
 pub mod transport;
 mod util;
