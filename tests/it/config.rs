@@ -232,10 +232,10 @@ fn env_overrides_apply_after_parsing() {
     assert_eq!(config.cache.ttl, Some(Duration::from_secs(60)));
 
     // The overridden value is validated like one from the file.
-    let err = Config::load_with_env(&path, [("MULTIAGENTS__TRANSPORT__URL", "nats://localhost")])
-        .expect_err("nats is not built");
+    let err = Config::load_with_env(&path, [("MULTIAGENTS__TRANSPORT__URL", "kafka://localhost")])
+        .expect_err("kafka is not built");
     assert!(
-        err.message().contains("transport.url") && err.message().contains("`nats` feature"),
+        err.message().contains("transport.url") && err.message().contains("`kafka` feature"),
         "{err}"
     );
 

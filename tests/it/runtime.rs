@@ -120,12 +120,12 @@ async fn a_runtime_built_in_code_runs_branches_and_compensations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_builder_refuses_bad_backends_and_workflows_before_starting() {
     let err = Runtime::builder()
-        .transport_url("nats://localhost:4222")
+        .transport_url("kafka://localhost:9092")
         .build()
         .await
-        .expect_err("nats");
+        .expect_err("kafka");
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.message().contains("`nats` feature"), "{err}");
+    assert!(err.message().contains("`kafka` feature"), "{err}");
 
     let err = Runtime::builder()
         .store_url("memory://")

@@ -49,14 +49,15 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects with the defaults of [`RedisConfig::new`].
+    /// Connects with the defaults of [`RedisConfig::new`], overridden by the
+    /// options in `url`'s query ([`RedisConfig::from_url`]).
     ///
     /// # Errors
     /// `Config` for a bad URL; `Unavailable` when the server cannot be
     /// reached after the configured attempts; `PermissionDenied` for
     /// refused credentials. Messages show the URL without its password.
     pub async fn connect(url: &str) -> Result<RedisStore> {
-        Self::with_config(RedisConfig::new(url)).await
+        Self::with_config(RedisConfig::from_url(url)?).await
     }
 
     /// Connects with `config`; errors as [`connect`](Self::connect).

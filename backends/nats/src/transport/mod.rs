@@ -74,12 +74,13 @@ impl fmt::Debug for NatsTransport {
 }
 
 impl NatsTransport {
-    /// Connects with the defaults of [`NatsConfig::new`].
+    /// Connects with the defaults of [`NatsConfig::new`], overridden by the
+    /// options in `url`'s query ([`NatsConfig::from_url`]).
     ///
     /// # Errors
     /// As [`with_config`](Self::with_config).
     pub async fn connect(url: &str) -> Result<NatsTransport> {
-        Self::with_config(NatsConfig::new(url)).await
+        Self::with_config(NatsConfig::from_url(url)?).await
     }
 
     /// Connects with `config`, creating the queue stream and the nacks
