@@ -6,7 +6,8 @@
 //! Run: `scripts/build-workers.sh && cargo bench --bench e2e`
 //! On Redis: `cargo bench --features redis --bench e2e` with
 //! `E2E_BACKEND=redis://127.0.0.1:6379` (transport and store on Redis, the
-//! cache in front of the store; a fresh key prefix per run).
+//! cache in front of the store; a fresh key prefix per run); on NATS the
+//! same with `--features nats` and `E2E_BACKEND=nats://127.0.0.1:4222`.
 //! Options (env): `E2E_WORKFLOWS` (saturation run size, default 20000);
 //! `E2E_SUBMITTERS` (concurrent `execute` callers, default 16);
 //! `E2E_SOAK=1000000` runs only a soak instead: that many workflows in
@@ -56,7 +57,7 @@ struct Rig {
     done: Done,
     completed: Arc<std::sync::atomic::AtomicU64>,
     progress: Arc<tokio::sync::Notify>,
-    /// The in-memory backends, for their diagnostics (`None` on Redis).
+    /// The in-memory backends, for their diagnostics (`None` on a server).
     memory: Option<(Arc<MemoryTransport>, Arc<CachedStore<MemoryStore>>)>,
     /// The store's timers (pending ones are counted in the soak).
     timers: Option<Arc<dyn multiagents::scheduler::Scheduler>>,
@@ -66,7 +67,7 @@ struct Rig {
 /// (`redis-cli INFO commandstats` and `INFO cpu`, less the `INFO` calls
 /// themselves); `None` on memory or without `redis-cli`.
 fn redis_stats() -> Option<(u64, f64)> {
-    let url = backend_url()?;
+    let url = backend_url().filter(|u| u.starts_with("redis"))?;
     let base = url.split('?').next().unwrap_or(&url).to_string();
     let info = |section: &str| {
         let out = std::process::Command::new("redis-cli")
@@ -91,11 +92,34 @@ fn redis_stats() -> Option<(u64, f64)> {
     Some((calls, cpu))
 }
 
-/// `E2E_BACKEND`: `memory` (default) or a `redis://` URL.
+/// `E2E_BACKEND`: `memory` (default) or a server URL (`redis://…`,
+/// `nats://…`; the backend's cargo feature must be on).
 fn backend_url() -> Option<String> {
     std::env::var("E2E_BACKEND")
         .ok()
-        .filter(|u| u.starts_with("redis"))
+        .filter(|u| !u.is_empty() && u != "memory" && !u.starts_with("memory:"))
+}
+
+/// The backend's name in reports: the URL's scheme (`redis`, `nats`).
+fn backend_label() -> String {
+    backend_url()
+        .and_then(|u| {
+            u.split_once("://")
+                .map(|(s, _)| s.trim_end_matches('s').to_string())
+        })
+        .unwrap_or_else(|| "memory".into())
+}
+
+/// `url` under a fresh namespace (each backend names the option its own way).
+fn with_fresh_namespace(url: &str) -> String {
+    let fresh = format!("e2e-{}", multiagents::EnvelopeId::new().as_uuid().simple());
+    let option = if url.starts_with("redis") {
+        "key_prefix"
+    } else {
+        "prefix"
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{option}={fresh}")
 }
 
 fn submitters() -> usize {
@@ -111,24 +135,17 @@ async fn backends() -> (
     Arc<dyn StateStore>,
     Option<(Arc<MemoryTransport>, Arc<CachedStore<MemoryStore>>)>,
 ) {
-    #[cfg(feature = "redis")]
     if let Some(url) = backend_url() {
-        use multiagents::redis::{RedisConfig, RedisStore, RedisTransport};
-        let prefix = format!("e2e-{}", multiagents::EnvelopeId::new().as_uuid().simple());
-        let config = RedisConfig::from_url(&url)
-            .expect("E2E_BACKEND")
-            .with_key_prefix(prefix);
-        let transport = RedisTransport::with_config(config.clone())
+        let url = with_fresh_namespace(&url);
+        let transport = multiagents::backend::transport(&url)
             .await
-            .expect("redis transport");
-        let store = RedisStore::with_config(config).await.expect("redis store");
+            .expect("E2E_BACKEND transport");
+        let store = multiagents::backend::store(&url)
+            .await
+            .expect("E2E_BACKEND store");
         let cached = CachedStore::new(store, CacheConfig::default()).expect("store");
-        return (Arc::new(transport), Arc::new(cached), None);
+        return (transport, Arc::new(cached), None);
     }
-    assert!(
-        backend_url().is_none(),
-        "E2E_BACKEND=redis://… needs `--features redis`"
-    );
     let transport = Arc::new(MemoryTransport::with_config(
         MemoryTransportConfig::default().with_broadcast_capacity(1 << 20),
     ));
@@ -416,7 +433,7 @@ fn main() {
             }
             idle.sort();
             let (p50, p95, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.95), percentile(&lat, 0.99));
-            let backend = if r.memory.is_some() { "memory" } else { "redis" };
+            let backend = backend_label();
             println!(
                 "e2e/{backend}/{mode}: {wps:.0} workflows/s at saturation ({} submitters); at {:.0}/s: p50 {p50:?} p95 {p95:?} p99 {p99:?}; idle p50 {:?}",
                 submitters(),
@@ -464,9 +481,9 @@ fn main() {
         report.insert("rss_per_inflight_workflow_bytes".into(), json!(per));
     });
     let name = if backend_url().is_some() {
-        "target/e2e-redis.json"
+        format!("target/e2e-{}.json", backend_label())
     } else {
-        "target/e2e.json"
+        "target/e2e.json".to_string()
     };
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
     let _ = std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap_or_default());

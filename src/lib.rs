@@ -12,8 +12,9 @@
 //! |---|---|
 //! | [`runtime`] | [`Runtime`]: backends + cached store + worker host + orchestrator, from a builder or a config file |
 //! | [`config`] | [`Config`]: the TOML file (validated, with `file:line:column` errors) and env overrides |
-//! | [`backend`] | backend selection by URL scheme (`memory://`, `redis://` with the feature `redis`; `nats://`, `kafka://` to come) |
+//! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://` with the feature `redis`; `nats://` with `nats`; `kafka://` to come) |
 //! | `redis` | (feature `redis`) the Redis backend crate, [`multiagents_redis`], re-exported |
+//! | `nats` | (feature `nats`) the NATS backend crate, `multiagents_nats`, re-exported |
 //!
 //! The `multiagents` binary (CLI) is built on the same API.
 //!
@@ -51,6 +52,11 @@ pub mod runtime;
 /// `RedisConfig`.
 #[cfg(feature = "redis")]
 pub use multiagents_redis as redis;
+
+/// The NATS backend (feature `nats`): `NatsTransport`, `NatsStore`,
+/// `NatsConfig` (and the `async_nats` client it is built on).
+#[cfg(feature = "nats")]
+pub use multiagents_nats as nats;
 
 pub use config::Config;
 pub use runtime::{EventStream, Runtime, RuntimeBuilder};

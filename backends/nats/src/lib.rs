@@ -55,6 +55,9 @@ mod names;
 mod store;
 mod transport;
 
+/// The client crate this backend is built on, for raw access to the same
+/// server (benchmarks, tools).
+pub use async_nats;
 pub use backend::NatsBackend;
 pub use config::{Auth, NatsConfig, URL_OPTIONS};
 pub use store::{MARKER_TTL, NatsStore};
