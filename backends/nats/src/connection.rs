@@ -6,11 +6,13 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use async_nats::{Client, ConnectOptions};
 use multiagents_core::{Error, ErrorKind, Result};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Auth, NatsConfig};
 use crate::error;
 use crate::names::Names;
+use crate::publish::{CLIENT_INFLIGHT, MAX_UNACKED};
 
 /// Oldest server with per-message TTLs (KV TTLs need them).
 const MIN_SERVER: (u64, u64) = (2, 11);
@@ -24,6 +26,8 @@ pub(crate) struct Conn {
     pub(crate) names: Arc<Names>,
     /// Cancelled by `close()`: background tasks stop, calls fail `Closed`.
     pub(crate) closed: CancellationToken,
+    /// The budget of unacknowledged publishes (see `publish`).
+    pub(crate) unacked: Arc<Semaphore>,
 }
 
 impl Conn {
@@ -72,6 +76,7 @@ impl Conn {
         check_version(&client, &shown)?;
         let js = jetstream::ContextBuilder::new()
             .timeout(config.request_timeout)
+            .max_ack_inflight(CLIENT_INFLIGHT)
             .build(client.clone());
         js.query_account().await.map_err(|e| {
             Error::new(
@@ -88,6 +93,7 @@ impl Conn {
             client,
             js,
             closed: CancellationToken::new(),
+            unacked: Arc::new(Semaphore::new(MAX_UNACKED)),
         })
     }
 

@@ -32,6 +32,7 @@
 //! | `connection` | connecting (auth, TLS, timeouts) and checking the server (JetStream, ≥ 2.11) |
 //! | `error` | the one mapping from async-nats errors to core error kinds |
 //! | `names` | every stream, bucket, consumer and subject name; the key encoding |
+//! | `publish` | publishing many messages in acknowledgement windows, never deadlocking the client's in-flight limit |
 //! | `store` | [`NatsStore`]: KV get/put/CAS/delete with TTLs, ordered scans |
 //! | `transport` | [`NatsTransport`]: publish, queue subscriptions (reader, acker, dead letters), broadcast, trimming |
 //!
@@ -52,6 +53,7 @@ pub mod config;
 mod connection;
 mod error;
 mod names;
+mod publish;
 mod store;
 mod transport;
 

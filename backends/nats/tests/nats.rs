@@ -16,6 +16,8 @@ mod support;
 mod closing;
 #[path = "nats/errors.rs"]
 mod errors;
+#[path = "nats/publishing.rs"]
+mod publishing;
 #[path = "nats/pull_bound.rs"]
 mod pull_bound;
 #[path = "nats/strikes.rs"]

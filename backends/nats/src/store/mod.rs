@@ -44,7 +44,6 @@ use crate::config::NatsConfig;
 use crate::connection::Conn;
 use crate::error;
 use crate::names::encode_key;
-use crate::transport::ACK_WINDOW;
 
 /// How long a delete marker stays (it reads as absent; then it is gone).
 pub const MARKER_TTL: Duration = Duration::from_secs(600);
@@ -146,23 +145,26 @@ impl NatsStore {
         expected: Option<u64>,
         headers: HeaderMap,
     ) -> Result<Version> {
-        let ack = self.send(op, key, value, ttl, expected, headers).await?;
-        let ack = ack
-            .await
-            .map_err(|e| error::js_publish(op, e).with_context("key", key))?;
-        Ok(Version(ack.sequence))
+        let message = self.message(value, ttl, expected, headers);
+        let acks = self
+            .conn
+            .publish_all(op, vec![(self.subject(key), message)], |_| {
+                ("key", key.to_string())
+            })
+            .await?;
+        acks.first().map(|a| Version(a.sequence)).ok_or_else(|| {
+            Error::new(ErrorKind::Unexpected, "a publish returned no acknowledgement").with_operation(op)
+        })
     }
 
-    async fn send(
+    /// A write's message: the value, its TTL, the expected last revision.
+    fn message(
         &self,
-        op: &'static str,
-        key: &str,
         value: Bytes,
         ttl: Option<Duration>,
         expected: Option<u64>,
         mut headers: HeaderMap,
-    ) -> Result<async_nats::jetstream::context::PublishAckFuture> {
-        self.conn.check_open(op)?;
+    ) -> Publish {
         if let Some(ttl) = ttl {
             headers.insert(NATS_MESSAGE_TTL, whole_seconds(ttl).as_str());
         }
@@ -170,11 +172,7 @@ impl NatsStore {
         if let Some(seq) = expected {
             publish = publish.expected_last_subject_sequence(seq);
         }
-        self.conn
-            .js
-            .send_publish(self.subject(key), publish)
-            .await
-            .map_err(|e| error::js_publish(op, e).with_context("key", key))
+        publish
     }
 
     /// A CAS expecting the key absent: `0`, or whatever delete marker
@@ -252,27 +250,18 @@ impl StateStore for NatsStore {
             self.check_write(OP, &e.key, &e.value, e.ttl)
                 .map_err(|err| err.with_context("index", i))?;
         }
-        let mut acks = std::collections::VecDeque::with_capacity(entries.len().min(ACK_WINDOW));
-        let mut versions = Vec::with_capacity(entries.len());
-        let settle = |ack: Result<async_nats::jetstream::publish::PublishAck, _>, key: &str| {
-            ack.map(|a| Version(a.sequence))
-                .map_err(|err| error::js_publish(OP, err).with_context("key", key))
-        };
+        let mut messages = Vec::with_capacity(entries.len());
         for e in &entries {
-            if acks.len() >= ACK_WINDOW
-                && let Some((ack, key)) = acks.pop_front()
-            {
-                versions.push(settle(ack.await, key)?);
-            }
-            let ack = self
-                .send(OP, &e.key, e.value.clone(), e.ttl, None, HeaderMap::new())
-                .await?;
-            acks.push_back((ack, e.key.as_str()));
+            messages.push((
+                self.subject(&e.key),
+                self.message(e.value.clone(), e.ttl, None, HeaderMap::new()),
+            ));
         }
-        for (ack, key) in acks {
-            versions.push(settle(ack.await, key)?);
-        }
-        Ok(versions)
+        let acks = self
+            .conn
+            .publish_all(OP, messages, |i| ("key", entries[i].key.clone()))
+            .await?;
+        Ok(acks.into_iter().map(|a| Version(a.sequence)).collect())
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

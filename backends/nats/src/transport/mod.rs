@@ -36,7 +36,6 @@ mod trim;
 
 use std::fmt;
 
-use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use async_nats::jetstream::stream::{self, Stream};
@@ -110,42 +109,19 @@ impl NatsTransport {
         &self.conn.config
     }
 
-    /// Sends already-validated envelopes to their queue subjects, awaiting
-    /// acknowledgements only once [`ACK_WINDOW`] are outstanding.
+    /// Sends already-validated envelopes to their queue subjects.
     async fn publish_valid(&self, envelopes: &[Envelope], op: &'static str) -> Result<()> {
-        self.conn.check_open(op)?;
-        let mut acks = std::collections::VecDeque::with_capacity(envelopes.len().min(ACK_WINDOW));
+        let mut messages = Vec::with_capacity(envelopes.len());
         for e in envelopes {
-            if acks.len() >= ACK_WINDOW
-                && let Some((ack, topic)) = acks.pop_front()
-            {
-                await_ack(op, ack, topic).await?;
-            }
             let wire = e.to_wire().map_err(|err| err.with_operation(op))?;
             let publish = Publish::build().payload(wire.into()).message_id(e.id.to_string());
-            let ack = self
-                .conn
-                .js
-                .send_publish(self.conn.names.queue_subject(&e.topic), publish)
-                .await
-                .map_err(|err| error::js_publish(op, err).with_context("topic", &e.topic))?;
-            acks.push_back((ack, e.topic.as_str()));
+            messages.push((self.conn.names.queue_subject(&e.topic), publish));
         }
-        for (ack, topic) in acks {
-            await_ack(op, ack, topic).await?;
-        }
-        Ok(())
+        self.conn
+            .publish_all(op, messages, |i| ("topic", envelopes[i].topic.clone()))
+            .await
+            .map(drop)
     }
-}
-
-/// Most publish acknowledgements awaited at once: the client holds one of
-/// its in-flight permits (5 000) per unawaited acknowledgement.
-pub(crate) const ACK_WINDOW: usize = 1024;
-
-async fn await_ack(op: &'static str, ack: PublishAckFuture, topic: &str) -> Result<()> {
-    ack.await
-        .map(drop)
-        .map_err(|err| error::js_publish(op, err).with_context("topic", topic))
 }
 
 #[async_trait]
