@@ -102,12 +102,16 @@ fn backend_url() -> Option<String> {
 
 /// The backend's name in reports: the URL's scheme (`redis`, `nats`).
 fn backend_label() -> String {
-    backend_url()
-        .and_then(|u| {
-            u.split_once("://")
-                .map(|(s, _)| s.trim_end_matches('s').to_string())
-        })
-        .unwrap_or_else(|| "memory".into())
+    match backend_url()
+        .as_deref()
+        .and_then(|u| u.split_once("://"))
+        .map(|(s, _)| s)
+    {
+        None => "memory".into(),
+        Some("rediss") => "redis".into(),
+        Some("tls") => "nats".into(),
+        Some(scheme) => scheme.to_string(),
+    }
 }
 
 /// `url` under a fresh namespace (each backend names the option its own way).
