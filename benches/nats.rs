@@ -23,8 +23,11 @@ use futures_util::StreamExt;
 use multiagents::nats::async_nats::jetstream::{self, consumer, kv, stream};
 use multiagents::nats::{NatsConfig, NatsStore, NatsTransport};
 use multiagents::store::Expected;
-use multiagents::{Envelope, StateStore, SubscribeMode, SubscribeOptions, Transport};
+use multiagents::{Envelope, StateStore, Transport};
 use serde_json::json;
+
+#[path = "common/acking.rs"]
+mod common;
 
 const TASKS: usize = 64;
 /// Most unawaited publish acknowledgements per task of the raw baseline.
@@ -86,34 +89,8 @@ async fn ours_transport(n: u64, batch: usize) -> f64 {
             .expect("connect"),
     );
     let topic = "bench.transport";
-    let acked = Arc::new(AtomicU64::new(0));
     let total = n / TASKS as u64 * TASKS as u64;
-    let mut consumers = Vec::new();
-    for _ in 0..2 {
-        let mut sub = t
-            .subscribe(
-                topic,
-                SubscribeMode::queue("g"),
-                SubscribeOptions::max_in_flight(1024),
-            )
-            .await
-            .expect("subscribe");
-        let acked = acked.clone();
-        consumers.push(tokio::spawn(async move {
-            while acked.load(Ordering::Relaxed) < total {
-                let Ok(Some(Ok(ds))) =
-                    tokio::time::timeout(Duration::from_millis(200), sub.next_batch(512)).await
-                else {
-                    continue;
-                };
-                let acks = ds
-                    .into_iter()
-                    .map(|mut d| async move { d.ack().await.expect("ack") });
-                let k = futures_util::future::join_all(acks).await.len();
-                acked.fetch_add(k as u64, Ordering::Relaxed);
-            }
-        }));
-    }
+    let (acked, consumers) = common::ack_everything(&*t, topic, total).await;
     let payload = Bytes::from_static(&[7u8; 100]);
     let start = Instant::now();
     let publisher = t.clone();

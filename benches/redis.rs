@@ -18,7 +18,7 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,6 +26,9 @@ use multiagents::redis::{RedisConfig, RedisStore, RedisTransport};
 use multiagents::store::{Expected, PutEntry};
 use multiagents::{Envelope, StateStore, SubscribeMode, SubscribeOptions, Transport};
 use serde_json::json;
+
+#[path = "common/acking.rs"]
+mod common;
 
 const TASKS: usize = 64;
 
@@ -69,33 +72,7 @@ async fn transport_rate(n: u64, batch: usize) -> f64 {
     let config = RedisConfig::new(url()).with_key_prefix(prefix());
     let t = Arc::new(RedisTransport::with_config(config).await.expect("connect"));
     let topic = "bench.transport";
-    let acked = Arc::new(AtomicU64::new(0));
-    let mut consumers = Vec::new();
-    for _ in 0..2 {
-        let mut sub = t
-            .subscribe(
-                topic,
-                SubscribeMode::queue("g"),
-                SubscribeOptions::max_in_flight(1024),
-            )
-            .await
-            .expect("subscribe");
-        let acked = acked.clone();
-        consumers.push(tokio::spawn(async move {
-            while acked.load(Ordering::Relaxed) < n {
-                let Ok(Some(Ok(ds))) =
-                    tokio::time::timeout(Duration::from_millis(200), sub.next_batch(512)).await
-                else {
-                    continue;
-                };
-                let acks = ds
-                    .into_iter()
-                    .map(|mut d| async move { d.ack().await.expect("ack") });
-                let k = futures_util::future::join_all(acks).await.len();
-                acked.fetch_add(k as u64, Ordering::Relaxed);
-            }
-        }));
-    }
+    let (acked, consumers) = common::ack_everything(&*t, topic, n / TASKS as u64 * TASKS as u64).await;
     let payload = Bytes::from_static(&[7u8; 100]);
     let start = Instant::now();
     let per_task = n / TASKS as u64;

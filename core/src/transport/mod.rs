@@ -15,6 +15,7 @@
 //!   subscriber that falls behind loses messages (counted, never blocking the
 //!   publisher). Events and monitoring travel here.
 
+mod dead_letter;
 mod delivery;
 pub mod memory;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use dead_letter::DeadLetter;
 pub use delivery::{Acker, Delivery, Subscription};
 pub use memory::{MemoryTransport, MemoryTransportConfig};
 

@@ -6,6 +6,7 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::message::Acker as JsAcker;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use async_nats::jetstream::stream::DirectGetErrorKind;
+use multiagents_core::transport::DeadLetter;
 use multiagents_core::{Envelope, Result, validate};
 
 use super::NatsTransport;
@@ -86,24 +87,6 @@ pub(super) async fn bury(conn: &Conn, letter: Letter<'_>, message: &async_nats::
     }
 }
 
-/// A message moved to a topic's dead letters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeadLetter {
-    /// Its sequence in the queue stream (as text, like the Redis backend's ids).
-    pub id: String,
-    /// The group that gave up on it.
-    pub group: String,
-    /// The original message's stream sequence.
-    pub original_id: String,
-    /// How many times it had been delivered to that group.
-    pub deliveries: u32,
-    /// Why: `max_deliveries` or `not_an_envelope`.
-    pub reason: String,
-    /// The message, when it could be decoded.
-    pub envelope: Option<Envelope>,
-}
-
 impl NatsTransport {
     /// Up to `count` dead letters of `topic`, oldest first.
     ///
@@ -134,14 +117,14 @@ impl NatsTransport {
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_default()
             };
-            out.push(DeadLetter {
-                id: m.sequence.to_string(),
-                group: text(GROUP),
-                original_id: text(ORIGINAL),
-                deliveries: text(DELIVERIES).parse().unwrap_or(0),
-                reason: text(REASON),
-                envelope: Envelope::from_wire(&m.payload, wire_max).ok(),
-            });
+            out.push(DeadLetter::new(
+                m.sequence.to_string(),
+                text(GROUP),
+                text(ORIGINAL),
+                text(DELIVERIES).parse().unwrap_or(0),
+                text(REASON),
+                Envelope::from_wire(&m.payload, wire_max).ok(),
+            ));
         }
         Ok(out)
     }

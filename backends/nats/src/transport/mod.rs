@@ -46,7 +46,7 @@ use multiagents_core::{
     Envelope, Error, ErrorKind, Result, SubscribeMode, SubscribeOptions, Subscription, Transport,
 };
 
-pub use dead_letters::DeadLetter;
+pub use multiagents_core::transport::DeadLetter;
 
 use crate::config::NatsConfig;
 use crate::connection::Conn;

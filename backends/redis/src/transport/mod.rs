@@ -39,6 +39,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use multiagents_core::kit::Batcher;
+pub use multiagents_core::transport::DeadLetter;
 use multiagents_core::transport::{Capabilities, check_batch, check_subscribe};
 use multiagents_core::{
     Envelope, Result, SubscribeMode, SubscribeOptions, Subscription, Transport, validate,
@@ -66,24 +67,6 @@ impl fmt::Debug for RedisTransport {
             .field("config", self.conn.config())
             .finish()
     }
-}
-
-/// A message moved to a topic's dead-letter stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeadLetter {
-    /// The stream entry id of the dead letter.
-    pub id: String,
-    /// The group that gave up on it.
-    pub group: String,
-    /// The original entry id.
-    pub original_id: String,
-    /// How many times it had been delivered.
-    pub deliveries: u32,
-    /// Why it was dead-lettered.
-    pub reason: String,
-    /// The message, when it could be decoded.
-    pub envelope: Option<Envelope>,
 }
 
 impl RedisTransport {
@@ -154,14 +137,14 @@ impl RedisTransport {
                     .iter()
                     .find(|(k, _)| k == "e")
                     .and_then(|(_, v)| Envelope::from_wire(v, max).ok());
-                Ok(DeadLetter {
-                    group: text("group"),
-                    original_id: text("id"),
-                    deliveries: text("deliveries").parse().unwrap_or(0),
-                    reason: text("reason"),
-                    envelope,
+                Ok(DeadLetter::new(
                     id,
-                })
+                    text("group"),
+                    text("id"),
+                    text("deliveries").parse().unwrap_or(0),
+                    text("reason"),
+                    envelope,
+                ))
             })
             .collect()
     }
