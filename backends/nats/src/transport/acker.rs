@@ -22,12 +22,19 @@ pub(super) struct NackCount {
 }
 
 impl NackCount {
-    pub(super) fn new(bucket: kv::Store, consumer: &str, seq: u64) -> NackCount {
+    /// The record of message `seq` for the consumer whose name, encoded
+    /// for KV keys, is `consumer_key` (see [`NackCount::consumer_key`]).
+    pub(super) fn new(bucket: kv::Store, consumer_key: &str, seq: u64) -> NackCount {
         NackCount {
             bucket,
-            // Consumer names hold `~`, outside KV's key alphabet.
-            key: format!("{}/{seq}", crate::names::encode_key(consumer)),
+            key: format!("{consumer_key}/{seq}"),
         }
+    }
+
+    /// A consumer's name as it starts its records' keys: consumer names
+    /// hold `~`, outside KV's key alphabet. Computed once per subscription.
+    pub(super) fn consumer_key(consumer: &str) -> String {
+        crate::names::encode_key(consumer)
     }
 
     /// The recorded count; 0 when there is none or it cannot be read (the

@@ -38,7 +38,8 @@ struct Reader {
     topic: String,
     group: String,
     consumer: PullConsumer,
-    consumer_name: String,
+    /// The consumer's name, encoded for its nack records' keys.
+    nacks_key: String,
     slots: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Result<Delivery>>,
 }
@@ -57,7 +58,7 @@ pub(super) async fn subscribe(
         topic: topic.to_string(),
         group: group.to_string(),
         consumer,
-        consumer_name,
+        nacks_key: NackCount::consumer_key(&consumer_name),
         slots: Arc::new(Semaphore::new(max_in_flight)),
         tx,
     };
@@ -159,7 +160,7 @@ impl Reader {
         };
         let wire_max = self.link.max_payload.saturating_add(super::ENVELOPE_ROOM);
         let envelope = Envelope::from_wire(&message.payload, wire_max);
-        let nacks = NackCount::new(self.link.nacks.clone(), &self.consumer_name, seq);
+        let nacks = NackCount::new(self.link.nacks.clone(), &self.nacks_key, seq);
         let nacked = if deliveries > 1 { nacks.read().await } else { 0 };
         let strikes = deliveries.saturating_sub(1).saturating_sub(nacked);
         let reason = match &envelope {
