@@ -10,6 +10,12 @@
 //! | the same with `publish_batch` of 256 | 256 publishes per call, acknowledgements awaited 64 at a time |
 //! | `put` / `get` / `compare_and_swap`, 64 tasks | KV `put` / `get` / `update`, 64 tasks |
 //!
+//! One raw-only pair grounds why the NATS store keeps no timers (see
+//! `docs/design-notes.md`): a conditional write (the state) next to an
+//! atomic batch of that write and an `@at` schedule (state + timer, what a
+//! native scheduler would need per timed write), 32 tasks (the server takes
+//! at most 50 open batches per stream).
+//!
 //! The server's fsync setting dominates the write figures: the services
 //! script runs JetStream with `sync_interval: always`. Results go to stdout
 //! and `target/nats-bench.json`.
@@ -194,6 +200,76 @@ async fn raw_transport(n: u64, batch: usize) -> f64 {
     rate
 }
 
+/// Raw writes/s of a conditional publish (`atomic: false`) or of an atomic
+/// batch of that publish and an `@at` schedule message (`atomic: true`),
+/// on a stream that allows both, 32 tasks.
+async fn raw_timed_write(n: u64, atomic: bool) -> f64 {
+    use multiagents::nats::async_nats::HeaderMap;
+    const TASKS: u64 = 32;
+    let js = raw().await;
+    let client = multiagents::nats::async_nats::connect(url())
+        .await
+        .expect("connect");
+    let name = prefix();
+    js.create_stream(stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{name}.>")],
+        max_messages_per_subject: 1,
+        allow_message_ttl: true,
+        allow_atomic_publish: true,
+        allow_message_schedules: true,
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let (js, client, name, done) = (js.clone(), client.clone(), name.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..n / TASKS {
+                let key = format!("k{task}_{i}");
+                let mut state = HeaderMap::new();
+                state.insert("Nats-Expected-Last-Subject-Sequence", "0");
+                if !atomic {
+                    js.publish_with_headers(format!("{name}.st.{key}"), state, Bytes::from_static(b"s"))
+                        .await
+                        .expect("publish")
+                        .await
+                        .expect("stored");
+                    continue;
+                }
+                let batch = format!("{task}-{i}");
+                state.insert("Nats-Batch-Id", batch.as_str());
+                state.insert("Nats-Batch-Sequence", "1");
+                client
+                    .publish_with_headers(format!("{name}.st.{key}"), state, Bytes::from_static(b"s"))
+                    .await
+                    .expect("publish");
+                let mut timer = HeaderMap::new();
+                timer.insert("Nats-Batch-Id", batch.as_str());
+                timer.insert("Nats-Batch-Sequence", "2");
+                timer.insert("Nats-Batch-Commit", "1");
+                timer.insert("Nats-Schedule", "@at 2099-01-01T00:00:00Z");
+                timer.insert("Nats-Schedule-Target", format!("{name}.fired.{key}").as_str());
+                js.publish_with_headers(format!("{name}.timer.{key}"), timer, Bytes::new())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("committed");
+            }
+            done.fetch_add(n / TASKS, Ordering::Relaxed);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let rate = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let _ = js.delete_stream(&name).await;
+    rate
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Put,
@@ -317,6 +393,15 @@ fn main() {
             let (o, r) = (ours_store(op, n / 2).await, raw_store(op, n / 2).await);
             row(name, o, r);
         }
+        let (atomic, single) = (
+            raw_timed_write(n / 25, true).await,
+            raw_timed_write(n / 25, false).await,
+        );
+        row(
+            "raw: atomic batch (state + schedule) vs conditional write",
+            atomic,
+            single,
+        );
     });
     let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/nats-bench.json");
     let _ = std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap_or_default());
