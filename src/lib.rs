@@ -12,6 +12,7 @@
 //! |---|---|
 //! | [`runtime`] | [`Runtime`]: backends + cached store + worker host + orchestrator, from a builder or a config file |
 //! | [`config`] | [`Config`]: the TOML file (validated, with `file:line:column` errors) and env overrides |
+//! | `admin` | (feature `admin`, default) the HTTP admin listener: `/metrics`, health checks, the JSON API, the web console |
 //! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://` with the feature `redis`; `nats://` with `nats`; `kafka://` to come) |
 //! | `redis` | (feature `redis`) the Redis backend crate, [`multiagents_redis`], re-exported |
 //! | `nats` | (feature `nats`) the NATS backend crate, `multiagents_nats`, re-exported |
@@ -44,6 +45,8 @@
 
 pub use multiagents_core::*;
 
+#[cfg(feature = "admin")]
+pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod runtime;

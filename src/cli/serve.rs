@@ -23,6 +23,10 @@ pub(crate) struct RunArgs {
     /// runtime.shutdown_timeout).
     #[arg(long, value_parser = parse_duration)]
     shutdown_timeout: Option<Duration>,
+    /// Do not start the admin listener (`[admin]` in the config: /metrics,
+    /// health checks, the JSON API and the web console).
+    #[arg(long)]
+    no_admin: bool,
 }
 
 /// `submit`.
@@ -105,6 +109,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
             args.config.display()
         );
     }
+    let admin = start_admin(&runtime, &config, args.no_admin).await?;
     eprintln!("press Ctrl-C to stop");
     let watcher = if args.events {
         let mut events = runtime.events().await?;
@@ -127,9 +132,52 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     if let Some(w) = watcher {
         w.abort();
     }
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     runtime.shutdown(deadline).await?;
     eprintln!("stopped");
     Ok(())
+}
+
+/// The admin listener, as `[admin]` says (unless `--no-admin`).
+#[cfg(feature = "admin")]
+async fn start_admin(
+    runtime: &Runtime,
+    config: &Config,
+    off: bool,
+) -> Result<Option<multiagents::admin::AdminServer>> {
+    if off || !config.admin.enabled {
+        return Ok(None);
+    }
+    let server = multiagents::admin::serve(runtime.clone(), &config.admin).await?;
+    let auth = if config.admin.token.is_some() {
+        "token required"
+    } else {
+        "no token"
+    };
+    eprintln!(
+        "admin: console http://{addr}/ · metrics http://{addr}/metrics ({auth})",
+        addr = server.local_addr()
+    );
+    Ok(Some(server))
+}
+
+/// Built without the feature `admin`: nothing to start.
+#[cfg(not(feature = "admin"))]
+async fn start_admin(_: &Runtime, config: &Config, _: bool) -> Result<Option<NoAdmin>> {
+    if config.admin.enabled {
+        tracing::debug!("built without the feature `admin`: no admin listener");
+    }
+    Ok(None)
+}
+
+#[cfg(not(feature = "admin"))]
+struct NoAdmin;
+
+#[cfg(not(feature = "admin"))]
+impl NoAdmin {
+    async fn stop(self) {}
 }
 
 /// Reads `--input`: inline JSON, `@file` or `@-` (stdin).

@@ -34,6 +34,10 @@ pub const OVERRIDABLE: &[&str] = &[
     "engine.cache_dir",
     "engine.local_dispatch",
     "engine.guard_slack",
+    "admin.enabled",
+    "admin.listen",
+    "admin.token",
+    "admin.metrics_public",
 ];
 
 /// Applies every `MULTIAGENTS__*` variable of `vars` to `config`; returns
@@ -93,6 +97,10 @@ fn set(config: &mut Config, key: &str, value: &str) -> std::result::Result<(), S
         "engine.max_memory_mb" => config.engine.max_memory_mb = int(value)?,
         "engine.local_dispatch" => config.engine.local_dispatch = boolean(value)?,
         "engine.guard_slack" => config.engine.guard_slack = parse_duration(value)?,
+        "admin.enabled" => config.admin.enabled = boolean(value)?,
+        "admin.listen" => config.admin.listen = value.to_string(),
+        "admin.token" => config.admin.token = (!value.is_empty()).then(|| value.to_string()),
+        "admin.metrics_public" => config.admin.metrics_public = boolean(value)?,
         "engine.cache_dir" => {
             config.engine.cache_dir = (!value.is_empty()).then(|| PathBuf::from(value));
         }

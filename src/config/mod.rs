@@ -56,6 +56,7 @@
 //! | `source` | byte offsets and key paths → `file:line:column` |
 //! | `warnings` | settings that load but cannot work together ([`Config::warnings`]) |
 
+mod admin;
 pub mod env;
 mod sections;
 mod source;
@@ -71,6 +72,7 @@ use multiagents_core::workflow::WorkflowDef;
 use multiagents_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 
+pub use admin::{AdminSection, DEFAULT_LISTEN as DEFAULT_ADMIN_LISTEN};
 pub use sections::{BackendSection, CacheSection, CacheWriteMode, EngineSection, RuntimeSection};
 pub use workers::WorkerConfig;
 pub use workflows::{RetryConfig, StepConfig, WorkflowConfig};
@@ -97,6 +99,9 @@ pub struct Config {
     /// The WebAssembly engine.
     #[serde(default)]
     pub engine: EngineSection,
+    /// The admin HTTP listener of `multiagents run`.
+    #[serde(default)]
+    pub admin: AdminSection,
     /// Worker components by name.
     #[serde(default)]
     pub workers: BTreeMap<String, WorkerConfig>,
@@ -208,6 +213,7 @@ impl Config {
         }
         self.cache.check()?;
         self.engine.check()?;
+        self.admin.check()?;
         for (name, worker) in &self.workers {
             worker.check(name, self.engine.max_memory_bytes(), self.engine.fuel)?;
         }
@@ -269,6 +275,7 @@ impl Config {
         let _ = writeln!(out, "transport: {}", shown(&self.transport.url));
         let _ = writeln!(out, "store:     {}", shown(&self.store.url));
         let _ = writeln!(out, "prefix:    {}", self.runtime.prefix);
+        let _ = writeln!(out, "admin:     {}", self.admin.summary());
         let _ = writeln!(out, "workers:   {}", self.workers.len());
         for (name, w) in &self.workers {
             let _ = writeln!(out, "  {name:<18} {}", w.path.display());

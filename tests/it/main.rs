@@ -1,6 +1,8 @@
 //! Integration tests of the `multiagents` crate: one test binary with
 //! modules (cheaper to link than one binary per file).
 
+#[cfg(feature = "admin")]
+mod admin;
 mod backends;
 mod backpressure;
 mod cli_runtime;

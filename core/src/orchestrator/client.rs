@@ -6,16 +6,21 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Orchestrator;
 use super::api::{SagaPage, SagaSnapshot, TransactionId};
 use super::engine::{Committed, now_ms, topic};
 use super::saga::SagaState;
+use super::{Orchestrator, OrchestratorConfig};
 use crate::codec::PayloadCodec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Expected;
 use crate::transport::{SubscribeMode, SubscribeOptions, Subscription};
 
 impl Orchestrator {
+    /// Its settings (prefix, retention, input cap, …).
+    pub fn config(&self) -> &OrchestratorConfig {
+        &self.shared.config
+    }
+
     /// Starts a transaction of `workflow` with `input` (a JSON object, the
     /// initial context). Returns once its state is durable.
     pub async fn execute(&self, workflow: &str, input: serde_json::Value) -> Result<TransactionId> {

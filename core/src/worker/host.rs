@@ -51,6 +51,8 @@ pub struct WorkerStats {
     pub queued: usize,
     /// Most calls ever running at once.
     pub high_water: usize,
+    /// The most calls it may run at once (its concurrency limit).
+    pub max_concurrent: usize,
 }
 
 /// Builds a [`WorkerHost`].
@@ -306,6 +308,7 @@ impl WorkerHost {
             in_flight: limit.in_use(),
             queued: limit.queued(),
             high_water: limit.high_water(),
+            max_concurrent: limit.max_concurrent(),
         })
     }
 

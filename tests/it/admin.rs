@@ -1,0 +1,551 @@
+//! The admin listener (`multiagents::admin`): the JSON API, the token
+//! check, body limits, `/metrics`, health checks, server-sent events, and
+//! the web console rendered by a real headless Chromium.
+//!
+//! HTTP is spoken over a plain `TcpStream` (HTTP/1.1, `Connection: close`),
+//! so what is tested is what goes over the wire.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use multiagents::Runtime;
+use multiagents::admin::{AdminServer, serve};
+use multiagents::config::AdminSection;
+use multiagents::worker::{CallInfo, WorkerSpec, fatal, native};
+use multiagents::workflow::{RetryPolicy, StepDef, WorkflowDef};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "test-token-0123456789";
+
+fn cbor(v: &Value) -> Bytes {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).expect("cbor");
+    out.into()
+}
+
+/// `reserve` adds `{"reserved": true}`; it fails when the input says so,
+/// after which `release` undoes nothing but records itself.
+async fn runtime() -> Runtime {
+    let reserve = native(|_c: CallInfo, input: Bytes| async move {
+        let ctx: Value = ciborium::from_reader(&input[..]).map_err(|e| fatal(e.to_string()))?;
+        if ctx["fail"] == true {
+            return Err(fatal("out of stock"));
+        }
+        Ok(cbor(&json!({"reserved": true})))
+    });
+    let ship = native(|_c: CallInfo, input: Bytes| async move {
+        let ctx: Value = ciborium::from_reader(&input[..]).map_err(|e| fatal(e.to_string()))?;
+        if ctx["fail_ship"] == true {
+            return Err(fatal("no courier"));
+        }
+        Ok(cbor(&json!({"shipped": true})))
+    });
+    let release = native(|_c: CallInfo, _i: Bytes| async move { Ok(cbor(&json!({"released": true}))) });
+    Runtime::builder()
+        .worker_native("reserve", reserve, WorkerSpec::default())
+        .worker_native("ship", ship, WorkerSpec::default())
+        .worker_native("release", release, WorkerSpec::default())
+        .workflow(
+            WorkflowDef::builder("order")
+                .step(
+                    StepDef::new("reserve", "reserve")
+                        .compensate_with("release")
+                        .retry(RetryPolicy::none()),
+                )
+                .step(StepDef::new("ship", "ship").retry(RetryPolicy::none()))
+                .build(),
+        )
+        .build()
+        .await
+        .expect("runtime")
+}
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Reply {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    if let Some(b) = body {
+        // A body refused early may close the connection before it is sent.
+        let _ = s.write_all(b).await;
+    }
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Reply {
+        status,
+        headers: head.to_string(),
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+async fn admin(rt: &Runtime, section: AdminSection) -> AdminServer {
+    serve(rt.clone(), &section).await.expect("admin listener")
+}
+
+async fn until_final(addr: SocketAddr, tx: &str, token: Option<&str>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http(addr, "GET", &format!("/api/v1/transactions/{tx}"), token, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        if !matches!(v["status"].as_str(), Some("running" | "compensating")) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "transaction {tx} did not end: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_requests_without_the_right_token_and_keeps_health_open() {
+    let rt = runtime().await;
+    let server = admin(&rt, AdminSection::on("127.0.0.1:0").with_token(TOKEN)).await;
+    let addr = server.local_addr();
+
+    for path in ["/healthz", "/readyz", "/metrics", "/"] {
+        assert_eq!(
+            http(addr, "GET", path, None, None).await.status,
+            200,
+            "{path} is open"
+        );
+    }
+    let none = http(addr, "GET", "/api/v1/transactions", None, None).await;
+    assert_eq!(none.status, 401, "{}", none.body);
+    assert!(
+        none.headers
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer")
+    );
+    assert_eq!(none.json()["error"]["kind"], "unauthorized");
+    let wrong = http(
+        addr,
+        "GET",
+        "/api/v1/workers",
+        Some("test-token-0123456780"),
+        None,
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["error"]["message"], "wrong admin token");
+    let submit = http(
+        addr,
+        "POST",
+        "/api/v1/transactions",
+        None,
+        Some(br#"{"workflow":"order"}"#),
+    )
+    .await;
+    assert_eq!(submit.status, 401, "a submit without the token starts nothing");
+    assert!(rt.list(None, 10).await.expect("list").items.is_empty());
+    let ok = http(addr, "GET", "/api/v1/workers", Some(TOKEN), None).await;
+    assert_eq!(ok.status, 200);
+    assert!(!ok.body.contains(TOKEN) && !none.body.contains(TOKEN));
+    server.stop().await;
+
+    // `/metrics` behind the token when asked.
+    let mut closed = AdminSection::on("127.0.0.1:0").with_token(TOKEN);
+    closed.metrics_public = false;
+    let server = admin(&rt, closed).await;
+    let addr = server.local_addr();
+    assert_eq!(http(addr, "GET", "/metrics", None, None).await.status, 401);
+    assert_eq!(http(addr, "GET", "/metrics", Some(TOKEN), None).await.status, 200);
+    server.stop().await;
+
+    // Beyond loopback without a token: refused before listening.
+    let e = serve(rt.clone(), &AdminSection::on("0.0.0.0:0"))
+        .await
+        .expect_err("no token");
+    assert_eq!(e.kind(), multiagents::ErrorKind::Config);
+    assert!(e.message().contains("needs a token"), "{e}");
+    rt.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_are_submitted_listed_inspected_and_cancelled_through_the_api() {
+    let rt = runtime().await;
+    let server = admin(&rt, AdminSection::on("127.0.0.1:0")).await;
+    let addr = server.local_addr();
+
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/transactions",
+        None,
+        Some(br#"{"workflow":"order","input":{"id":1}}"#),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let ok_tx = r.json()["tx"].as_str().expect("tx").to_string();
+    let done = until_final(addr, &ok_tx, None).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(
+        done["output"],
+        json!({"id": 1, "reserved": true, "shipped": true})
+    );
+    assert_eq!(done["history"].as_array().map(Vec::len), Some(2));
+
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/transactions",
+        None,
+        Some(br#"{"workflow":"order","input":{"fail_ship":true}}"#),
+    )
+    .await;
+    let bad_tx = r.json()["tx"].as_str().expect("tx").to_string();
+    let undone = until_final(addr, &bad_tx, None).await;
+    assert_eq!(undone["status"], "compensated", "{undone}");
+    let h = http(
+        addr,
+        "GET",
+        &format!("/api/v1/transactions/{bad_tx}/history"),
+        None,
+        None,
+    )
+    .await
+    .json();
+    let steps: Vec<(&str, &str)> = h["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|a| (a["step"].as_str().unwrap_or(""), a["kind"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("reserve", "forward"),
+            ("ship", "forward"),
+            ("reserve", "compensate")
+        ]
+    );
+
+    // Lists, filtered by status.
+    let all = http(addr, "GET", "/api/v1/transactions?limit=10", None, None)
+        .await
+        .json();
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
+    let completed = http(addr, "GET", "/api/v1/transactions?status=completed", None, None)
+        .await
+        .json();
+    let ids: Vec<&str> = completed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["tx"].as_str())
+        .collect();
+    assert_eq!(ids, [ok_tx.as_str()]);
+    let paged = http(addr, "GET", "/api/v1/transactions?limit=1", None, None)
+        .await
+        .json();
+    assert_eq!(paged["items"].as_array().map(Vec::len), Some(1));
+    assert!(paged["cursor"].is_string(), "a next page: {paged}");
+
+    // Cancel: a finished transaction cannot be cancelled (a typed error).
+    let c = http(
+        addr,
+        "POST",
+        &format!("/api/v1/transactions/{ok_tx}/cancel"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (c.status, c.json()["error"]["kind"].as_str()),
+        (400, Some("invalid_input")),
+        "{}",
+        c.body
+    );
+    assert!(c.body.contains("already finished"), "{}", c.body);
+
+    // Bad input gets typed errors.
+    let cases: [(&str, &str, Option<&[u8]>, u16, &str); 7] = [
+        ("GET", "/api/v1/transactions/no-such-tx", None, 404, "not_found"),
+        ("GET", "/api/v1/transactions/bad%20id", None, 400, "invalid_input"),
+        (
+            "GET",
+            "/api/v1/transactions?status=done",
+            None,
+            400,
+            "invalid_input",
+        ),
+        ("GET", "/api/v1/transactions?limit=0", None, 400, "invalid_input"),
+        (
+            "POST",
+            "/api/v1/transactions",
+            Some(b"{not json"),
+            400,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/api/v1/transactions",
+            Some(br#"{"workflow":"nope"}"#),
+            404,
+            "not_found",
+        ),
+        ("GET", "/api/v2/nothing", None, 404, "not_found"),
+    ];
+    for (method, path, body, status, kind) in cases {
+        let r = http(addr, method, path, None, body).await;
+        assert_eq!(
+            (r.status, r.json()["error"]["kind"].as_str()),
+            (status, Some(kind)),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/transactions",
+        None,
+        Some(br#"{"workflow":"order","input":[1]}"#),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // Workers, with their limits; the live window saw both workflows.
+    let w = http(addr, "GET", "/api/v1/workers", None, None).await.json();
+    let reserve = w["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .find(|x| x["name"] == "reserve")
+        .cloned();
+    let reserve = reserve.expect("reserve listed");
+    assert!(reserve["max_concurrent"].as_u64().unwrap_or(0) >= 1, "{reserve}");
+    assert_eq!(reserve["breaker"], "closed");
+    assert_eq!(w["workflows"], json!(["order"]));
+    let s = http(addr, "GET", "/api/v1/stats", None, None).await.json();
+    let finished: u64 = s["live"]["seconds"]
+        .as_array()
+        .expect("live window")
+        .iter()
+        .map(|x| x["completed"].as_u64().unwrap_or(0) + x["failed"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(finished >= 2, "the live window counts finished workflows: {s}");
+
+    // Prometheus text with this process's counters.
+    let m = http(addr, "GET", "/metrics", None, None).await;
+    assert!(m.headers.contains("text/plain"), "{}", m.headers);
+    for needle in [
+        "multiagents_workflows_started_total{workflow=\"order\"}",
+        "multiagents_workflow_duration_seconds_bucket",
+        "multiagents_worker_max_concurrent{worker=\"reserve\"}",
+    ] {
+        assert!(m.body.contains(needle), "{needle} missing from:\n{}", m.body);
+    }
+    assert!(!m.body.contains(&ok_tx), "no transaction id in metric labels");
+    server.stop().await;
+    rt.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_with_413() {
+    let rt = runtime().await;
+    let mut section = AdminSection::on("127.0.0.1:0");
+    section.max_body = 1024;
+    let server = admin(&rt, section).await;
+    let big = format!(
+        r#"{{"workflow":"order","input":{{"pad":"{}"}}}}"#,
+        "x".repeat(4096)
+    );
+    let r = http(
+        server.local_addr(),
+        "POST",
+        "/api/v1/transactions",
+        None,
+        Some(big.as_bytes()),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json()["error"]["kind"], "too_large");
+    assert!(
+        rt.list(None, 10).await.expect("list").items.is_empty(),
+        "nothing started"
+    );
+    server.stop().await;
+    rt.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_events_arrive_as_server_sent_events() {
+    let rt = runtime().await;
+    let server = admin(&rt, AdminSection::on("127.0.0.1:0").with_token(TOKEN)).await;
+    let addr = server.local_addr();
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    // Let the subscription start before the workflow does.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tx = rt.execute("order", json!({})).await.expect("execute");
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: workflow.completed") {
+        assert!(Instant::now() < deadline, "no completion event in:\n{seen}");
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            assert!(n > 0, "the stream ended:\n{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    assert!(
+        seen.contains("event: workflow.started") && seen.contains(tx.as_str()),
+        "{seen}"
+    );
+    server.stop().await;
+    rt.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
+
+/// Chromium: installed by `scripts/test.sh`; without it the test skips
+/// visibly, unless `MULTIAGENTS_REQUIRE_BACKENDS=1` (CI), where it fails.
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH")?
+                .to_str()?
+                .split(':')
+                .map(|dir| PathBuf::from(dir).join(name))
+                .find(|p| p.is_file())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var("MULTIAGENTS_REQUIRE_BACKENDS").as_deref() != Ok("1"),
+            "chromium is required (MULTIAGENTS_REQUIRE_BACKENDS=1): apt-get install chromium, or run scripts/test.sh as root"
+        );
+        eprintln!("SKIPPED: no chromium on PATH (scripts/test.sh installs it)");
+    }
+    found
+}
+
+async fn browser(bin: &PathBuf, args: &[String]) -> String {
+    let out = tokio::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+        ])
+        .args([
+            "--virtual-time-budget=4000",
+            "--run-all-compositor-stages-before-draw",
+        ])
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), out)
+        .await
+        .expect("chromium hung")
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_renders_transactions_and_workers_in_a_real_browser() {
+    let Some(bin) = chromium() else { return };
+    let rt = runtime().await;
+    let ok = rt
+        .run("order", json!({"id": 7}), Duration::from_secs(10))
+        .await
+        .expect("run");
+    let failed = rt
+        .run("order", json!({"fail": true}), Duration::from_secs(10))
+        .await
+        .expect("run");
+    let server = admin(&rt, AdminSection::on("127.0.0.1:0")).await;
+    let url = format!("http://{}/", server.local_addr());
+
+    let dom = browser(&bin, &["--dump-dom".into(), url.clone()]).await;
+    for needle in [
+        ok.tx.as_str(),
+        failed.tx.as_str(),
+        "status completed",
+        "status failed",
+        "<option>order</option>",
+    ] {
+        assert!(
+            dom.contains(needle),
+            "the rendered console lacks {needle:?}:\n{dom}"
+        );
+    }
+    assert!(!dom.contains("loading…"), "the list was rendered by the script");
+
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let shot = artifacts.join("console.png");
+    let _ = std::fs::remove_file(&shot);
+    browser(
+        &bin,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,800".into(),
+            url,
+        ],
+    )
+    .await;
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot ({} bytes)",
+        png.len()
+    );
+    server.stop().await;
+    rt.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
