@@ -30,5 +30,22 @@ if [ -x scripts/services.sh ]; then
     set -a; . "${SERVICES_DIR:-target/services}/env"; set +a
 fi
 
+# Headless Chromium for the web console test (tests/it/admin.rs): Debian's
+# package, installed as root when missing. Without it that test skips
+# visibly (and fails under MULTIAGENTS_REQUIRE_BACKENDS=1, as in CI).
+have_chromium() { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; }
+if ! have_chromium; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        mkdir -p target
+        log "installing chromium (Debian package) for the console test (log: target/chromium-apt.log)"
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+            || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; } \
+            >target/chromium-apt.log 2>&1 \
+            || { tail -n 20 target/chromium-apt.log >&2; echo "apt-get install chromium failed" >&2; exit 1; }
+    else
+        log "no chromium, and cannot install it here (needs root and apt-get): the console browser test will skip"
+    fi
+fi
+
 log "cargo test --workspace --all-features"
 cargo test --workspace --all-features "$@"

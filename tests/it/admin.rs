@@ -549,3 +549,72 @@ async fn the_console_renders_transactions_and_workers_in_a_real_browser() {
     server.stop().await;
     rt.shutdown(Duration::from_secs(2)).await.expect("shutdown");
 }
+
+/// Metric names in `text`: every `multiagents_…` word, with Prometheus's
+/// histogram suffixes taken off.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("multiagents_") {
+        let word: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        rest = &rest[at + word.len()..];
+        let name = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| word.strip_suffix(s).filter(|n| n.ends_with("_seconds")))
+            .unwrap_or(&word);
+        out.insert(name.to_string());
+    }
+    out
+}
+
+/// Names the code records: the first string literal of every
+/// `metrics::counter!` / `gauge!` / `histogram!` under `dir`.
+fn recorded(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).expect("source dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            recorded(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("source");
+            for macro_ in [
+                "metrics::counter!(\"",
+                "metrics::gauge!(\"",
+                "metrics::histogram!(\"",
+            ] {
+                for (at, _) in text.match_indices(macro_) {
+                    let name: String = text[at + macro_.len()..]
+                        .chars()
+                        .take_while(|c| *c != '"')
+                        .collect();
+                    out.insert(name);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_metrics_doc_and_the_dashboard_name_exactly_what_the_code_records() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut code = std::collections::BTreeSet::new();
+    recorded(&root.join("core/src"), &mut code);
+    recorded(&root.join("src"), &mut code);
+    assert!(code.len() >= 10, "found the recorded metrics: {code:?}");
+    let doc = metric_names(&std::fs::read_to_string(root.join("docs/metrics.md")).expect("docs/metrics.md"));
+    assert_eq!(
+        code, doc,
+        "docs/metrics.md must list every recorded metric, and no other"
+    );
+    let dashboard = std::fs::read_to_string(root.join("docs/grafana-dashboard.json")).expect("dashboard");
+    let parsed: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    assert!(parsed["panels"].as_array().is_some_and(|p| !p.is_empty()));
+    let used = metric_names(&dashboard);
+    let unknown: Vec<&String> = used.difference(&code).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries metrics nobody records: {unknown:?}"
+    );
+}

@@ -155,7 +155,7 @@ impl Shared {
                 .ok()
         };
         metrics::histogram!("multiagents_step_duration_seconds",
-            "workflow" => cmd.workflow.clone(), "step" => cmd.step_name.clone(),
+            "workflow" => cmd.workflow.clone(), "step" => cmd.step_name.clone(), "worker" => cmd.worker.clone(),
             "kind" => if cmd.kind == super::api::StepKind::Forward { "forward" } else { "compensate" })
         .record(started.elapsed().as_secs_f64());
         Ran::Done(match invoked {

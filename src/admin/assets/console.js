@@ -27,7 +27,12 @@ function took(ms) { if (ms == null) return "…"; return ms < 1000 ? ms + " ms" 
 function badge(label) { return `<span class="status ${esc(label)}">${esc(label)}</span>`; }
 
 // Tabs
-document.querySelectorAll("header nav a").forEach((a) => a.addEventListener("click", () => show(a.dataset.tab)));
+// The tab is in the URL's fragment (#transactions, #live, #workers), so a
+// view can be linked to and reloaded.
+const TABS = ["transactions", "live", "workers"];
+document.querySelectorAll("header nav a").forEach((a) => a.addEventListener("click", () => { location.hash = a.dataset.tab; }));
+window.addEventListener("hashchange", () => show(tabFromHash()));
+function tabFromHash() { const t = location.hash.slice(1); return TABS.includes(t) ? t : "transactions"; }
 function show(tab) {
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("on", a.dataset.tab === tab));
   document.querySelectorAll("main section").forEach((s) => s.classList.toggle("on", s.id === tab));
@@ -152,4 +157,4 @@ async function live() {
 }
 
 workers();
-list();
+show(tabFromHash());
