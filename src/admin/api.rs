@@ -20,8 +20,8 @@ use super::reply::{ApiError, ApiResult};
 
 /// Most transactions one list request returns.
 const MAX_LIMIT: usize = 200;
-/// Most store pages a filtered list reads for one request.
-const MAX_PAGES: usize = 20;
+/// Most transactions a status-filtered list reads for one request.
+const MAX_SCANNED: usize = 5_000;
 
 pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
@@ -147,8 +147,13 @@ const STATUSES: &[&str] = &[
     "compensation_failed",
 ];
 
-/// A page of transactions, newest layout first as the store orders them,
-/// optionally only those of one status (`pending` included).
+/// A page of transactions, in the store's order (oldest ids first).
+///
+/// With `status`, store pages of `limit` are read until `limit` matches
+/// are found, the end is reached, or [`MAX_SCANNED`] transactions were
+/// read; every match of a page read is returned (the store's cursor cannot
+/// resume inside a page), so such a page holds up to `2 × limit − 1`
+/// items. `scanned` says how many were read; `cursor` continues after them.
 pub(crate) async fn list(State(admin): State<Admin>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_LIMIT {
@@ -169,9 +174,11 @@ pub(crate) async fn list(State(admin): State<Admin>, Query(q): Query<ListQuery>)
         ));
     }
     let mut items = Vec::new();
+    let mut scanned = 0;
     let mut cursor = q.cursor.filter(|c| !c.is_empty());
-    for _ in 0..MAX_PAGES {
-        let page = admin.runtime.list(cursor.as_deref(), limit - items.len()).await?;
+    loop {
+        let page = admin.runtime.list(cursor.as_deref(), limit).await?;
+        scanned += page.items.len();
         items.extend(
             page.items
                 .iter()
@@ -179,11 +186,13 @@ pub(crate) async fn list(State(admin): State<Admin>, Query(q): Query<ListQuery>)
                 .map(shown),
         );
         cursor = page.cursor;
-        if items.len() >= limit || cursor.is_none() || wanted.is_none() {
+        if wanted.is_none() || items.len() >= limit || cursor.is_none() || scanned >= MAX_SCANNED {
             break;
         }
     }
-    Ok(Json(json!({"items": items, "cursor": cursor})))
+    Ok(Json(
+        json!({"items": items, "cursor": cursor, "scanned": scanned}),
+    ))
 }
 
 pub(crate) async fn workers(State(admin): State<Admin>) -> Json<Value> {

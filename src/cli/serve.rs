@@ -102,14 +102,19 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         output::redact_url(&config.transport.url),
         output::redact_url(&config.store.url)
     );
+    let admin = start_admin(&runtime, &config, args.no_admin).await?;
     if !shared {
+        let api = if admin.is_some() {
+            "submit through the admin console or API above, or "
+        } else {
+            ""
+        };
         eprintln!(
-            "note: a memory:// backend lives inside this process: no other process can submit work \
-             to it. `multiagents submit <workflow> --config {} --wait` runs a workflow in-process.",
+            "note: a memory:// backend lives inside this process: no other process can reach it through \
+             the backend; {api}`multiagents submit <workflow> --config {} --wait` runs a workflow in-process.",
             args.config.display()
         );
     }
-    let admin = start_admin(&runtime, &config, args.no_admin).await?;
     eprintln!("press Ctrl-C to stop");
     let watcher = if args.events {
         let mut events = runtime.events().await?;
@@ -150,7 +155,19 @@ async fn start_admin(
     if off || !config.admin.enabled {
         return Ok(None);
     }
-    let server = multiagents::admin::serve(runtime.clone(), &config.admin).await?;
+    let server = match multiagents::admin::serve(runtime.clone(), &config.admin).await {
+        Ok(server) => server,
+        // The default address taken (another instance on this machine):
+        // serving matters more than the listener.
+        Err(e) if e.kind() == ErrorKind::Unavailable && config.admin.listen.is_none() => {
+            eprintln!(
+                "warning: no admin listener: {} (set [admin] listen to another address, e.g. \"127.0.0.1:0\", or enabled = false)",
+                e.message()
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     let auth = if config.admin.token.is_some() {
         "token required"
     } else {

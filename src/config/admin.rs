@@ -31,8 +31,11 @@ pub struct AdminSection {
     /// Whether `multiagents run` starts the listener (default `true`). A
     /// runtime embedded as a library never starts it by itself.
     pub enabled: bool,
-    /// Where it listens (default `127.0.0.1:9090`; port 0 picks a free one).
-    pub listen: String,
+    /// Where it listens (unset: `127.0.0.1:9090`; port 0 picks a free
+    /// one). Unset, a port already in use (a second instance on the same
+    /// machine) is a warning and `run` goes on without the listener; set,
+    /// it is an error.
+    pub listen: Option<String>,
     /// The bearer token the API requires. Optional on loopback, required on
     /// any other address.
     pub token: Option<String>,
@@ -47,7 +50,7 @@ impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             enabled: true,
-            listen: DEFAULT_LISTEN.into(),
+            listen: None,
             token: None,
             metrics_public: true,
             max_body: DEFAULT_MAX_BODY,
@@ -71,7 +74,7 @@ impl AdminSection {
     /// A listener on `listen`, otherwise the defaults.
     pub fn on(listen: impl Into<String>) -> Self {
         AdminSection {
-            listen: listen.into(),
+            listen: Some(listen.into()),
             ..AdminSection::default()
         }
     }
@@ -83,12 +86,17 @@ impl AdminSection {
         self
     }
 
+    /// The listen address as written (or the default).
+    pub fn listen(&self) -> &str {
+        self.listen.as_deref().unwrap_or(DEFAULT_LISTEN)
+    }
+
     /// The listen address, parsed.
     pub fn address(&self) -> Result<SocketAddr, String> {
-        self.listen.trim().parse().map_err(|_| {
+        self.listen().trim().parse().map_err(|_| {
             format!(
                 "admin.listen {:?} is not an address: write it like \"127.0.0.1:9090\" or \"0.0.0.0:9090\"",
-                self.listen
+                self.listen()
             )
         })
     }
@@ -108,7 +116,7 @@ impl AdminSection {
         } else {
             "/metrics behind the token"
         };
-        format!("http://{} ({auth}; {metrics})", self.listen)
+        format!("http://{} ({auth}; {metrics})", self.listen())
     }
 
     pub(crate) fn check(&self) -> Result<(), Invalid> {

@@ -98,7 +98,7 @@ fn set(config: &mut Config, key: &str, value: &str) -> std::result::Result<(), S
         "engine.local_dispatch" => config.engine.local_dispatch = boolean(value)?,
         "engine.guard_slack" => config.engine.guard_slack = parse_duration(value)?,
         "admin.enabled" => config.admin.enabled = boolean(value)?,
-        "admin.listen" => config.admin.listen = value.to_string(),
+        "admin.listen" => config.admin.listen = Some(value.to_string()),
         "admin.token" => config.admin.token = (!value.is_empty()).then(|| value.to_string()),
         "admin.metrics_public" => config.admin.metrics_public = boolean(value)?,
         "engine.cache_dir" => {

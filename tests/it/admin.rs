@@ -307,7 +307,8 @@ async fn transactions_are_submitted_listed_inspected_and_cancelled_through_the_a
     assert!(c.body.contains("already finished"), "{}", c.body);
 
     // Bad input gets typed errors.
-    let cases: [(&str, &str, Option<&[u8]>, u16, &str); 7] = [
+    type Case<'a> = (&'a str, &'a str, Option<&'a [u8]>, u16, &'a str);
+    let cases: [Case<'_>; 7] = [
         ("GET", "/api/v1/transactions/no-such-tx", None, 404, "not_found"),
         ("GET", "/api/v1/transactions/bad%20id", None, 400, "invalid_input"),
         (

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "admin")]
 mod admin;
+#[cfg(feature = "admin")]
+mod admin_cli;
 mod backends;
 mod backpressure;
 mod cli_runtime;

@@ -27,12 +27,17 @@ function took(ms) { if (ms == null) return "…"; return ms < 1000 ? ms + " ms" 
 function badge(label) { return `<span class="status ${esc(label)}">${esc(label)}</span>`; }
 
 // Tabs
-// The tab is in the URL's fragment (#transactions, #live, #workers), so a
-// view can be linked to and reloaded.
+// The view is in the URL's fragment (#transactions, #live, #workers, or
+// #tx/<id> for one transaction), so it can be linked to and reloaded.
 const TABS = ["transactions", "live", "workers"];
 document.querySelectorAll("header nav a").forEach((a) => a.addEventListener("click", () => { location.hash = a.dataset.tab; }));
-window.addEventListener("hashchange", () => show(tabFromHash()));
+window.addEventListener("hashchange", route);
 function tabFromHash() { const t = location.hash.slice(1); return TABS.includes(t) ? t : "transactions"; }
+function route() {
+  const tx = location.hash.startsWith("#tx/") ? decodeURIComponent(location.hash.slice(4)) : null;
+  show(tx ? "transactions" : tabFromHash());
+  if (tx) detail(tx);
+}
 function show(tab) {
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("on", a.dataset.tab === tab));
   document.querySelectorAll("main section").forEach((s) => s.classList.toggle("on", s.id === tab));
@@ -57,12 +62,13 @@ async function list() {
     const page = await api("/api/v1/transactions?" + q);
     state.next = page.cursor;
     $("next-page").disabled = !page.cursor;
-    $("tx-count").textContent = `page ${state.page + 1}: ${page.items.length} transaction(s)`;
+    $("tx-count").textContent = `page ${state.page + 1}: ${page.items.length} transaction(s)` +
+      (status ? ` with status ${status}, of ${page.scanned} read` : "");
     $("tx-rows").innerHTML = page.items.length ? page.items.map((t) => `
       <tr class="row" data-tx="${esc(t.tx)}"><td class="mono">${esc(t.tx)}</td><td>${esc(t.workflow)}</td>
       <td>${badge(t.status_label)}</td><td>${esc(t.current_step || "")}</td><td>${when(t.created_ms)}</td><td>${took(t.elapsed_ms)}</td></tr>`).join("")
       : `<tr><td colspan="6" class="muted">no transactions${status ? " with status " + esc(status) : ""}</td></tr>`;
-    document.querySelectorAll("#tx-rows tr.row").forEach((r) => r.addEventListener("click", () => detail(r.dataset.tx)));
+    document.querySelectorAll("#tx-rows tr.row").forEach((r) => r.addEventListener("click", () => { location.hash = "tx/" + encodeURIComponent(r.dataset.tx); }));
   } catch (e) {
     $("tx-rows").innerHTML = `<tr><td colspan="6" class="err">${esc(e.message)}</td></tr>`;
   }
@@ -75,12 +81,15 @@ $("next-page").addEventListener("click", () => { state.cursors[state.page + 1] =
 async function detail(tx) {
   state.current = tx;
   $("detail").hidden = false;
+  $("detail").scrollIntoView({ block: "start" });
   try {
     const t = await api("/api/v1/transactions/" + encodeURIComponent(tx));
     $("detail-title").textContent = `${t.workflow} · ${t.tx}`;
     $("detail-status").innerHTML = badge(t.status_label) + ` <span class="muted">${took(t.elapsed_ms)}</span>`;
     $("detail-error").textContent = t.error || "";
     $("detail-output").textContent = t.output ? JSON.stringify(t.output, null, 2) : "";
+    $("detail-output-box").hidden = !t.output;
+    $("cancel-tx").hidden = !["running", "compensating"].includes(t.status);
     const h = t.history || [];
     const start = t.created_ms, end = Math.max(t.updated_ms, ...h.map((a) => a.finished_ms || Date.now()));
     const span = Math.max(1, end - start);
@@ -88,17 +97,19 @@ async function detail(tx) {
       const left = ((a.started_ms - start) / span) * 100;
       const width = (((a.finished_ms || Date.now()) - a.started_ms) / span) * 100;
       const bad = a.outcome && a.outcome !== "ok" && a.outcome !== "skipped";
-      return `<div class="lane" title="${esc(a.step)} #${a.attempt}: ${esc(a.outcome || "running")}">
-        <div class="span ${a.kind === "compensate" ? "compensate" : ""} ${bad ? "bad" : ""}" style="left:${left}%;width:${width}%"></div></div>`;
+      const label = `${a.kind === "compensate" ? "↩ " : ""}${a.step} #${a.attempt}`;
+      return `<div class="row"><div class="label" title="${esc(label)}">${esc(label)}</div>
+        <div class="lane" title="${esc(label)}: ${esc(a.outcome || "running")}">
+        <div class="span ${a.kind === "compensate" ? "compensate" : ""} ${bad ? "bad" : ""}" style="left:${left}%;width:${width}%"></div></div></div>`;
     }).join("");
     $("attempts").innerHTML = h.map((a) => `<tr><td>${esc(a.step)}</td><td>${esc(a.kind)}</td><td>${a.attempt}</td>
       <td>${esc(a.worker)}</td><td>${when(a.started_ms)}</td><td>${took(a.finished_ms ? a.finished_ms - a.started_ms : null)}</td>
-      <td class="${a.outcome && a.outcome !== "ok" && a.outcome !== "skipped" ? "err" : ""}">${esc(a.outcome || "running")}</td></tr>`).join("");
+      <td class="wrap ${a.outcome && a.outcome !== "ok" && a.outcome !== "skipped" ? "err" : ""}">${esc(a.outcome || "running")}</td></tr>`).join("");
   } catch (e) {
     $("detail-error").textContent = e.message;
   }
 }
-$("close-detail").addEventListener("click", () => { $("detail").hidden = true; state.current = null; });
+$("close-detail").addEventListener("click", () => { $("detail").hidden = true; state.current = null; location.hash = "transactions"; });
 $("cancel-tx").addEventListener("click", async () => {
   if (!state.current) return;
   try { await api(`/api/v1/transactions/${encodeURIComponent(state.current)}/cancel`, { method: "POST" }); } catch (e) { $("detail-error").textContent = e.message; }
@@ -113,7 +124,7 @@ $("submit").addEventListener("click", async () => {
     const r = await api("/api/v1/transactions", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ workflow: $("submit-workflow").value, input }) });
     $("submit-result").textContent = "started " + r.tx;
-    setTimeout(() => { list(); detail(r.tx); }, 300);
+    setTimeout(() => { location.hash = "tx/" + encodeURIComponent(r.tx); list(); }, 300);
   } catch (e) { $("submit-result").textContent = e.message; }
 });
 
@@ -157,4 +168,4 @@ async function live() {
 }
 
 workers();
-show(tabFromHash());
+route();
