@@ -10,6 +10,8 @@
 //! same with `--features nats` and `E2E_BACKEND=nats://127.0.0.1:4222`.
 //! Options (env): `E2E_WORKFLOWS` (saturation run size, default 20000);
 //! `E2E_SUBMITTERS` (concurrent `execute` callers, default 16);
+//! `E2E_METRICS=1` installs the admin listener's Prometheus recorder first,
+//! so every metric is recorded as in `multiagents run` (its cost);
 //! `E2E_SOAK=1000000` runs only a soak instead: that many workflows in
 //! chunks of 100 000 (finished ones expire after 5 s), RSS after each chunk,
 //! written to `target/e2e-soak.json`.
@@ -372,6 +374,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let mut report = serde_json::Map::new();
+    let metrics = std::env::var("E2E_METRICS").as_deref() == Ok("1");
+    if metrics {
+        assert!(
+            multiagents::admin::install_recorder(),
+            "the Prometheus recorder installs"
+        );
+    }
     if let Some(total) = std::env::var("E2E_SOAK").ok().and_then(|v| v.parse::<u64>().ok()) {
         // Soak: `total` workflows in chunks of 100 000, finished ones expiring
         // after 5 s, RSS sampled after each chunk.
@@ -439,7 +448,8 @@ fn main() {
             let (p50, p95, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.95), percentile(&lat, 0.99));
             let backend = backend_label();
             println!(
-                "e2e/{backend}/{mode}: {wps:.0} workflows/s at saturation ({} submitters); at {:.0}/s: p50 {p50:?} p95 {p95:?} p99 {p99:?}; idle p50 {:?}",
+                "e2e/{backend}/{mode}{}: {wps:.0} workflows/s at saturation ({} submitters); at {:.0}/s: p50 {p50:?} p95 {p95:?} p99 {p99:?}; idle p50 {:?}",
+                if metrics { " (metrics recorded)" } else { "" },
                 submitters(),
                 wps / 2.0,
                 percentile(&idle, 0.5)
@@ -453,6 +463,7 @@ fn main() {
                 "redis_commands_per_workflow": per_workflow.map(|(c, _)| (c * 10.0).round() / 10.0),
                 "redis_cpu_us_per_workflow": per_workflow.map(|(_, us)| us.round()),
                 "workflows_per_s": wps.round(),
+                "metrics_recorded": metrics,
                 "submitters": submitters(),
                 "half_load_rate": (wps / 2.0).round(),
                 "p50_us": p50.as_micros() as u64, "p95_us": p95.as_micros() as u64, "p99_us": p99.as_micros() as u64,

@@ -22,6 +22,8 @@ use super::reply::{ApiError, ApiResult};
 const MAX_LIMIT: usize = 200;
 /// Most transactions a status-filtered list reads for one request.
 const MAX_SCANNED: usize = 5_000;
+/// The store page size of a status-filtered list (at least).
+const FILTER_PAGE: usize = 100;
 
 pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
@@ -33,10 +35,15 @@ pub(crate) async fn readyz(State(admin): State<Admin>) -> impl IntoResponse {
     let answer = tokio::time::timeout(Duration::from_secs(2), admin.runtime.store().get(&probe)).await;
     match answer {
         Ok(Ok(_)) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": format!("store: {}", e.message())})),
-        ),
+        // The reason is the error's kind only: this endpoint is open, and a
+        // backend's message can name internal hosts (it is in the log).
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not ready", "reason": format!("store: {}", e.kind().as_str())})),
+            )
+        }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not ready", "reason": "store: no answer within 2s"})),
@@ -149,12 +156,17 @@ const STATUSES: &[&str] = &[
 
 /// A page of transactions, in the store's order (oldest ids first).
 ///
-/// With `status`, store pages of `limit` are read until `limit` matches
-/// are found, the end is reached, or [`MAX_SCANNED`] transactions were
-/// read; every match of a page read is returned (the store's cursor cannot
-/// resume inside a page), so such a page holds up to `2 × limit − 1`
-/// items. `scanned` says how many were read; `cursor` continues after them.
-pub(crate) async fn list(State(admin): State<Admin>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+/// With `status`, store pages of `max(limit, 100)` are read until `limit`
+/// matches are found, the end is reached, or [`MAX_SCANNED`] transactions
+/// were read; every match of a page read is returned (the store's cursor
+/// cannot resume inside a page), so such a page may hold more than
+/// `limit` items. `scanned` says how many were read; `cursor` continues
+/// after them.
+pub(crate) async fn list(
+    State(admin): State<Admin>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", r.body_text()))?;
     let limit = q.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::new(
@@ -176,8 +188,14 @@ pub(crate) async fn list(State(admin): State<Admin>, Query(q): Query<ListQuery>)
     let mut items = Vec::new();
     let mut scanned = 0;
     let mut cursor = q.cursor.filter(|c| !c.is_empty());
+    // Filtered, read pages of at least FILTER_PAGE (not `limit` one by one).
+    let page_size = if wanted.is_some() {
+        limit.max(FILTER_PAGE)
+    } else {
+        limit
+    };
     loop {
-        let page = admin.runtime.list(cursor.as_deref(), limit).await?;
+        let page = admin.runtime.list(cursor.as_deref(), page_size).await?;
         scanned += page.items.len();
         items.extend(
             page.items
@@ -250,7 +268,18 @@ pub(crate) async fn events(
                 None => return None,
                 Some(Ok(e)) => {
                     let data = serde_json::to_string(&e).unwrap_or_default();
-                    return Some((Ok(SseEvent::default().event(e.name.clone()).data(data)), events));
+                    let mut sse = SseEvent::default().data(data);
+                    // Event names come from the shared events topic: only
+                    // plain names become SSE event names (a line break
+                    // would break the stream).
+                    if !e.name.is_empty()
+                        && e.name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                    {
+                        sse = sse.event(e.name.as_str());
+                    }
+                    return Some((Ok(sse), events));
                 }
                 Some(Err(e)) => tracing::debug!(error = %e, "an event could not be read"),
             }

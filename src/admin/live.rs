@@ -114,7 +114,7 @@ impl Live {
         let mut all: Option<Histogram<u64>> = None;
         let mut last_10 = 0;
         if let Ok(slots) = self.slots.lock() {
-            for t in now + 1 - WINDOW as u64..=now {
+            for t in (now + 1).saturating_sub(WINDOW as u64)..=now {
                 let slot = slots[(t % WINDOW as u64) as usize]
                     .as_ref()
                     .filter(|s| s.second == t);

@@ -44,6 +44,20 @@ pub(crate) fn exporter() -> Option<Arc<Exporter>> {
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = prom.handle();
+            // Histograms are drained into their buckets by upkeep: without
+            // it, samples pile up between scrapes (or for ever, unscraped).
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histograms are drained at scrapes only");
+            }
             let live = Arc::new(Live::new());
             let tee = Tee {
                 prom,

@@ -49,8 +49,8 @@ pub(crate) struct Admin {
 /// How long [`AdminServer::stop`] lets requests in progress finish.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// A running admin listener. Dropping it leaves it running; call
-/// [`stop`](Self::stop) to end it.
+/// A running admin listener. [`stop`](Self::stop) ends it; dropping it
+/// ends it too, without waiting.
 #[derive(Debug)]
 pub struct AdminServer {
     addr: SocketAddr,
@@ -73,6 +73,14 @@ impl AdminServer {
             self.task.abort();
         }
     }
+}
+
+/// Installs the process's Prometheus recorder, as [`serve`] does first, so
+/// metrics are recorded from now on (a bench measuring their cost, a host
+/// that starts the listener later). Returns `false` if the process already
+/// had another recorder.
+pub fn install_recorder() -> bool {
+    metrics::exporter().is_some()
 }
 
 /// Starts the admin listener for `runtime` as `section` says (its
@@ -136,6 +144,7 @@ fn router(runtime: Runtime, section: &AdminSection, closing: watch::Receiver<boo
         .route("/api/v1/workers", get(api::workers))
         .route("/api/v1/stats", get(api::stats))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(section.max_body))
         .layer(axum::middleware::from_fn_with_state(guard, auth::check))
         .with_state(admin)
@@ -155,6 +164,14 @@ async fn scrape(State(admin): State<Admin>) -> axum::response::Response {
         )
         .into_response(),
     }
+}
+
+async fn method_not_allowed() -> reply::ApiError {
+    reply::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_input",
+        "this endpoint does not take that method (GET reads, POST submits and cancels)",
+    )
 }
 
 async fn not_found() -> reply::ApiError {

@@ -17,6 +17,11 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// Its HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// An error of the API layer itself (bad request line, missing token).
     pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         ApiError {
@@ -31,7 +36,9 @@ impl ApiError {
 /// The HTTP status of an error kind.
 pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
-        ErrorKind::InvalidInput | ErrorKind::Codec | ErrorKind::Config => StatusCode::BAD_REQUEST,
+        // A `Codec` error here is the server's: stored state it cannot
+        // decode (the API decodes request bodies itself, as `InvalidInput`).
+        ErrorKind::InvalidInput | ErrorKind::Config => StatusCode::BAD_REQUEST,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict | ErrorKind::AlreadySettled => StatusCode::CONFLICT,

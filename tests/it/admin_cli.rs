@@ -168,12 +168,17 @@ fn run_serves_the_api_and_the_demo_saga_completes_through_it() {
 
 #[test]
 fn a_taken_default_port_is_a_warning_and_a_taken_configured_port_an_error() {
-    // Hold the default port (or find it already held by someone else).
-    let _held = TcpListener::bind("127.0.0.1:9090");
-    let mut second = Run::start(&[]);
-    let stderr = second.wait_for("press Ctrl-C");
-    assert!(stderr.contains("warning: no admin listener"), "{stderr}");
-    assert!(stderr.contains("127.0.0.1:9090"), "{stderr}");
+    // Hold the default port. If something else holds it, that may let go
+    // at any time: that half of the test cannot be run reliably then.
+    match TcpListener::bind("127.0.0.1:9090") {
+        Ok(_held) => {
+            let mut second = Run::start(&[]);
+            let stderr = second.wait_for("press Ctrl-C");
+            assert!(stderr.contains("warning: no admin listener"), "{stderr}");
+            assert!(stderr.contains("127.0.0.1:9090"), "{stderr}");
+        }
+        Err(e) => eprintln!("SKIPPED (half): 127.0.0.1:9090 is held by another process ({e})"),
+    }
 
     let held = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = held.local_addr().expect("addr").to_string();
@@ -199,6 +204,8 @@ fn config_check_names_the_admin_address_but_never_the_token() {
     let check = |env: &[(&str, &str)]| {
         let out = Command::new(env!("CARGO_BIN_EXE_multiagents"))
             .args(["config", "check", file.to_str().expect("utf-8")])
+            .env_remove("MULTIAGENTS__ADMIN__TOKEN")
+            .env_remove("MULTIAGENTS__ADMIN__LISTEN")
             .envs(env.iter().copied())
             .output()
             .expect("run");

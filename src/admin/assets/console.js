@@ -34,7 +34,10 @@ document.querySelectorAll("header nav a").forEach((a) => a.addEventListener("cli
 window.addEventListener("hashchange", route);
 function tabFromHash() { const t = location.hash.slice(1); return TABS.includes(t) ? t : "transactions"; }
 function route() {
-  const tx = location.hash.startsWith("#tx/") ? decodeURIComponent(location.hash.slice(4)) : null;
+  let tx = null;
+  if (location.hash.startsWith("#tx/")) {
+    try { tx = decodeURIComponent(location.hash.slice(4)); } catch (e) { tx = null; }
+  }
   show(tx ? "transactions" : tabFromHash());
   if (tx) detail(tx);
 }
@@ -112,7 +115,8 @@ async function detail(tx) {
 $("close-detail").addEventListener("click", () => { $("detail").hidden = true; state.current = null; location.hash = "transactions"; });
 $("cancel-tx").addEventListener("click", async () => {
   if (!state.current) return;
-  try { await api(`/api/v1/transactions/${encodeURIComponent(state.current)}/cancel`, { method: "POST" }); } catch (e) { $("detail-error").textContent = e.message; }
+  try { await api(`/api/v1/transactions/${encodeURIComponent(state.current)}/cancel`,
+    { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" }); } catch (e) { $("detail-error").textContent = e.message; }
   setTimeout(() => detail(state.current), 300);
 });
 
