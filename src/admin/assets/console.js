@@ -52,7 +52,7 @@ function show(tab) {
 
 // Token
 $("token").value = sessionStorage.getItem("ma-token") || "";
-$("token").addEventListener("change", () => { sessionStorage.setItem("ma-token", $("token").value.trim()); list(); });
+$("token").addEventListener("change", () => { sessionStorage.setItem("ma-token", $("token").value.trim()); workers(); route(); });
 
 // Transactions
 async function list() {
