@@ -206,10 +206,11 @@ async fn raw_transport(n: u64, batch: usize) -> f64 {
 async fn raw_timed_write(n: u64, atomic: bool) -> f64 {
     use multiagents::nats::async_nats::HeaderMap;
     const TASKS: u64 = 32;
-    let js = raw().await;
+    // One connection for the batch's request and its commit.
     let client = multiagents::nats::async_nats::connect(url())
         .await
         .expect("connect");
+    let js = jetstream::new(client.clone());
     let name = prefix();
     js.create_stream(stream::Config {
         name: name.clone(),
@@ -244,8 +245,8 @@ async fn raw_timed_write(n: u64, atomic: bool) -> f64 {
                 state.insert("Nats-Batch-Id", batch.as_str());
                 state.insert("Nats-Batch-Sequence", "1");
                 // The batch's first message as a request (ADR-50): the
-                // server acknowledges the batch's start, and the commit
-                // (sent after, on the context's connection) cannot overtake it.
+                // server acknowledges the batch's start before the commit
+                // is sent.
                 client
                     .request_with_headers(format!("{name}.st.{key}"), state, Bytes::from_static(b"s"))
                     .await

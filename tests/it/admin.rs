@@ -154,6 +154,13 @@ async fn admin(rt: &Runtime, section: AdminSection) -> AdminServer {
     serve(rt.clone(), &section).await.expect("admin listener")
 }
 
+/// Submits `body` through the API (no token); the new transaction's id.
+async fn submit(addr: SocketAddr, body: &str) -> String {
+    let r = http(addr, "POST", "/api/v1/transactions", None, Some(body.as_bytes())).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.json()["tx"].as_str().expect("tx").to_string()
+}
+
 async fn until_final(addr: SocketAddr, tx: &str, token: Option<&str>) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -250,16 +257,7 @@ async fn transactions_are_submitted_listed_inspected_and_cancelled_through_the_a
     let server = admin(&rt, AdminSection::on("127.0.0.1:0")).await;
     let addr = server.local_addr();
 
-    let r = http(
-        addr,
-        "POST",
-        "/api/v1/transactions",
-        None,
-        Some(br#"{"workflow":"order-api","input":{"id":1}}"#),
-    )
-    .await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let ok_tx = r.json()["tx"].as_str().expect("tx").to_string();
+    let ok_tx = submit(addr, r#"{"workflow":"order-api","input":{"id":1}}"#).await;
     let done = until_final(addr, &ok_tx, None).await;
     assert_eq!(done["status"], "completed");
     assert_eq!(
@@ -268,15 +266,7 @@ async fn transactions_are_submitted_listed_inspected_and_cancelled_through_the_a
     );
     assert_eq!(done["history"].as_array().map(Vec::len), Some(2));
 
-    let r = http(
-        addr,
-        "POST",
-        "/api/v1/transactions",
-        None,
-        Some(br#"{"workflow":"order-api","input":{"fail_ship":true}}"#),
-    )
-    .await;
-    let bad_tx = r.json()["tx"].as_str().expect("tx").to_string();
+    let bad_tx = submit(addr, r#"{"workflow":"order-api","input":{"fail_ship":true}}"#).await;
     let undone = until_final(addr, &bad_tx, None).await;
     assert_eq!(undone["status"], "compensated", "{undone}");
     let h = http(
