@@ -16,6 +16,7 @@
 //! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://` with the feature `redis`; `nats://` with `nats`; `kafka://` to come) |
 //! | `redis` | (feature `redis`) the Redis backend crate, [`multiagents_redis`], re-exported |
 //! | `nats` | (feature `nats`) the NATS backend crate, `multiagents_nats`, re-exported |
+//! | `telemetry` | (feature `otel`) OTLP export of the orchestrator's trace spans (`trace` propagates them without it) |
 //!
 //! The `multiagents` binary (CLI) is built on the same API.
 //!
@@ -50,6 +51,8 @@ pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod runtime;
+#[cfg(feature = "otel")]
+pub mod telemetry;
 
 /// The Redis backend (feature `redis`): `RedisTransport`, `RedisStore`,
 /// `RedisConfig`.

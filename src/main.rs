@@ -14,7 +14,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_tracing(args.verbose);
+    if !cli::logs_after_config(&args) {
+        // Other commands export no spans; a failure here cannot happen
+        // without an endpoint.
+        let _ = cli::init_tracing(args.verbose, &multiagents::config::TelemetrySection::default());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

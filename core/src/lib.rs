@@ -21,6 +21,7 @@
 //! | [`resilience`] | circuit breaker, concurrency limit with bounded queue, call stats: the [`resilience::Guard`] around worker calls |
 //! | [`scheduler`] | the [`Scheduler`](scheduler::Scheduler) contract: durable timers, one per store key, armed with the state write |
 //! | [`store`] | the [`StateStore`] trait; [`MemoryStore`]; [`CachedStore`] (moka) |
+//! | [`trace`] | W3C `traceparent` propagation: one trace per transaction across instances; the exporter hook |
 //! | [`worker`] | the [`Worker`](worker::Worker) trait, [`WorkerHost`](worker::WorkerHost), native workers, the WebAssembly host (feature `wasm`) |
 //! | [`workflow`] | workflow definitions: steps, compensations, CEL conditions, retry policies |
 //! | `conformance` | (feature `conformance`) the behaviour suite every backend must pass |
@@ -52,6 +53,7 @@ pub mod registry;
 pub mod resilience;
 pub mod scheduler;
 pub mod store;
+pub mod trace;
 pub mod transport;
 pub mod validate;
 pub mod worker;
@@ -68,6 +70,6 @@ pub use store::{
     StateStore, StoreCapabilities, Version, Versioned, WriteMode,
 };
 pub use transport::{
-    Acker, Capabilities, Delivery, MemoryTransport, MemoryTransportConfig, SubscribeMode, SubscribeOptions,
-    Subscription, Transport,
+    Acker, Capabilities, Delivery, MemoryTransport, MemoryTransportConfig, QueueDepth, SubscribeMode,
+    SubscribeOptions, Subscription, Transport,
 };

@@ -29,8 +29,18 @@ pub(crate) async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready: the store answers (within 2 s).
+/// Ready: not shedding load, and the store answers (within 2 s).
 pub(crate) async fn readyz(State(admin): State<Admin>) -> impl IntoResponse {
+    if let Some(guard) = admin.runtime.memory_guard().filter(|g| g.shedding()) {
+        let ratio = guard.last().map_or(0.0, |r| r.ratio());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "not ready",
+                "reason": format!("shedding load: memory at {:.0}% of its limit", ratio * 100.0),
+            })),
+        );
+    }
     let probe = format!("{}/admin/ready", admin.runtime.orchestrator().config().prefix);
     let answer = tokio::time::timeout(Duration::from_secs(2), admin.runtime.store().get(&probe)).await;
     match answer {
@@ -64,6 +74,7 @@ fn empty_object() -> Value {
 
 pub(crate) async fn submit(
     State(admin): State<Admin>,
+    headers: axum::http::HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let body = body.map_err(|r| {
@@ -92,7 +103,16 @@ pub(crate) async fn submit(
             "input must be a JSON object",
         ));
     }
-    let tx = admin.runtime.execute(&submit.workflow, submit.input).await?;
+    // A caller's W3C `traceparent` makes the transaction part of its trace;
+    // one that does not parse is ignored, as the W3C spec says.
+    let parent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let tx = admin
+        .runtime
+        .execute_in_trace(&submit.workflow, submit.input, parent)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"tx": tx}))))
 }
 

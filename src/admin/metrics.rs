@@ -78,10 +78,43 @@ pub(crate) fn exporter() -> Option<Arc<Exporter>> {
 
 impl Exporter {
     /// The Prometheus text for a scrape, gauges refreshed from `runtime`.
-    pub(crate) fn render(&self, runtime: &Runtime) -> String {
+    pub(crate) async fn render(&self, runtime: &Runtime) -> String {
         set_gauges(runtime);
+        queue_gauges(runtime).await;
         self.handle.run_upkeep();
         self.handle.render()
+    }
+}
+
+/// How long a scrape waits for the backend's queue figures; past it, the
+/// last figures stay (a slow backend must not stall the scrape).
+const QUEUE_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The depth of each queue this instance consumes, asked of the transport
+/// (one call per queue; a backend that cannot tell exports nothing).
+async fn queue_gauges(runtime: &Runtime) {
+    for (topic, group) in runtime.orchestrator().queues() {
+        let asked = tokio::time::timeout(QUEUE_PROBE, runtime.transport().queue_depth(&topic, &group)).await;
+        let depth = match asked {
+            Ok(Ok(Some(depth))) => depth,
+            Ok(Ok(None)) => continue,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, topic, "cannot read a queue's depth");
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(topic, "the queue depth did not come within {QUEUE_PROBE:?}");
+                continue;
+            }
+        };
+        for (state, n) in [
+            ("ready", depth.ready),
+            ("in_flight", depth.in_flight),
+            ("delayed", depth.delayed),
+        ] {
+            metrics::gauge!("multiagents_queue_depth", "topic" => topic.clone(), "group" => group.clone(), "state" => state)
+                .set(n as f64);
+        }
     }
 }
 
@@ -100,6 +133,9 @@ fn set_gauges(runtime: &Runtime) {
         metrics::gauge!("multiagents_worker_max_concurrent", "worker" => name.clone())
             .set(s.max_concurrent as f64);
         metrics::gauge!("multiagents_worker_breaker_state", "worker" => name.clone()).set(breaker);
+        if let Some(bytes) = s.memory_bytes {
+            metrics::gauge!("multiagents_wasm_memory_bytes", "worker" => name.clone()).set(bytes as f64);
+        }
         for (outcome, n) in [
             ("success", s.calls.successes),
             ("failure", s.calls.failures),

@@ -154,7 +154,7 @@ async fn scrape(State(admin): State<Admin>) -> axum::response::Response {
     match &admin.exporter {
         Some(e) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            e.render(&admin.runtime),
+            e.render(&admin.runtime).await,
         )
             .into_response(),
         None => reply::ApiError::new(

@@ -88,7 +88,7 @@ enum Command {
 /// Runs the parsed command.
 pub(crate) async fn run(cli: Cli) -> multiagents::Result<()> {
     match cli.command {
-        Command::Run(args) => serve::run(args).await,
+        Command::Run(args) => serve::run(args, cli.verbose).await,
         Command::Submit(args) => serve::submit(args).await,
         Command::Status(args) => tx::tx(tx::Action::Status, args).await,
         Command::History(args) => tx::tx(tx::Action::History, args).await,
@@ -100,8 +100,38 @@ pub(crate) async fn run(cli: Cli) -> multiagents::Result<()> {
     }
 }
 
-/// Sets up logging to stderr.
-pub(crate) fn init_tracing(verbose: u8) {
+/// Whether the command sets up logging itself, once its config is read
+/// (`run`: it may export spans, per `[telemetry]`).
+pub(crate) fn logs_after_config(cli: &Cli) -> bool {
+    matches!(cli.command, Command::Run(_))
+}
+
+/// A running span export (feature `otel`), finished at exit.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) struct SpanExport(#[cfg(feature = "otel")] multiagents::telemetry::Export);
+
+impl SpanExport {
+    /// Sends the last spans and stops (off the async threads: it blocks).
+    #[cfg_attr(not(feature = "otel"), allow(clippy::unused_async))]
+    pub(crate) async fn finish(self) {
+        #[cfg(feature = "otel")]
+        {
+            let export = self.0;
+            let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
+        }
+    }
+}
+
+/// Sets up logging to stderr and, with `[telemetry] otlp_endpoint` (feature
+/// `otel`), the export of the orchestrator's trace spans.
+pub(crate) fn init_tracing(
+    verbose: u8,
+    telemetry: &multiagents::config::TelemetrySection,
+) -> multiagents::Result<Option<SpanExport>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let default = match verbose {
         0 => "warn",
         1 => "info,multiagents=debug",
@@ -109,10 +139,30 @@ pub(crate) fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter(filter);
+    #[cfg(feature = "otel")]
+    {
+        let export = multiagents::telemetry::Export::start(telemetry)?;
+        let spans = export.as_ref().map(|e| {
+            tracing_opentelemetry::layer()
+                .with_tracer(e.tracer())
+                .with_filter(multiagents::telemetry::spans())
+        });
+        let _ = tracing_subscriber::registry().with(logs).with(spans).try_init();
+        if export.is_some() {
+            // Only `run` exports, once per process.
+            multiagents::telemetry::install_linker()?;
+        }
+        Ok(export.map(SpanExport))
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = telemetry;
+        let _ = tracing_subscriber::registry().with(logs).try_init();
+        Ok(None)
+    }
 }
 
 /// Exit codes: 2 bad input/config, 3 not found, 4 unavailable, 1 otherwise.

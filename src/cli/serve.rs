@@ -86,8 +86,17 @@ async fn wait_for_signal() {
     }
 }
 
-pub(crate) async fn run(args: RunArgs) -> Result<()> {
+pub(crate) async fn run(args: RunArgs, verbose: u8) -> Result<()> {
     let config = Config::load(&args.config)?;
+    let export = super::init_tracing(verbose, &config.telemetry)?;
+    let served = serve(args, config).await;
+    if let Some(export) = export {
+        export.finish().await;
+    }
+    served
+}
+
+async fn serve(args: RunArgs, config: Config) -> Result<()> {
     for w in config.warnings() {
         tracing::warn!("{w}");
     }

@@ -38,6 +38,10 @@ pub const OVERRIDABLE: &[&str] = &[
     "admin.listen",
     "admin.token",
     "admin.metrics_public",
+    "telemetry.otlp_endpoint",
+    "telemetry.service_name",
+    "memory.enabled",
+    "memory.limit_mb",
 ];
 
 /// Applies every `MULTIAGENTS__*` variable of `vars` to `config`; returns
@@ -101,6 +105,12 @@ fn set(config: &mut Config, key: &str, value: &str) -> std::result::Result<(), S
         "admin.listen" => config.admin.listen = Some(value.to_string()),
         "admin.token" => config.admin.token = (!value.is_empty()).then(|| value.to_string()),
         "admin.metrics_public" => config.admin.metrics_public = boolean(value)?,
+        "telemetry.otlp_endpoint" => {
+            config.telemetry.otlp_endpoint = (!value.trim().is_empty()).then(|| value.to_string());
+        }
+        "telemetry.service_name" => config.telemetry.service_name = value.to_string(),
+        "memory.enabled" => config.memory.enabled = boolean(value)?,
+        "memory.limit_mb" => config.memory.limit_mb = Some(int(value)?),
         "engine.cache_dir" => {
             config.engine.cache_dir = (!value.is_empty()).then(|| PathBuf::from(value));
         }

@@ -49,6 +49,9 @@
 //! |---|---|
 //! | this file | [`Config`], loading and validation |
 //! | `sections` | `[runtime]`, `[transport]`, `[store]`, `[cache]`, `[engine]` |
+//! | `admin` | `[admin]`: the admin listener, its token rules |
+//! | `telemetry` | `[telemetry]`: OTLP export of trace spans |
+//! | `memory` | `[memory]`: the memory guard's limit and thresholds |
 //! | `workers` | `[workers.<name>]` → [`WorkerSpec`](multiagents_core::worker::WorkerSpec) |
 //! | `workflows` | `[[workflows]]` → [`WorkflowDef`] |
 //! | [`env`] | environment overrides |
@@ -58,8 +61,10 @@
 
 mod admin;
 pub mod env;
+mod memory;
 mod sections;
 mod source;
+mod telemetry;
 mod values;
 mod warnings;
 mod workers;
@@ -73,7 +78,9 @@ use multiagents_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 
 pub use admin::{AdminSection, DEFAULT_LISTEN as DEFAULT_ADMIN_LISTEN};
+pub use memory::MemorySection;
 pub use sections::{BackendSection, CacheSection, CacheWriteMode, EngineSection, RuntimeSection};
+pub use telemetry::{DEFAULT_SERVICE_NAME, TelemetrySection};
 pub use workers::WorkerConfig;
 pub use workflows::{RetryConfig, StepConfig, WorkflowConfig};
 
@@ -102,6 +109,12 @@ pub struct Config {
     /// The admin HTTP listener of `multiagents run`.
     #[serde(default)]
     pub admin: AdminSection,
+    /// Where `multiagents run` exports trace spans (OTLP).
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+    /// Load shedding near the memory limit.
+    #[serde(default)]
+    pub memory: MemorySection,
     /// Worker components by name.
     #[serde(default)]
     pub workers: BTreeMap<String, WorkerConfig>,
@@ -214,6 +227,8 @@ impl Config {
         self.cache.check()?;
         self.engine.check()?;
         self.admin.check()?;
+        self.telemetry.check()?;
+        self.memory.check()?;
         for (name, worker) in &self.workers {
             worker.check(name, self.engine.max_memory_bytes(), self.engine.fuel)?;
         }
@@ -276,6 +291,8 @@ impl Config {
         let _ = writeln!(out, "store:     {}", shown(&self.store.url));
         let _ = writeln!(out, "prefix:    {}", self.runtime.prefix);
         let _ = writeln!(out, "admin:     {}", self.admin.summary());
+        let _ = writeln!(out, "telemetry: {}", self.telemetry.summary());
+        let _ = writeln!(out, "memory:    {}", self.memory.summary());
         let _ = writeln!(out, "workers:   {}", self.workers.len());
         for (name, w) in &self.workers {
             let _ = writeln!(out, "  {name:<18} {}", w.path.display());

@@ -412,6 +412,41 @@ async fn transactions_are_submitted_listed_inspected_and_cancelled_through_the_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_traceparent_header_puts_the_transaction_in_its_trace() {
+    let rt = runtime_named("order-trace").await;
+    let server = admin(&rt, AdminSection::on("127.0.0.1:0")).await;
+    let addr = server.local_addr();
+    let plain = submit(addr, r#"{"workflow":"order-trace","input":{"id":1}}"#).await;
+    let done = until_final(addr, &plain, None).await;
+    let own_trace = done["trace_id"].as_str().expect("a trace of its own").to_string();
+    assert_eq!(own_trace.len(), 32, "{done}");
+
+    // A caller's W3C traceparent makes the transaction part of its trace;
+    // one that does not parse is ignored (a new trace), as W3C says.
+    for (traceparent, joined) in [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", true),
+        ("00-not-a-trace-01", false),
+    ] {
+        let body = br#"{"workflow":"order-trace","input":{"id":2}}"#;
+        let headers = [("Content-Type", "application/json"), ("traceparent", traceparent)];
+        let r = http_with(addr, "POST", "/api/v1/transactions", &headers, Some(body)).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        let tx = r.json()["tx"].as_str().expect("tx").to_string();
+        let traced = until_final(addr, &tx, None).await;
+        assert_eq!(traced["status"], "completed");
+        let trace = traced["trace_id"].as_str().expect("trace id");
+        assert_eq!(
+            trace == "0af7651916cd43dd8448eb211c80319c",
+            joined,
+            "{traceparent}: {trace}"
+        );
+        assert_ne!(trace, own_trace);
+    }
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_with_413() {
     let rt = runtime().await;
     let mut section = AdminSection::on("127.0.0.1:0");

@@ -16,6 +16,7 @@ mod demo;
 mod faults;
 mod fuse;
 mod local;
+mod memory_guard;
 mod orchestrator;
 #[cfg(feature = "redis")]
 mod redis_cli;

@@ -196,10 +196,24 @@ async fn reuse_mode_serves_many_calls_and_discards_trapped_instances() {
         let out = host.invoke("echo", &call(i), cbor(&i)).await.expect("echo");
         assert_eq!(from_cbor::<usize>(&out), i);
     }
+    // One call at a time: one instance, kept for reuse, holds its memory.
+    let kept = host
+        .stats("echo")
+        .expect("stats")
+        .memory_bytes
+        .expect("a wasm worker tells");
+    assert!(kept >= 64 * 1024, "at least one wasm page: {kept}");
     for _ in 0..3 {
         let err = host.invoke("panic", &call(0), cbor(&())).await.expect_err("trap");
         assert_eq!(err.kind(), ErrorKind::Trap);
     }
+    // A trapped instance is discarded, and its memory with it.
+    assert_eq!(host.stats("panic").expect("stats").memory_bytes, Some(0));
+    assert_eq!(
+        host.stats("echo").expect("stats").memory_bytes,
+        Some(kept),
+        "steady under reuse"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,7 @@ macro_rules! __transport_behaviours {
             ack_timeout_redelivers
             progress_keeps_a_delivery
             backpressure_bound
+            queue_depth_counts_waiting_and_unsettled
             broadcast_fan_out
             broadcast_only_reaches_broadcast_subscribers
             batch_of_10k_arrives_exactly_once
@@ -91,6 +92,7 @@ macro_rules! __orchestrator_behaviours {
             duplicated_results_never_advance_a_step_twice
             two_instances_on_one_backend_run_each_step_once
             a_runtime_dropped_mid_flight_is_resumed_by_another
+            spans_of_one_transaction_share_a_trace_across_instances
             bad_input_is_refused_with_typed_errors
         }
     };

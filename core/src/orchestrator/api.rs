@@ -149,6 +149,10 @@ pub struct SagaSnapshot {
     /// queued (no instance has run it) or running. Shown as `pending`.
     #[serde(default)]
     pub pending: bool,
+    /// Its W3C trace id (32 hex digits): every span of the transaction,
+    /// on every instance, carries it (see [`crate::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl SagaSnapshot {

@@ -6,6 +6,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::api::{SagaPage, SagaSnapshot, TransactionId};
 use super::engine::{Committed, now_ms, topic};
 use super::saga::SagaState;
@@ -13,6 +15,7 @@ use super::{Orchestrator, OrchestratorConfig};
 use crate::codec::PayloadCodec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Expected;
+use crate::trace::TraceParent;
 use crate::transport::{SubscribeMode, SubscribeOptions, Subscription};
 
 impl Orchestrator {
@@ -23,12 +26,31 @@ impl Orchestrator {
 
     /// Starts a transaction of `workflow` with `input` (a JSON object, the
     /// initial context). Returns once its state is durable.
+    ///
+    /// Its trace continues the caller's current span when a trace exporter
+    /// is installed ([`crate::trace`]), or starts a new one.
     pub async fn execute(&self, workflow: &str, input: serde_json::Value) -> Result<TransactionId> {
+        self.execute_in_trace(workflow, input, None).await
+    }
+
+    /// [`execute`](Self::execute) within the trace of `parent` (a W3C
+    /// `traceparent` the caller received, e.g. from an HTTP request): every
+    /// span of the transaction, on every instance, joins that trace.
+    /// `None` is [`execute`](Self::execute).
+    pub async fn execute_in_trace(
+        &self,
+        workflow: &str,
+        input: serde_json::Value,
+        parent: Option<TraceParent>,
+    ) -> Result<TransactionId> {
         let s = &self.shared;
         if !s.accepting.load(Ordering::Acquire) {
             return Err(
                 Error::new(ErrorKind::Closed, "the runtime is shutting down").with_operation("execute")
             );
+        }
+        if let Some(guard) = s.memory.get() {
+            guard.admit("execute")?;
         }
         let wf = s.workflow(workflow).map_err(|e| e.with_operation("execute"))?;
         if !input.is_object() {
@@ -46,12 +68,18 @@ impl Orchestrator {
         crate::validate::size("workflow input", size, s.config.max_input)
             .map_err(|e| e.with_operation("execute").with_context("workflow", workflow))?;
         let tx = TransactionId::new();
-        tracing::debug!(workflow, tx = %tx, "submitting");
+        let (span, trace) = crate::trace::submit_span(workflow, &tx.0, parent);
+        tracing::debug!(parent: &span, "submitting");
         let now = now_ms();
         let mut state = SagaState::new(&tx, &wf, input, now);
+        state.trace = Some(trace);
         let mut fx = s.effects(0);
         state.start(&wf, now, &mut fx);
-        match s.commit(Expected::Absent, None, state, fx).await? {
+        let committed = s
+            .commit(Expected::Absent, None, state, fx)
+            .instrument(span)
+            .await?;
+        match committed {
             Committed::Written => Ok(tx),
             Committed::Conflict(e) => Err(e.with_operation("execute")),
             Committed::TooLate => Err(Error::new(

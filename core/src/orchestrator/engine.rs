@@ -95,6 +95,11 @@ pub(crate) fn topic(prefix: &str, rest: &str) -> String {
     format!("{prefix}.{rest}")
 }
 
+/// The queue topic of `worker`'s commands.
+pub(crate) fn command_topic(prefix: &str, worker: &str) -> String {
+    format!("{prefix}.cmd.{worker}")
+}
+
 impl Shared {
     pub(crate) fn saga_key(&self, tx: &str) -> String {
         format!("{}/saga/{tx}", self.config.prefix)
@@ -135,8 +140,12 @@ impl Shared {
 
     /// A command on its worker's queue topic.
     pub(crate) fn command_envelope(&self, c: &Command) -> Result<Envelope> {
-        let t = topic(&self.config.prefix, &format!("cmd.{}", c.worker));
-        Ok(Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt))
+        let t = command_topic(&self.config.prefix, &c.worker);
+        let mut envelope = Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt);
+        if let Some(tp) = c.trace {
+            envelope = envelope.with_header(crate::trace::HEADER, tp.to_string());
+        }
+        Ok(envelope)
     }
 
     /// Hands the events of a written state change (never before: an event
@@ -169,11 +178,17 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether the memory guard sheds load now.
+    pub(crate) fn shedding(&self) -> bool {
+        self.memory.get().is_some_and(|g| g.shedding())
+    }
+
     /// Effects of a write attempt over `basis`, placing steps in-process
-    /// where this instance may.
+    /// where this instance may (not while it sheds load: they go to the
+    /// queue, for instances with memory to spare).
     pub(crate) fn effects(&self, basis: u64) -> Effects {
         let mut fx = Effects::over(basis);
-        if self.accepting.load(Ordering::Acquire) {
+        if self.accepting.load(Ordering::Acquire) && !self.shedding() {
             fx.placement = self.placement.clone();
         }
         fx
@@ -432,6 +447,7 @@ impl Orchestrator {
             decoded: Default::default(),
             wake: Default::default(),
             gate: Default::default(),
+            memory: Default::default(),
             transport,
             store,
             host,
@@ -469,6 +485,42 @@ impl Orchestrator {
         }
         workflows.insert(def.name.clone(), Arc::new(def));
         Ok(())
+    }
+
+    /// Sheds load when memory runs short: from now on `guard` is sampled
+    /// every `guard.config().interval`, and while it sheds, `execute`
+    /// answers a retryable `Overloaded`, this instance takes no new
+    /// commands (they stay queued for others) and runs no step in-process.
+    /// Results and timers still land: finishing work is what frees memory.
+    ///
+    /// # Errors
+    /// `Conflict` if a guard is already set.
+    pub fn guard_memory(&self, guard: Arc<crate::resilience::MemoryGuard>) -> Result<()> {
+        guard.sample();
+        self.shared.memory.set(guard.clone()).map_err(|_| {
+            Error::new(
+                ErrorKind::Conflict,
+                "this orchestrator already has a memory guard",
+            )
+            .with_operation("guard_memory")
+        })?;
+        let stop = self.tasks.stop.clone();
+        self.tasks.tracker.spawn(async move {
+            let mut ticker = tokio::time::interval(guard.config().interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = ticker.tick() => { guard.sample(); }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The memory guard, if one is set ([`guard_memory`](Self::guard_memory)).
+    pub fn memory_guard(&self) -> Option<&Arc<crate::resilience::MemoryGuard>> {
+        self.shared.memory.get()
     }
 
     /// Registered workflow names, sorted.

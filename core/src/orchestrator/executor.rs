@@ -22,6 +22,7 @@ use super::messages::{Command, Outcome, StepResult};
 use super::saga::{Fence, Stage, Waiting, WaitingOnly};
 use crate::envelope::Envelope;
 use crate::error::{ErrorKind, Result};
+use crate::trace;
 use crate::transport::Delivery;
 use crate::worker::CallInfo;
 
@@ -126,13 +127,15 @@ impl Shared {
         Ok(After::Ack)
     }
 
-    /// Publishes a result on the results queue.
+    /// Publishes a result on the results queue (with its run's trace
+    /// context in the `traceparent` header).
     pub(crate) async fn publish_result(&self, result: StepResult) -> Result<()> {
         let t = topic(&self.config.prefix, "results");
-        let tx = result.tx.clone();
-        self.transport
-            .publish(Envelope::new(t, tx, self.encode(&result)?))
-            .await
+        let mut envelope = Envelope::new(t, result.tx.clone(), self.encode(&result)?);
+        if let Some(tp) = result.trace {
+            envelope = envelope.with_header(trace::HEADER, tp.to_string());
+        }
+        self.transport.publish(envelope).await
     }
 
     /// Invokes the worker, bounded by the step's start-to-close timeout.
@@ -177,6 +180,35 @@ impl Shared {
             },
         })
     }
+}
+
+/// The span of one attempt's run, joined to its transaction's trace. The
+/// command then carries the span's own context: its result's parent.
+pub(crate) fn step_span(cmd: &mut Command) -> tracing::Span {
+    let kind = if cmd.kind == super::api::StepKind::Forward {
+        "forward"
+    } else {
+        "compensate"
+    };
+    let span = tracing::debug_span!(target: trace::TARGET, "step", tx = %cmd.tx, workflow = %cmd.workflow,
+        step = %cmd.step_name, kind, attempt = cmd.attempt, worker = %cmd.worker,
+        trace_id = tracing::field::Empty, span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty);
+    if let Some(parent) = cmd.trace {
+        cmd.trace = Some(trace::join(&span, &parent));
+    }
+    span
+}
+
+/// The span of landing one result, a child of the run that produced it.
+pub(crate) fn result_span(r: &mut StepResult) -> tracing::Span {
+    let span = tracing::debug_span!(target: trace::TARGET, "result", tx = %r.tx, step = r.step,
+        attempt = r.attempt, trace_id = tracing::field::Empty, span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty);
+    if let Some(parent) = r.trace {
+        r.trace = Some(trace::join(&span, &parent));
+    }
+    span
 }
 
 /// How a run ended.

@@ -19,6 +19,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::Shared;
 use super::engine::now_ms;
 use super::executor::Ran;
@@ -28,7 +30,7 @@ use crate::scheduler::{Scheduler, millis};
 
 impl Shared {
     /// Starts `cmd` in-process (its dispatch is written).
-    pub(crate) fn spawn_local(&self, cmd: Command) {
+    pub(crate) fn spawn_local(&self, mut cmd: Command) {
         let (Some((tracker, abort)), Some(me)) = (&self.local, self.me.upgrade()) else {
             // Placement is only set where `local` is: unreachable, and the
             // guard would cover it.
@@ -36,12 +38,16 @@ impl Shared {
             return;
         };
         let abort = abort.clone();
-        tracker.spawn(async move {
-            tokio::select! {
-                () = me.run_local(&cmd) => {}
-                () = abort.cancelled() => me.hand_over(&cmd).await,
+        let span = super::executor::step_span(&mut cmd);
+        tracker.spawn(
+            async move {
+                tokio::select! {
+                    () = me.run_local(&cmd) => {}
+                    () = abort.cancelled() => me.hand_over(&cmd).await,
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     async fn run_local(&self, cmd: &Command) {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::api::{SagaStatus, StepKind};
 use crate::codec::PayloadCodec;
 use crate::error::Result;
+use crate::trace::TraceParent;
 
 /// Run one step (or compensation) attempt. Queue topic `<prefix>.cmd.<worker>`.
 ///
@@ -44,6 +45,11 @@ pub(crate) struct Command {
     /// renews it while the step runs, where the store keeps timers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) guard_due_ms: Option<u64>,
+    /// The trace context this attempt runs under: the transaction's when
+    /// dispatched, the running span's once it runs (its result's parent).
+    /// Travels in the envelope's `traceparent` header, not the payload.
+    #[serde(skip)]
+    pub(crate) trace: Option<TraceParent>,
 }
 
 impl Command {
@@ -56,6 +62,7 @@ impl Command {
             attempt: self.attempt,
             outcome,
             token: self.token,
+            trace: self.trace,
         }
     }
 }
@@ -71,6 +78,9 @@ pub(crate) struct StepResult {
     /// The command's [`token`](Command::token).
     #[serde(default)]
     pub(crate) token: u64,
+    /// The span that ran the attempt (envelope header `traceparent`).
+    #[serde(skip)]
+    pub(crate) trace: Option<TraceParent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

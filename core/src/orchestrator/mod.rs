@@ -194,6 +194,8 @@ pub(crate) struct Shared {
     pub(crate) decoded: decoded::Decoded,
     /// Wakes the timer poll loop when this instance arms an earlier timer.
     pub(crate) wake: timers::Wake,
+    /// Sheds load when memory runs short ([`Orchestrator::guard_memory`]).
+    pub(crate) memory: std::sync::OnceLock<Arc<crate::resilience::MemoryGuard>>,
 }
 
 impl Shared {

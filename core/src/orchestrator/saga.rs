@@ -12,6 +12,7 @@ use super::api::{AttemptRecord, SagaSnapshot, SagaStatus, StepKind, TransactionI
 use super::messages::{Command, Event, Outcome, StepResult, Timer, TimerPurpose};
 use crate::error::{Error, ErrorKind, Result};
 use crate::scheduler::millis;
+use crate::trace::TraceParent;
 use crate::workflow::WorkflowDef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,18 +167,15 @@ pub(crate) struct SagaState {
     /// The current wait's timer, if it has one.
     #[serde(default)]
     pub(crate) deadline: Option<Deadline>,
+    /// The transaction's trace: its id, and the span that submitted it
+    /// (the parent of every step's span, on any instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) trace: Option<TraceParent>,
 }
 
-/// A random, non-zero 64-bit token (std's per-instance random SipHash
-/// keys over the clock: no two calls share one in practice).
+/// A random, non-zero 64-bit token.
 fn fresh_token() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.write_u128(nanos);
-    h.finish() | 1
+    crate::trace::random_u64() | 1
 }
 
 /// How long a queue-timeout timer waits past the attempt's own limits, so
@@ -210,6 +208,7 @@ impl SagaState {
             created_ms: now,
             updated_ms: now,
             deadline: None,
+            trace: None,
         }
     }
 
@@ -388,6 +387,7 @@ impl SagaState {
                 .map(|q| now.saturating_add(millis(q))),
             created_ms: now,
             guard_due_ms: here,
+            trace: self.trace,
         };
         if here.is_some() {
             fx.local.push(command);
@@ -750,6 +750,7 @@ impl SagaState {
             },
             pending: self.status == SagaStatus::Running
                 && self.history.iter().all(|h| h.finished_ms.is_none()),
+            trace_id: self.trace.map(|t| t.trace_id_hex()),
         }
     }
 }

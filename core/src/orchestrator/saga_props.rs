@@ -36,6 +36,7 @@ fn placeholder() -> Command {
         queue_deadline_ms: None,
         created_ms: 0,
         guard_due_ms: None,
+        trace: None,
     }
 }
 
@@ -188,6 +189,7 @@ impl Model {
                             attempt: c.attempt,
                             outcome,
                             token: c.token,
+                            trace: None,
                         }));
                         true
                     }

@@ -65,6 +65,7 @@ fn after(inputs: &[Input], here: bool) -> (SagaState, Effects) {
                 attempt: w.attempt,
                 outcome,
                 token: w.token,
+                trace: None,
             }
         };
         let err = |retryable: bool| Outcome::Err {
@@ -102,6 +103,7 @@ fn after(inputs: &[Input], here: bool) -> (SagaState, Effects) {
                     queue_deadline_ms: None,
                     created_ms: 0,
                     guard_due_ms: None,
+                    trace: None,
                 };
                 state.hand_over(&wf, &cmd, now, &mut fx);
             }

@@ -37,6 +37,7 @@ fn failed(attempt: u32, token: u64) -> StepResult {
             message: "flaked".into(),
         },
         token,
+        trace: None,
     }
 }
 

@@ -10,11 +10,41 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::Shared;
-use super::engine::{After, Tasks, now_ms, topic};
+use super::engine::{After, Tasks, command_topic, now_ms, topic};
 use super::executor::kept_in_progress;
 use super::messages::{Command, StepResult, Timer};
 use crate::error::Result;
+use crate::trace::TraceParent;
 use crate::transport::{Delivery, SubscribeMode, SubscribeOptions, Subscription};
+
+/// The queue group of every instance's executor of a worker's commands.
+const GROUP_WORKERS: &str = "workers";
+/// The queue group of every instance's coordinator (results).
+const GROUP_RESULTS: &str = "orchestrators";
+/// The queue group of timer messages (stores without timers).
+const GROUP_TIMERS: &str = "timers";
+
+impl super::Orchestrator {
+    /// The queues a serving instance consumes, as `(topic, group)`: each
+    /// registered worker's commands, the results, and the timer messages
+    /// where the store keeps no timers. For watching their depth
+    /// ([`Transport::queue_depth`](crate::Transport::queue_depth)).
+    pub fn queues(&self) -> Vec<(String, String)> {
+        let s = &self.shared;
+        let p = &s.config.prefix;
+        let mut queues: Vec<_> = s
+            .host
+            .names()
+            .into_iter()
+            .map(|w| (command_topic(p, &w), GROUP_WORKERS.to_string()))
+            .collect();
+        queues.push((topic(p, "results"), GROUP_RESULTS.to_string()));
+        if s.scheduler.is_none() {
+            queues.push((topic(p, "timers"), GROUP_TIMERS.to_string()));
+        }
+        queues
+    }
+}
 
 /// Longest single nack delay of a timer (it is re-checked when it comes back).
 const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
@@ -29,18 +59,21 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         let sub = shared
             .transport
             .subscribe(
-                &topic(&p, &format!("cmd.{worker}")),
-                SubscribeMode::queue("workers"),
+                &command_topic(&p, &worker),
+                SubscribeMode::queue(GROUP_WORKERS),
                 SubscribeOptions::max_in_flight(prefetch),
             )
             .await?;
         let s = shared.clone();
-        spawn_loop(sub, tasks.clone(), move |d| {
+        let paused = shared.clone();
+        let pause = move || paused.shedding();
+        spawn_loop(sub, tasks.clone(), pause, move |d| {
             let s = s.clone();
             async move {
                 let result = match s.codec.decode::<Command>(d.payload()) {
-                    Ok(cmd) => {
-                        let span = tracing::debug_span!("command", tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt);
+                    Ok(mut cmd) => {
+                        cmd.trace = header_trace(&d);
+                        let span = super::executor::step_span(&mut cmd);
                         let work = s.handle_command(cmd).instrument(span);
                         kept_in_progress(&d, s.ack_wait, work).await
                     }
@@ -59,27 +92,33 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         .transport
         .subscribe(
             &topic(&p, "results"),
-            SubscribeMode::queue("orchestrators"),
+            SubscribeMode::queue(GROUP_RESULTS),
             SubscribeOptions::max_in_flight(max),
         )
         .await?;
     let s = shared.clone();
-    spawn_loop(sub, tasks.clone(), move |d| {
-        let s = s.clone();
-        async move {
-            let result = match s.codec.decode::<StepResult>(d.payload()) {
-                Ok(r) => {
-                    let span = tracing::debug_span!("result", tx = %r.tx, step = r.step, attempt = r.attempt);
-                    kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "dropping an undecodable result");
-                    Ok(After::Ack)
-                }
-            };
-            settle(d, result, "result").await;
-        }
-    });
+    spawn_loop(
+        sub,
+        tasks.clone(),
+        || false,
+        move |d| {
+            let s = s.clone();
+            async move {
+                let result = match s.codec.decode::<StepResult>(d.payload()) {
+                    Ok(mut r) => {
+                        r.trace = header_trace(&d);
+                        let span = super::executor::result_span(&mut r);
+                        kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "dropping an undecodable result");
+                        Ok(After::Ack)
+                    }
+                };
+                settle(d, result, "result").await;
+            }
+        },
+    );
 
     if let Some(sched) = shared.scheduler.clone() {
         super::timers::spawn_poller(shared, tasks, sched);
@@ -90,48 +129,64 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         .transport
         .subscribe(
             &topic(&p, "timers"),
-            SubscribeMode::queue("timers"),
+            SubscribeMode::queue(GROUP_TIMERS),
             SubscribeOptions::max_in_flight(100_000),
         )
         .await?;
     let s = shared.clone();
-    spawn_loop(sub, tasks.clone(), move |mut d| {
-        let s = s.clone();
-        async move {
-            let timer = match s.codec.decode::<Timer>(d.payload()) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(error = %e, "dropping an undecodable timer");
-                    return settle(d, Ok(After::Ack), "timer").await;
+    spawn_loop(
+        sub,
+        tasks.clone(),
+        || false,
+        move |mut d| {
+            let s = s.clone();
+            async move {
+                let timer = match s.codec.decode::<Timer>(d.payload()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "dropping an undecodable timer");
+                        return settle(d, Ok(After::Ack), "timer").await;
+                    }
+                };
+                let now = now_ms();
+                if timer.due_ms > now {
+                    let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
+                    if let Err(e) = d.nack(nap).await {
+                        tracing::warn!(error = %e, "cannot defer a timer");
+                    }
+                    return;
                 }
-            };
-            let now = now_ms();
-            if timer.due_ms > now {
-                let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
-                if let Err(e) = d.nack(nap).await {
-                    tracing::warn!(error = %e, "cannot defer a timer");
-                }
-                return;
+                let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
+                settle(d, result, "timer").await;
             }
-            let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
-            settle(d, result, "timer").await;
-        }
-    });
+        },
+    );
     Ok(())
 }
 
+/// How often a paused consumer loop looks again.
+const PAUSE_NAP: Duration = Duration::from_millis(50);
+
 /// Consumes a queue subscription until stopped, handling each delivery in
-/// its own task (bounded by the subscription's in-flight limit). A handler
-/// still running when `abort` fires is dropped, and its delivery with it
-/// (unsettled: the message goes back to the group).
-fn spawn_loop<H, Fut>(mut sub: Subscription, tasks: Arc<Tasks>, handle: H)
+/// its own task (bounded by the subscription's in-flight limit). While
+/// `paused()` it takes nothing (what is queued stays for other
+/// consumers). A handler still running when `abort` fires is dropped, and
+/// its delivery with it (unsettled: the message goes back to the group).
+fn spawn_loop<P, H, Fut>(mut sub: Subscription, tasks: Arc<Tasks>, paused: P, handle: H)
 where
+    P: Fn() -> bool + Send + Sync + 'static,
     H: Fn(Delivery) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let tracker = tasks.tracker.clone();
     tracker.spawn(async move {
         loop {
+            if paused() {
+                tokio::select! {
+                    () = tasks.stop.cancelled() => break,
+                    () = tokio::time::sleep(PAUSE_NAP) => continue,
+                }
+            }
             let next = tokio::select! {
                 () = tasks.stop.cancelled() => break,
                 next = sub.next() => next,
@@ -143,6 +198,12 @@ where
                     tokio::select! {
                         () = tasks.stop.cancelled() => break,
                         () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+                Some(Ok(mut d)) if paused() => {
+                    // Taken just as the pause began: back to the group.
+                    if let Err(e) = d.nack(PAUSE_NAP).await {
+                        tracing::warn!(error = %e, "cannot hand a delivery back while paused");
                     }
                 }
                 Some(Ok(d)) => {
@@ -158,6 +219,20 @@ where
             }
         }
     });
+}
+
+/// The trace context in a delivery's `traceparent` header. One that does
+/// not parse is ignored (as W3C Trace Context says to): the work runs
+/// outside the transaction's trace rather than not at all.
+fn header_trace(d: &Delivery) -> Option<TraceParent> {
+    let value = d.envelope().header(crate::trace::HEADER)?;
+    match value.parse() {
+        Ok(tp) => Some(tp),
+        Err(e) => {
+            tracing::debug!(error = %e, "ignoring a bad traceparent header");
+            None
+        }
+    }
 }
 
 /// Acks on success; on failure nacks so the message comes back (to this or

@@ -10,6 +10,8 @@
 //! | [`breaker`] | [`CircuitBreaker`]: closed / open / half-open |
 //! | [`limit`] | [`ConcurrencyLimit`]: permits held for the call, bounded wait queue, `Overloaded` |
 //! | [`stats`] | [`CallStats`]: counts and latency percentiles |
+//! | [`memory`] | [`MemoryGuard`]: load shedding when the process nears its memory limit |
+//! | [`process`] | [`ProcessProbe`]: resident set against the cgroup (or machine) limit |
 //!
 //! [`Guard`] puts them together for one worker. The pieces are our own
 //! rather than `tower` layers because the contract needs things tower's
@@ -24,6 +26,8 @@
 pub mod breaker;
 pub mod clock;
 pub mod limit;
+pub mod memory;
+pub mod process;
 pub mod stats;
 
 use std::future::Future;
@@ -33,6 +37,8 @@ use std::time::{Duration, Instant};
 pub use breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use limit::{ConcurrencyLimit, LimitPermit};
+pub use memory::{MemoryGuard, MemoryGuardConfig, MemoryLevel, MemoryProbe, MemoryReading};
+pub use process::ProcessProbe;
 pub use stats::{CallStats, CallStatsSnapshot};
 
 use crate::error::{Error, ErrorKind, Result};

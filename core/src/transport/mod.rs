@@ -72,6 +72,37 @@ impl SubscribeOptions {
     }
 }
 
+/// How many messages of one queue group are in each state
+/// ([`Transport::queue_depth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct QueueDepth {
+    /// Waiting to be delivered (including messages handed back for
+    /// redelivery): the group's lag.
+    pub ready: usize,
+    /// Delivered and not yet settled.
+    pub in_flight: usize,
+    /// Nacked with a delay that has not passed yet (backends that cannot
+    /// tell them apart count them in `in_flight`).
+    pub delayed: usize,
+}
+
+impl QueueDepth {
+    /// Counts of each state.
+    pub fn new(ready: usize, in_flight: usize, delayed: usize) -> Self {
+        QueueDepth {
+            ready,
+            in_flight,
+            delayed,
+        }
+    }
+
+    /// Every message the group has not settled yet.
+    pub fn total(&self) -> usize {
+        self.ready + self.in_flight + self.delayed
+    }
+}
+
 /// What a transport supports; the conformance suite skips (visibly) what a
 /// backend declares it lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +268,19 @@ pub trait Transport: Send + Sync + 'static {
         self.publish_batch(envelopes).await
     }
 
+    /// How many messages of `topic` queue group `group` holds in each
+    /// state: for metrics, operators and autoscaling, not for control (the
+    /// figures may be a moment old).
+    ///
+    /// # Behavior
+    /// - `Ok(None)` when the group does not exist on the topic, or the
+    ///   backend cannot tell (the default).
+    /// - Invalid topic or group → `InvalidInput`.
+    async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {
+        let _ = (topic, group);
+        Ok(None)
+    }
+
     /// Releases what the transport holds (connections, background tasks).
     /// Called once by the owner that opened it, after its last use
     /// (`Runtime::shutdown` for the backends it opened from URLs).
@@ -272,6 +316,9 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
     }
     async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
         (**self).broadcast(envelopes).await
+    }
+    async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {
+        (**self).queue_depth(topic, group).await
     }
     async fn close(&self) -> Result<()> {
         (**self).close().await

@@ -53,6 +53,10 @@ pub struct WorkerStats {
     pub high_water: usize,
     /// The most calls it may run at once (its concurrency limit).
     pub max_concurrent: usize,
+    /// Memory held for its instances, when the worker can tell: a
+    /// WebAssembly worker's linear memory of live instances (running, or
+    /// kept for reuse).
+    pub memory_bytes: Option<usize>,
 }
 
 /// Builds a [`WorkerHost`].
@@ -297,6 +301,13 @@ impl WorkerHost {
             .is_ok_and(|e| e.guard.limit().in_use() < e.guard.limit().max_concurrent())
     }
 
+    /// Memory its workers hold for their instances, in bytes (the sum of
+    /// what each can tell: WebAssembly linear memory).
+    pub fn memory_bytes(&self) -> usize {
+        let workers = self.inner.workers.read().unwrap_or_else(|p| p.into_inner());
+        workers.values().filter_map(|e| e.worker.memory_bytes()).sum()
+    }
+
     /// Statistics of worker `name`.
     pub fn stats(&self, name: &str) -> Option<WorkerStats> {
         let entry = self.entry(name).ok()?;
@@ -309,6 +320,7 @@ impl WorkerHost {
             queued: limit.queued(),
             high_water: limit.high_water(),
             max_concurrent: limit.max_concurrent(),
+            memory_bytes: entry.worker.memory_bytes(),
         })
     }
 

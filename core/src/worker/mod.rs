@@ -84,6 +84,13 @@ impl fmt::Display for CallInfo {
 pub trait Worker: Send + Sync + 'static {
     /// Handles one call.
     async fn call(&self, call: &CallInfo, input: Bytes) -> Result<Bytes>;
+
+    /// Memory the worker holds for its instances, in bytes, if it can
+    /// tell (a WebAssembly worker: the linear memory of its live
+    /// instances). For metrics; the default is `None`.
+    fn memory_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A worker's retryable failure: the step may be retried.

@@ -14,6 +14,7 @@
 
 mod instances;
 mod sagas;
+mod traces;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use serde_json::{Value, json};
 
 pub use instances::*;
 pub use sagas::*;
+pub use traces::*;
 
 use crate::MemoryTransportConfig;
 use crate::orchestrator::{Orchestrator, OrchestratorConfig, TransactionId};

@@ -11,7 +11,7 @@ use crate::conformance::util::{
 use crate::conformance::{Settings, unique};
 use crate::envelope::Envelope;
 use crate::error::ErrorKind;
-use crate::transport::Transport;
+use crate::transport::{QueueDepth, Transport};
 
 /// Slack allowed when checking that a delay was honoured (clock and timer
 /// granularity).
@@ -331,4 +331,82 @@ async fn expect_redelivered(
     );
     must(s, "ack", again.ack()).await;
     expect_quiet(sub, s.quiet, "after the redelivered message was acked").await;
+}
+
+/// Polls `t.queue_depth` until `ok` holds (within `s.patience`); returns
+/// the last figures. `None` when the backend cannot tell.
+async fn depth_until<T: Transport + ?Sized>(
+    t: &T,
+    s: &Settings,
+    topic: &str,
+    group: &str,
+    what: &str,
+    ok: impl Fn(&QueueDepth) -> bool,
+) -> Option<QueueDepth> {
+    let deadline = Instant::now() + s.patience;
+    loop {
+        let depth = must(s, "queue_depth", t.queue_depth(topic, group)).await?;
+        if ok(&depth) {
+            return Some(depth);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue depth never showed {what}: last {depth:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `queue_depth` counts a group's waiting and unsettled messages, `None`
+/// for a group that does not exist, and refuses bad names. A backend that
+/// cannot tell answers `None` for every group and skips the rest visibly.
+pub async fn queue_depth_counts_waiting_and_unsettled<T: Transport + ?Sized>(t: &T, s: &Settings) {
+    require!(
+        t.capabilities(),
+        "queue_depth_counts_waiting_and_unsettled",
+        queue
+    );
+    let topic = unique("depth");
+    let group = unique("g");
+    let mut sub = queue_sub(t, s, &topic, &group, 2).await;
+    must(s, "publish_batch", t.publish_batch(numbered(&topic, 5, 1))).await;
+    let mut held = vec![
+        recv(&mut sub, s.patience, "delivery 1 of 5").await,
+        recv(&mut sub, s.patience, "delivery 2 of 5").await,
+    ];
+    let Some(_) = depth_until(t, s, &topic, &group, "3 waiting and 2 unsettled", |d| {
+        d.ready == 3 && d.in_flight + d.delayed == 2
+    })
+    .await
+    else {
+        crate::conformance::skip(
+            "queue_depth_counts_waiting_and_unsettled",
+            t.capabilities().name,
+            "queue_depth",
+        );
+        return;
+    };
+    let other = unique("nobody");
+    assert_eq!(
+        must(s, "queue_depth", t.queue_depth(&topic, &other)).await,
+        None,
+        "a group that never subscribed has no depth"
+    );
+    for d in &mut held {
+        must(s, "ack", d.ack()).await;
+    }
+    let mut acked = 2;
+    while acked < 5 {
+        let mut d = recv(&mut sub, s.patience, format_args!("delivery {} of 5", acked + 1)).await;
+        must(s, "ack", d.ack()).await;
+        acked += 1;
+    }
+    depth_until(t, s, &topic, &group, "nothing left", |d| d.total() == 0).await;
+    must_fail(
+        s,
+        "queue_depth with a bad topic",
+        ErrorKind::InvalidInput,
+        t.queue_depth("bad topic", &group),
+    )
+    .await;
 }

@@ -37,18 +37,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::envelope::{Envelope, EnvelopeId};
-
-/// How many messages of one queue group are in each state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct QueueDepth {
-    /// Waiting to be delivered (including messages handed back for redelivery).
-    pub ready: usize,
-    /// Delivered and not yet settled.
-    pub in_flight: usize,
-    /// Nacked with a delay that has not passed yet.
-    pub delayed: usize,
-}
+use crate::transport::QueueDepth;
 
 /// A message of the group with its bookkeeping.
 pub(super) struct Msg {

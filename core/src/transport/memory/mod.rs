@@ -85,7 +85,7 @@ use async_trait::async_trait;
 use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
-pub use group::QueueDepth;
+pub use super::QueueDepth;
 use topic::Topic;
 
 use crate::codec::DEFAULT_MAX_SIZE;
@@ -427,6 +427,12 @@ impl Transport for MemoryTransport {
     }
 
     /// [`MemoryTransport::close`]: every clone's subscriptions end.
+    async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {
+        crate::validate::topic(topic).map_err(|e| e.with_operation("memory.queue_depth"))?;
+        crate::validate::group(group).map_err(|e| e.with_operation("memory.queue_depth"))?;
+        Ok(self.depth(topic, group))
+    }
+
     async fn close(&self) -> Result<()> {
         MemoryTransport::close(self);
         Ok(())

@@ -71,6 +71,7 @@ impl WasmWorker {
                 spec,
                 namespace,
                 services,
+                memory: Arc::default(),
             }),
             info,
             idle: Mutex::new(Vec::new()),
@@ -193,6 +194,10 @@ pub(crate) fn check_one_cbor_item(bytes: &[u8]) -> std::result::Result<(), Strin
 
 #[async_trait]
 impl Worker for WasmWorker {
+    fn memory_bytes(&self) -> Option<usize> {
+        Some(self.env.memory.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     async fn call(&self, call: &CallInfo, input: Bytes) -> Result<Bytes> {
         let spec = &self.env.spec;
         crate::validate::size("worker input", input.len(), spec.max_input)

@@ -2,6 +2,7 @@
 //! resource table, memory limiter, and the call being served.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -20,6 +21,10 @@ pub(crate) struct WorkerEnv {
     pub(crate) spec: WorkerSpec,
     pub(crate) namespace: String,
     pub(crate) services: Services,
+    /// Linear memory of this worker's live instances (running or pooled
+    /// for reuse), in bytes: grown by [`Limiter`], given back when an
+    /// instance's store is dropped.
+    pub(crate) memory: Arc<AtomicUsize>,
 }
 
 /// The entry points of WASI capabilities the host never grants. A call to
@@ -113,12 +118,22 @@ impl std::error::Error for MemoryLimitExceeded {}
 
 pub(crate) struct Limiter {
     memory_limit: usize,
+    /// The worker's total ([`WorkerEnv::memory`]).
+    total: Arc<AtomicUsize>,
+    /// This instance's share of it.
+    own: usize,
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.own, Ordering::Relaxed);
+    }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -129,6 +144,9 @@ impl ResourceLimiter for Limiter {
             }
             .into());
         }
+        let grown = desired.saturating_sub(current);
+        self.own += grown;
+        self.total.fetch_add(grown, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -170,6 +188,8 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_limit: env.spec.memory_limit,
+                total: Arc::clone(&env.memory),
+                own: 0,
             },
             env,
             call,

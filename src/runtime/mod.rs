@@ -39,6 +39,11 @@ use multiagents_core::{
 use crate::backend;
 use crate::config::Config;
 
+mod memory;
+
+use memory::MemorySetting;
+pub use multiagents_core::resilience::{MemoryGuard, MemoryGuardConfig};
+
 type Register = Box<dyn FnOnce(&WorkerHost) -> Result<()> + Send>;
 
 enum PendingWorker {
@@ -67,6 +72,7 @@ pub struct RuntimeBuilder {
     workers: Vec<PendingWorker>,
     workflows: Vec<WorkflowDef>,
     client: bool,
+    memory: MemorySetting,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -174,6 +180,27 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Sheds load near the memory limit (on by default, with
+    /// [`MemoryGuardConfig::default`]): `config` sets the thresholds,
+    /// `limit` the bytes they are fractions of (default: the cgroup's
+    /// limit, else the machine's memory). `None` turns the guard off. See
+    /// [`Orchestrator::guard_memory`] for what shedding does.
+    #[must_use]
+    pub fn memory(mut self, config: Option<MemoryGuardConfig>, limit: Option<u64>) -> Self {
+        self.memory = match config {
+            Some(config) => MemorySetting::Process { config, limit },
+            None => MemorySetting::Off,
+        };
+        self
+    }
+
+    /// Uses `guard` (with a probe of the caller's) as the memory guard.
+    #[must_use]
+    pub fn memory_guard(mut self, guard: Arc<MemoryGuard>) -> Self {
+        self.memory = MemorySetting::Given(guard);
+        self
+    }
+
     /// Opens the backends, registers the workers, starts the orchestrator
     /// and registers the workflows.
     ///
@@ -220,6 +247,13 @@ impl RuntimeBuilder {
             .await?
         };
         let host = orchestrator.host().clone();
+        let memory = match memory::install(self.memory, &orchestrator, cache.as_ref()) {
+            Ok(guard) => guard,
+            Err(e) => {
+                orchestrator.shutdown(Duration::from_secs(1)).await;
+                return Err(e);
+            }
+        };
         Ok(Runtime {
             inner: Arc::new(Inner {
                 orchestrator,
@@ -228,6 +262,7 @@ impl RuntimeBuilder {
                 cache,
                 host,
                 owns,
+                memory,
             }),
         })
     }
@@ -281,6 +316,7 @@ struct Inner {
     cache: Option<CachedStore<Arc<dyn StateStore>>>,
     host: WorkerHost,
     owns: Owns,
+    memory: Option<Arc<MemoryGuard>>,
 }
 
 /// Which backends the runtime opened itself (and so closes).
@@ -317,6 +353,7 @@ impl Runtime {
             workers: Vec::new(),
             workflows: Vec::new(),
             client: false,
+            memory: MemorySetting::default(),
         }
     }
 
@@ -347,7 +384,8 @@ impl Runtime {
                     .orchestrator_config()
                     .with_local_dispatch(config.engine.local_dispatch)
                     .with_guard_slack(config.engine.guard_slack),
-            );
+            )
+            .memory(config.memory.guard_config(), config.memory.limit_bytes());
         for (name, worker) in &config.workers {
             b = b.worker_wasm(name.clone(), PathBuf::from(&worker.path), worker.spec());
         }
@@ -366,6 +404,26 @@ impl Runtime {
     /// after shutdown.
     pub async fn execute(&self, workflow: &str, input: serde_json::Value) -> Result<TransactionId> {
         self.inner.orchestrator.execute(workflow, input).await
+    }
+
+    /// [`execute`](Self::execute) within the caller's trace: `parent` is
+    /// the W3C `traceparent` it received (parse one with `str::parse`);
+    /// every span of the transaction, on every instance, joins that trace.
+    pub async fn execute_in_trace(
+        &self,
+        workflow: &str,
+        input: serde_json::Value,
+        parent: Option<multiagents_core::trace::TraceParent>,
+    ) -> Result<TransactionId> {
+        self.inner
+            .orchestrator
+            .execute_in_trace(workflow, input, parent)
+            .await
+    }
+
+    /// The memory guard (unless turned off): its level and last reading.
+    pub fn memory_guard(&self) -> Option<&Arc<MemoryGuard>> {
+        self.inner.memory.as_ref()
     }
 
     /// Waits until `tx` is final, at most `timeout` (`Timeout` otherwise).

@@ -1,0 +1,158 @@
+//! The memory guard sheds load: above its shed threshold an instance
+//! refuses new transactions (a retryable `Overloaded`), takes no commands
+//! (a transaction submitted elsewhere waits, unrun) and says so on
+//! `/readyz`; below `resume` it takes work again. Readings are injected.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use multiagents::orchestrator::SagaStatus;
+use multiagents::resilience::{MemoryGuard, MemoryGuardConfig, MemoryProbe, MemoryReading};
+use multiagents::worker::{CallInfo, WorkerSpec, native};
+use multiagents::workflow::{StepDef, WorkflowDef};
+use multiagents::{ErrorKind, MemoryStore, MemoryTransport, Runtime, StateStore, Transport};
+use serde_json::json;
+
+/// Resident bytes set by hand, against a limit of 1 000.
+#[derive(Clone, Default)]
+struct Fake(Arc<AtomicU64>);
+
+impl Fake {
+    fn set(&self, rss: u64) {
+        self.0.store(rss, Ordering::SeqCst);
+    }
+}
+
+impl MemoryProbe for Fake {
+    fn read(&self) -> Option<MemoryReading> {
+        Some(MemoryReading::new(self.0.load(Ordering::SeqCst), 1_000))
+    }
+}
+
+fn workflow() -> WorkflowDef {
+    WorkflowDef::builder("guarded")
+        .step(StepDef::new("count", "count"))
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shedding_refuses_new_work_and_takes_it_again_once_memory_falls() {
+    let fake = Fake::default();
+    fake.set(950);
+    let guard = Arc::new(
+        MemoryGuard::new(
+            MemoryGuardConfig::default().with_interval(Duration::from_millis(20)),
+            fake.clone(),
+        )
+        .expect("guard"),
+    );
+    let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let count = native(move |_c: CallInfo, _i: Bytes| {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(Bytes::from_static(&[0xa0]))
+        }
+    });
+    let server = Runtime::builder()
+        .transport(transport.clone())
+        .store(store.clone())
+        .worker_native("count", count, WorkerSpec::default())
+        .workflow(workflow())
+        .memory_guard(guard.clone())
+        .build()
+        .await
+        .expect("server");
+    let client = Runtime::builder()
+        .transport(transport)
+        .store(store)
+        .workflow(workflow())
+        .client()
+        .memory(None, None)
+        .build()
+        .await
+        .expect("client");
+    assert!(client.memory_guard().is_none(), "turned off");
+    assert!(server.memory_guard().expect("set").shedding(), "sampled at start");
+
+    let err = server.execute("guarded", json!({})).await.expect_err("shedding");
+    assert_eq!(err.kind(), ErrorKind::Overloaded, "{err}");
+    assert!(err.is_retryable());
+    assert!(err.message().contains("95%"), "{err}");
+
+    #[cfg(feature = "admin")]
+    let admin = multiagents::admin::serve(
+        server.clone(),
+        &multiagents::config::AdminSection::on("127.0.0.1:0"),
+    )
+    .await
+    .expect("admin");
+    #[cfg(feature = "admin")]
+    {
+        let (status, body) = get(admin.local_addr(), "/readyz").await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("shedding load: memory at 95%"), "{body}");
+    }
+
+    // Submitted through another instance: queued, and not taken.
+    let tx = client
+        .execute("guarded", json!({}))
+        .await
+        .expect("client submits");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "no command is taken while shedding"
+    );
+    assert_eq!(
+        client.status(&tx).await.expect("status").status,
+        SagaStatus::Running
+    );
+
+    // Down to 860: still above resume (850), still shedding.
+    fake.set(860);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(guard.shedding());
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+
+    fake.set(300);
+    let done = client.wait(&tx, Duration::from_secs(10)).await.expect("wait");
+    assert_eq!(done.status, SagaStatus::Completed);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let own = server.execute("guarded", json!({})).await.expect("taken again");
+    server
+        .wait(&own, Duration::from_secs(10))
+        .await
+        .expect("completes");
+
+    #[cfg(feature = "admin")]
+    {
+        let (status, body) = get(admin.local_addr(), "/readyz").await;
+        assert_eq!(status, 200, "{body}");
+        admin.stop().await;
+    }
+    client.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+    server.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
+
+#[cfg(feature = "admin")]
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.expect("send");
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).await.expect("read");
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, reply)
+}
