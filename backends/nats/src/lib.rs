@@ -34,7 +34,7 @@
 //! | `names` | every stream, bucket, consumer and subject name; the key encoding |
 //! | `publish` | publishing many messages in acknowledgement windows, never deadlocking the client's in-flight limit |
 //! | `store` | [`NatsStore`]: KV get/put/CAS/delete with TTLs, ordered scans |
-//! | `transport` | [`NatsTransport`]: publish, queue subscriptions (reader, acker, dead letters), broadcast, trimming |
+//! | `transport` | [`NatsTransport`]: publish, queue subscriptions (reader, acker, dead letters), broadcast, trimming, queue depth |
 //!
 //! # Guarantees and limits
 //!

@@ -33,10 +33,10 @@
 //! | `error` | the one mapping from Redis client errors to core error kinds |
 //! | `connection` | connecting with bounded retry; the command pool; blocking-read connections |
 //! | `keys` | the key layout under the prefix |
-//! | `scripts` (+ `src/lua/`) | the Lua scripts: put, CAS, scan, publish, nack, claim, trim, leave, timers |
+//! | `scripts` (+ `src/lua/`) | the Lua scripts: put, CAS, scan, publish, nack, claim, trim, leave, depth, timers |
 //! | `store` | [`RedisStore`] |
 //! | `timers` | [`RedisScheduler`]: the timers of state keys (a sorted set), claimed with a lease |
-//! | `transport` | [`RedisTransport`]: publish, queue subscriptions (reader, acker), broadcast, trimming |
+//! | `transport` | [`RedisTransport`]: publish, queue subscriptions (reader, acker), broadcast, trimming, queue depth |
 //!
 //! # Guarantees and limits
 //!

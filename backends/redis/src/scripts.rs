@@ -80,3 +80,8 @@ script!(
     "Trims a stream below what every group still needs."
 );
 script!(LEAVE, "leave.lua", "Deletes a consumer that holds nothing.");
+script!(
+    DEPTH,
+    "depth.lua",
+    "How many entries of a group wait, are held and are delayed."
+);

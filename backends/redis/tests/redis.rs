@@ -7,8 +7,8 @@
 //! Each test uses its own key prefix, so they run in parallel on one
 //! server. What the core conformance suite already checks is not repeated
 //! here: these tests cover what only Redis has (consumer-group takeover,
-//! dead letters, Lua scripts, key layout, trimming, server restarts) and
-//! bad server state written by something else.
+//! dead letters, Lua scripts, key layout, trimming, queue depth, server
+//! restarts) and bad server state written by something else.
 
 #[path = "redis/support.rs"]
 mod support;
@@ -21,6 +21,8 @@ mod cas;
 mod closing;
 #[path = "redis/dead_letters.rs"]
 mod dead_letters;
+#[path = "redis/depth.rs"]
+mod depth;
 #[path = "redis/errors.rs"]
 mod errors;
 #[path = "redis/isolation.rs"]

@@ -24,6 +24,11 @@
 //!   queue subject itself, where core NATS also sees every queue publish.
 //!   At most once; a subscriber that falls behind by 64 Ki messages loses
 //!   messages (the client's slow-consumer bound).
+//! * **Depth** ([`Transport::queue_depth`]) — the group's durable
+//!   consumer's info, one request: `ready` is its `num_pending`, `in_flight`
+//!   its `num_ack_pending`, `delayed` always 0: JetStream keeps a nacked
+//!   message (with a delay or without) in ack-pending until it is delivered
+//!   again, so nacked messages count in `in_flight`.
 //! * **Trimming** — the stream keeps each message up to
 //!   [`max_age`](crate::NatsConfig::max_age); every few seconds each topic
 //!   is purged below the oldest message any of its groups has not acked.
@@ -41,7 +46,7 @@ use async_nats::jetstream::message::PublishMessage as Publish;
 use async_nats::jetstream::stream::{self, Stream};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use multiagents_core::transport::{Capabilities, check_batch, check_subscribe};
+use multiagents_core::transport::{Capabilities, QueueDepth, check_batch, check_subscribe};
 use multiagents_core::{
     Envelope, Error, ErrorKind, Result, SubscribeMode, SubscribeOptions, Subscription, Transport,
 };
@@ -183,6 +188,15 @@ impl Transport for NatsTransport {
                 .map_err(|err| error::core_publish(OP, err).with_context("topic", &e.topic))?;
         }
         Ok(())
+    }
+
+    /// The group's durable consumer's info (one request): `ready` =
+    /// `num_pending`, `in_flight` = `num_ack_pending`, `delayed` = 0
+    /// (JetStream keeps nacked messages, delayed or not, in ack-pending:
+    /// they count in `in_flight`). `None` when the group has no consumer on
+    /// the topic.
+    async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {
+        self.depth(topic, group).await
     }
 
     /// Stops the subscriptions' readers and the trimmer; flushes.

@@ -23,6 +23,19 @@
 //!   envelope.
 //! * **Broadcast mode** — Pub/Sub on `<prefix>:b:<topic>`: every
 //!   subscriber connected at publish time, at most once.
+//! * **Depth** ([`Transport::queue_depth`]) — one script (`depth.lua`),
+//!   one round trip: `ready` is the group's lag (`XINFO GROUPS`) plus the
+//!   handed-back entries that are due but not claimed yet; `in_flight` is
+//!   its pending list minus what `~delayed` holds (it includes entries a
+//!   subscription has read but its consumer not yet received, at most
+//!   `max_in_flight` per subscription, and those of a crashed consumer
+//!   until they are claimed after the ack timeout); `delayed` is what
+//!   `~delayed` holds whose due time (server clock) has not come. Redis
+//!   7.0's lag still counts entries trimmed unread (`stream_max_len`) once
+//!   the group has read: the script bounds it by the stream's length. When
+//!   the server cannot tell the lag (an `XDEL` past the group's position,
+//!   by something else: this crate never deletes entries) the script counts
+//!   the entries after the group's last delivered one, a page at a time.
 //! * **Trimming** — every [`trim_interval`](crate::RedisConfig::trim_interval)
 //!   each stream this process reads is trimmed below the oldest entry any
 //!   group still needs.
@@ -40,7 +53,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use multiagents_core::kit::Batcher;
 pub use multiagents_core::transport::DeadLetter;
-use multiagents_core::transport::{Capabilities, check_batch, check_subscribe};
+use multiagents_core::transport::{Capabilities, QueueDepth, check_batch, check_subscribe};
 use multiagents_core::{
     Envelope, Result, SubscribeMode, SubscribeOptions, Subscription, Transport, validate,
 };
@@ -49,6 +62,7 @@ use redis::Value;
 use crate::config::RedisConfig;
 use crate::connection::Conn;
 use crate::error::map;
+use crate::scripts;
 use publish::{Publisher, Wire};
 
 /// The transport on Redis; see the [module docs](self). Cheap to clone
@@ -245,6 +259,32 @@ impl Transport for RedisTransport {
             }
             SubscribeMode::Broadcast => broadcast::subscribe(&self.conn, topic, self.wire_max()).await,
         }
+    }
+
+    /// One script (`depth.lua`), one round trip: a consistent snapshot of
+    /// the group's stream, pending list and delayed set. `ready` = the lag
+    /// plus handed-back entries that are due, `in_flight` = the pending list
+    /// less what `~delayed` holds, `delayed` = what it holds that is not due
+    /// yet (server clock). `None` when the stream or the group does not
+    /// exist.
+    async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {
+        const OP: &str = "redis.queue_depth";
+        validate::topic(topic).map_err(|e| e.with_operation(OP))?;
+        validate::group(group).map_err(|e| e.with_operation(OP))?;
+        self.conn.check_open(OP)?;
+        let keys = self.conn.keys();
+        let figures: Value = scripts::DEPTH
+            .key(keys.stream(topic))
+            .key(keys.delayed(topic, group))
+            .arg(group)
+            .invoke_async(&mut self.conn.cmd())
+            .await
+            .map_err(|e| {
+                map(OP, e)
+                    .with_context("topic", topic)
+                    .with_context("group", group)
+            })?;
+        reply::depth(OP, figures).map_err(|e| e.with_context("topic", topic).with_context("group", group))
     }
 
     /// Ends the trim task, the queue readers and the Pub/Sub pumps (open

@@ -1,7 +1,8 @@
 //! Reading Redis replies of the stream commands and scripts: entries,
-//! their fields, what `XREADGROUP` and `claim.lua` return.
+//! their fields, what `XREADGROUP`, `claim.lua` and `depth.lua` return.
 
 use multiagents_core::Result;
+use multiagents_core::transport::QueueDepth;
 use redis::Value;
 
 use crate::error::shape;
@@ -89,6 +90,31 @@ pub(crate) fn claimed(op: &'static str, reply: Value) -> Result<(u64, Vec<Counte
     Ok((dead, out))
 }
 
+/// `depth.lua`: `None` for a missing stream or group, else the figures
+/// `[lag, pending, held by ~delayed, of those not yet due]` as a
+/// [`QueueDepth`]: a held entry that is due waits for a consumer to claim
+/// it (ready), one that is not is delayed; the rest of the pending list is
+/// in flight.
+pub(crate) fn depth(op: &'static str, reply: Value) -> Result<Option<QueueDepth>> {
+    let num = |v: &Value| match v {
+        Value::Int(n) => usize::try_from(*n).ok(),
+        _ => None,
+    };
+    let figures = match &reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) => items.iter().map(num).collect::<Option<Vec<usize>>>(),
+        _ => None,
+    };
+    let Some([lag, pending, held, not_due]) = figures.and_then(|f| <[usize; 4]>::try_from(f).ok()) else {
+        return Err(shape(op, "nil or [lag, pending, delayed, not due]", &reply));
+    };
+    Ok(Some(QueueDepth::new(
+        lag + held.saturating_sub(not_due),
+        pending.saturating_sub(held),
+        not_due.min(held),
+    )))
+}
+
 /// Parses an array of stream entries (`[[id, [field, value, …]], …]`).
 pub(crate) fn entries(op: &'static str, v: Value) -> Result<Vec<Entry>> {
     let Value::Array(items) = v else {
@@ -127,5 +153,34 @@ fn pairs(op: &'static str, v: Value) -> Result<Vec<(String, Vec<u8>)>> {
             .map(|(k, v)| (text(k), bulk(v).unwrap_or_default()))
             .collect()),
         other => Err(shape(op, "entry fields", &other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_splits_the_delayed_entries_by_due_time() {
+        let figures = |n: [i64; 4]| Value::Array(n.into_iter().map(Value::Int).collect());
+        assert_eq!(depth("t", Value::Nil).expect("a depth"), None);
+        // lag 3, 6 pending of which ~delayed holds 4, 1 of those not due.
+        assert_eq!(
+            depth("t", figures([3, 6, 4, 1])).expect("a depth"),
+            Some(QueueDepth::new(6, 2, 1))
+        );
+        assert_eq!(
+            depth("t", figures([0, 0, 0, 0])).expect("a depth"),
+            Some(QueueDepth::default())
+        );
+        for bad in [
+            Value::Int(1),
+            Value::Array(vec![Value::Int(1); 3]),
+            figures([1, -1, 0, 0]),
+            Value::Array(vec![Value::Int(0), Value::Int(0), Value::Int(0), Value::Nil]),
+        ] {
+            let e = depth("t", bad).expect_err("a bad shape");
+            assert_eq!(e.kind(), multiagents_core::ErrorKind::Unexpected, "{e}");
+        }
     }
 }
