@@ -12,6 +12,8 @@
 //! `E2E_SUBMITTERS` (concurrent `execute` callers, default 16);
 //! `E2E_METRICS=1` installs the admin listener's Prometheus recorder first,
 //! so every metric is recorded as in `multiagents run` (its cost);
+//! `E2E_TRACE=1` enables the orchestrator's trace spans (a `tracing`
+//! registry, no exporter: what the spans cost before any export);
 //! `E2E_SOAK=1000000` runs only a soak instead: that many workflows in
 //! chunks of 100 000 (finished ones expire after 5 s), RSS after each chunk,
 //! written to `target/e2e-soak.json`.
@@ -380,6 +382,16 @@ fn main() {
             multiagents::admin::install_recorder(),
             "the Prometheus recorder installs"
         );
+    }
+    if std::env::var("E2E_TRACE").as_deref() == Ok("1") {
+        // The orchestrator's trace spans enabled (created, their ids
+        // recorded, kept by a registry), with no exporter: what tracing
+        // costs before any export.
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let spans = tracing_subscriber::filter::Targets::new()
+            .with_target(multiagents::trace::TARGET, tracing::Level::DEBUG);
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(spans))
+            .expect("the only subscriber of this harness");
     }
     if let Some(total) = std::env::var("E2E_SOAK").ok().and_then(|v| v.parse::<u64>().ok()) {
         // Soak: `total` workflows in chunks of 100 000, finished ones expiring

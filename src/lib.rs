@@ -11,6 +11,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`runtime`] | [`Runtime`]: backends + cached store + worker host + orchestrator, from a builder or a config file |
+//! | [`loadtest`] | open-loop load tests and the stress ramp (`multiagents loadtest`) |
 //! | [`config`] | [`Config`]: the TOML file (validated, with `file:line:column` errors) and env overrides |
 //! | `admin` | (feature `admin`, default) the HTTP admin listener: `/metrics`, health checks, the JSON API, the web console |
 //! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://` with the feature `redis`; `nats://` with `nats`; `kafka://` to come) |
@@ -50,6 +51,7 @@ pub use multiagents_core::*;
 pub mod admin;
 pub mod backend;
 pub mod config;
+pub mod loadtest;
 pub mod runtime;
 #[cfg(feature = "otel")]
 pub mod telemetry;

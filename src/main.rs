@@ -17,7 +17,11 @@ fn main() -> ExitCode {
     if !cli::logs_after_config(&args) {
         // Other commands export no spans; a failure here cannot happen
         // without an endpoint.
-        let _ = cli::init_tracing(args.verbose, &multiagents::config::TelemetrySection::default());
+        let _ = cli::init_tracing(
+            args.verbose,
+            cli::quiet(&args),
+            &multiagents::config::TelemetrySection::default(),
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -33,6 +37,9 @@ fn main() -> ExitCode {
             // context pairs would only repeat them.
             if e.kind() == multiagents::ErrorKind::Config {
                 eprintln!("error: invalid configuration: {}", e.message());
+            } else if e.kind() == multiagents::ErrorKind::Worker && e.operation().is_empty() {
+                // A workflow's or a load test's outcome, said in full.
+                eprintln!("error: {}", e.message());
             } else {
                 eprintln!("error: {e}");
             }

@@ -23,6 +23,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::kit::random_u64;
 
 /// The envelope header that carries a [`TraceParent`] (W3C Trace Context).
 pub const HEADER: &str = "traceparent";
@@ -209,21 +210,6 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
         out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
     }
     Some(out)
-}
-
-/// 64 random bits (std's per-instance random SipHash keys over the clock
-/// and a counter: no two calls share a value in practice).
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.write_u128(nanos);
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.finish()
 }
 
 /// What an exporter plugs in to put the orchestrator's spans into its own

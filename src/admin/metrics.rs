@@ -12,7 +12,7 @@
 use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use super::live::Live;
 use crate::Runtime;
@@ -20,6 +20,9 @@ use multiagents_core::resilience::BreakerState;
 
 /// The latency histogram the live window follows.
 const WORKFLOW_DURATION: &str = "multiagents_workflow_duration_seconds";
+
+/// Buckets of `multiagents_batch_size` (items per batch).
+const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
 /// Bucket bounds (seconds) of every `_seconds` histogram.
 const BUCKETS: &[f64] = &[
@@ -41,6 +44,7 @@ pub(crate) fn exporter() -> Option<Arc<Exporter>> {
         .get_or_init(|| {
             let prom = PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("multiagents_batch_size".into()), SIZE_BUCKETS))
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = prom.handle();

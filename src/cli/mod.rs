@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `serve.rs` | `run`, `submit` |
 //! | `tx.rs` | `status`, `history`, `list`, `cancel`, `watch` (shared backends) |
+//! | `loadtest.rs` | `loadtest` |
 //! | `config.rs` | `config check` |
 //! | `worker.rs` | `worker build`, `worker inspect` |
 //! | `output.rs` | text and JSON output |
@@ -27,6 +28,7 @@ macro_rules! out {
 }
 
 mod config;
+mod loadtest;
 mod output;
 mod serve;
 mod tx;
@@ -77,6 +79,10 @@ enum Command {
     Cancel(tx::TxArgs),
     /// Print lifecycle events live (needs a shared backend).
     Watch(tx::Common),
+    /// Load-test a workflow: open-loop submissions at --rate for
+    /// --duration (or a --stress ramp), then a latency and outcome report.
+    /// Exit code 1 if a --threshold is not met.
+    Loadtest(Box<loadtest::LoadtestArgs>),
     /// Check configuration files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -95,6 +101,7 @@ pub(crate) async fn run(cli: Cli) -> multiagents::Result<()> {
         Command::List(args) => tx::list(args).await,
         Command::Cancel(args) => tx::tx(tx::Action::Cancel, args).await,
         Command::Watch(args) => tx::watch(args).await,
+        Command::Loadtest(args) => loadtest::loadtest(*args).await,
         Command::Config(cmd) => config::run(cmd).await,
         Command::Worker(cmd) => worker::run(cmd).await,
     }
@@ -104,6 +111,13 @@ pub(crate) async fn run(cli: Cli) -> multiagents::Result<()> {
 /// (`run`: it may export spans, per `[telemetry]`).
 pub(crate) fn logs_after_config(cli: &Cli) -> bool {
     matches!(cli.command, Command::Run(_))
+}
+
+/// Whether the command's logs start at `error` rather than `warn`: a load
+/// test makes failures on purpose, and their warnings would bury its
+/// report.
+pub(crate) fn quiet(cli: &Cli) -> bool {
+    matches!(cli.command, Command::Loadtest(_))
 }
 
 /// A running span export (feature `otel`), finished at exit.
@@ -126,6 +140,7 @@ impl SpanExport {
 /// `otel`), the export of the orchestrator's trace spans.
 pub(crate) fn init_tracing(
     verbose: u8,
+    quiet: bool,
     telemetry: &multiagents::config::TelemetrySection,
 ) -> multiagents::Result<Option<SpanExport>> {
     use tracing_subscriber::Layer as _;
@@ -133,6 +148,7 @@ pub(crate) fn init_tracing(
     use tracing_subscriber::util::SubscriberInitExt as _;
 
     let default = match verbose {
+        0 if quiet => "error",
         0 => "warn",
         1 => "info,multiagents=debug",
         _ => "trace",

@@ -88,7 +88,7 @@ async fn wait_for_signal() {
 
 pub(crate) async fn run(args: RunArgs, verbose: u8) -> Result<()> {
     let config = Config::load(&args.config)?;
-    let export = super::init_tracing(verbose, &config.telemetry)?;
+    let export = super::init_tracing(verbose, false, &config.telemetry)?;
     let served = serve(args, config).await;
     if let Some(export) = export {
         export.finish().await;
@@ -207,7 +207,7 @@ impl NoAdmin {
 }
 
 /// Reads `--input`: inline JSON, `@file` or `@-` (stdin).
-fn read_input(arg: &str) -> Result<serde_json::Value> {
+pub(crate) fn read_input(arg: &str) -> Result<serde_json::Value> {
     let (text, from) = match arg.strip_prefix('@') {
         Some("-") => {
             let mut s = String::new();

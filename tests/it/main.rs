@@ -15,6 +15,7 @@ mod crash_windows;
 mod demo;
 mod faults;
 mod fuse;
+mod loadtest;
 mod local;
 mod memory_guard;
 mod orchestrator;

@@ -53,6 +53,7 @@ impl<T: Send + 'static> Batcher<T> {
                         Err(_) => break,
                     }
                 }
+                metrics::histogram!("multiagents_batch_size", "op" => op).record(items.len() as f64);
                 let run = handle(items);
                 tokio::spawn(async move {
                     let result = run.await;

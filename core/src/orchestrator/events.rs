@@ -78,6 +78,7 @@ pub(crate) fn start(transport: Arc<dyn Transport>) -> (Events, Sender) {
             };
             if !batch.is_empty() {
                 let n = batch.len() as u64;
+                metrics::histogram!("multiagents_batch_size", "op" => "events").record(n as f64);
                 if let Err(e) = transport.broadcast(std::mem::take(&mut batch)).await {
                     metrics::counter!("multiagents_events_dropped_total").increment(n);
                     tracing::warn!(error = %e, events = n, "cannot broadcast workflow events; they are lost");

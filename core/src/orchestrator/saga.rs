@@ -175,7 +175,7 @@ pub(crate) struct SagaState {
 
 /// A random, non-zero 64-bit token.
 fn fresh_token() -> u64 {
-    crate::trace::random_u64() | 1
+    crate::kit::random_u64() | 1
 }
 
 /// How long a queue-timeout timer waits past the attempt's own limits, so

@@ -124,7 +124,7 @@ mod tests {
     use super::*;
 
     fn tree(files: &[(&str, &str)]) -> std::path::PathBuf {
-        let root = std::env::temp_dir().join(format!("ma-cgroup-{}", crate::trace::random_u64()));
+        let root = std::env::temp_dir().join(format!("ma-cgroup-{}", crate::kit::random_u64()));
         for (path, text) in files {
             let p = root.join(path);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("dir");

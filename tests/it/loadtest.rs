@@ -1,0 +1,190 @@
+//! Load tests: `multiagents loadtest` against the demo's in-memory runtime
+//! (its JSON report and thresholds), and the stress ramp finding the knee
+//! of a worker that fails above a known rate.
+
+use std::collections::VecDeque;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use multiagents::Runtime;
+use multiagents::loadtest::{self, LoadSpec, StressSpec};
+use multiagents::worker::{CallInfo, WorkerSpec, fatal, native};
+use multiagents::workflow::{StepDef, WorkflowDef};
+use serde_json::Value;
+
+use crate::support::{repo_root, wasm};
+
+fn multiagents(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_multiagents"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("run multiagents")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// One of the demo's orders, numbered per submission.
+const ORDER: &str = r#"{"id": "o-{{n}}", "customer": "c-42", "currency": "EUR",
+  "items": [{"sku": "MUG-2", "qty": 1, "unit_price": 900}], "gift": false,
+  "ship_to": {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London",
+              "postal_code": "SW1Y 4JH", "country": "GB"}}"#;
+
+#[test]
+fn the_cli_reports_a_run_as_json_and_fails_on_a_breached_threshold() {
+    wasm("echo");
+    let out = multiagents(&[
+        "loadtest",
+        "--config",
+        "examples/order-saga.toml",
+        "--workflow",
+        "order-saga",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--input",
+        ORDER,
+        "--threshold",
+        "p99<1h",
+        "--threshold",
+        "errors<=100%",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["sent"], 200, "{report}");
+    let outcomes: u64 = [
+        "completed",
+        "failed",
+        "compensated",
+        "cancelled",
+        "timed_out",
+        "rejected",
+    ]
+    .iter()
+    .map(|k| report[k].as_u64().expect(k))
+    .sum();
+    assert_eq!(outcomes, 200, "every submission has one outcome: {report}");
+    // The demo's stock holds 100 mugs: the first orders complete, the rest
+    // fail at `reserve`, grouped under one kind with a sample.
+    assert!(report["completed"].as_u64().expect("completed") > 0, "{report}");
+    if report["failed"].as_u64() > Some(0) {
+        assert_eq!(report["errors"][0]["kind"], "failed", "{report}");
+        let sample = report["errors"][0]["sample"].as_str().expect("sample");
+        assert!(sample.contains("out of stock"), "{report}");
+    }
+    assert!(
+        report["latency"]["p50"].as_f64().expect("p50 in ms") > 0.0,
+        "{report}"
+    );
+    assert!(report["latency"]["max"].as_f64() >= report["latency"]["p99"].as_f64());
+    assert_eq!(
+        report["thresholds"]["breached"],
+        serde_json::json!([]),
+        "{report}"
+    );
+
+    let out = multiagents(&[
+        "loadtest",
+        "--config",
+        "examples/order-saga.toml",
+        "--workflow",
+        "order-saga",
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+        "--threshold",
+        "p99<1us",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("✗ p99<1us not met"), "{}", text(&out));
+    assert!(text(&out).contains("thresholds not met"), "{}", text(&out));
+
+    for (args, why) in [
+        (vec!["--workflow", "nope"], "no workflow \"nope\""),
+        (vec!["--workflow", "order-saga", "--rate", "0"], "positive number"),
+        (
+            vec!["--workflow", "order-saga", "--threshold", "p99"],
+            "no comparison",
+        ),
+        (
+            vec!["--workflow", "order-saga", "--submit-only"],
+            "needs a shared backend",
+        ),
+    ] {
+        let mut all = vec![
+            "loadtest",
+            "--config",
+            "examples/order-saga.toml",
+            "--duration",
+            "1s",
+        ];
+        all.extend(args);
+        let out = multiagents(&all);
+        assert!(!out.status.success(), "{all:?}: {}", text(&out));
+        assert!(text(&out).contains(why), "{all:?}: {}", text(&out));
+    }
+}
+
+/// Succeeds at most `limit` times in any second (a sliding window of its
+/// successes); fails the calls beyond.
+fn rate_limited(limit: usize) -> impl multiagents::worker::Worker {
+    let window = Arc::new(Mutex::new(VecDeque::<Instant>::new()));
+    native(move |_c: CallInfo, _i: Bytes| {
+        let window = window.clone();
+        async move {
+            let now = Instant::now();
+            let mut ok = window.lock().unwrap_or_else(|p| p.into_inner());
+            while ok
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
+                ok.pop_front();
+            }
+            if ok.len() >= limit {
+                return Err(fatal("over the rate limit"));
+            }
+            ok.push_back(now);
+            Ok(Bytes::from_static(&[0xa0]))
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stress_ramp_finds_the_knee_of_a_worker_that_fails_above_a_known_rate() {
+    let runtime = Runtime::builder()
+        .worker_native("limited", rate_limited(340), WorkerSpec::default())
+        .workflow(
+            WorkflowDef::builder("limited")
+                .step(StepDef::new("call", "limited"))
+                .build(),
+        )
+        .build()
+        .await
+        .expect("runtime");
+    let base = LoadSpec::new("limited", 1.0, Duration::from_secs(1)).with_timeout(Duration::from_secs(10));
+    let ramp = StressSpec::new(base, 100.0, 100.0, 800.0, Duration::from_secs(2));
+    let started = Instant::now();
+    let report = loadtest::stress(&runtime, &ramp, &|_, _| {}).await.expect("ramp");
+    // 400/s over a 340/s limit fails about 15% of calls, past the 10%
+    // limit; 300/s fails none.
+    assert_eq!(report.knee, Some(300.0), "{report:#?}");
+    let last = report.steps.last().expect("steps");
+    assert!(!last.passed && last.rate == 400.0, "{last:#?}");
+    assert!(report.stopped.contains("at 400/s"), "{}", report.stopped);
+    for step in &report.steps[..3] {
+        assert_eq!(step.report.completed, step.report.sent, "{step:#?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    runtime.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
