@@ -11,6 +11,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`runtime`] | [`Runtime`]: backends + cached store + worker host + orchestrator, from a builder or a config file |
+//! | [`doctor`] | the tuning checklist, executable (`multiagents doctor`) |
 //! | [`loadtest`] | open-loop load tests and the stress ramp (`multiagents loadtest`) |
 //! | [`config`] | [`Config`]: the TOML file (validated, with `file:line:column` errors) and env overrides |
 //! | `admin` | (feature `admin`, default) the HTTP admin listener: `/metrics`, health checks, the JSON API, the web console |
@@ -51,6 +52,7 @@ pub use multiagents_core::*;
 pub mod admin;
 pub mod backend;
 pub mod config;
+pub mod doctor;
 pub mod loadtest;
 pub mod runtime;
 #[cfg(feature = "otel")]

@@ -107,6 +107,10 @@ pub(crate) async fn loadtest(args: LoadtestArgs) -> Result<()> {
         match loadtest::stress(&runtime, &ramp, &show).await {
             Ok(report) => {
                 bar.finish_and_clear();
+                let knee = report.steps.iter().rev().find(|s| s.passed);
+                if let Some(step) = knee {
+                    keep(&args.config, &step.report);
+                }
                 print_stress(&report, args.json)
             }
             Err(e) => Err(e),
@@ -116,6 +120,7 @@ pub(crate) async fn loadtest(args: LoadtestArgs) -> Result<()> {
         match loadtest::run(&runtime, &spec, &show).await {
             Ok(report) => {
                 bar.finish_and_clear();
+                keep(&args.config, &report);
                 print_run(&report, &thresholds, args.json)
             }
             Err(e) => Err(e),
@@ -124,6 +129,14 @@ pub(crate) async fn loadtest(args: LoadtestArgs) -> Result<()> {
     bar.finish_and_clear();
     runtime.shutdown(deadline).await?;
     outcome
+}
+
+/// Keeps the run on record for `multiagents doctor` (a failure to is only
+/// a warning).
+fn keep(config: &std::path::Path, report: &LoadReport) {
+    if let Err(e) = multiagents::doctor::LoadRecord::of(config, report).save() {
+        eprintln!("warning: {e}");
+    }
 }
 
 fn progress_bar(hidden: bool) -> ProgressBar {

@@ -5,6 +5,7 @@
 //! | `serve.rs` | `run`, `submit` |
 //! | `tx.rs` | `status`, `history`, `list`, `cancel`, `watch` (shared backends) |
 //! | `loadtest.rs` | `loadtest` |
+//! | `doctor.rs` | `doctor` |
 //! | `config.rs` | `config check` |
 //! | `worker.rs` | `worker build`, `worker inspect` |
 //! | `output.rs` | text and JSON output |
@@ -28,6 +29,7 @@ macro_rules! out {
 }
 
 mod config;
+mod doctor;
 mod loadtest;
 mod output;
 mod serve;
@@ -83,6 +85,10 @@ enum Command {
     /// --duration (or a --stress ramp), then a latency and outcome report.
     /// Exit code 1 if a --threshold is not met.
     Loadtest(Box<loadtest::LoadtestArgs>),
+    /// The performance tuning checklist against a config (and, with
+    /// --live, the instance serving it): each item ✓, ! or ✗ with the
+    /// reason and the fix. Exit code 1 if an item fails.
+    Doctor(doctor::DoctorArgs),
     /// Check configuration files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -102,6 +108,7 @@ pub(crate) async fn run(cli: Cli) -> multiagents::Result<()> {
         Command::Cancel(args) => tx::tx(tx::Action::Cancel, args).await,
         Command::Watch(args) => tx::watch(args).await,
         Command::Loadtest(args) => loadtest::loadtest(*args).await,
+        Command::Doctor(args) => doctor::doctor(args).await,
         Command::Config(cmd) => config::run(cmd).await,
         Command::Worker(cmd) => worker::run(cmd).await,
     }

@@ -13,6 +13,7 @@ mod client;
 mod config;
 mod crash_windows;
 mod demo;
+mod doctor;
 mod faults;
 mod fuse;
 mod loadtest;

@@ -1,0 +1,141 @@
+//! `multiagents doctor`: the checklist against the demo config, with the
+//! load test record `loadtest` keeps, and `--live` against a running
+//! admin listener (and one that does not answer).
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use multiagents::config::{CacheWriteMode, Config};
+use multiagents::doctor::{self, LiveFigures, Verdict};
+
+use crate::support::{repo_root, temp_dir, wasm};
+
+fn multiagents(args: &[&str], state: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_multiagents"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("XDG_STATE_HOME", state)
+        .output()
+        .expect("run multiagents")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const DEMO: &str = "examples/order-saga.toml";
+
+#[test]
+fn the_demo_passes_with_warnings_and_a_load_test_goes_on_record() {
+    wasm("echo");
+    let state = temp_dir("doctor-state");
+    let out = multiagents(&["doctor", "--config", DEMO], &state);
+    assert!(out.status.success(), "warnings only: {}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("! A shared backend"), "{t}");
+    assert!(t.contains("fix: use redis:// or nats://"), "{t}");
+    assert!(t.contains("✓ Circuit breakers"), "{t}");
+    assert!(t.contains("✓ Memory thresholds"), "{t}");
+    assert!(t.contains("no load test of this config on record"), "{t}");
+
+    let run = multiagents(
+        &[
+            "loadtest",
+            "--config",
+            DEMO,
+            "--workflow",
+            "order-saga",
+            "--rate",
+            "20",
+            "--duration",
+            "1s",
+            "--json",
+        ],
+        &state,
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let out = multiagents(&["doctor", "--config", DEMO, "--json"], &state);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let loadtest = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["id"] == "loadtest")
+        .expect("the loadtest check");
+    assert_eq!(loadtest["verdict"], "pass", "{loadtest}");
+    assert!(
+        loadtest["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("order-saga at 20/s"),
+        "{loadtest}"
+    );
+}
+
+#[cfg(feature = "admin")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_figures_come_from_a_running_instance_and_a_silent_one_fails() {
+    let runtime = multiagents::Runtime::builder().build().await.expect("runtime");
+    let admin = multiagents::admin::serve(
+        runtime.clone(),
+        &multiagents::config::AdminSection::on("127.0.0.1:0"),
+    )
+    .await
+    .expect("admin");
+    let addr = admin.local_addr().to_string();
+    let state = temp_dir("doctor-live");
+    let out = tokio::task::spawn_blocking({
+        let (addr, state) = (addr.clone(), state.clone());
+        move || multiagents(&["doctor", "--config", DEMO, "--live", "--url", &addr], &state)
+    })
+    .await
+    .expect("doctor");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("✓ The metrics endpoint"), "{}", text(&out));
+    admin.stop().await;
+    runtime.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+
+    let out = tokio::task::spawn_blocking(move || {
+        multiagents(&["doctor", "--config", DEMO, "--live", "--url", &addr], &state)
+    })
+    .await
+    .expect("doctor");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("does not answer"), "{}", text(&out));
+    assert!(text(&out).contains("1 check(s) failed"), "{}", text(&out));
+}
+
+#[test]
+fn each_setting_the_checklist_warns_about_is_named_with_its_fix() {
+    let mut config = Config::default();
+    config.cache.write_mode = CacheWriteMode::WriteBehind;
+    config.runtime.retention = Duration::from_secs(90 * 86_400);
+    config.memory.enabled = false;
+    config.admin.enabled = false;
+    let live = LiveFigures::parse(
+        "http://x/metrics",
+        "multiagents_cache_hit_ratio 0.1\nmultiagents_worker_breaker_state{worker=\"pay\"} 2\n",
+    );
+    let checks = doctor::check(&config, Some(&live), None, 2);
+    let verdict = |id: &str| {
+        let c = checks
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("check {id}"));
+        (c.verdict, c.fix.is_some())
+    };
+    assert_eq!(verdict("write_mode"), (Verdict::Warn, true));
+    assert_eq!(verdict("retention"), (Verdict::Warn, true));
+    assert_eq!(verdict("memory"), (Verdict::Warn, true));
+    assert_eq!(verdict("metrics"), (Verdict::Warn, true));
+    assert_eq!(verdict("cache"), (Verdict::Warn, true));
+    assert_eq!(verdict("breakers"), (Verdict::Fail, true));
+    assert_eq!(verdict("loadtest"), (Verdict::Warn, true));
+    assert_eq!(verdict("codec"), (Verdict::Pass, false));
+}
