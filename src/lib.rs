@@ -15,6 +15,7 @@
 //! | [`loadtest`] | open-loop load tests and the stress ramp (`multiagents loadtest`) |
 //! | [`config`] | [`Config`]: the TOML file (validated, with `file:line:column` errors) and env overrides |
 //! | `admin` | (feature `admin`, default) the HTTP admin listener: `/metrics`, health checks, the JSON API, the web console |
+//! | `scaling` | (feature `admin`) the autoscaling advisor: instances needed, from each instance's figures, as metrics |
 //! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://` with the feature `redis`; `nats://` with `nats`; `kafka://` to come) |
 //! | `redis` | (feature `redis`) the Redis backend crate, [`multiagents_redis`], re-exported |
 //! | `nats` | (feature `nats`) the NATS backend crate, `multiagents_nats`, re-exported |
@@ -55,6 +56,8 @@ pub mod config;
 pub mod doctor;
 pub mod loadtest;
 pub mod runtime;
+#[cfg(feature = "admin")]
+pub mod scaling;
 #[cfg(feature = "otel")]
 pub mod telemetry;
 

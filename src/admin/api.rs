@@ -116,6 +116,19 @@ pub(crate) async fn submit(
     Ok((StatusCode::ACCEPTED, Json(json!({"tx": tx}))))
 }
 
+/// The autoscaling advisor's last advice and the sample behind it.
+pub(crate) async fn advice(State(admin): State<Admin>) -> ApiResult<impl IntoResponse> {
+    let last = admin.advice.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match last {
+        Some(sampled) => Ok(Json(json!(sampled))),
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no sample yet: the advisor samples every 10 s",
+        )),
+    }
+}
+
 fn tx_id(id: &str) -> ApiResult<TransactionId> {
     if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {

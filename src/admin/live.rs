@@ -105,6 +105,42 @@ impl Live {
         }
     }
 
+    /// Over the last 10 full seconds: workflows finished per second, their
+    /// median latency, and the share that did not complete.
+    pub(crate) fn recent(&self) -> (f64, std::time::Duration, f64) {
+        let now = now_s();
+        let Ok(slots) = self.slots.lock() else {
+            return (0.0, std::time::Duration::ZERO, 0.0);
+        };
+        let (mut done, mut failed) = (0u64, 0u64);
+        let mut latency: Option<Histogram<u64>> = None;
+        for t in now.saturating_sub(10)..now {
+            let Some(s) = slots[(t % WINDOW as u64) as usize]
+                .as_ref()
+                .filter(|s| s.second == t)
+            else {
+                continue;
+            };
+            done += s.completed + s.failed;
+            failed += s.failed;
+            match &mut latency {
+                Some(h) => {
+                    let _ = h.add(&s.latency);
+                }
+                None => latency = Some(s.latency.clone()),
+            }
+        }
+        let p50 = latency
+            .filter(|h| !h.is_empty())
+            .map_or(0, |h| h.value_at_quantile(0.5));
+        let errors = if done == 0 {
+            0.0
+        } else {
+            failed as f64 / done as f64
+        };
+        (done as f64 / 10.0, std::time::Duration::from_micros(p50), errors)
+    }
+
     pub(crate) fn stats(&self) -> LiveStats {
         self.stats_at(now_s())
     }

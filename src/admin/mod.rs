@@ -44,6 +44,8 @@ pub(crate) struct Admin {
     pub(crate) exporter: Option<Arc<metrics::Exporter>>,
     /// Turns `true` when the listener stops: open event streams end.
     pub(crate) closing: watch::Receiver<bool>,
+    /// The autoscaling advisor's last advice ([`crate::scaling`]).
+    pub(crate) advice: Arc<std::sync::Mutex<Option<crate::scaling::Sampled>>>,
 }
 
 /// How long [`AdminServer::stop`] lets requests in progress finish.
@@ -121,10 +123,18 @@ pub async fn serve(runtime: Runtime, section: &AdminSection) -> Result<AdminServ
 }
 
 fn router(runtime: Runtime, section: &AdminSection, closing: watch::Receiver<bool>) -> Router {
+    let exporter = metrics::exporter();
+    // The advisor samples while the listener serves (its figures are the
+    // live window's, so they need the recorder).
+    let live = exporter.as_ref().map(|e| e.live.clone());
+    let figures: crate::scaling::sampler::Figures =
+        Arc::new(move || live.as_ref().map_or((0.0, Duration::ZERO, 0.0), |l| l.recent()));
+    let advice = crate::scaling::spawn(runtime.clone(), figures, closing.clone());
     let admin = Admin {
         runtime,
-        exporter: metrics::exporter(),
+        exporter,
         closing,
+        advice,
     };
     let guard = auth::Guard {
         token: section.token.as_deref().map(Arc::from),
@@ -140,6 +150,7 @@ fn router(runtime: Runtime, section: &AdminSection, closing: watch::Receiver<boo
         .route("/api/v1/transactions/{id}", get(api::status))
         .route("/api/v1/transactions/{id}/history", get(api::history))
         .route("/api/v1/transactions/{id}/cancel", post(api::cancel))
+        .route("/api/v1/advice", get(api::advice))
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/workers", get(api::workers))
         .route("/api/v1/stats", get(api::stats))

@@ -447,6 +447,38 @@ async fn a_callers_traceparent_header_puts_the_transaction_in_its_trace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_autoscaling_advice_is_served_and_exported() {
+    let rt = runtime_named("order-advice").await;
+    let server = admin(&rt, AdminSection::on("127.0.0.1:0").with_token(TOKEN)).await;
+    let addr = server.local_addr();
+    assert_eq!(http(addr, "GET", "/api/v1/advice", None, None).await.status, 401);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let advice = loop {
+        let r = http(addr, "GET", "/api/v1/advice", Some(TOKEN), None).await;
+        if r.status == 200 {
+            break r.json();
+        }
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(Instant::now() < deadline, "no advice within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // An idle instance, alone on its backend: hold at one.
+    assert!(advice["instances"].as_u64() >= Some(1), "{advice}");
+    assert_eq!(advice["advice"]["instances"], advice["instances"], "{advice}");
+    assert!(
+        advice["advice"]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("demand"),
+        "{advice}"
+    );
+    let metrics = http(addr, "GET", "/metrics", None, None).await.body;
+    assert!(metrics.contains("multiagents_advised_instances"), "{metrics}");
+    assert!(metrics.contains("multiagents_instances"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_with_413() {
     let rt = runtime().await;
     let mut section = AdminSection::on("127.0.0.1:0");
