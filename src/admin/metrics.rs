@@ -90,24 +90,29 @@ impl Exporter {
     }
 }
 
-/// How long a scrape waits for the backend's queue figures; past it, the
-/// last figures stay (a slow backend must not stall the scrape).
+/// How long a scrape waits for the backend's queue figures (all queues
+/// at once); past it, the last figures stay (a slow backend must not stall
+/// the scrape).
 const QUEUE_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The depth of each queue this instance consumes, asked of the transport
-/// (one call per queue; a backend that cannot tell exports nothing).
+/// (one call per queue, all at once; a backend that cannot tell exports
+/// nothing).
 async fn queue_gauges(runtime: &Runtime) {
-    for (topic, group) in runtime.orchestrator().queues() {
-        let asked = tokio::time::timeout(QUEUE_PROBE, runtime.transport().queue_depth(&topic, &group)).await;
-        let depth = match asked {
-            Ok(Ok(Some(depth))) => depth,
-            Ok(Ok(None)) => continue,
-            Ok(Err(e)) => {
+    let queues = runtime.orchestrator().queues();
+    let asks = queues
+        .iter()
+        .map(|(topic, group)| runtime.transport().queue_depth(topic, group));
+    let Ok(answers) = tokio::time::timeout(QUEUE_PROBE, futures_util::future::join_all(asks)).await else {
+        tracing::debug!("queue depths did not come within {QUEUE_PROBE:?}");
+        return;
+    };
+    for ((topic, group), answer) in queues.into_iter().zip(answers) {
+        let depth = match answer {
+            Ok(Some(depth)) => depth,
+            Ok(None) => continue,
+            Err(e) => {
                 tracing::debug!(error = %e, topic, "cannot read a queue's depth");
-                continue;
-            }
-            Err(_) => {
-                tracing::debug!(topic, "the queue depth did not come within {QUEUE_PROBE:?}");
                 continue;
             }
         };
@@ -168,12 +173,7 @@ fn set_gauges(runtime: &Runtime) {
     }
 }
 
-/// Resident set size, from `/proc/self/statm` (Linux; `None` elsewhere).
-pub(crate) fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
+pub(crate) use multiagents_core::resilience::process::resident_bytes;
 
 /// The Prometheus recorder, with the workflow latency histogram teed into
 /// the live window.

@@ -81,32 +81,44 @@ async fn scrape(addr: &str, token: Option<&str>) -> LiveFigures {
         conn.write_all(request.as_bytes()).await.ok()?;
         let mut raw = Vec::new();
         conn.read_to_end(&mut raw).await.ok()?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        head.split_whitespace().nth(1).filter(|s| *s == "200")?;
-        Some(
-            if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-                dechunk(body)
-            } else {
-                body.to_string()
-            },
-        )
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let body = &raw[split + 4..];
+        let status = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        let body = if head.contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        };
+        Some((status, String::from_utf8_lossy(&body).into_owned()))
     };
     match tokio::time::timeout(Duration::from_secs(5), get).await {
-        Ok(Some(body)) => LiveFigures::parse(url, &body),
+        Ok(Some((status, body))) if status == "200" => LiveFigures::parse(url, &body),
+        Ok(Some((status, _))) => {
+            let why = if status == "401" {
+                " (401: give the config the admin token, [admin] token or MULTIAGENTS__ADMIN__TOKEN)"
+            } else {
+                ""
+            };
+            LiveFigures::unreachable(format!("{url} answered {status}{why}"))
+        }
         _ => LiveFigures::unreachable(url),
     }
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
+/// The body of a chunked HTTP/1.1 reply, as bytes (a chunk may end inside
+/// a character).
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line) = s.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&s[..line]);
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        let rest = &s[line + 2..];
         if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
 }

@@ -160,16 +160,12 @@ fn line(p: &Progress) -> String {
 
 /// `10%` → 0.10.
 fn percentage(text: &str) -> Result<f64> {
-    text.trim()
-        .strip_suffix('%')
-        .and_then(|p| p.trim().parse::<f64>().ok())
-        .map(|p| p / 100.0)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("--error-limit {text:?} is not a percentage like 10%"),
-            )
-        })
+    loadtest::threshold::percentage(text).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("--error-limit {text:?} is not a percentage like 10%"),
+        )
+    })
 }
 
 fn print_run(report: &LoadReport, thresholds: &[Threshold], json: bool) -> Result<()> {

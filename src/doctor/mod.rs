@@ -127,7 +127,7 @@ pub fn check(
     let limits: Vec<(String, usize)> = config
         .workers
         .iter()
-        .map(|(name, w)| (name.clone(), w.max_concurrent.unwrap_or(64)))
+        .map(|(name, w)| (name.clone(), w.spec().guard.max_concurrent))
         .collect();
     let total: usize = limits.iter().map(|(_, n)| n).sum();
     let busy: Vec<String> = limits
@@ -162,7 +162,14 @@ pub fn check(
         },
         match live.map(|l| l.open_breakers()) {
             Some(open) if !open.is_empty() => format!("open now: {}", open.join(", ")),
-            _ => "every worker has a breaker (opens after 5 failures in a row for 60 s; fatal business errors do not count)".into(),
+            _ => {
+                let b = multiagents_core::resilience::BreakerConfig::default();
+                format!(
+                    "every worker has a breaker (opens after {} failures in a row for {}; fatal business errors do not count)",
+                    b.failure_threshold,
+                    humantime::format_duration(b.cool_down)
+                )
+            }
         },
         live.filter(|l| !l.open_breakers().is_empty())
             .map(|_| "look at the worker's errors (multiagents history <tx>, its logs): it fails retryably"),
@@ -304,7 +311,7 @@ pub fn check(
                     "Memory thresholds",
                     Pass,
                     format!(
-                        "sheds load at {:.0}% of {} MiB, warns at {:.0}%",
+                        "sheds load at {:.0}% of {} MiB (the limit found on this machine), warns at {:.0}%",
                         guard.shed * 100.0,
                         limit >> 20,
                         guard.warn * 100.0
@@ -327,7 +334,11 @@ pub fn check(
             "metrics",
             "The metrics endpoint",
             Fail,
-            format!("{} does not answer", l.url),
+            if l.url.contains(" answered ") {
+                l.url.clone()
+            } else {
+                format!("{} does not answer", l.url)
+            },
             Some("is `multiagents run` serving this config? is [admin] listen right?"),
         ),
         (true, _) => item(

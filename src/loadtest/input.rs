@@ -62,15 +62,28 @@ fn fill(v: &Value, n: u64) -> Value {
     match v {
         Value::String(s) if s == "{{n}}" => Value::from(n),
         Value::String(s) if s == "{{rand}}" => Value::from(random()),
-        Value::String(s) if s.contains("{{") => Value::String(
-            s.replace("{{n}}", &n.to_string())
-                .replace("{{rand}}", &random().to_string())
-                .replace("{{uuid}}", &multiagents_core::EnvelopeId::new().to_string()),
-        ),
+        Value::String(s) if s.contains("{{") => {
+            let s = s.replace("{{n}}", &n.to_string());
+            // Each occurrence its own value.
+            let s = each(&s, "{{rand}}", || random().to_string());
+            Value::String(each(&s, "{{uuid}}", || {
+                multiagents_core::EnvelopeId::new().to_string()
+            }))
+        }
         Value::Array(items) => Value::Array(items.iter().map(|i| fill(i, n)).collect()),
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, n))).collect()),
         other => other.clone(),
     }
+}
+
+fn each(s: &str, placeholder: &str, value: impl Fn() -> String) -> String {
+    let mut parts = s.split(placeholder);
+    let mut out = parts.next().unwrap_or_default().to_string();
+    for part in parts {
+        out.push_str(&value());
+        out.push_str(part);
+    }
+    out
 }
 
 fn random() -> u64 {
@@ -95,6 +108,11 @@ mod tests {
         assert_eq!(a["fixed"], json!(3));
         let u = InputTemplate::new(json!({"k": "{{uuid}}"})).expect("object");
         assert_ne!(u.render(0), u.render(0));
+        let two = InputTemplate::new(json!({"k": "{{rand}}-{{rand}}"}))
+            .expect("object")
+            .render(0);
+        let (a, b) = two["k"].as_str().expect("text").split_once('-').expect("two");
+        assert_ne!(a, b, "each occurrence its own value");
         assert_eq!(InputTemplate::default().render(5), json!({}));
     }
 

@@ -101,9 +101,9 @@ impl LoadSpec {
     /// Checks the numbers; `InvalidInput` naming the one that is wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(Error::new(ErrorKind::InvalidInput, why).with_operation("loadtest"));
-        if !(self.rate.is_finite() && self.rate > 0.0) {
+        if !(self.rate.is_finite() && self.rate >= 0.01) {
             return bad(format!(
-                "the rate must be a positive number of workflows/s, not {}",
+                "the rate must be a positive number of workflows/s (at least 0.01), not {}",
                 self.rate
             ));
         }
@@ -188,12 +188,16 @@ pub struct LoadReport {
     pub cancelled: u64,
     /// Transactions not final within the timeout.
     pub timed_out: u64,
-    /// Final transactions per second, from the first intended start to the
-    /// last final state.
+    /// Final transactions (any outcome) per second, from the first intended
+    /// start to the last outcome.
     pub throughput: f64,
+    /// Completed transactions per second over the same time (what `rate`
+    /// thresholds check).
+    pub completed_rate: f64,
     /// Not completed / sent.
     pub error_rate: f64,
-    /// Latency of the final transactions.
+    /// Latency of the final transactions and of those that timed out
+    /// (counted at the timeout).
     pub latency: Latency,
     /// Errors by kind, most frequent first.
     pub errors: Vec<ErrorGroup>,
@@ -241,7 +245,8 @@ pub struct Progress {
 ///
 /// # Errors
 /// `InvalidInput` for a bad spec; `NotFound` for an unknown workflow
-/// (checked before anything is sent); `Closed` when the runtime stops.
+/// (checked before anything is sent). Submissions the runtime refuses
+/// (`Closed`, `Overloaded`, …) are outcomes of the report, not errors.
 pub async fn run(
     runtime: &Runtime,
     spec: &LoadSpec,
@@ -275,10 +280,18 @@ pub async fn run(
         let (rt, tracker2, workflow) = (runtime.clone(), tracker.clone(), spec.workflow.clone());
         let input = spec.input.render(i);
         let intended = intended.into_std();
+        let limit = spec.timeout;
         tokio::spawn(async move {
-            match rt.execute(&workflow, input).await {
-                Ok(tx) => tracker2.started(tx.0, intended, slot),
-                Err(e) => tracker2.refused(&e),
+            match tokio::time::timeout(limit, rt.execute(&workflow, input)).await {
+                Ok(Ok(tx)) => tracker2.started(tx.0, intended, slot),
+                Ok(Err(e)) => tracker2.refused(&e),
+                Err(_) => tracker2.refused(
+                    &Error::new(
+                        ErrorKind::Timeout,
+                        format!("the submission did not return within {limit:?}"),
+                    )
+                    .with_operation("execute"),
+                ),
             }
         });
         if shown.elapsed() >= Duration::from_millis(250) {

@@ -102,12 +102,7 @@ impl FromStr for Threshold {
                 .map_err(|e| bad(format!("{value:?} is not a duration: {e}")))?
                 .as_secs_f64(),
             Measure::Errors => {
-                let pct = value
-                    .strip_suffix('%')
-                    .ok_or_else(|| bad(format!("{value:?} is not a percentage like 1%")))?;
-                pct.parse::<f64>()
-                    .map_err(|_| bad(format!("{value:?} is not a percentage")))?
-                    / 100.0
+                percentage(value).ok_or_else(|| bad(format!("{value:?} is not a percentage like 1%")))?
             }
             Measure::Rate => value
                 .trim_end_matches("/s")
@@ -136,7 +131,10 @@ impl Threshold {
                 (v.as_secs_f64(), format!("{v:.1?}"))
             }
             Measure::Errors => (report.error_rate, format!("{:.2}%", report.error_rate * 100.0)),
-            Measure::Rate => (report.throughput, format!("{:.0}/s", report.throughput)),
+            Measure::Rate => (
+                report.completed_rate,
+                format!("{:.0} completed/s", report.completed_rate),
+            ),
         };
         let met = match self.op {
             Op::Lt => actual < self.value,
@@ -154,6 +152,12 @@ impl Threshold {
     pub fn text(&self) -> &str {
         &self.text
     }
+}
+
+/// `10%` → 0.10; `None` for anything else.
+pub fn percentage(text: &str) -> Option<f64> {
+    let p: f64 = text.trim().strip_suffix('%')?.trim().parse().ok()?;
+    p.is_finite().then_some(p / 100.0)
 }
 
 #[cfg(test)]

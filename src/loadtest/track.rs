@@ -242,6 +242,11 @@ impl Tracker {
             } else {
                 finals as f64 / elapsed.as_secs_f64()
             },
+            completed_rate: if elapsed.is_zero() {
+                0.0
+            } else {
+                c.completed as f64 / elapsed.as_secs_f64()
+            },
             error_rate: if c.sent == 0 {
                 0.0
             } else {
@@ -306,7 +311,12 @@ async fn sweep(state: &Mutex<State>, runtime: &Runtime, timeout: Duration) {
             }
         }
         for tx in overdue {
-            s.in_flight.remove(&tx);
+            if let Some(f) = s.in_flight.remove(&tx) {
+                // The worst latencies belong in the percentiles too.
+                let micros = now.saturating_duration_since(f.intended).as_micros() as u64;
+                let high = s.latency.high();
+                let _ = s.latency.record(micros.clamp(1, high));
+            }
             s.counts.timed_out += 1;
             s.last = Some(now);
             s.error("timed_out", || format!("{tx}: not final within {timeout:?}"));

@@ -180,7 +180,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Sheds load near the memory limit (on by default, with
+    /// Sheds load near the memory limit (on by default for a serving
+    /// runtime, off for a [`client`](Self::client), with
     /// [`MemoryGuardConfig::default`]): `config` sets the thresholds,
     /// `limit` the bytes they are fractions of (default: the cgroup's
     /// limit, else the machine's memory). `None` turns the guard off. See
@@ -247,7 +248,13 @@ impl RuntimeBuilder {
             .await?
         };
         let host = orchestrator.host().clone();
-        let memory = match memory::install(self.memory, &orchestrator, cache.as_ref()) {
+        // A client runs no work: its own memory is no reason to refuse a
+        // submission to the cluster (unless it was given a guard).
+        let setting = match self.memory {
+            MemorySetting::Process { .. } if self.client => MemorySetting::Off,
+            other => other,
+        };
+        let memory = match memory::install(setting, &orchestrator, cache.as_ref()) {
             Ok(guard) => guard,
             Err(e) => {
                 orchestrator.shutdown(Duration::from_secs(1)).await;

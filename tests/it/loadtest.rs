@@ -14,12 +14,13 @@ use multiagents::worker::{CallInfo, WorkerSpec, fatal, native};
 use multiagents::workflow::{StepDef, WorkflowDef};
 use serde_json::Value;
 
-use crate::support::{repo_root, wasm};
+use crate::support::{repo_root, temp_dir, wasm};
 
 fn multiagents(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_multiagents"))
         .args(args)
         .current_dir(repo_root())
+        .env("XDG_STATE_HOME", temp_dir("loadtest-state"))
         .output()
         .expect("run multiagents")
 }
@@ -163,7 +164,7 @@ fn rate_limited(limit: usize) -> impl multiagents::worker::Worker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stress_ramp_finds_the_knee_of_a_worker_that_fails_above_a_known_rate() {
     let runtime = Runtime::builder()
-        .worker_native("limited", rate_limited(340), WorkerSpec::default())
+        .worker_native("limited", rate_limited(520), WorkerSpec::default())
         .workflow(
             WorkflowDef::builder("limited")
                 .step(StepDef::new("call", "limited"))
@@ -173,18 +174,16 @@ async fn the_stress_ramp_finds_the_knee_of_a_worker_that_fails_above_a_known_rat
         .await
         .expect("runtime");
     let base = LoadSpec::new("limited", 1.0, Duration::from_secs(1)).with_timeout(Duration::from_secs(10));
-    let ramp = StressSpec::new(base, 100.0, 100.0, 800.0, Duration::from_secs(2));
+    let ramp = StressSpec::new(base, 200.0, 200.0, 1_000.0, Duration::from_secs(2));
     let started = Instant::now();
     let report = loadtest::stress(&runtime, &ramp, &|_, _| {}).await.expect("ramp");
-    // 400/s over a 340/s limit fails about 15% of calls, past the 10%
-    // limit; 300/s fails none.
-    assert_eq!(report.knee, Some(300.0), "{report:#?}");
+    // 200 and 400/s stay well under a 520/s limit; 600/s fails about 13%
+    // of its calls, past the 10% limit.
+    assert_eq!(report.knee, Some(400.0), "{report:#?}");
     let last = report.steps.last().expect("steps");
-    assert!(!last.passed && last.rate == 400.0, "{last:#?}");
-    assert!(report.stopped.contains("at 400/s"), "{}", report.stopped);
-    for step in &report.steps[..3] {
-        assert_eq!(step.report.completed, step.report.sent, "{step:#?}");
-    }
+    assert!(!last.passed && last.rate == 600.0, "{last:#?}");
+    assert!(report.stopped.contains("at 600/s"), "{}", report.stopped);
+    assert!(report.steps[..2].iter().all(|s| s.passed), "{report:#?}");
     assert!(started.elapsed() < Duration::from_secs(60));
     runtime.shutdown(Duration::from_secs(2)).await.expect("shutdown");
 }

@@ -156,3 +156,84 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or(0);
     (status, reply)
 }
+
+crate::backends::on_every_backend!(a_shedding_instance_leaves_its_commands_to_a_healthy_one);
+
+/// Two serving instances, one shedding, and a client submitting (so every
+/// first step is queued): every transaction completes on the healthy one,
+/// within the transport's ack timeout, so nothing the shedding one's
+/// reader fetched ahead sat with it (brokers read ahead: it hands such
+/// deliveries back). Without the hand-back this fails on Redis and NATS.
+async fn a_shedding_instance_leaves_its_commands_to_a_healthy_one(site: crate::backends::Site) {
+    let fake = Fake::default();
+    fake.set(950);
+    let guard = MemoryGuard::new(
+        MemoryGuardConfig::default().with_interval(Duration::from_millis(20)),
+        fake.clone(),
+    )
+    .expect("guard");
+    let counted = |runs: Arc<AtomicUsize>| {
+        native(move |_c: CallInfo, _i: Bytes| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(Bytes::from_static(&[0xa0]))
+            }
+        })
+    };
+    let (shedding_runs, healthy_runs) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (t1, s1) = site.connect().await;
+    let shedding = Runtime::builder()
+        .transport(t1)
+        .store(s1)
+        .worker_native("count", counted(shedding_runs.clone()), WorkerSpec::default())
+        .workflow(workflow())
+        .memory_guard(Arc::new(guard))
+        .build()
+        .await
+        .expect("shedding instance");
+    let (t2, s2) = site.connect().await;
+    let healthy = Runtime::builder()
+        .transport(t2)
+        .store(s2)
+        .worker_native("count", counted(healthy_runs.clone()), WorkerSpec::default())
+        .workflow(workflow())
+        .memory(None, None)
+        .build()
+        .await
+        .expect("healthy instance");
+    // Submitted by a client: every first step goes through the queue.
+    let (t3, s3) = site.connect().await;
+    let client = Runtime::builder()
+        .transport(t3)
+        .store(s3)
+        .workflow(workflow())
+        .client()
+        .build()
+        .await
+        .expect("client");
+    let mut txs = Vec::new();
+    for _ in 0..30 {
+        txs.push(client.execute("guarded", json!({})).await.expect("execute"));
+    }
+    // Within 20 s in all, under the transports' 30 s ack timeout: nothing
+    // waited for the shedding instance's deliveries to expire.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for tx in &txs {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let done = healthy
+            .wait(tx, left)
+            .await
+            .expect("completes on the healthy instance");
+        assert_eq!(done.status, SagaStatus::Completed);
+    }
+    assert_eq!(
+        shedding_runs.load(Ordering::SeqCst),
+        0,
+        "the shedding instance ran nothing"
+    );
+    assert_eq!(healthy_runs.load(Ordering::SeqCst), 30);
+    client.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+    shedding.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+    healthy.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}

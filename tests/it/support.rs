@@ -77,15 +77,9 @@ pub(crate) fn host() -> (WorkerHost, Arc<MemoryStore>, Arc<MemoryTransport>) {
     (host, store, transport)
 }
 
-/// Resident set size of this process, in bytes (Linux `/proc/self/statm`).
+/// Resident set size of this process, in bytes (0 where it cannot be read).
 pub(crate) fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+    multiagents::resilience::process::resident_bytes().unwrap_or(0)
 }
 
 /// A fresh, empty directory for one test (under the system temp dir; not

@@ -192,27 +192,35 @@ async fn reuse_mode_serves_many_calls_and_discards_trapped_instances() {
     host.register_wasm("panic", wasm("hostile-panic").as_path(), reuse)
         .await
         .expect("register");
+    let mut kept = 0;
     for i in 0..300 {
         let out = host.invoke("echo", &call(i), cbor(&i)).await.expect("echo");
         assert_eq!(from_cbor::<usize>(&out), i);
+        if i == 150 {
+            // One call at a time: one instance (on its 51st use of 100),
+            // kept for reuse, holds its linear memory.
+            kept = host
+                .stats("echo")
+                .expect("stats")
+                .memory_bytes
+                .expect("a wasm worker tells");
+            assert!(kept >= 64 * 1024, "at least one wasm page: {kept}");
+        }
     }
-    // One call at a time: one instance, kept for reuse, holds its memory.
-    let kept = host
-        .stats("echo")
-        .expect("stats")
-        .memory_bytes
-        .expect("a wasm worker tells");
-    assert!(kept >= 64 * 1024, "at least one wasm page: {kept}");
+    // The 300th call was that instance's 100th: it is discarded, and its
+    // memory given back.
+    assert_eq!(host.stats("echo").expect("stats").memory_bytes, Some(0));
     for _ in 0..3 {
         let err = host.invoke("panic", &call(0), cbor(&())).await.expect_err("trap");
         assert_eq!(err.kind(), ErrorKind::Trap);
     }
     // A trapped instance is discarded, and its memory with it.
     assert_eq!(host.stats("panic").expect("stats").memory_bytes, Some(0));
+    host.invoke("echo", &call(300), cbor(&300)).await.expect("echo");
     assert_eq!(
         host.stats("echo").expect("stats").memory_bytes,
         Some(kept),
-        "steady under reuse"
+        "a new instance, the same size"
     );
 }
 

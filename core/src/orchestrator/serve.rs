@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tracing::Instrument;
 
 use super::Shared;
@@ -66,7 +67,10 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
             .await?;
         let s = shared.clone();
         let paused = shared.clone();
-        let pause = move || paused.shedding();
+        let pause = Pause {
+            now: move || paused.shedding(),
+            reads_ahead: shared.transport.capabilities().durable,
+        };
         spawn_loop(sub, tasks.clone(), pause, move |d| {
             let s = s.clone();
             async move {
@@ -97,28 +101,23 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         )
         .await?;
     let s = shared.clone();
-    spawn_loop(
-        sub,
-        tasks.clone(),
-        || false,
-        move |d| {
-            let s = s.clone();
-            async move {
-                let result = match s.codec.decode::<StepResult>(d.payload()) {
-                    Ok(mut r) => {
-                        r.trace = header_trace(&d);
-                        let span = super::executor::result_span(&mut r);
-                        kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "dropping an undecodable result");
-                        Ok(After::Ack)
-                    }
-                };
-                settle(d, result, "result").await;
-            }
-        },
-    );
+    spawn_loop(sub, tasks.clone(), NEVER, move |d| {
+        let s = s.clone();
+        async move {
+            let result = match s.codec.decode::<StepResult>(d.payload()) {
+                Ok(mut r) => {
+                    r.trace = header_trace(&d);
+                    let span = super::executor::result_span(&mut r);
+                    kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping an undecodable result");
+                    Ok(After::Ack)
+                }
+            };
+            settle(d, result, "result").await;
+        }
+    });
 
     if let Some(sched) = shared.scheduler.clone() {
         super::timers::spawn_poller(shared, tasks, sched);
@@ -134,45 +133,63 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         )
         .await?;
     let s = shared.clone();
-    spawn_loop(
-        sub,
-        tasks.clone(),
-        || false,
-        move |mut d| {
-            let s = s.clone();
-            async move {
-                let timer = match s.codec.decode::<Timer>(d.payload()) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!(error = %e, "dropping an undecodable timer");
-                        return settle(d, Ok(After::Ack), "timer").await;
-                    }
-                };
-                let now = now_ms();
-                if timer.due_ms > now {
-                    let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
-                    if let Err(e) = d.nack(nap).await {
-                        tracing::warn!(error = %e, "cannot defer a timer");
-                    }
-                    return;
+    spawn_loop(sub, tasks.clone(), NEVER, move |mut d| {
+        let s = s.clone();
+        async move {
+            let timer = match s.codec.decode::<Timer>(d.payload()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping an undecodable timer");
+                    return settle(d, Ok(After::Ack), "timer").await;
                 }
-                let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
-                settle(d, result, "timer").await;
+            };
+            let now = now_ms();
+            if timer.due_ms > now {
+                let nap = Duration::from_millis(timer.due_ms - now).min(MAX_TIMER_NAP);
+                if let Err(e) = d.nack(nap).await {
+                    tracing::warn!(error = %e, "cannot defer a timer");
+                }
+                return;
             }
-        },
-    );
+            let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
+            settle(d, result, "timer").await;
+        }
+    });
     Ok(())
 }
 
 /// How often a paused consumer loop looks again.
 const PAUSE_NAP: Duration = Duration::from_millis(50);
+/// How long a delivery handed back by a paused loop stays away (from this
+/// instance too: its reader may take it again).
+const PAUSE_HAND_BACK: Duration = Duration::from_secs(1);
+
+/// A loop that never pauses.
+const NEVER: Pause<fn() -> bool> = Pause {
+    now: never,
+    reads_ahead: false,
+};
+
+fn never() -> bool {
+    false
+}
+
+/// Whether a loop is paused, and whether its subscription reads ahead.
+struct Pause<P> {
+    now: P,
+    /// The subscription fetches before it is asked (a broker's reader, up
+    /// to its in-flight bound): a paused loop hands back what it fetched.
+    /// The in-memory transport reads only when asked.
+    reads_ahead: bool,
+}
 
 /// Consumes a queue subscription until stopped, handling each delivery in
 /// its own task (bounded by the subscription's in-flight limit). While
-/// `paused()` it takes nothing (what is queued stays for other
-/// consumers). A handler still running when `abort` fires is dropped, and
-/// its delivery with it (unsettled: the message goes back to the group).
-fn spawn_loop<P, H, Fut>(mut sub: Subscription, tasks: Arc<Tasks>, paused: P, handle: H)
+/// paused it runs nothing: what a reading-ahead subscription fetched is
+/// handed back, the rest stays queued for other consumers. A handler
+/// still running when `abort` fires is dropped, and its delivery with it
+/// (unsettled: the message goes back to the group).
+fn spawn_loop<P, H, Fut>(mut sub: Subscription, tasks: Arc<Tasks>, pause: Pause<P>, handle: H)
 where
     P: Fn() -> bool + Send + Sync + 'static,
     H: Fn(Delivery) -> Fut + Send + Sync + 'static,
@@ -181,7 +198,14 @@ where
     let tracker = tasks.tracker.clone();
     tracker.spawn(async move {
         loop {
-            if paused() {
+            if (pause.now)() {
+                if pause.reads_ahead {
+                    while let Some(Some(Ok(mut d))) = sub.next().now_or_never() {
+                        if let Err(e) = d.nack(PAUSE_HAND_BACK).await {
+                            tracing::warn!(error = %e, "cannot hand a delivery back while paused");
+                        }
+                    }
+                }
                 tokio::select! {
                     () = tasks.stop.cancelled() => break,
                     () = tokio::time::sleep(PAUSE_NAP) => continue,
@@ -200,7 +224,7 @@ where
                         () = tokio::time::sleep(Duration::from_millis(100)) => {}
                     }
                 }
-                Some(Ok(mut d)) if paused() => {
+                Some(Ok(mut d)) if (pause.now)() => {
                     // Taken just as the pause began: back to the group.
                     if let Err(e) = d.nack(PAUSE_NAP).await {
                         tracing::warn!(error = %e, "cannot hand a delivery back while paused");

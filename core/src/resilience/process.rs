@@ -66,16 +66,15 @@ impl MemoryProbe for ProcessProbe {
     }
 }
 
-/// The resident set size of this process, from `/proc/self/statm` (Linux;
-/// `None` elsewhere).
+/// The resident set size of this process, from `VmRSS` in
+/// `/proc/self/status` (in kB whatever the page size; Linux; `None`
+/// elsewhere).
 pub fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * PAGE)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
-
-/// `statm` counts pages: 4 KiB on the x86-64 and (default) aarch64 kernels.
-const PAGE: u64 = 4096;
 
 /// The cgroup limit of this process, else the machine's memory.
 fn detected_limit() -> Option<u64> {

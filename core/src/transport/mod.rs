@@ -134,6 +134,8 @@ pub struct Capabilities {
     pub max_payload: usize,
     /// `publish_batch` is one round trip (pipelined / batched).
     pub batch_publish: bool,
+    /// [`Transport::queue_depth`] answers for an existing group.
+    pub queue_depth: bool,
 }
 
 impl Capabilities {
@@ -153,6 +155,7 @@ impl Capabilities {
             ordered_per_key: true,
             max_payload,
             batch_publish: true,
+            queue_depth: true,
         }
     }
 }

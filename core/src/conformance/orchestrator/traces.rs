@@ -129,7 +129,8 @@ fn spans_of(spans: &Mutex<Spans>, tx: &TransactionId) -> Vec<Captured> {
 /// Waits (briefly) until `tx` has `want` closed `step` and `result` spans:
 /// the last result's span closes a moment after the state is final.
 async fn settled(spans: &Mutex<Spans>, tx: &TransactionId, want: usize) -> Vec<Captured> {
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
         let got = spans_of(spans, tx);
         let count = |name: &str| got.iter().filter(|c| c.name == name).count();
         if count("step") >= want && count("result") >= want {

@@ -358,13 +358,14 @@ async fn depth_until<T: Transport + ?Sized>(
 }
 
 /// `queue_depth` counts a group's waiting and unsettled messages, `None`
-/// for a group that does not exist, and refuses bad names. A backend that
-/// cannot tell answers `None` for every group and skips the rest visibly.
+/// for a group that does not exist, and refuses bad names (skipped for a
+/// backend that declares it cannot tell: `Capabilities::queue_depth`).
 pub async fn queue_depth_counts_waiting_and_unsettled<T: Transport + ?Sized>(t: &T, s: &Settings) {
     require!(
         t.capabilities(),
         "queue_depth_counts_waiting_and_unsettled",
-        queue
+        queue,
+        queue_depth
     );
     let topic = unique("depth");
     let group = unique("g");
@@ -374,18 +375,14 @@ pub async fn queue_depth_counts_waiting_and_unsettled<T: Transport + ?Sized>(t: 
         recv(&mut sub, s.patience, "delivery 1 of 5").await,
         recv(&mut sub, s.patience, "delivery 2 of 5").await,
     ];
-    let Some(_) = depth_until(t, s, &topic, &group, "3 waiting and 2 unsettled", |d| {
+    let depth = depth_until(t, s, &topic, &group, "3 waiting and 2 unsettled", |d| {
         d.ready == 3 && d.in_flight + d.delayed == 2
     })
-    .await
-    else {
-        crate::conformance::skip(
-            "queue_depth_counts_waiting_and_unsettled",
-            t.capabilities().name,
-            "queue_depth",
-        );
-        return;
-    };
+    .await;
+    assert!(
+        depth.is_some(),
+        "queue_depth answers None for a group that exists"
+    );
     let other = unique("nobody");
     assert_eq!(
         must(s, "queue_depth", t.queue_depth(&topic, &other)).await,

@@ -426,13 +426,13 @@ impl Transport for MemoryTransport {
         Ok(())
     }
 
-    /// [`MemoryTransport::close`]: every clone's subscriptions end.
     async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {
         crate::validate::topic(topic).map_err(|e| e.with_operation("memory.queue_depth"))?;
         crate::validate::group(group).map_err(|e| e.with_operation("memory.queue_depth"))?;
         Ok(self.depth(topic, group))
     }
 
+    /// [`MemoryTransport::close`]: every clone's subscriptions end.
     async fn close(&self) -> Result<()> {
         MemoryTransport::close(self);
         Ok(())

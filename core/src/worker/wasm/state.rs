@@ -144,9 +144,19 @@ impl ResourceLimiter for Limiter {
             }
             .into());
         }
-        let grown = desired.saturating_sub(current);
-        self.own += grown;
-        self.total.fetch_add(grown, Ordering::Relaxed);
+        // The engine says how big the memory really is (`current`): a
+        // growth counted last time that the engine then failed (past the
+        // module's maximum or the pool's capacity) is taken back here, so
+        // a guest retrying a failing `memory.grow` cannot inflate the count.
+        // (One linear memory per instance, as compiled guests have.)
+        if self.own > current {
+            self.total.fetch_sub(self.own - current, Ordering::Relaxed);
+        } else {
+            self.total.fetch_add(current - self.own, Ordering::Relaxed);
+        }
+        self.total
+            .fetch_add(desired.saturating_sub(current), Ordering::Relaxed);
+        self.own = desired.max(current);
         Ok(true)
     }
 
