@@ -3,29 +3,20 @@
 //! admin listener (and one that does not answer).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use multiagents::config::{CacheWriteMode, Config};
 use multiagents::doctor::{self, LiveFigures, Verdict};
 
-use crate::support::{repo_root, temp_dir, wasm};
+use crate::support::{cli, said, temp_dir, wasm};
 
 fn multiagents(args: &[&str], state: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_multiagents"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("XDG_STATE_HOME", state)
-        .output()
-        .expect("run multiagents")
+    cli(args, Some(state))
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    said(o)
 }
 
 const DEMO: &str = "examples/order-saga.toml";

@@ -3,7 +3,7 @@
 //! of a worker that fails above a known rate.
 
 use std::collections::VecDeque;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,23 +14,14 @@ use multiagents::worker::{CallInfo, WorkerSpec, fatal, native};
 use multiagents::workflow::{StepDef, WorkflowDef};
 use serde_json::Value;
 
-use crate::support::{repo_root, temp_dir, wasm};
+use crate::support::{cli, said, temp_dir, wasm};
 
 fn multiagents(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_multiagents"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("XDG_STATE_HOME", temp_dir("loadtest-state"))
-        .output()
-        .expect("run multiagents")
+    cli(args, Some(&temp_dir("loadtest-state")))
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    said(o)
 }
 
 /// One of the demo's orders, numbered per submission.

@@ -4,32 +4,16 @@
 //! `/readyz`; below `resume` it takes work again. Readings are injected.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use multiagents::orchestrator::SagaStatus;
-use multiagents::resilience::{MemoryGuard, MemoryGuardConfig, MemoryProbe, MemoryReading};
+use multiagents::resilience::{ManualProbe, MemoryGuard, MemoryGuardConfig};
 use multiagents::worker::{CallInfo, WorkerSpec, native};
 use multiagents::workflow::{StepDef, WorkflowDef};
 use multiagents::{ErrorKind, MemoryStore, MemoryTransport, Runtime, StateStore, Transport};
 use serde_json::json;
-
-/// Resident bytes set by hand, against a limit of 1 000.
-#[derive(Clone, Default)]
-struct Fake(Arc<AtomicU64>);
-
-impl Fake {
-    fn set(&self, rss: u64) {
-        self.0.store(rss, Ordering::SeqCst);
-    }
-}
-
-impl MemoryProbe for Fake {
-    fn read(&self) -> Option<MemoryReading> {
-        Some(MemoryReading::new(self.0.load(Ordering::SeqCst), 1_000))
-    }
-}
 
 fn workflow() -> WorkflowDef {
     WorkflowDef::builder("guarded")
@@ -39,7 +23,7 @@ fn workflow() -> WorkflowDef {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shedding_refuses_new_work_and_takes_it_again_once_memory_falls() {
-    let fake = Fake::default();
+    let fake = ManualProbe::new(1_000);
     fake.set(950);
     let guard = Arc::new(
         MemoryGuard::new(
@@ -165,7 +149,7 @@ crate::backends::on_every_backend!(a_shedding_instance_leaves_its_commands_to_a_
 /// reader fetched ahead sat with it (brokers read ahead: it hands such
 /// deliveries back). Without the hand-back this fails on Redis and NATS.
 async fn a_shedding_instance_leaves_its_commands_to_a_healthy_one(site: crate::backends::Site) {
-    let fake = Fake::default();
+    let fake = ManualProbe::new(1_000);
     fake.set(950);
     let guard = MemoryGuard::new(
         MemoryGuardConfig::default().with_interval(Duration::from_millis(20)),

@@ -101,3 +101,24 @@ pub(crate) fn temp_dir(tag: &str) -> PathBuf {
 pub(crate) fn repo_root() -> PathBuf {
     root()
 }
+
+/// Runs the `multiagents` binary from the repository root, as a user
+/// would, with `XDG_STATE_HOME` at `state` (where `loadtest` keeps its
+/// records) when given.
+pub(crate) fn cli(args: &[&str], state: Option<&std::path::Path>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_multiagents"));
+    command.args(args).current_dir(repo_root());
+    if let Some(state) = state {
+        command.env("XDG_STATE_HOME", state);
+    }
+    command.output().expect("run multiagents")
+}
+
+/// A command's stdout then stderr, for assertions and failure messages.
+pub(crate) fn said(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

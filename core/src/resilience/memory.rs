@@ -89,6 +89,35 @@ pub trait MemoryProbe: Send + Sync + 'static {
     fn read(&self) -> Option<MemoryReading>;
 }
 
+/// A probe whose readings are set by hand: a resident size against a
+/// fixed limit (for tests, and for hosts that measure memory themselves).
+#[derive(Debug, Clone)]
+pub struct ManualProbe {
+    rss: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    limit: u64,
+}
+
+impl ManualProbe {
+    /// Readings of 0 bytes against `limit`.
+    pub fn new(limit: u64) -> Self {
+        ManualProbe {
+            rss: std::sync::Arc::default(),
+            limit,
+        }
+    }
+
+    /// The resident size the next readings report (every clone sees it).
+    pub fn set(&self, rss: u64) {
+        self.rss.store(rss, Ordering::SeqCst);
+    }
+}
+
+impl MemoryProbe for ManualProbe {
+    fn read(&self) -> Option<MemoryReading> {
+        Some(MemoryReading::new(self.rss.load(Ordering::SeqCst), self.limit))
+    }
+}
+
 /// The guard's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum MemoryLevel {
@@ -304,30 +333,11 @@ impl MemoryGuard {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
-
     use super::*;
-
-    /// Readings set by hand: `rss` against a limit of 1 000.
-    #[derive(Clone, Default)]
-    struct Fake(Arc<AtomicU64>);
-
-    impl Fake {
-        fn set(&self, rss: u64) {
-            self.0.store(rss, Ordering::SeqCst);
-        }
-    }
-
-    impl MemoryProbe for Fake {
-        fn read(&self) -> Option<MemoryReading> {
-            Some(MemoryReading::new(self.0.load(Ordering::SeqCst), 1_000))
-        }
-    }
 
     #[test]
     fn levels_follow_the_thresholds_with_a_gap_before_resuming() {
-        let fake = Fake::default();
+        let fake = ManualProbe::new(1_000);
         let guard = MemoryGuard::new(MemoryGuardConfig::default(), fake.clone()).expect("guard");
         assert_eq!(guard.level(), MemoryLevel::Normal, "not sampled yet");
         for (rss, want) in [
@@ -350,7 +360,7 @@ mod tests {
 
     #[test]
     fn shedding_refuses_with_a_retryable_overloaded_error_saying_why() {
-        let fake = Fake::default();
+        let fake = ManualProbe::new(1_000);
         let guard = MemoryGuard::new(MemoryGuardConfig::default(), fake.clone()).expect("guard");
         assert!(guard.admit("execute").is_ok());
         fake.set(990);
@@ -387,7 +397,7 @@ mod tests {
             (f64::NAN, 0.9, 0.8),
         ] {
             let config = MemoryGuardConfig::default().with_thresholds(warn, shed, resume);
-            let err = MemoryGuard::new(config, Fake::default()).expect_err("refused");
+            let err = MemoryGuard::new(config, ManualProbe::new(1_000)).expect_err("refused");
             assert_eq!(err.kind(), ErrorKind::Config, "{warn} {shed} {resume}");
         }
         let zero = MemoryGuardConfig::default().with_interval(Duration::ZERO);

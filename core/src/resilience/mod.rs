@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 pub use breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use limit::{ConcurrencyLimit, LimitPermit};
-pub use memory::{MemoryGuard, MemoryGuardConfig, MemoryLevel, MemoryProbe, MemoryReading};
+pub use memory::{ManualProbe, MemoryGuard, MemoryGuardConfig, MemoryLevel, MemoryProbe, MemoryReading};
 pub use process::ProcessProbe;
 pub use stats::{CallStats, CallStatsSnapshot};
 
