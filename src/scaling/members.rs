@@ -1,78 +1,116 @@
-//! Live instances of a backend: each keeps a key
-//! `<prefix>/instances/<id>` in the shared store, rewritten every
-//! [`BEAT`] with a TTL of three beats; the count of such keys is the
-//! cluster's size. An instance that dies drops out within the TTL.
+//! Live instances of a backend: each instance broadcasts a heartbeat on
+//! `<prefix>.instances` every [`BEAT`] and counts the instances it heard
+//! within three beats. Broadcasts are cheap on every backend (no store
+//! write, no scan) and at most once: a lost heartbeat is covered by the
+//! next two. An instance that stops says so; one that dies drops out
+//! within three beats.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use multiagents_core::{EnvelopeId, Result, StateStore};
+use multiagents_core::{Envelope, EnvelopeId, Result, SubscribeMode, SubscribeOptions, Transport};
 
-/// How often an instance renews its key.
+/// How often an instance says it is alive.
 pub const BEAT: Duration = Duration::from_secs(10);
-/// Most keys counted (pages of 1 000).
-const MAX_COUNTED: usize = 10_000;
+/// The payload of a leaving instance's last message.
+const LEAVING: &[u8] = b"leaving";
+
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
 /// This instance's place among the live ones.
-#[derive(Clone)]
 pub struct Membership {
-    store: Arc<dyn StateStore>,
-    prefix: String,
-    key: String,
+    transport: Arc<dyn Transport>,
+    topic: String,
+    id: String,
+    seen: Seen,
+    listener: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Membership {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Membership")
-            .field("key", &self.key)
+            .field("topic", &self.topic)
+            .field("id", &self.id)
             .finish_non_exhaustive()
     }
 }
 
 impl Membership {
-    /// A new member of the instances keyed under `prefix` in `store`.
-    pub fn new(store: Arc<dyn StateStore>, prefix: &str) -> Self {
-        let prefix = format!("{prefix}/instances/");
-        let key = format!("{prefix}{}", EnvelopeId::new());
-        Membership { store, prefix, key }
-    }
-
-    /// Renews this instance's key (every [`BEAT`]).
+    /// Joins the instances that broadcast under `prefix` on `transport`.
     ///
     /// # Errors
-    /// The store's.
-    pub async fn beat(&self) -> Result<()> {
-        self.store
-            .put(&self.key, Bytes::new(), Some(BEAT * 3))
-            .await
-            .map(|_| ())
-    }
-
-    /// How many instances have a live key (at most 10 000 counted).
-    ///
-    /// # Errors
-    /// The store's.
-    pub async fn count(&self) -> Result<u32> {
-        let mut n = 0usize;
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self.store.scan(&self.prefix, cursor.as_deref(), 1_000).await?;
-            n += page.entries.len();
-            match page.cursor {
-                Some(next) if n < MAX_COUNTED => cursor = Some(next),
-                _ => break,
+    /// The transport's, when it cannot subscribe.
+    pub async fn join(transport: Arc<dyn Transport>, prefix: &str) -> Result<Self> {
+        let topic = format!("{prefix}.instances");
+        let mut sub = transport
+            .subscribe(&topic, SubscribeMode::Broadcast, SubscribeOptions::default())
+            .await?;
+        let seen: Seen = Arc::default();
+        let heard = seen.clone();
+        let listener = tokio::spawn(async move {
+            while let Some(next) = sub.next().await {
+                let Ok(d) = next else { continue };
+                let e = d.envelope();
+                let mut seen = heard.lock().unwrap_or_else(|p| p.into_inner());
+                if e.payload.as_ref() == LEAVING {
+                    seen.remove(&e.key);
+                } else {
+                    seen.insert(e.key.clone(), Instant::now());
+                }
             }
-        }
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        });
+        Ok(Membership {
+            transport,
+            topic,
+            id: EnvelopeId::new().to_string(),
+            seen,
+            listener,
+        })
     }
 
-    /// Removes this instance's key (at shutdown).
+    /// Says this instance is alive (every [`BEAT`]).
     ///
     /// # Errors
-    /// The store's.
+    /// The transport's.
+    pub async fn beat(&self) -> Result<()> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.id.clone(), Instant::now());
+        self.transport
+            .broadcast(vec![Envelope::new(&self.topic, &self.id, Bytes::new())])
+            .await
+    }
+
+    /// How many instances were heard within three beats (this one
+    /// included once it has beaten).
+    pub fn count(&self) -> u32 {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|_, at| at.elapsed() < BEAT * 3);
+        u32::try_from(seen.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Says this instance is leaving, and stops listening.
+    ///
+    /// # Errors
+    /// The transport's.
     pub async fn leave(&self) -> Result<()> {
-        self.store.delete(&self.key).await.map(|_| ())
+        self.listener.abort();
+        self.transport
+            .broadcast(vec![Envelope::new(
+                &self.topic,
+                &self.id,
+                Bytes::from_static(LEAVING),
+            )])
+            .await
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.listener.abort();
     }
 }
 
@@ -80,24 +118,29 @@ impl Membership {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn instances_count_by_their_keys_and_leave() {
-        let store: Arc<dyn StateStore> = Arc::new(multiagents_core::MemoryStore::new());
-        let (a, b) = (
-            Membership::new(store.clone(), "ma"),
-            Membership::new(store.clone(), "ma"),
-        );
-        let other = Membership::new(store.clone(), "other");
-        assert_eq!(a.count().await.expect("count"), 0);
+    async fn until(m: &Membership, n: u32) -> u32 {
+        for _ in 0..200 {
+            if m.count() == n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        m.count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_count_by_their_heartbeats_and_leave() {
+        let transport: Arc<dyn Transport> = Arc::new(multiagents_core::MemoryTransport::new());
+        let a = Membership::join(transport.clone(), "ma").await.expect("join");
+        let b = Membership::join(transport.clone(), "ma").await.expect("join");
+        let other = Membership::join(transport.clone(), "other").await.expect("join");
+        assert_eq!(a.count(), 0, "nobody has beaten yet");
         for m in [&a, &b, &other] {
             m.beat().await.expect("beat");
         }
-        assert_eq!(
-            a.count().await.expect("count"),
-            2,
-            "another prefix is another cluster"
-        );
+        assert_eq!(until(&a, 2).await, 2, "another prefix is another cluster");
+        assert_eq!(until(&b, 2).await, 2);
         b.leave().await.expect("leave");
-        assert_eq!(a.count().await.expect("count"), 1);
+        assert_eq!(until(&a, 1).await, 1);
     }
 }

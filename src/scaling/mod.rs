@@ -5,7 +5,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`advisor`] | [`Advisor`]: the model (utilisation and Little's laws, hysteresis) |
-//! | [`members`] | [`Membership`]: live instances counted by heartbeat keys in the store |
+//! | [`members`] | [`Membership`]: live instances counted by broadcast heartbeats |
 //! | `cpu` | this process's CPU share, from `/proc/self/stat` |
 //! | `sampler` | the loop that samples, advises and exports every few seconds |
 

@@ -56,14 +56,23 @@ pub fn spawn(
     let kept = last.clone();
     tokio::spawn(async move {
         let prefix = runtime.orchestrator().config().prefix.clone();
-        let members = Membership::new(runtime.store().clone(), &prefix);
+        let members = match Membership::join(runtime.transport().clone(), &prefix).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hear the other instances; the advisor counts this one only");
+                None
+            }
+        };
         let mut advisor = Advisor::new(AdvisorConfig::default());
         let mut cpu = CpuMeter::new();
         loop {
-            if let Err(e) = members.beat().await {
-                tracing::debug!(error = %e, "cannot renew this instance's membership");
+            if let Some(m) = &members
+                && let Err(e) = m.beat().await
+            {
+                tracing::debug!(error = %e, "cannot say this instance is alive");
             }
-            let sampled = sample(&runtime, &members, &figures, &mut cpu, &mut advisor).await;
+            let instances = members.as_ref().map_or(1, Membership::count).max(1);
+            let sampled = sample(&runtime, instances, &figures, &mut cpu, &mut advisor).await;
             export(&sampled);
             *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(sampled);
             tokio::select! {
@@ -71,8 +80,10 @@ pub fn spawn(
                 () = tokio::time::sleep(BEAT) => {}
             }
         }
-        if let Err(e) = members.leave().await {
-            tracing::debug!(error = %e, "cannot remove this instance's membership");
+        if let Some(m) = &members
+            && let Err(e) = m.leave().await
+        {
+            tracing::debug!(error = %e, "cannot say this instance is leaving");
         }
     });
     last
@@ -80,12 +91,11 @@ pub fn spawn(
 
 async fn sample(
     runtime: &Runtime,
-    members: &Membership,
+    instances: u32,
     figures: &Figures,
     cpu: &mut CpuMeter,
     advisor: &mut Advisor,
 ) -> Sampled {
-    let instances = members.count().await.unwrap_or(1).max(1);
     let (throughput, latency, error_rate) = figures();
     let mut backlog = 0.0;
     for (topic, group) in runtime.orchestrator().queues() {
