@@ -212,6 +212,27 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// `envelope` with `trace` in its [`HEADER`] (unchanged without one).
+pub(crate) fn stamp(envelope: crate::Envelope, trace: Option<TraceParent>) -> crate::Envelope {
+    match trace {
+        Some(tp) => envelope.with_header(HEADER, tp.to_string()),
+        None => envelope,
+    }
+}
+
+/// The trace context in `envelope`'s [`HEADER`]. One that does not parse
+/// is ignored (as W3C Trace Context says to): the work runs outside the
+/// transaction's trace rather than not at all.
+pub(crate) fn read(envelope: &crate::Envelope) -> Option<TraceParent> {
+    match envelope.header(HEADER)?.parse() {
+        Ok(tp) => Some(tp),
+        Err(e) => {
+            tracing::debug!(error = %e, "ignoring a bad traceparent header");
+            None
+        }
+    }
+}
+
 /// What an exporter plugs in to put the orchestrator's spans into its own
 /// trace model (installed once per process with [`install`]).
 pub trait Linker: Send + Sync + 'static {
@@ -249,10 +270,10 @@ fn record(span: &tracing::Span, own: &TraceParent, parent: Option<&TraceParent>)
 /// Joins `span` to the trace of `parent` and records its `trace_id`,
 /// `span_id` and `parent_span_id` fields. Returns the span's own context,
 /// to hand on to what it causes (its result's header). A disabled span
-/// costs one new span id.
+/// has no context of its own: `parent` is handed on, at no cost.
 pub(crate) fn join(span: &tracing::Span, parent: &TraceParent) -> TraceParent {
     if span.is_disabled() {
-        return parent.child();
+        return *parent;
     }
     let own = LINKER
         .get()

@@ -36,6 +36,23 @@ impl Slot {
     }
 }
 
+/// The slot of second `t`, if it holds that second.
+fn slot(slots: &[Option<Slot>], t: u64) -> Option<&Slot> {
+    slots[(t % WINDOW as u64) as usize]
+        .as_ref()
+        .filter(|s| s.second == t)
+}
+
+/// Adds `h` into `into` (a copy of it when `into` is empty).
+fn merge(into: &mut Option<Histogram<u64>>, h: &Histogram<u64>) {
+    match into {
+        Some(all) => {
+            let _ = all.add(h);
+        }
+        None => *into = Some(h.clone()),
+    }
+}
+
 /// One second of the window, as the API shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub(crate) struct Second {
@@ -115,20 +132,12 @@ impl Live {
         let (mut done, mut failed) = (0u64, 0u64);
         let mut latency: Option<Histogram<u64>> = None;
         for t in now.saturating_sub(10)..now {
-            let Some(s) = slots[(t % WINDOW as u64) as usize]
-                .as_ref()
-                .filter(|s| s.second == t)
-            else {
+            let Some(s) = slot(&slots, t) else {
                 continue;
             };
             done += s.completed + s.failed;
             failed += s.failed;
-            match &mut latency {
-                Some(h) => {
-                    let _ = h.add(&s.latency);
-                }
-                None => latency = Some(s.latency.clone()),
-            }
+            merge(&mut latency, &s.latency);
         }
         let p50 = latency
             .filter(|h| !h.is_empty())
@@ -151,9 +160,7 @@ impl Live {
         let mut last_10 = 0;
         if let Ok(slots) = self.slots.lock() {
             for t in (now + 1).saturating_sub(WINDOW as u64)..=now {
-                let slot = slots[(t % WINDOW as u64) as usize]
-                    .as_ref()
-                    .filter(|s| s.second == t);
+                let slot = slot(&slots, t);
                 let (completed, failed, p99) = slot.map_or((0, 0, None), |s| {
                     let p99 = (!s.latency.is_empty()).then(|| ms(s.latency.value_at_quantile(0.99)));
                     (s.completed, s.failed, p99)
@@ -162,12 +169,7 @@ impl Live {
                     last_10 += completed + failed;
                 }
                 if let Some(s) = slot {
-                    match &mut all {
-                        Some(h) => {
-                            let _ = h.add(&s.latency);
-                        }
-                        None => all = Some(s.latency.clone()),
-                    }
+                    merge(&mut all, &s.latency);
                 }
                 seconds.push(Second {
                     t,

@@ -95,27 +95,14 @@ impl Exporter {
 /// the scrape).
 const QUEUE_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The depth of each queue this instance consumes, asked of the transport
-/// (one call per queue, all at once; a backend that cannot tell exports
-/// nothing).
+/// The depth of each queue this instance consumes (a backend that cannot
+/// tell exports nothing).
 async fn queue_gauges(runtime: &Runtime) {
-    let queues = runtime.orchestrator().queues();
-    let asks = queues
-        .iter()
-        .map(|(topic, group)| runtime.transport().queue_depth(topic, group));
-    let Ok(answers) = tokio::time::timeout(QUEUE_PROBE, futures_util::future::join_all(asks)).await else {
+    let Some(depths) = runtime.queue_depths(QUEUE_PROBE).await else {
         tracing::debug!("queue depths did not come within {QUEUE_PROBE:?}");
         return;
     };
-    for ((topic, group), answer) in queues.into_iter().zip(answers) {
-        let depth = match answer {
-            Ok(Some(depth)) => depth,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::debug!(error = %e, topic, "cannot read a queue's depth");
-                continue;
-            }
-        };
+    for (topic, group, depth) in depths {
         for (state, n) in [
             ("ready", depth.ready),
             ("in_flight", depth.in_flight),

@@ -210,15 +210,22 @@ pub struct LoadReport {
 impl LoadReport {
     /// The latency at quantile `q` (0.99 for p99; zero without samples).
     pub fn quantile(&self, q: f64) -> Duration {
-        self.histogram
-            .as_ref()
-            .filter(|h| !h.is_empty())
-            .map_or(Duration::ZERO, |h| Duration::from_micros(h.value_at_quantile(q)))
+        self.histogram.as_ref().map_or(Duration::ZERO, |h| quantile(h, q))
     }
 
     /// The thresholds `report` does not meet.
     pub fn breaches(&self, thresholds: &[Threshold]) -> Vec<Breach> {
         thresholds.iter().filter_map(|t| t.check(self)).collect()
+    }
+}
+
+/// The latency at quantile `q` of a histogram of microseconds (zero
+/// without samples).
+fn quantile(h: &hdrhistogram::Histogram<u64>, q: f64) -> Duration {
+    if h.is_empty() {
+        Duration::ZERO
+    } else {
+        Duration::from_micros(h.value_at_quantile(q))
     }
 }
 

@@ -190,11 +190,7 @@ impl Tracker {
             sent: c.sent,
             done,
             errors: done - c.completed,
-            p99: Duration::from_micros(if s.latency.is_empty() {
-                0
-            } else {
-                s.latency.value_at_quantile(0.99)
-            }),
+            p99: super::quantile(&s.latency, 0.99),
             rate: 0.0,
         }
     }
@@ -210,13 +206,7 @@ impl Tracker {
         let elapsed = s
             .last
             .map_or(Duration::ZERO, |l| l.saturating_duration_since(start));
-        let q = |q: f64| {
-            Duration::from_micros(if s.latency.is_empty() {
-                0
-            } else {
-                s.latency.value_at_quantile(q)
-            })
-        };
+        let q = |q: f64| super::quantile(&s.latency, q);
         let mut errors: Vec<ErrorGroup> = s
             .errors
             .iter()

@@ -33,7 +33,7 @@ use multiagents_core::worker::wasm::{EngineConfig, WasmSource};
 use multiagents_core::worker::{Worker, WorkerHost, WorkerSpec};
 use multiagents_core::workflow::WorkflowDef;
 use multiagents_core::{
-    CacheConfig, CacheStats, CachedStore, Error, Result, StateStore, Subscription, Transport,
+    CacheConfig, CacheStats, CachedStore, Error, QueueDepth, Result, StateStore, Subscription, Transport,
 };
 
 use crate::backend;
@@ -426,6 +426,30 @@ impl Runtime {
             .orchestrator
             .execute_in_trace(workflow, input, parent)
             .await
+    }
+
+    /// The depth of every queue this instance consumes, as
+    /// `(topic, group, depth)`, asked of the transport all at once; `None`
+    /// when the answers do not all come `within`. Queues the transport
+    /// cannot tell (or fails to) are left out.
+    pub async fn queue_depths(&self, within: Duration) -> Option<Vec<(String, String, QueueDepth)>> {
+        let queues = self.inner.orchestrator.queues();
+        let transport = &self.inner.transport;
+        let asks = queues
+            .iter()
+            .map(|(topic, group)| transport.queue_depth(topic, group));
+        let answers = tokio::time::timeout(within, futures_util::future::join_all(asks))
+            .await
+            .ok()?;
+        let mut depths = Vec::with_capacity(queues.len());
+        for ((topic, group), answer) in queues.into_iter().zip(answers) {
+            match answer {
+                Ok(Some(depth)) => depths.push((topic, group, depth)),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, topic, "cannot read a queue's depth"),
+            }
+        }
+        Some(depths)
     }
 
     /// The memory guard (unless turned off): its level and last reading.

@@ -12,7 +12,7 @@ use super::cpu::CpuMeter;
 use super::members::{BEAT, Membership};
 use crate::Runtime;
 
-/// How long one queue's depth may take to read.
+/// How long the queues' depths may take to read.
 const DEPTH_PROBE: Duration = Duration::from_secs(1);
 
 /// This instance's throughput (workflows/s), median latency and error
@@ -97,14 +97,13 @@ async fn sample(
     advisor: &mut Advisor,
 ) -> Sampled {
     let (throughput, latency, error_rate) = figures();
-    let mut backlog = 0.0;
-    for (topic, group) in runtime.orchestrator().queues() {
-        if let Ok(Ok(Some(d))) =
-            tokio::time::timeout(DEPTH_PROBE, runtime.transport().queue_depth(&topic, &group)).await
-        {
-            backlog += d.ready as f64;
-        }
-    }
+    let backlog: f64 = runtime
+        .queue_depths(DEPTH_PROBE)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|(_, _, d)| d.ready as f64)
+        .sum();
     let slots: usize = runtime
         .workers()
         .iter()

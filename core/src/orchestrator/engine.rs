@@ -141,11 +141,8 @@ impl Shared {
     /// A command on its worker's queue topic.
     pub(crate) fn command_envelope(&self, c: &Command) -> Result<Envelope> {
         let t = command_topic(&self.config.prefix, &c.worker);
-        let mut envelope = Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt);
-        if let Some(tp) = c.trace {
-            envelope = envelope.with_header(crate::trace::HEADER, tp.to_string());
-        }
-        Ok(envelope)
+        let envelope = Envelope::new(t, c.tx.clone(), self.encode(c)?).with_attempt(c.attempt);
+        Ok(crate::trace::stamp(envelope, c.trace))
     }
 
     /// Hands the events of a written state change (never before: an event

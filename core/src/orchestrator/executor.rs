@@ -131,11 +131,8 @@ impl Shared {
     /// context in the `traceparent` header).
     pub(crate) async fn publish_result(&self, result: StepResult) -> Result<()> {
         let t = topic(&self.config.prefix, "results");
-        let mut envelope = Envelope::new(t, result.tx.clone(), self.encode(&result)?);
-        if let Some(tp) = result.trace {
-            envelope = envelope.with_header(trace::HEADER, tp.to_string());
-        }
-        self.transport.publish(envelope).await
+        let envelope = Envelope::new(t, result.tx.clone(), self.encode(&result)?);
+        self.transport.publish(trace::stamp(envelope, result.trace)).await
     }
 
     /// Invokes the worker, bounded by the step's start-to-close timeout.

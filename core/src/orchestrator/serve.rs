@@ -15,7 +15,6 @@ use super::engine::{After, Tasks, command_topic, now_ms, topic};
 use super::executor::kept_in_progress;
 use super::messages::{Command, StepResult, Timer};
 use crate::error::Result;
-use crate::trace::TraceParent;
 use crate::transport::{Delivery, SubscribeMode, SubscribeOptions, Subscription};
 
 /// The queue group of every instance's executor of a worker's commands.
@@ -76,7 +75,7 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
             async move {
                 let result = match s.codec.decode::<Command>(d.payload()) {
                     Ok(mut cmd) => {
-                        cmd.trace = header_trace(&d);
+                        cmd.trace = crate::trace::read(d.envelope());
                         let span = super::executor::step_span(&mut cmd);
                         let work = s.handle_command(cmd).instrument(span);
                         kept_in_progress(&d, s.ack_wait, work).await
@@ -106,7 +105,7 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         async move {
             let result = match s.codec.decode::<StepResult>(d.payload()) {
                 Ok(mut r) => {
-                    r.trace = header_trace(&d);
+                    r.trace = crate::trace::read(d.envelope());
                     let span = super::executor::result_span(&mut r);
                     kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
                 }
@@ -243,20 +242,6 @@ where
             }
         }
     });
-}
-
-/// The trace context in a delivery's `traceparent` header. One that does
-/// not parse is ignored (as W3C Trace Context says to): the work runs
-/// outside the transaction's trace rather than not at all.
-fn header_trace(d: &Delivery) -> Option<TraceParent> {
-    let value = d.envelope().header(crate::trace::HEADER)?;
-    match value.parse() {
-        Ok(tp) => Some(tp),
-        Err(e) => {
-            tracing::debug!(error = %e, "ignoring a bad traceparent header");
-            None
-        }
-    }
 }
 
 /// Acks on success; on failure nacks so the message comes back (to this or
