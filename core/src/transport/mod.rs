@@ -136,6 +136,12 @@ pub struct Capabilities {
     pub batch_publish: bool,
     /// [`Transport::queue_depth`] answers for an existing group.
     pub queue_depth: bool,
+    /// A consumer joining a group may take over work another consumer of
+    /// the group holds unsettled, which is then delivered to both (a
+    /// duplicate, never a loss). Kafka: a rebalance moves whole partitions,
+    /// and the new owner reads from the committed offset. Its redeliveries
+    /// may also show `delivery_count` 1 (Kafka keeps no per-message count).
+    pub moves_work_on_join: bool,
 }
 
 impl Capabilities {
@@ -156,6 +162,7 @@ impl Capabilities {
             max_payload,
             batch_publish: true,
             queue_depth: true,
+            moves_work_on_join: false,
         }
     }
 }

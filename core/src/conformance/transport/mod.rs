@@ -15,7 +15,7 @@
 //! | [`nack_zero_redelivers_promptly`] | `nack(0)` returns the message within `patience` | queue |
 //! | [`settle_twice_is_already_settled`] | ack→ack, ack→nack, nack→ack fail with `AlreadySettled` | queue |
 //! | [`dropped_delivery_is_redelivered`] | a delivery dropped unsettled returns within `redelivery` | queue |
-//! | [`dropped_consumer_work_is_redelivered`] | a consumer dropped with unsettled work: it goes to another consumer within `redelivery` | queue |
+//! | [`dropped_consumer_work_is_redelivered`] | a consumer dropped with unsettled work: it goes to another consumer within `redelivery`, each once (duplicates allowed with `moves_work_on_join`) | queue |
 //! | [`ack_timeout_redelivers`] | a delivery held unsettled returns after the ack timeout | queue, ack_timeout |
 //! | [`progress_keeps_a_delivery`] | a delivery kept in progress is not redelivered; once its holder goes silent it is | queue, ack_timeout, ack_wait |
 //! | [`backpressure_bound`] | `max_in_flight = 5`: 5 arrive, a 6th only after an ack; nothing lost | queue |
