@@ -1,0 +1,109 @@
+//! Settling a queue delivery.
+//!
+//! Kafka cannot hand one message back: its offset is committed or not, in
+//! order. So a message that is not done is **copied** (same key, same
+//! bytes, its delivery count in a header) and the original settled once
+//! the brokers have the copy:
+//!
+//! | settle | the copy goes to | then |
+//! |---|---|---|
+//! | `ack` | — | the original is settled |
+//! | `nack(0)` | its own topic | the original is settled |
+//! | `nack(d)` | the delay topic, due in `d` (see `delay`) | the original is settled |
+//! | dropped unsettled (a strike) | its own topic, or its dead letters after `max_deliveries` strikes | the original is settled |
+//!
+//! A copy that cannot be published leaves the original unsettled (the
+//! error is returned; a dropped delivery's is logged), so nothing is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use multiagents_core::{Acker, Result};
+
+use super::Shared;
+use super::produce::Record;
+use super::reader::Ticket;
+use crate::names;
+
+/// The acker of one queue delivery.
+pub(crate) struct KafkaAcker {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ticket: Arc<Ticket>,
+    /// The Kafka topic it was read from.
+    pub(crate) kafka_topic: String,
+    /// The user's topic (for dead letters).
+    pub(crate) topic: String,
+    pub(crate) group: String,
+    pub(crate) key: String,
+    pub(crate) value: Bytes,
+    /// Deliveries including this one.
+    pub(crate) deliveries: u32,
+    /// Earlier deliveries that ended without an ack or nack.
+    pub(crate) strikes: u32,
+}
+
+impl KafkaAcker {
+    fn copy(&self, topic: String, strikes: u32) -> Record {
+        Record::new(topic, self.key.clone(), self.value.clone())
+            .with_header(names::DELIVERIES, self.deliveries)
+            .with_header(names::STRIKES, strikes)
+    }
+
+    /// A strike: the copy goes back to the topic, or to its dead letters
+    /// once `max_deliveries` deliveries ended this way.
+    /// (The record, and whether it is a dead letter.)
+    fn strike_record(&self) -> (Record, bool) {
+        let strikes = self.strikes + 1;
+        if strikes >= self.shared.config.max_deliveries {
+            let letter = self
+                .copy(self.shared.names.dead_letters(&self.topic), strikes)
+                .with_header(names::REASON, "max_deliveries")
+                .with_header(names::GROUP, &self.group)
+                .with_header(names::ORIGIN, self.ticket.origin());
+            (letter, true)
+        } else {
+            (self.copy(self.kafka_topic.clone(), strikes), false)
+        }
+    }
+}
+
+#[async_trait]
+impl Acker for KafkaAcker {
+    async fn ack(&self) -> Result<()> {
+        self.ticket.settle();
+        Ok(())
+    }
+
+    async fn nack(&self, delay: Duration) -> Result<()> {
+        let record = if delay.is_zero() {
+            self.copy(self.kafka_topic.clone(), self.strikes)
+        } else {
+            super::delay::delayed(
+                &self.shared,
+                self.copy(self.kafka_topic.clone(), self.strikes),
+                delay,
+            )
+        };
+        self.shared
+            .replace(&self.ticket, record, false, "kafka.nack")
+            .await
+    }
+
+    fn abandon(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            // No runtime to republish on: the offset stays unsettled and the
+            // message returns when the partition moves or the group restarts.
+            self.ticket.release();
+            return;
+        };
+        let (record, dead) = self.strike_record();
+        let (shared, ticket) = (self.shared.clone(), self.ticket.clone());
+        handle.spawn(async move {
+            if let Err(e) = shared.replace(&ticket, record, dead, "kafka.strike").await {
+                tracing::warn!(error = %e, origin = %ticket.origin(), "kafka: a dropped delivery could not be handed back; it returns when its partition moves");
+            }
+        });
+    }
+}

@@ -1,0 +1,90 @@
+//! Broadcast subscriptions: a consumer outside any group, assigned every
+//! partition of the topic's queue and broadcast-only Kafka topics at their
+//! current ends, so it receives what is published after it subscribed, and
+//! nothing committed ever names it. At most once: nothing is acked.
+
+use std::sync::Arc;
+
+use multiagents_core::{Delivery, Envelope, Error, ErrorKind, Result, Subscription};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::Shared;
+
+/// Subscribes to `topics` (Kafka names) from their ends.
+pub(super) async fn subscribe(shared: &Arc<Shared>, topics: Vec<String>) -> Result<Subscription> {
+    const OP: &str = "kafka.subscribe";
+    let consumer: StreamConsumer = crate::client::plain_consumer(&shared.config)?;
+    let consumer = Arc::new(consumer);
+    let timeout = shared.config.request_timeout;
+    let c = consumer.clone();
+    // Metadata and watermarks are blocking calls.
+    let assignment = tokio::task::spawn_blocking(move || -> Result<TopicPartitionList> {
+        let mut list = TopicPartitionList::new();
+        for topic in &topics {
+            let metadata = c
+                .fetch_metadata(Some(topic), timeout)
+                .map_err(|e| crate::error::kafka(OP, e).with_context("topic", topic))?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic)
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            for p in partitions {
+                let (_, high) = c
+                    .fetch_watermarks(topic, p, timeout)
+                    .map_err(|e| crate::error::kafka(OP, e).with_context("topic", topic))?;
+                list.add_partition_offset(topic, p, Offset::Offset(high))
+                    .map_err(|e| crate::error::kafka(OP, e))?;
+            }
+        }
+        Ok(list)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Unexpected, format!("kafka: {e}")).with_operation(OP))??;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| crate::error::kafka(OP, e))?;
+    let (tx, rx) = mpsc::channel(1024);
+    let wire_max = shared.wire_max();
+    let closed = shared.closed.clone();
+    tokio::spawn(async move {
+        loop {
+            let envelope = tokio::select! {
+                m = consumer.recv() => match m {
+                    Ok(m) => Envelope::from_wire(m.payload().unwrap_or_default(), wire_max),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka: broadcast consumer");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = tx.closed() => break,
+                () = closed.cancelled() => break,
+            };
+            match envelope {
+                Ok(e) => {
+                    if tx.send(Ok(Delivery::unacked(e))).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka: a broadcast record that is not an envelope; skipped")
+                }
+            }
+        }
+        // Closing a consumer without a group does not wait on a broker, but
+        // keep it off the async threads anyway.
+        tokio::task::spawn_blocking(move || drop(consumer));
+    });
+    Ok(Subscription::new(futures_util::stream::unfold(
+        rx,
+        |mut rx| async move {
+            let next = rx.recv().await?;
+            Some((next, rx))
+        },
+    )))
+}

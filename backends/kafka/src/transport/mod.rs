@@ -1,0 +1,268 @@
+//! [`KafkaTransport`]: queues on consumer groups, broadcast on assigned
+//! partitions, delayed nacks through the delay topic.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `produce` | producing records in order and awaiting their acknowledgements |
+//! | `tracker` | each partition's contiguous watermark of settled work |
+//! | `reader` | a group member reading records within its in-flight bound; rebalances |
+//! | `queue` | records → deliveries; dead-lettering what is not an envelope |
+//! | `acker` | ack, nack (copies), strikes, dead letters |
+//! | `delay` | the delay topic and its forwarder |
+//! | `broadcast` | broadcast subscribers from the topics' ends |
+
+mod acker;
+mod broadcast;
+mod delay;
+mod produce;
+mod queue;
+mod reader;
+mod tracker;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use multiagents_core::transport::{check_batch, check_subscribe};
+use multiagents_core::{
+    Capabilities, Envelope, Result, SubscribeMode, SubscribeOptions, Subscription, Transport,
+};
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KafkaConfig;
+use crate::names::Names;
+use crate::topics::Topics;
+use produce::{Record, send_all};
+
+/// Room for the envelope around the largest payload.
+const ENVELOPE_ROOM: usize = 64 * 1024;
+
+/// What every part of one transport shares.
+pub(crate) struct Shared {
+    pub(crate) config: KafkaConfig,
+    pub(crate) names: Names,
+    pub(crate) producer: FutureProducer,
+    pub(crate) topics: Topics,
+    pub(crate) closed: CancellationToken,
+    /// Whether this transport's delay forwarder runs.
+    pub(crate) forwarder: tokio::sync::Mutex<bool>,
+}
+
+impl Shared {
+    pub(crate) fn wire_max(&self) -> usize {
+        self.config.max_payload.saturating_add(ENVELOPE_ROOM)
+    }
+
+    /// Publishes `record` in place of the record `ticket` settles, then
+    /// settles that one: the consumer is held (kept in its group) until
+    /// then. `ordered`: `record`'s topic, when made, gets one partition.
+    ///
+    /// # Errors
+    /// Making the topic or publishing; the original stays unsettled.
+    pub(crate) async fn replace(
+        &self,
+        ticket: &reader::Ticket,
+        record: Record,
+        ordered: bool,
+        op: &'static str,
+    ) -> Result<()> {
+        let consumer = ticket.hold();
+        let result = async {
+            if ordered {
+                self.topics.ensure_ordered(&[&record.topic]).await?;
+            } else {
+                self.topics.ensure(&[&record.topic]).await?;
+            }
+            send_all(&self.producer, std::slice::from_ref(&record), op).await
+        }
+        .await;
+        if result.is_ok() {
+            ticket.settle();
+        }
+        if let Some(c) = consumer {
+            reader::close_off_runtime(c);
+        }
+        result
+    }
+
+    fn check_open(&self, op: &'static str) -> Result<()> {
+        if self.closed.is_cancelled() {
+            return Err(crate::error::closed(op));
+        }
+        Ok(())
+    }
+}
+
+/// The Kafka transport. Cheap to clone (clones share one producer).
+///
+/// * **Queue**: a consumer group per (topic, group), the envelope key as
+///   the record key (so one key's messages keep their order on one
+///   partition). Offsets are committed only up to each partition's
+///   contiguous watermark; a nack or a dropped delivery republishes a copy
+///   before settling the original (see `acker`). Unsettled work returns
+///   when its partition moves: its consumer left, died (after
+///   `session_timeout`) or a rebalance moved it. There is no per-message
+///   ack timeout.
+/// * **Broadcast**: every subscriber reads the topic's partitions from the
+///   end, outside any group.
+#[derive(Clone)]
+pub struct KafkaTransport {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for KafkaTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaTransport")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaTransport {
+    /// Connects with `config`: checks it, creates the producer and admin
+    /// client, and asks the cluster for its metadata (so a wrong address
+    /// fails here, not at the first publish).
+    ///
+    /// # Errors
+    /// `Config` for a bad setting or librdkafka option; `Unavailable` or
+    /// `Timeout` when no broker answers within `request_timeout`.
+    pub async fn with_config(config: KafkaConfig) -> Result<KafkaTransport> {
+        config.validate()?;
+        let producer = crate::client::producer(&config)?;
+        let topics = Topics::new(&config)?;
+        let probe = producer.clone();
+        let timeout = config.request_timeout;
+        tokio::task::spawn_blocking(move || probe.client().fetch_metadata(None, timeout))
+            .await
+            .map_err(|e| {
+                multiagents_core::Error::new(multiagents_core::ErrorKind::Unexpected, format!("kafka: {e}"))
+            })?
+            .map_err(|e| crate::error::kafka("kafka.connect", e).with_context("brokers", &config.brokers))?;
+        Ok(KafkaTransport {
+            shared: Arc::new(Shared {
+                names: Names::new(&config.prefix),
+                config,
+                producer,
+                topics,
+                closed: CancellationToken::new(),
+                forwarder: tokio::sync::Mutex::new(false),
+            }),
+        })
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.shared.config
+    }
+
+    /// Publishes `envelopes` to the Kafka topics `kafka_topic` names
+    /// (broadcast-only ones `ordered`: one partition).
+    async fn send(
+        &self,
+        envelopes: &[Envelope],
+        kafka_topic: impl Fn(&str) -> String,
+        ordered: bool,
+        op: &'static str,
+    ) -> Result<()> {
+        let mut records = Vec::with_capacity(envelopes.len());
+        let mut topics = BTreeSet::new();
+        for e in envelopes {
+            let topic = kafka_topic(&e.topic);
+            topics.insert(topic.clone());
+            let wire = e.to_wire().map_err(|err| err.with_operation(op))?;
+            records.push(Record::new(topic, e.key.clone(), wire.into()));
+        }
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if ordered {
+            self.shared.topics.ensure_ordered(&topics).await?;
+        } else {
+            self.shared.topics.ensure(&topics).await?;
+        }
+        send_all(&self.shared.producer, &records, op).await
+    }
+}
+
+#[async_trait]
+impl Transport for KafkaTransport {
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::full("kafka", self.shared.config.max_payload);
+        // Unsettled work returns when its partition moves, not after a
+        // per-message timeout.
+        c.ack_timeout = false;
+        c.queue_depth = false;
+        // A rebalance moves whole partitions, unsettled work included.
+        c.moves_work_on_join = true;
+        c
+    }
+
+    async fn publish(&self, envelope: Envelope) -> Result<()> {
+        const OP: &str = "kafka.publish";
+        self.shared.check_open(OP)?;
+        envelope
+            .validate(self.shared.config.max_payload)
+            .map_err(|e| e.with_operation(OP))?;
+        let names = &self.shared.names;
+        self.send(std::slice::from_ref(&envelope), |t| names.queue(t), false, OP)
+            .await
+    }
+
+    async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        const OP: &str = "kafka.publish_batch";
+        self.shared.check_open(OP)?;
+        check_batch(OP, &envelopes, self.shared.config.max_payload)?;
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let names = &self.shared.names;
+        self.send(&envelopes, |t| names.queue(t), false, OP).await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        mode: SubscribeMode,
+        options: SubscribeOptions,
+    ) -> Result<Subscription> {
+        const OP: &str = "kafka.subscribe";
+        check_subscribe(OP, topic, &mode, &options)?;
+        self.shared.check_open(OP)?;
+        match mode {
+            SubscribeMode::Queue { group } => {
+                queue::subscribe(&self.shared, topic, &group, options.max_in_flight).await
+            }
+            SubscribeMode::Broadcast => {
+                let names = &self.shared.names;
+                let topics = vec![names.queue(topic), names.broadcast(topic)];
+                self.shared.topics.ensure(&[&topics[0]]).await?;
+                self.shared.topics.ensure_ordered(&[&topics[1]]).await?;
+                broadcast::subscribe(&self.shared, topics).await
+            }
+        }
+    }
+
+    async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
+        const OP: &str = "kafka.broadcast";
+        self.shared.check_open(OP)?;
+        check_batch(OP, &envelopes, self.shared.config.max_payload)?;
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let names = &self.shared.names;
+        self.send(&envelopes, |t| names.broadcast(t), true, OP).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.shared.closed.is_cancelled() {
+            return Ok(());
+        }
+        self.shared.closed.cancel();
+        let producer = self.shared.producer.clone();
+        let timeout = self.shared.config.request_timeout;
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+        if let Ok(Err(e)) = flushed {
+            return Err(crate::error::kafka("kafka.close", e));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! Queue subscriptions: a group member's records ([`reader`](super::reader))
+//! turned into [`Delivery`]s settled by [`KafkaAcker`]. A record that is
+//! not an envelope goes to the topic's dead letters at once.
+
+use std::sync::Arc;
+
+use multiagents_core::{Delivery, Envelope, Result, Subscription};
+
+use super::Shared;
+use super::acker::KafkaAcker;
+use super::produce::Record;
+use super::reader::{self, Received};
+use crate::names;
+
+/// Joins `group` on `topic`.
+pub(super) async fn subscribe(
+    shared: &Arc<Shared>,
+    topic: &str,
+    group: &str,
+    max_in_flight: usize,
+) -> Result<Subscription> {
+    let kafka_topic = shared.names.queue(topic);
+    shared.topics.ensure(&[&kafka_topic]).await?;
+    super::delay::ensure_forwarder(shared).await?;
+    let group_id = shared.names.group(topic, group);
+    let reading = reader::start(
+        &shared.config,
+        &group_id,
+        &[&kafka_topic],
+        max_in_flight,
+        shared.closed.clone(),
+    )?;
+    // Return once a member of the group (a rebalance takes a few seconds):
+    // a consumer that is still joining when the group's last member leaves
+    // waits for another rebalance (and on Tansu, never gets one).
+    let mut joined = reading.joined;
+    let wait = shared.config.session_timeout + shared.config.request_timeout;
+    if tokio::time::timeout(wait, joined.wait_for(|j| *j)).await.is_err() {
+        tracing::warn!(group = %group_id, ?wait, "kafka: the consumer has not joined its group yet; it keeps trying");
+    }
+    let rx = reading.records;
+    let ctx = Arc::new((shared.clone(), topic.to_string(), group.to_string()));
+    let deliveries = futures_util::stream::unfold((rx, ctx), |(mut rx, ctx)| async move {
+        loop {
+            let next = match rx.recv().await? {
+                Ok(r) => hand_out(&ctx.0, &ctx.1, &ctx.2, r),
+                Err(e) => Some(Err(e)),
+            };
+            if let Some(next) = next {
+                return Some((next, (rx, ctx)));
+            }
+        }
+    });
+    Ok(Subscription::new(deliveries))
+}
+
+fn count(r: &Received, name: &str) -> u32 {
+    r.header(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The delivery of `r`, or `None` when it was not an envelope (it is
+/// dead-lettered).
+fn hand_out(shared: &Arc<Shared>, topic: &str, group: &str, r: Received) -> Option<Result<Delivery>> {
+    let deliveries = count(&r, names::DELIVERIES).saturating_add(1);
+    let strikes = count(&r, names::STRIKES);
+    match Envelope::from_wire(&r.value, shared.wire_max()) {
+        Ok(envelope) => {
+            let acker = KafkaAcker {
+                shared: shared.clone(),
+                ticket: Arc::new(r.ticket),
+                kafka_topic: r.topic,
+                topic: topic.to_string(),
+                group: group.to_string(),
+                key: r.key,
+                value: r.value,
+                deliveries,
+                strikes,
+            };
+            Some(Ok(Delivery::new(envelope, deliveries, Box::new(acker))))
+        }
+        Err(e) => {
+            let origin = r.ticket.origin();
+            tracing::warn!(error = %e, %origin, "kafka: a queue record that is not an envelope; dead-lettered");
+            let record = Record::new(shared.names.dead_letters(topic), r.key.clone(), r.value.clone())
+                .with_header(names::REASON, "not_an_envelope")
+                .with_header(names::GROUP, group)
+                .with_header(names::ORIGIN, origin)
+                .with_header(names::DELIVERIES, deliveries);
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = shared.replace(&r.ticket, record, true, "kafka.dead_letter").await {
+                    tracing::warn!(error = %e, "kafka: dead-lettering; the record stays unsettled");
+                }
+            });
+            None
+        }
+    }
+}
