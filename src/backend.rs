@@ -5,7 +5,7 @@
 //! | `memory://` | in-process queues | in-process map | always (per process: nothing is shared across processes) |
 //! | `redis://`, `rediss://` | Redis Streams + Pub/Sub | Redis hashes | with the cargo feature `redis` (`rediss://` also needs `redis-tls`); options in the URL's query, e.g. `redis://127.0.0.1:6379/0?key_prefix=shop&ack_timeout=10s` |
 //! | `nats://`, `tls://` | JetStream + core NATS | JetStream KV | with the cargo feature `nats` |
-//! | `kafka://` | Kafka | compacted topic | no: feature `kafka`, not yet available |
+//! | `kafka://` | Kafka consumer groups + delay and dead-letter topics | none yet (use a `redis://` or `nats://` store beside it) | with the cargo feature `kafka`; options in the URL's query, e.g. `kafka://b1:9092,b2:9092?prefix=shop&rdkafka.security.protocol=SASL_SSL` |
 //!
 //! A transport and a store may use different backends. The mapping itself
 //! is core's [`Registry`]; this file only lists what is compiled in: one
@@ -40,8 +40,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         multiagents_redis::RedisBackend
     );
     backend!(registry, "nats", ["nats", "tls"], multiagents_nats::NatsBackend);
-    // Not yet written: named so that its URLs get a clear error.
-    registry = registry.absent(&["kafka"], "kafka");
+    backend!(registry, "kafka", ["kafka"], multiagents_kafka::KafkaBackend);
     registry
 });
 
@@ -96,8 +95,15 @@ mod tests {
         }
         let err = registry()
             .check("store", "kafka://localhost:9092")
-            .expect_err("not built");
-        assert!(err.message().contains("`kafka` feature"), "{err}");
+            .expect_err("no Kafka store");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        if cfg!(feature = "kafka") {
+            assert!(err.message().contains("has no state store"), "{err}");
+            let transport = registry().check("transport", "kafka://localhost:9092?prefix=x");
+            assert!(transport.is_ok(), "{transport:?}");
+        } else {
+            assert!(err.message().contains("`kafka` feature"), "{err}");
+        }
         let err = registry().check("store", "mongo://x").expect_err("unknown");
         assert!(
             err.message().contains("store.url") && err.message().contains("unknown scheme"),

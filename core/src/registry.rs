@@ -47,6 +47,12 @@ pub trait Backend: Send + Sync + 'static {
         true
     }
 
+    /// Whether it keeps state (`store.url` may name it). A transport-only
+    /// backend says `false`; naming it as a store is then a `Config` error.
+    fn has_store(&self) -> bool {
+        true
+    }
+
     /// Checks `url` as far as possible without connecting (its options,
     /// their values).
     ///
@@ -217,7 +223,20 @@ impl Registry {
     /// As [`backend`](Self::backend); the backend's `Config` errors, prefixed
     /// with the setting.
     pub fn check(&self, key: &str, url: &str) -> Result<()> {
-        self.backend(key, url)?.check(url).map_err(|e| in_key(e, key))
+        let backend = self.backend(key, url)?;
+        backend.check(url).map_err(|e| in_key(e, key))?;
+        if key == "store" && !backend.has_store() {
+            return Err(bad(
+                key,
+                url,
+                format!(
+                    "the {} backend has no state store; name a backend that has one (redis://, nats://, memory://) — the transport can stay on {}",
+                    backend.label(),
+                    backend.label()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether `url` names data other processes can share.
@@ -242,6 +261,7 @@ impl Registry {
     /// # Errors
     /// As [`check`](Self::check); the backend's connection errors.
     pub async fn store(&self, url: &str) -> Result<Arc<dyn StateStore>> {
+        self.check("store", url)?;
         let backend = self.backend("store", url)?;
         backend.store(url).await.map_err(|e| in_key(e, "store"))
     }

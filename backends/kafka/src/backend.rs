@@ -25,6 +25,10 @@ impl Backend for KafkaBackend {
         "Kafka"
     }
 
+    fn has_store(&self) -> bool {
+        false
+    }
+
     fn check(&self, url: &str) -> Result<()> {
         KafkaConfig::from_url(url).map(drop)
     }
@@ -37,7 +41,7 @@ impl Backend for KafkaBackend {
     async fn store(&self, url: &str) -> Result<Arc<dyn StateStore>> {
         KafkaConfig::from_url(url)?;
         Err(Error::new(
-            ErrorKind::Unsupported,
+            ErrorKind::Config,
             "the Kafka backend has no state store yet: set store.url to a redis:// or nats:// URL (the transport can stay on Kafka)",
         )
         .with_operation("kafka.store"))

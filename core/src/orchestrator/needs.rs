@@ -6,7 +6,7 @@
 //! |---|---|
 //! | queue groups | commands, results and timers are competing-consumer queues |
 //! | a scheduler, or `nack(delay)` honoured | timers (retry backoff, queue timeouts, guards) are kept with the state by a store with timers, or wait on the transport by delayed redelivery |
-//! | an ack timeout | a dead instance's unsettled work must go to another |
+//! | an ack timeout, or group liveness | a dead instance's unsettled work must go to another (by the message's ack timeout, or by the group's heartbeats: Kafka) |
 //!
 //! Exact store versions are not required store-wide: saga keys are written
 //! only by compare-and-swap, which every store (a write-behind cache too)
@@ -29,9 +29,9 @@ pub(crate) fn check_transport(caps: &Capabilities, store_has_timers: bool) -> Re
             "delayed redelivery, nack(delay), which timers wait by when the store keeps none",
         ),
         (
-            caps.ack_timeout,
+            caps.ack_timeout || caps.group_liveness,
             "ack_timeout",
-            "an ack timeout (a dead instance's work goes to another by it)",
+            "an ack timeout or group liveness (a dead instance's work goes to another by it)",
         ),
     ];
     match missing.iter().find(|(has, ..)| !has) {
@@ -103,6 +103,13 @@ mod tests {
         assert!(
             check_transport(&no_delay, true).is_ok(),
             "a store with timers stands in for delayed redelivery"
+        );
+        let mut heartbeats = Capabilities::full("groups", 1024);
+        heartbeats.ack_timeout = false;
+        heartbeats.group_liveness = true;
+        assert!(
+            check_transport(&heartbeats, false).is_ok(),
+            "group liveness stands in for an ack timeout"
         );
         for (name, strip) in [
             (

@@ -142,6 +142,12 @@ pub struct Capabilities {
     /// and the new owner reads from the committed offset. Its redeliveries
     /// may also show `delivery_count` 1 (Kafka keeps no per-message count).
     pub moves_work_on_join: bool,
+    /// Consumers are group members kept alive by heartbeats: the unsettled
+    /// work of one that dies (stops heartbeating) or leaves goes to the
+    /// group's other members, without a per-message ack timeout (Kafka's
+    /// session timeout). The orchestrator accepts this in place of
+    /// [`ack_timeout`](Self::ack_timeout).
+    pub group_liveness: bool,
 }
 
 impl Capabilities {
@@ -163,6 +169,7 @@ impl Capabilities {
             batch_publish: true,
             queue_depth: true,
             moves_work_on_join: false,
+            group_liveness: false,
         }
     }
 }

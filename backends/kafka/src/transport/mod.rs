@@ -193,6 +193,8 @@ impl Transport for KafkaTransport {
         c.queue_depth = false;
         // A rebalance moves whole partitions, unsettled work included.
         c.moves_work_on_join = true;
+        // A dead consumer's work moves after `session_timeout`.
+        c.group_liveness = true;
         c
     }
 
