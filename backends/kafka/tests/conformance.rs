@@ -1,7 +1,9 @@
 //! The core conformance suites, unchanged, against a real Kafka-protocol
 //! broker (`KAFKA_URL`, e.g. from `scripts/services.sh up`): the transport
 //! suite, and the orchestrator suite on Kafka transport + Redis store
-//! (`REDIS_URL`; the setup most Kafka users would run). Each generated
+//! (`REDIS_URL`; the setup most Kafka users would run, timers kept in the
+//! store) and + NATS store (`NATS_URL`; a store without timers, so the
+//! orchestrator's timers wait on Kafka's delay topic). Each generated
 //! test uses its own prefix (its own topics, groups and keys), so tests run
 //! in parallel on one broker.
 
@@ -13,6 +15,7 @@ use multiagents_core::conformance::orchestrator::Site;
 use multiagents_core::conformance::{Settings, backend_url, unique};
 use multiagents_core::{StateStore, Transport};
 use multiagents_kafka::{KafkaConfig, KafkaTransport};
+use multiagents_nats::{NatsConfig, NatsStore};
 use multiagents_redis::{RedisConfig, RedisStore};
 
 fn config(url: &str) -> KafkaConfig {
@@ -39,36 +42,65 @@ multiagents_core::transport_conformance!(
         .with_redelivery(Duration::from_secs(30))
 );
 
-/// A Kafka prefix and a Redis key prefix: each `connect` opens new clients.
-struct KafkaRedisSite {
-    kafka: KafkaConfig,
-    redis: RedisConfig,
+/// The store beside the Kafka transport.
+#[derive(Clone)]
+enum StoreAt {
+    Redis(RedisConfig),
+    Nats(NatsConfig),
 }
 
-impl KafkaRedisSite {
-    fn open() -> Option<KafkaRedisSite> {
+/// A Kafka prefix and a store prefix: each `connect` opens new clients.
+struct KafkaSite {
+    kafka: KafkaConfig,
+    store: StoreAt,
+}
+
+impl KafkaSite {
+    fn redis() -> Option<KafkaSite> {
         let kafka = config(&backend_url("KAFKA_URL")?);
         let redis = RedisConfig::new(backend_url("REDIS_URL")?).with_key_prefix(unique("orch"));
-        Some(KafkaRedisSite { kafka, redis })
+        Some(KafkaSite {
+            kafka,
+            store: StoreAt::Redis(redis),
+        })
+    }
+
+    fn nats() -> Option<KafkaSite> {
+        let kafka = config(&backend_url("KAFKA_URL")?);
+        let nats = NatsConfig::new(backend_url("NATS_URL")?).with_prefix(unique("orch").replace('-', "_"));
+        Some(KafkaSite {
+            kafka,
+            store: StoreAt::Nats(nats),
+        })
     }
 }
 
 #[async_trait]
-impl Site for KafkaRedisSite {
+impl Site for KafkaSite {
     async fn connect(&self) -> (Arc<dyn Transport>, Arc<dyn StateStore>) {
         let transport = KafkaTransport::with_config(self.kafka.clone())
             .await
             .expect("connect to Kafka");
-        let store = RedisStore::with_config(self.redis.clone())
-            .await
-            .expect("connect to Redis");
-        (Arc::new(transport), Arc::new(store))
+        let store: Arc<dyn StateStore> = match &self.store {
+            StoreAt::Redis(c) => Arc::new(
+                RedisStore::with_config(c.clone())
+                    .await
+                    .expect("connect to Redis"),
+            ),
+            StoreAt::Nats(c) => Arc::new(NatsStore::with_config(c.clone()).await.expect("connect to NATS")),
+        };
+        (Arc::new(transport), store)
     }
 
     // Kafka has no per-message ack timeout to set.
     async fn fresh(&self, _ack_timeout: Option<Duration>) -> Box<dyn Site> {
-        Box::new(KafkaRedisSite::open().expect("KAFKA_URL and REDIS_URL were set"))
+        let site = match self.store {
+            StoreAt::Redis(_) => KafkaSite::redis(),
+            StoreAt::Nats(_) => KafkaSite::nats(),
+        };
+        Box::new(site.expect("the backend URLs were set"))
     }
 }
 
-multiagents_core::orchestrator_conformance!(kafka_redis_orchestrator, async { KafkaRedisSite::open() });
+multiagents_core::orchestrator_conformance!(kafka_redis_orchestrator, async { KafkaSite::redis() });
+multiagents_core::orchestrator_conformance!(kafka_nats_orchestrator, async { KafkaSite::nats() });
