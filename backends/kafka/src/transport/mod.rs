@@ -10,9 +10,11 @@
 //! | `acker` | ack, nack (copies), strikes, dead letters |
 //! | `delay` | the delay topic and its forwarder |
 //! | `broadcast` | broadcast subscribers from the topics' ends |
+//! | `dead_letters` | reading a topic's dead letters back |
 
 mod acker;
 mod broadcast;
+mod dead_letters;
 mod delay;
 mod produce;
 mod queue;

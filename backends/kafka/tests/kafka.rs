@@ -1,0 +1,11 @@
+//! Kafka-specific behaviour against a real broker (`KAFKA_URL`): dead
+//! letters, records that are not envelopes, errors, closing, and a consumer
+//! killed with work in hand. (The shared contract is in `conformance.rs`.)
+
+mod kafka {
+    mod closing;
+    mod errors;
+    mod killed;
+    mod letters;
+    mod support;
+}
