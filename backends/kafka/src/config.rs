@@ -30,6 +30,16 @@ pub const URL_OPTIONS: &[&str] = &[
     "max_delayed",
 ];
 
+/// librdkafka options this backend's guarantees rest on: an `rdkafka.*`
+/// option may not change them.
+pub const FIXED_CLIENT_OPTIONS: &[&str] = &[
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "group.id",
+    "bootstrap.servers",
+];
+
 /// Settings of the Kafka transport. Build with [`KafkaConfig::new`] and
 /// the `with_*` methods, or from a URL with [`KafkaConfig::from_url`].
 #[derive(Clone, PartialEq, Eq)]
@@ -272,6 +282,18 @@ impl KafkaConfig {
                 format!("{:?} must be 1 to 40 of A-Z a-z 0-9 - _", self.prefix),
             );
         }
+        if let Some(fixed) = self
+            .client
+            .keys()
+            .find(|k| FIXED_CLIENT_OPTIONS.contains(&k.as_str()))
+        {
+            return bad(
+                "client",
+                format!(
+                    "rdkafka.{fixed} is set by this backend (its delivery guarantees rest on it) and cannot be changed"
+                ),
+            );
+        }
         for (key, value, max) in [
             ("partitions", self.partitions as i64, 10_000),
             ("replication", self.replication as i64, 16),
@@ -331,6 +353,7 @@ mod tests {
             ("kafka://h:1?prefix=a.b", "prefix"),
             ("kafka://?prefix=a", "brokers"),
             ("kafka://h:1?rdkafka.=x", "rdkafka."),
+            ("kafka://h:1?rdkafka.enable.auto.offset.store=true", "client"),
             ("redis://h:1", "url"),
         ] {
             let err = KafkaConfig::from_url(url).expect_err(url);

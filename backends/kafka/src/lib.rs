@@ -61,7 +61,7 @@ mod topics;
 mod transport;
 
 pub use backend::KafkaBackend;
-pub use config::{KafkaConfig, URL_OPTIONS};
+pub use config::{FIXED_CLIENT_OPTIONS, KafkaConfig, URL_OPTIONS};
 /// The client crate this backend is built on, for raw access to the same
 /// cluster (benchmarks, tools).
 pub use rdkafka;

@@ -7,5 +7,6 @@ mod kafka {
     mod errors;
     mod killed;
     mod letters;
+    mod rebalance;
     mod support;
 }

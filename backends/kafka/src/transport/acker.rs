@@ -12,8 +12,10 @@
 //! | `nack(d)` | the delay topic, due in `d` (see `delay`) | the original is settled |
 //! | dropped unsettled (a strike) | its own topic, or its dead letters after `max_deliveries` strikes | the original is settled |
 //!
-//! A copy that cannot be published leaves the original unsettled (the
-//! error is returned; a dropped delivery's is logged), so nothing is lost.
+//! A copy that cannot be published leaves the original unsettled, so
+//! nothing is lost: a nack returns the error; a dropped delivery's copy is
+//! retried until it is published or the partition moves (its new owner
+//! then redelivers the original).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,9 +103,9 @@ impl Acker for KafkaAcker {
         let (record, dead) = self.strike_record();
         let (shared, ticket) = (self.shared.clone(), self.ticket.clone());
         handle.spawn(async move {
-            if let Err(e) = shared.replace(&ticket, record, dead, "kafka.strike").await {
-                tracing::warn!(error = %e, origin = %ticket.origin(), "kafka: a dropped delivery could not be handed back; it returns when its partition moves");
-            }
+            shared
+                .replace_until_done(&ticket, record, dead, "kafka.strike")
+                .await;
         });
     }
 }

@@ -10,6 +10,9 @@
 //! forwards it again (at least once: a message may come back twice, never
 //! not at all).
 //!
+//! A forwarder whose partition moves (another instance joined the group)
+//! drops what it holds of it: the new owner forwards it.
+//!
 //! Delays hold the forwarder's watermark: on a crash, records already
 //! forwarded but behind an earlier, longer delay are forwarded again. (Kafka
 //! deployments with many long delays use one delay topic per delay tier;
@@ -97,21 +100,10 @@ async fn forward(shared: Arc<Shared>, r: Received) {
             record = record.with_header(name, n);
         }
     }
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match shared
-            .replace(&r.ticket, record.clone(), false, "kafka.delay")
-            .await
-        {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, topic = %record.topic, "kafka: forwarding a delayed message; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = shared.closed.cancelled() => break,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    // A partition that moved while this record waited is its new owner's
+    // to forward (from the committed watermark): forwarding it here too
+    // would send it twice.
+    shared
+        .replace_until_done(&r.ticket, record, false, "kafka.delay")
+        .await;
 }

@@ -82,10 +82,35 @@ impl Shared {
         if result.is_ok() {
             ticket.settle();
         }
-        if let Some(c) = consumer {
-            reader::close_off_runtime(c);
-        }
+        drop(consumer);
         result
+    }
+
+    /// [`replace`](Self::replace), retried with backoff (100 ms to 5 s)
+    /// until it succeeds, the transport closes, or the record's partition
+    /// moved to another consumer (which then has it). For copies nobody
+    /// waits on: a dropped delivery's, a dead letter, a delayed message due.
+    pub(crate) async fn replace_until_done(
+        &self,
+        ticket: &reader::Ticket,
+        record: Record,
+        ordered: bool,
+        op: &'static str,
+    ) {
+        let mut backoff = std::time::Duration::from_millis(100);
+        while ticket.is_current() {
+            match self.replace(ticket, record.clone(), ordered, op).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, topic = %record.topic, origin = %ticket.origin(), "kafka: publishing a copy; retrying");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = self.closed.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        }
     }
 
     fn check_open(&self, op: &'static str) -> Result<()> {

@@ -88,9 +88,9 @@ fn hand_out(shared: &Arc<Shared>, topic: &str, group: &str, r: Received) -> Opti
                 .with_header(names::DELIVERIES, deliveries);
             let shared = shared.clone();
             tokio::spawn(async move {
-                if let Err(e) = shared.replace(&r.ticket, record, true, "kafka.dead_letter").await {
-                    tracing::warn!(error = %e, "kafka: dead-lettering; the record stays unsettled");
-                }
+                shared
+                    .replace_until_done(&r.ticket, record, true, "kafka.dead_letter")
+                    .await;
             });
             None
         }

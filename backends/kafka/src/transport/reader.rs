@@ -1,25 +1,30 @@
-//! A queue consumer: one member of a Kafka consumer group, reading records
-//! into a channel while fewer than `max_in_flight` are unsettled, each with
-//! a [`Ticket`] that settles it into the partition's watermark
-//! ([`Tracker`]).
+//! A queue consumer: one member of a Kafka consumer group, handing out
+//! records while fewer than `max_in_flight` are unsettled, each with a
+//! [`Ticket`] that settles it into the partition's watermark ([`Tracker`]).
 //!
 //! * **Commits.** Offsets are stored only as watermarks (never past
-//!   unsettled work); librdkafka commits what is stored every second, and
-//!   this consumer commits synchronously before giving up a partition in a
-//!   rebalance.
+//!   unsettled work). librdkafka commits what is stored every second, and
+//!   the stored offsets of revoked partitions before it lets them go
+//!   (`enable.auto.commit`).
+//! * **Backpressure without leaving the group.** The consumer is polled
+//!   all the time (rebalances are served only while it is polled). When
+//!   every in-flight slot is taken, its partitions are paused and a record
+//!   already fetched waits in a small stash; they resume when a slot frees.
 //! * **Revokes.** A revoked partition is forgotten: its unsettled tickets
 //!   settle nothing, and its new owner redelivers from the watermark.
-//! * **Leaving.** When the subscription goes away the consumer closes on a
-//!   blocking thread (librdkafka's close waits for the group to let it go),
-//!   after the last ticket that holds it.
+//! * **Leaving.** The consumer closes on a blocking thread (librdkafka's
+//!   close waits for the group to let it go) when the last holder drops it:
+//!   the reader, or a ticket still publishing a copy.
 
+use std::collections::VecDeque;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use multiagents_core::Result;
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -37,13 +42,10 @@ pub(crate) struct Context {
 impl ClientContext for Context {}
 
 impl ConsumerContext for Context {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            // Commit the stored watermarks while the partitions are still
-            // ours, then forget them: late settles change nothing.
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(error = %e, "kafka: commit before a revoke");
-            }
+            // librdkafka commits the stored watermarks of these partitions
+            // before it lets them go; late settles then change nothing.
             let elements = list.elements();
             self.tracker
                 .revoke(elements.iter().map(|e| (e.topic(), e.partition())));
@@ -57,7 +59,32 @@ impl ConsumerContext for Context {
     }
 }
 
-pub(crate) type Consumer_ = StreamConsumer<Context>;
+/// A group member whose close (blocking until the group lets it go) runs
+/// on a blocking thread, whoever drops it last.
+pub(crate) struct Member(Option<StreamConsumer<Context>>);
+
+impl Deref for Member {
+    type Target = StreamConsumer<Context>;
+    fn deref(&self) -> &Self::Target {
+        match &self.0 {
+            Some(c) => c,
+            None => unreachable!("taken only in drop"),
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(move || drop(consumer));
+                }
+                Err(_) => drop(consumer),
+            }
+        }
+    }
+}
 
 /// One record read, with what settles it.
 pub(crate) struct Received {
@@ -84,7 +111,7 @@ impl Received {
 /// redelivered when the partition moves or the consumer restarts).
 pub(crate) struct Ticket {
     tracker: Arc<Tracker>,
-    consumer: Weak<Consumer_>,
+    consumer: Weak<Member>,
     topic: String,
     partition: i32,
     offset: i64,
@@ -115,7 +142,12 @@ impl Ticket {
             // owner redelivers from the committed watermark.
             tracing::debug!(error = %e, topic = %self.topic, partition = self.partition, "kafka: storing a watermark");
         }
-        close_off_runtime(consumer);
+    }
+
+    /// Whether the partition is still this consumer's, in the assignment
+    /// this record was read in (otherwise its new owner has it).
+    pub(crate) fn is_current(&self) -> bool {
+        self.tracker.owns(&self.topic, self.partition, self.generation)
     }
 
     /// Frees the in-flight slot without settling.
@@ -127,27 +159,13 @@ impl Ticket {
 
     /// The consumer, held alive by the caller (a settle after a republish
     /// must happen before the consumer leaves its group).
-    pub(crate) fn hold(&self) -> Option<Arc<Consumer_>> {
+    pub(crate) fn hold(&self) -> Option<Arc<Member>> {
         self.consumer.upgrade()
     }
 
     /// Where the record was, for messages: `topic/partition/offset`.
     pub(crate) fn origin(&self) -> String {
         format!("{}/{}/{}", self.topic, self.partition, self.offset)
-    }
-}
-
-/// Drops a consumer reference; if it is the last, the close (which blocks
-/// until the group has let it go) runs on a blocking thread.
-pub(crate) fn close_off_runtime(consumer: Arc<Consumer_>) {
-    if Arc::strong_count(&consumer) > 1 {
-        return;
-    }
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn_blocking(move || drop(consumer));
-        }
-        Err(_) => drop(consumer),
     }
 }
 
@@ -169,7 +187,7 @@ pub(crate) fn start(
 ) -> Result<Reading> {
     let tracker = Arc::new(Tracker::default());
     let (joined_tx, joined) = watch::channel(false);
-    let consumer: Consumer_ = crate::client::queue_consumer(
+    let consumer: StreamConsumer<Context> = crate::client::queue_consumer(
         config,
         group,
         Context {
@@ -180,67 +198,158 @@ pub(crate) fn start(
     consumer
         .subscribe(topics)
         .map_err(|e| crate::error::kafka("kafka.subscribe", e).with_context("group", group))?;
-    let consumer = Arc::new(consumer);
-    let (tx, rx) = mpsc::channel(max_in_flight.min(4096));
-    let slots = Arc::new(Semaphore::new(max_in_flight));
-    tokio::spawn(read(consumer, tracker, slots, tx, closed));
+    let member = Arc::new(Member(Some(consumer)));
+    let slots = Arc::new(Semaphore::new(max_in_flight.clamp(1, Semaphore::MAX_PERMITS)));
+    let (tx, rx) = mpsc::channel(max_in_flight.clamp(1, 4096));
+    let reader = Reader {
+        member,
+        tracker,
+        slots,
+        tx,
+        stash: VecDeque::new(),
+        paused: false,
+    };
+    tokio::spawn(reader.run(closed));
     Ok(Reading { records: rx, joined })
 }
 
-async fn read(
-    consumer: Arc<Consumer_>,
+/// A record read but not handed out yet (no free slot).
+struct Stashed {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    generation: u64,
+    key: String,
+    value: Bytes,
+    headers: Vec<(String, String)>,
+}
+
+struct Reader {
+    member: Arc<Member>,
     tracker: Arc<Tracker>,
     slots: Arc<Semaphore>,
     tx: mpsc::Sender<Result<Received>>,
-    closed: CancellationToken,
-) {
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            () = tx.closed() => break,
-            () = closed.cancelled() => break,
-        };
-        let received = tokio::select! {
-            m = consumer.recv() => match m {
-                Ok(m) => {
-                    let headers = m.headers().map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
-                            .collect()
-                    }).unwrap_or_default();
-                    let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
-                    let generation = tracker.deliver(&topic, partition, offset);
-                    Ok(Received {
-                        key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                        value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-                        headers,
-                        ticket: Ticket {
-                            tracker: tracker.clone(),
-                            consumer: Arc::downgrade(&consumer),
-                            topic: topic.clone(),
-                            partition,
-                            offset,
-                            generation,
-                            permit: Mutex::new(Some(permit)),
-                        },
-                        topic,
-                    })
+    /// Records fetched while every slot was taken (a few: the partitions
+    /// are paused meanwhile).
+    stash: VecDeque<Stashed>,
+    paused: bool,
+}
+
+impl Reader {
+    async fn run(mut self, closed: CancellationToken) {
+        loop {
+            // Hand out what waits, as slots allow.
+            while !self.stash.is_empty() {
+                let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                if !self.hand_out(permit, &closed).await {
+                    return;
                 }
-                Err(e) => {
-                    // Transient (a broker restarting, a rebalance): librdkafka
-                    // recovers by itself. Say so, and keep reading.
-                    tracing::warn!(error = %e, "kafka: consuming");
-                    drop(permit);
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = tx.closed() => break,
-            () = closed.cancelled() => break,
-        };
-        if tx.send(received).await.is_err() {
-            break;
+            }
+            let full = !self.stash.is_empty() || self.slots.available_permits() == 0;
+            self.pause(full);
+            tokio::select! {
+                m = self.member.recv() => match m {
+                    Ok(m) => {
+                        let stashed = self.stashed(&m);
+                        self.stash.push_back(stashed);
+                        // A rebalance may have assigned partitions since the pause.
+                        if self.paused {
+                            self.paused = false;
+                            self.pause(true);
+                        }
+                    }
+                    Err(e) => {
+                        // Transient (a broker restarting, a rebalance):
+                        // librdkafka recovers by itself. Say so, go on.
+                        tracing::warn!(error = %e, "kafka: consuming");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                },
+                // A slot freed: hand out what waits, or resume (the permit
+                // goes back when it is dropped here).
+                permit = self.slots.clone().acquire_owned(), if full => match permit {
+                    Ok(permit) => {
+                        if !self.hand_out(permit, &closed).await {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                },
+                () = self.tx.closed() => return,
+                () = closed.cancelled() => return,
+            }
         }
     }
-    close_off_runtime(consumer);
+
+    /// Pauses (or resumes) every assigned partition.
+    fn pause(&mut self, pause: bool) {
+        if pause == self.paused {
+            return;
+        }
+        let Ok(assignment) = self.member.assignment() else {
+            return;
+        };
+        let done = if pause {
+            self.member.pause(&assignment)
+        } else {
+            self.member.resume(&assignment)
+        };
+        match done {
+            Ok(()) => self.paused = pause,
+            Err(e) => tracing::debug!(error = %e, pause, "kafka: pausing partitions"),
+        }
+    }
+
+    fn stashed(&self, m: &BorrowedMessage<'_>) -> Stashed {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                        (h.key.to_string(), value.unwrap_or_default())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
+        Stashed {
+            generation: self.tracker.deliver(&topic, partition, offset),
+            topic,
+            partition,
+            offset,
+            key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+            value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+            headers,
+        }
+    }
+
+    /// Sends the first stashed record with `permit`; `false` when the
+    /// subscription is gone.
+    async fn hand_out(&mut self, permit: OwnedSemaphorePermit, closed: &CancellationToken) -> bool {
+        let Some(s) = self.stash.pop_front() else {
+            return true;
+        };
+        let received = Received {
+            topic: s.topic.clone(),
+            key: s.key,
+            value: s.value,
+            headers: s.headers,
+            ticket: Ticket {
+                tracker: self.tracker.clone(),
+                consumer: Arc::downgrade(&self.member),
+                topic: s.topic,
+                partition: s.partition,
+                offset: s.offset,
+                generation: s.generation,
+                permit: Mutex::new(Some(permit)),
+            },
+        };
+        tokio::select! {
+            sent = self.tx.send(Ok(received)) => sent.is_ok(),
+            () = closed.cancelled() => false,
+        }
+    }
 }

@@ -82,6 +82,19 @@ impl Tracker {
         }
     }
 
+    /// Whether `partition` is still assigned in `generation`.
+    pub(crate) fn owns(&self, topic: &str, partition: i32, generation: u64) -> bool {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|s| {
+                s.partitions
+                    .get(&(topic.to_string(), partition))
+                    .map(|p| p.generation == generation)
+            })
+            .unwrap_or(false)
+    }
+
     /// Forgets partitions revoked from this consumer.
     pub(crate) fn revoke<'a>(&self, partitions: impl IntoIterator<Item = (&'a str, i32)>) {
         if let Ok(mut state) = self.inner.lock() {
