@@ -8,6 +8,9 @@
 //! `E2E_BACKEND=redis://127.0.0.1:6379` (transport and store on Redis, the
 //! cache in front of the store; a fresh key prefix per run); on NATS the
 //! same with `--features nats` and `E2E_BACKEND=nats://127.0.0.1:4222`.
+//! `E2E_STORE` names the store when it is not the transport's backend:
+//! Kafka (no store) with `--features kafka,redis`,
+//! `E2E_BACKEND=kafka://127.0.0.1:9092 E2E_STORE=redis://127.0.0.1:6379`.
 //! Options (env): `E2E_WORKFLOWS` (saturation run size, default 20000);
 //! `E2E_SUBMITTERS` (concurrent `execute` callers, default 16);
 //! `E2E_METRICS=1` installs the admin listener's Prometheus recorder first,
@@ -144,13 +147,15 @@ async fn backends() -> (
     Option<(Arc<MemoryTransport>, Arc<CachedStore<MemoryStore>>)>,
 ) {
     if let Some(url) = backend_url() {
+        let store_url = std::env::var("E2E_STORE").ok().filter(|u| !u.is_empty());
+        let store_url = with_fresh_namespace(store_url.as_deref().unwrap_or(&url));
         let url = with_fresh_namespace(&url);
         let transport = multiagents::backend::transport(&url)
             .await
             .expect("E2E_BACKEND transport");
-        let store = multiagents::backend::store(&url)
+        let store = multiagents::backend::store(&store_url)
             .await
-            .expect("E2E_BACKEND store");
+            .expect("E2E_BACKEND (or E2E_STORE) store");
         let cached = CachedStore::new(store, CacheConfig::default()).expect("store");
         return (transport, Arc::new(cached), None);
     }

@@ -16,9 +16,10 @@
 //! | [`config`] | [`Config`]: the TOML file (validated, with `file:line:column` errors) and env overrides |
 //! | `admin` | (feature `admin`, default) the HTTP admin listener: `/metrics`, health checks, the JSON API, the web console |
 //! | `scaling` | (feature `admin`) the autoscaling advisor: instances needed, from each instance's figures, as metrics |
-//! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://` with the feature `redis`; `nats://` with `nats`; `kafka://` to come) |
+//! | [`backend`] | backend selection by URL scheme (`memory://`; `redis://` with the feature `redis`; `nats://` with `nats`; `kafka://` with `kafka`) |
 //! | `redis` | (feature `redis`) the Redis backend crate, [`multiagents_redis`], re-exported |
 //! | `nats` | (feature `nats`) the NATS backend crate, `multiagents_nats`, re-exported |
+//! | `kafka` | (feature `kafka`) the Kafka backend crate, `multiagents_kafka`, re-exported |
 //! | `telemetry` | (feature `otel`) OTLP export of the orchestrator's trace spans (`trace` propagates them without it) |
 //!
 //! The `multiagents` binary (CLI) is built on the same API.
@@ -70,6 +71,11 @@ pub use multiagents_redis as redis;
 /// `NatsConfig` (and the `async_nats` client it is built on).
 #[cfg(feature = "nats")]
 pub use multiagents_nats as nats;
+
+/// The Kafka backend (feature `kafka`): `KafkaTransport`, `KafkaConfig`
+/// (and the `rdkafka` client it is built on).
+#[cfg(feature = "kafka")]
+pub use multiagents_kafka as kafka;
 
 pub use config::Config;
 pub use runtime::{EventStream, Runtime, RuntimeBuilder};

@@ -68,7 +68,7 @@ where
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", session.to_string())
         .set("heartbeat.interval.ms", (session / 3).max(100).to_string())
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", millis(config.fetch_wait).to_string())
         .set("enable.partition.eof", "false")
         .set(
             "max.partition.fetch.bytes",
@@ -87,7 +87,7 @@ pub(crate) fn plain_consumer(config: &KafkaConfig) -> Result<StreamConsumer> {
     c.set("group.id", format!("{}.reader", config.prefix))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", millis(config.fetch_wait).to_string())
         .set("enable.partition.eof", "false")
         .set(
             "max.partition.fetch.bytes",

@@ -25,6 +25,7 @@ pub const URL_OPTIONS: &[&str] = &[
     "max_deliveries",
     "max_payload",
     "linger",
+    "fetch_wait",
     "session_timeout",
     "request_timeout",
     "max_delayed",
@@ -66,6 +67,12 @@ pub struct KafkaConfig {
     /// How long the producer waits to fill a batch (`linger.ms`). Default
     /// 1 ms: the floor of idle latency per hop.
     pub linger: Duration,
+    /// Longest a consumer's fetch waits on the broker for records
+    /// (`fetch.wait.max.ms`). Default 10 ms: a broker that answers a fetch
+    /// only when this runs out (Tansu does) adds it to every hop's latency;
+    /// one that answers as records arrive (Kafka) only polls this often
+    /// when idle.
+    pub fetch_wait: Duration,
     /// A consumer that stops heartbeating leaves its group after this
     /// (`session.timeout.ms`): the bound on redelivering a dead consumer's
     /// work. Default 6 s.
@@ -94,6 +101,7 @@ impl fmt::Debug for KafkaConfig {
             .field("max_deliveries", &self.max_deliveries)
             .field("max_payload", &self.max_payload)
             .field("linger", &self.linger)
+            .field("fetch_wait", &self.fetch_wait)
             .field("session_timeout", &self.session_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_delayed", &self.max_delayed)
@@ -124,6 +132,7 @@ impl KafkaConfig {
             max_deliveries: 5,
             max_payload: multiagents_core::codec::DEFAULT_MAX_SIZE,
             linger: Duration::from_millis(1),
+            fetch_wait: Duration::from_millis(10),
             session_timeout: Duration::from_secs(6),
             request_timeout: Duration::from_secs(10),
             max_delayed: 100_000,
@@ -187,6 +196,7 @@ impl KafkaConfig {
             "max_deliveries" => self.max_deliveries = u32::try_from(whole(value)?).unwrap_or(u32::MAX),
             "max_payload" => self.max_payload = usize::try_from(whole(value)?).unwrap_or(usize::MAX),
             "linger" => self.linger = duration(value)?,
+            "fetch_wait" => self.fetch_wait = duration(value)?,
             "session_timeout" => self.session_timeout = duration(value)?,
             "request_timeout" => self.request_timeout = duration(value)?,
             "max_delayed" => self.max_delayed = usize::try_from(whole(value)?).unwrap_or(usize::MAX),
@@ -230,6 +240,13 @@ impl KafkaConfig {
     #[must_use]
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
+        self
+    }
+
+    /// With the consumers' longest fetch wait.
+    #[must_use]
+    pub fn with_fetch_wait(mut self, fetch_wait: Duration) -> Self {
+        self.fetch_wait = fetch_wait;
         self
     }
 
@@ -307,6 +324,12 @@ impl KafkaConfig {
         }
         for (key, value, min, max) in [
             ("linger", self.linger, Duration::ZERO, Duration::from_secs(5)),
+            (
+                "fetch_wait",
+                self.fetch_wait,
+                Duration::from_millis(1),
+                Duration::from_secs(5),
+            ),
             (
                 "session_timeout",
                 self.session_timeout,

@@ -1,7 +1,8 @@
 //! Two runtime instances on one server — each with its own transport and
 //! store connections, as two processes would have — split 10 000
 //! workflows, and every step runs exactly once. One test per backend, on
-//! the shared server.
+//! the shared server; and Kafka's transport beside a Redis store (Kafka
+//! keeps no state).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -26,10 +27,10 @@ const CONCURRENCY: usize = 64;
 /// Each instance runs at least this share of the steps (work is shared).
 const MIN_SHARE: f64 = 0.10;
 
-async fn instance(url: &str, journal: &Journal, n: usize) -> Runtime {
+async fn instance(transport: &str, store: &str, journal: &Journal, n: usize) -> Runtime {
     let mut builder = Runtime::builder()
-        .transport_url(url)
-        .store_url(url)
+        .transport_url(transport)
+        .store_url(store)
         .config(OrchestratorConfig::default().with_retention(Duration::from_secs(600)));
     for step in STEPS {
         builder = builder.worker_native(step, recorder(journal, n, Duration::ZERO), worker_spec());
@@ -61,16 +62,35 @@ async fn split_on<B: FaultBackend>() {
         return;
     };
     let prefix = unique("faults-split");
-    split_workflows(&namespaced::<B>(&base, &prefix, ""), B::NAME).await;
+    let url = namespaced::<B>(&base, &prefix, "");
+    split_workflows(&url, &url, B::NAME).await;
     B::clean_up(&base, &prefix);
 }
 
-/// Two instances on `url` (a fresh namespace on the server `name`) split
-/// [`WORKFLOWS`] workflows.
-async fn split_workflows(url: &str, name: &str) {
+#[cfg(all(feature = "kafka", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runtimes_on_kafka_and_redis_split_10000_workflows_running_each_step_once() {
+    let (Some(kafka), Some(redis)) = (backend_url("KAFKA_URL"), backend_url("REDIS_URL")) else {
+        return;
+    };
+    let prefix = unique("faults-split");
+    // Kafka prefixes are at most 40 characters.
+    let short: String = prefix.chars().take(30).collect();
+    let transport = super::with_options(&kafka, &format!("prefix={short}"));
+    let store = namespaced::<Redis>(&redis, &prefix, "");
+    split_workflows(&transport, &store, "kafka+redis").await;
+    Redis::clean_up(&redis, &prefix);
+}
+
+/// Two instances on `transport` and `store` (fresh namespaces on the
+/// servers `name`) split [`WORKFLOWS`] workflows.
+async fn split_workflows(transport: &str, store: &str, name: &str) {
     let journal = Journal::default();
     // Two builds: two transports and two stores, each with its own connections.
-    let instances = [instance(url, &journal, 0).await, instance(url, &journal, 1).await];
+    let instances = [
+        instance(transport, store, &journal, 0).await,
+        instance(transport, store, &journal, 1).await,
+    ];
     let started = Instant::now();
 
     let submitted: Vec<(usize, TransactionId)> = tokio::time::timeout(
