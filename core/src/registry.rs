@@ -320,6 +320,48 @@ mod tests {
         );
     }
 
+    /// A transport-only backend: it has no store.
+    struct TransportOnly;
+
+    #[async_trait]
+    impl Backend for TransportOnly {
+        fn schemes(&self) -> &'static [&'static str] {
+            &["pipe"]
+        }
+        fn label(&self) -> &'static str {
+            "Pipe"
+        }
+        fn has_store(&self) -> bool {
+            false
+        }
+        fn check(&self, _url: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn transport(&self, _url: &str) -> Result<Arc<dyn Transport>> {
+            Ok(Arc::new(MemoryTransport::new()))
+        }
+        async fn store(&self, _url: &str) -> Result<Arc<dyn StateStore>> {
+            Ok(Arc::new(MemoryStore::new()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transport_only_backend_is_refused_as_a_store_by_name() {
+        let r = Registry::new().with(TransportOnly);
+        assert!(r.check("transport", "pipe://x").is_ok());
+        assert!(r.transport("pipe://x").await.is_ok());
+        let err = r.check("store", "pipe://x").expect_err("no store");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(
+            err.message().contains("the Pipe backend has no state store"),
+            "{err}"
+        );
+        let Err(err) = r.store("pipe://x").await else {
+            panic!("a transport-only backend opened as a store");
+        };
+        assert_eq!(err.context_value("key"), Some("store.url"), "{err}");
+    }
+
     #[test]
     fn a_url_with_a_password_is_shown_redacted() {
         let r = Registry::new();

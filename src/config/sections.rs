@@ -94,8 +94,9 @@ impl RuntimeSection {
 #[non_exhaustive]
 pub struct BackendSection {
     /// `memory://` (default; per process), `redis://…` (feature `redis`;
-    /// options in the query, see `multiagents_redis::RedisConfig::from_url`), later `nats://…`,
-    /// `kafka://…` (each behind a cargo feature).
+    /// options in the query, see `multiagents_redis::RedisConfig::from_url`),
+    /// `nats://…` (feature `nats`), `kafka://…` (feature `kafka`; a
+    /// transport only: the store names another backend).
     pub url: String,
 }
 

@@ -82,7 +82,7 @@ pub fn check(
             "A shared backend",
             Warn,
             format!("transport {transport}://, store {store}://: one process holds everything; no cluster, and nothing outlives a restart"),
-            Some("use redis:// or nats:// for both ([transport] url, [store] url) to run several instances"),
+            Some("use redis:// or nats:// for both ([transport] url, [store] url), or kafka:// for the transport beside either store, to run several instances"),
         )
     } else {
         item("backend", "A shared backend", Pass, format!("transport {transport}://, store {store}://"), None)
@@ -99,6 +99,9 @@ pub fn check(
             }
             "nats" | "tls" => {
                 "NATS: one multiplexed connection; publishes pipelined, acks awaited in windows".into()
+            }
+            "kafka" => {
+                "Kafka: one idempotent producer batching within linger (1 ms), one consumer per queue group; offsets committed every second".into()
             }
             _ => "in-process backends: no connections".into(),
         },
