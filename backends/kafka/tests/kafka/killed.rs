@@ -44,7 +44,7 @@ async fn victim() {
     let spec = std::env::var(VICTIM).expect("run by the parent test");
     let (prefix, ready_file) = spec.split_once(' ').expect("<prefix> <file>");
     let url = url().expect("KAFKA_URL");
-    let t = KafkaTransport::with_config(config(&url, &prefix))
+    let t = KafkaTransport::with_config(config(&url, prefix))
         .await
         .expect("connect");
     let mut sub = t
@@ -59,7 +59,7 @@ async fn victim() {
     for _ in 0..COUNT {
         let mut d = next(&mut sub, "victim").await;
         let n = number(d.envelope());
-        if n < ACKED_RUN || n % 2 == 0 {
+        if n < ACKED_RUN || n.is_multiple_of(2) {
             d.ack().await.expect("ack");
         } else {
             held.push(d);
