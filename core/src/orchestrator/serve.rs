@@ -49,21 +49,51 @@ impl super::Orchestrator {
 /// Longest single nack delay of a timer (it is re-checked when it comes back).
 const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
 
-/// Subscribes to this instance's queues and starts a loop on each.
+/// Subscribes to this instance's queues and starts a loop on each. The
+/// subscriptions are made at once, not one after another: joining a
+/// consumer group takes seconds on some brokers (Kafka's first rebalance).
 pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Result<()> {
     let p = shared.config.prefix.clone();
-    for worker in shared.host.names() {
+    let workers = shared.host.names();
+    let commands = futures_util::future::try_join_all(workers.iter().map(|worker| {
         // Prefetch follows the worker's limits: what this instance
         // cannot run soon stays queued for the others.
-        let prefetch = shared.host.prefetch(&worker).unwrap_or(1).clamp(1, 4096);
-        let sub = shared
+        let prefetch = shared.host.prefetch(worker).unwrap_or(1).clamp(1, 4096);
+        let topic = command_topic(&p, worker);
+        async move {
+            shared
+                .transport
+                .subscribe(
+                    &topic,
+                    SubscribeMode::queue(GROUP_WORKERS),
+                    SubscribeOptions::max_in_flight(prefetch),
+                )
+                .await
+        }
+    }));
+    let results_topic = topic(&p, "results");
+    let results = shared.transport.subscribe(
+        &results_topic,
+        SubscribeMode::queue(GROUP_RESULTS),
+        SubscribeOptions::max_in_flight(shared.config.max_in_flight_results),
+    );
+    // A store without timers: timer messages, redelivered until due.
+    let timers = async {
+        if shared.scheduler.is_some() {
+            return Ok(None);
+        }
+        shared
             .transport
             .subscribe(
-                &command_topic(&p, &worker),
-                SubscribeMode::queue(GROUP_WORKERS),
-                SubscribeOptions::max_in_flight(prefetch),
+                &topic(&p, "timers"),
+                SubscribeMode::queue(GROUP_TIMERS),
+                SubscribeOptions::max_in_flight(100_000),
             )
-            .await?;
+            .await
+            .map(Some)
+    };
+    let (commands, results, timers) = futures_util::future::try_join3(commands, results, timers).await?;
+    for sub in commands {
         let s = shared.clone();
         let paused = shared.clone();
         let pause = Pause {
@@ -90,17 +120,8 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         });
     }
 
-    let max = shared.config.max_in_flight_results;
-    let sub = shared
-        .transport
-        .subscribe(
-            &topic(&p, "results"),
-            SubscribeMode::queue(GROUP_RESULTS),
-            SubscribeOptions::max_in_flight(max),
-        )
-        .await?;
     let s = shared.clone();
-    spawn_loop(sub, tasks.clone(), NEVER, move |d| {
+    spawn_loop(results, tasks.clone(), NEVER, move |d| {
         let s = s.clone();
         async move {
             let result = match s.codec.decode::<StepResult>(d.payload()) {
@@ -122,17 +143,11 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         super::timers::spawn_poller(shared, tasks, sched);
         return Ok(());
     }
-    // A store without timers: timer messages, redelivered until due.
-    let sub = shared
-        .transport
-        .subscribe(
-            &topic(&p, "timers"),
-            SubscribeMode::queue(GROUP_TIMERS),
-            SubscribeOptions::max_in_flight(100_000),
-        )
-        .await?;
+    let Some(timers) = timers else {
+        return Ok(());
+    };
     let s = shared.clone();
-    spawn_loop(sub, tasks.clone(), NEVER, move |mut d| {
+    spawn_loop(timers, tasks.clone(), NEVER, move |mut d| {
         let s = s.clone();
         async move {
             let timer = match s.codec.decode::<Timer>(d.payload()) {
