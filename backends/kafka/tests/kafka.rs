@@ -4,6 +4,7 @@
 
 mod kafka {
     mod closing;
+    mod delays;
     mod errors;
     mod killed;
     mod letters;
