@@ -1,7 +1,10 @@
 //! Building librdkafka clients from a [`KafkaConfig`]: the producer, queue
 //! and broadcast consumers, and the admin client, each with the settings
 //! this backend's guarantees rest on. A user's `rdkafka.*` options are
-//! applied last, so they can tune anything (and are theirs to keep sound).
+//! applied last: they tune anything but the options
+//! [`FIXED_CLIENT_OPTIONS`](crate::config::FIXED_CLIENT_OPTIONS) refuses
+//! (and are theirs to keep sound: `acks=1` or a `session.timeout.ms` that
+//! overrides `session_timeout` weaken what the docs promise).
 
 use multiagents_core::{Error, ErrorKind, Result};
 use rdkafka::ClientConfig;

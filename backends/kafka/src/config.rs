@@ -4,8 +4,11 @@
 //!
 //! A URL is `kafka://host:port[,host:port…]?option=value&…`. Options this
 //! crate knows are in [`URL_OPTIONS`]; any option named `rdkafka.<name>`
-//! goes to librdkafka as `<name>` (e.g. `rdkafka.security.protocol=SASL_SSL`,
-//! `rdkafka.sasl.password=…`). Values of secret options (names holding
+//! goes to librdkafka as `<name>` (e.g.
+//! `rdkafka.security.protocol=SASL_PLAINTEXT`, `rdkafka.sasl.password=…`).
+//! The bundled librdkafka is built without OpenSSL: TLS (`SSL`,
+//! `SASL_SSL`) is refused by [`KafkaConfig::validate`]. Values are taken as
+//! written (not percent-decoded). Values of secret options (names holding
 //! `password`, `secret`, `key` or `token`) are never shown: `Debug`,
 //! [`KafkaConfig::shown_url`] and every error print `***`.
 
@@ -311,6 +314,16 @@ impl KafkaConfig {
                 ),
             );
         }
+        if let Some(protocol) = self.client.get("security.protocol")
+            && protocol.to_ascii_lowercase().contains("ssl")
+        {
+            return bad(
+                "client",
+                format!(
+                    "rdkafka.security.protocol={protocol}: this build's librdkafka has no TLS (it is built without OpenSSL); use PLAINTEXT or SASL_PLAINTEXT, e.g. behind a TLS-terminating proxy"
+                ),
+            );
+        }
         for (key, value, max) in [
             ("partitions", self.partitions as i64, 10_000),
             ("replication", self.replication as i64, 16),
@@ -358,13 +371,13 @@ mod tests {
     #[test]
     fn url_options_and_passthrough() {
         let c = KafkaConfig::from_url(
-            "kafka://a:1,b:2?prefix=p&partitions=3&linger=5ms&max_deliveries=2&rdkafka.security.protocol=SASL_SSL",
+            "kafka://a:1,b:2?prefix=p&partitions=3&linger=5ms&max_deliveries=2&rdkafka.security.protocol=SASL_PLAINTEXT",
         )
         .expect("valid");
         assert_eq!(c.brokers, "a:1,b:2");
         assert_eq!((c.partitions, c.max_deliveries), (3, 2));
         assert_eq!(c.linger, Duration::from_millis(5));
-        assert_eq!(c.client["security.protocol"], "SASL_SSL");
+        assert_eq!(c.client["security.protocol"], "SASL_PLAINTEXT");
     }
 
     #[test]
@@ -377,6 +390,7 @@ mod tests {
             ("kafka://?prefix=a", "brokers"),
             ("kafka://h:1?rdkafka.=x", "rdkafka."),
             ("kafka://h:1?rdkafka.enable.auto.offset.store=true", "client"),
+            ("kafka://h:1?rdkafka.security.protocol=SASL_SSL", "client"),
             ("redis://h:1", "url"),
         ] {
             let err = KafkaConfig::from_url(url).expect_err(url);

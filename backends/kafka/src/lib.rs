@@ -2,9 +2,12 @@
 //!
 //! The Kafka backend of multiagents: a [`Transport`](multiagents_core::Transport)
 //! on consumer groups (queue mode) and group-less readers (broadcast mode),
-//! built on librdkafka (bundled, through `rdkafka`). It passes the core
-//! transport conformance suite against a Kafka-protocol broker, except
-//! what it declares it lacks (a per-message ack timeout, queue depths).
+//! built on librdkafka (bundled, through `rdkafka`; without OpenSSL, so
+//! no TLS). It passes the core transport conformance suite against a
+//! Kafka-protocol broker, except what it declares it lacks: a per-message
+//! ack timeout, queue depths, and stable ownership of held work (a
+//! rebalance may hand it to a joining consumer; that part of one behaviour
+//! is a visible skip).
 //!
 //! ```no_run
 //! use multiagents_core::{Envelope, SubscribeMode, SubscribeOptions, Transport};
