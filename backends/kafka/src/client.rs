@@ -69,6 +69,10 @@ where
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // A member joining or leaving moves only the partitions that change
+        // owner; eager rebalancing revokes them all, so every member's
+        // held work would be read again, also where it stays.
+        .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", session.to_string())
         .set("heartbeat.interval.ms", (session / 3).max(100).to_string())
         .set("fetch.wait.max.ms", millis(config.fetch_wait).to_string())
