@@ -15,10 +15,9 @@ use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
-use crate::config::{KafkaConfig, is_secret};
+use multiagents_core::scheduler::millis;
 
-/// Room for the envelope around the largest payload.
-const ENVELOPE_ROOM: usize = 64 * 1024;
+use crate::config::{KafkaConfig, is_secret};
 
 fn base(config: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -35,10 +34,6 @@ fn with_user_options(mut c: ClientConfig, config: &KafkaConfig) -> ClientConfig 
     c
 }
 
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// The idempotent producer: acks from all in-sync replicas, no reordering
 /// or duplicates on its retries, batches lingering `config.linger`.
 pub(crate) fn producer(config: &KafkaConfig) -> Result<FutureProducer> {
@@ -47,10 +42,7 @@ pub(crate) fn producer(config: &KafkaConfig) -> Result<FutureProducer> {
         .set("acks", "all")
         .set("linger.ms", millis(config.linger).to_string())
         .set("message.timeout.ms", millis(config.request_timeout).to_string())
-        .set(
-            "message.max.bytes",
-            (config.max_payload + ENVELOPE_ROOM).to_string(),
-        );
+        .set("message.max.bytes", config.wire_max().to_string());
     create(with_user_options(c, config), "kafka.producer", |c| c.create())
 }
 
@@ -77,10 +69,7 @@ where
         .set("heartbeat.interval.ms", (session / 3).max(100).to_string())
         .set("fetch.wait.max.ms", millis(config.fetch_wait).to_string())
         .set("enable.partition.eof", "false")
-        .set(
-            "max.partition.fetch.bytes",
-            (config.max_payload + ENVELOPE_ROOM).to_string(),
-        );
+        .set("max.partition.fetch.bytes", config.wire_max().to_string());
     create(with_user_options(c, config), "kafka.subscribe", |c| {
         c.create_with_context(context)
     })
@@ -96,10 +85,7 @@ pub(crate) fn plain_consumer(config: &KafkaConfig) -> Result<StreamConsumer> {
         .set("enable.auto.offset.store", "false")
         .set("fetch.wait.max.ms", millis(config.fetch_wait).to_string())
         .set("enable.partition.eof", "false")
-        .set(
-            "max.partition.fetch.bytes",
-            (config.max_payload + ENVELOPE_ROOM).to_string(),
-        );
+        .set("max.partition.fetch.bytes", config.wire_max().to_string());
     create(with_user_options(c, config), "kafka.subscribe", |c| c.create())
 }
 

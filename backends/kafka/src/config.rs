@@ -260,6 +260,12 @@ impl KafkaConfig {
         self
     }
 
+    /// The largest record value: the largest payload and room for the
+    /// envelope around it.
+    pub(crate) fn wire_max(&self) -> usize {
+        self.max_payload.saturating_add(64 * 1024)
+    }
+
     /// The URL, secrets masked, for messages.
     pub fn shown_url(&self) -> String {
         let mut url = format!("kafka://{}?prefix={}", self.brokers, self.prefix);

@@ -29,6 +29,7 @@
 //! | module | owns |
 //! |---|---|
 //! | `backend` | [`KafkaBackend`]: the `kafka://` scheme for a host's registry |
+//! | `blocking` | librdkafka's blocking calls (metadata, watermarks), off the async threads |
 //! | [`config`] | [`KafkaConfig`]: brokers, prefix, tunables, librdkafka options (secrets never shown) |
 //! | `client` | building librdkafka clients with the settings the guarantees rest on |
 //! | `error` | the one mapping from rdkafka errors to core error kinds |
@@ -56,6 +57,7 @@
 //!   (`store.url`). A Kafka-native state store is not built yet.
 
 mod backend;
+mod blocking;
 mod client;
 pub mod config;
 mod error;

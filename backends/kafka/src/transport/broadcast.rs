@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use multiagents_core::{Delivery, Envelope, Error, ErrorKind, Result, Subscription};
+use multiagents_core::{Delivery, Envelope, Result, Subscription};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -20,31 +20,17 @@ pub(super) async fn subscribe(shared: &Arc<Shared>, topics: Vec<String>) -> Resu
     let consumer = Arc::new(consumer);
     let timeout = shared.config.request_timeout;
     let c = consumer.clone();
-    // Metadata and watermarks are blocking calls.
-    let assignment = tokio::task::spawn_blocking(move || -> Result<TopicPartitionList> {
+    let assignment = crate::blocking::off_runtime(OP, move || {
         let mut list = TopicPartitionList::new();
         for topic in &topics {
-            let metadata = c
-                .fetch_metadata(Some(topic), timeout)
-                .map_err(|e| crate::error::kafka(OP, e).with_context("topic", topic))?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic)
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            for p in partitions {
-                let (_, high) = c
-                    .fetch_watermarks(topic, p, timeout)
-                    .map_err(|e| crate::error::kafka(OP, e).with_context("topic", topic))?;
+            for (p, _, high) in crate::blocking::watermarks(&*c, topic, timeout, OP)? {
                 list.add_partition_offset(topic, p, Offset::Offset(high))
                     .map_err(|e| crate::error::kafka(OP, e))?;
             }
         }
         Ok(list)
     })
-    .await
-    .map_err(|e| Error::new(ErrorKind::Unexpected, format!("kafka: {e}")).with_operation(OP))??;
+    .await?;
     consumer
         .assign(&assignment)
         .map_err(|e| crate::error::kafka(OP, e))?;

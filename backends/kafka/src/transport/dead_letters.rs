@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use multiagents_core::transport::DeadLetter;
-use multiagents_core::{Envelope, Error, ErrorKind, Result, validate};
+use multiagents_core::{Envelope, Result, validate};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -36,27 +36,20 @@ impl KafkaTransport {
         shared.topics.ensure_ordered(&[&kafka_topic]).await?;
         let consumer: StreamConsumer = crate::client::plain_consumer(&shared.config)?;
         let timeout = shared.config.request_timeout;
-        let (consumer, ends) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let metadata = consumer
-                .fetch_metadata(Some(&kafka_topic), timeout)
-                .map_err(|e| crate::error::kafka(OP, e))?;
+        let (consumer, ends) = crate::blocking::off_runtime(OP, move || {
             let mut ends = Vec::new();
             let mut list = TopicPartitionList::new();
-            for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-                let (low, high) = consumer
-                    .fetch_watermarks(&kafka_topic, p.id(), timeout)
-                    .map_err(|e| crate::error::kafka(OP, e))?;
+            for (p, low, high) in crate::blocking::watermarks(&consumer, &kafka_topic, timeout, OP)? {
                 if high > low {
-                    ends.push((p.id(), high));
-                    list.add_partition_offset(&kafka_topic, p.id(), Offset::Offset(low))
+                    ends.push((p, high));
+                    list.add_partition_offset(&kafka_topic, p, Offset::Offset(low))
                         .map_err(|e| crate::error::kafka(OP, e))?;
                 }
             }
             consumer.assign(&list).map_err(|e| crate::error::kafka(OP, e))?;
             Ok((consumer, ends))
         })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Unexpected, format!("kafka: {e}")).with_operation(OP))??;
+        .await?;
         let wire_max = shared.wire_max();
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();

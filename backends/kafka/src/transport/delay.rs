@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use multiagents_core::Result;
+use multiagents_core::scheduler::millis;
 
 use super::Shared;
 use super::produce::Record;
@@ -29,14 +30,12 @@ use super::reader::{self, Received};
 use crate::names;
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
 /// `record` (bound for its topic) as a delay-topic record due in `delay`.
 pub(crate) fn delayed(shared: &Shared, record: Record, delay: Duration) -> Record {
-    let due = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    let due = now_ms().saturating_add(millis(delay));
     let mut out = Record::new(shared.names.delay(), record.key, record.value)
         .with_header(names::DUE, due)
         .with_header(names::TARGET, record.topic);

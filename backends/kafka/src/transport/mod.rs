@@ -37,9 +37,6 @@ use crate::names::Names;
 use crate::topics::Topics;
 use produce::{Record, send_all};
 
-/// Room for the envelope around the largest payload.
-const ENVELOPE_ROOM: usize = 64 * 1024;
-
 /// What every part of one transport shares.
 pub(crate) struct Shared {
     pub(crate) config: KafkaConfig,
@@ -53,7 +50,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn wire_max(&self) -> usize {
-        self.config.max_payload.saturating_add(ENVELOPE_ROOM)
+        self.config.wire_max()
     }
 
     /// Publishes `record` in place of the record `ticket` settles, then
@@ -160,12 +157,14 @@ impl KafkaTransport {
         let topics = Topics::new(&config)?;
         let probe = producer.clone();
         let timeout = config.request_timeout;
-        tokio::task::spawn_blocking(move || probe.client().fetch_metadata(None, timeout))
-            .await
-            .map_err(|e| {
-                multiagents_core::Error::new(multiagents_core::ErrorKind::Unexpected, format!("kafka: {e}"))
-            })?
-            .map_err(|e| crate::error::kafka("kafka.connect", e).with_context("brokers", &config.brokers))?;
+        let brokers = config.brokers.clone();
+        crate::blocking::off_runtime("kafka.connect", move || {
+            probe
+                .client()
+                .fetch_metadata(None, timeout)
+                .map_err(|e| crate::error::kafka("kafka.connect", e).with_context("brokers", brokers))
+        })
+        .await?;
         Ok(KafkaTransport {
             shared: Arc::new(Shared {
                 names: Names::new(&config.prefix),
