@@ -17,6 +17,7 @@
 //! | [`transport`] | the [`Transport`] trait, [`Delivery`], [`Subscription`]; [`MemoryTransport`] |
 //! | [`kit`] | helpers every backend crate shares: the request [`Batcher`](kit::Batcher), URL options |
 //! | [`orchestrator`] | the saga engine: commands/results/timers over the transport, CAS state, compensation, cancel, events |
+//! | [`profile`] | the bottleneck profiler: timings by component and operation, a ranked report with recommendations |
 //! | [`registry`] | [`Registry`](registry::Registry): backends by URL scheme; the [`Backend`](registry::Backend) trait a backend crate implements |
 //! | [`resilience`] | circuit breaker, concurrency limit with bounded queue, call stats: the [`resilience::Guard`] around worker calls |
 //! | [`scheduler`] | the [`Scheduler`](scheduler::Scheduler) contract: durable timers, one per store key, armed with the state write |
@@ -49,6 +50,7 @@ pub mod envelope;
 pub mod error;
 pub mod kit;
 pub mod orchestrator;
+pub mod profile;
 pub mod registry;
 pub mod resilience;
 pub mod scheduler;

@@ -19,6 +19,7 @@ use super::{Orchestrator, OrchestratorConfig, Shared};
 use crate::codec::PayloadCodec;
 use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
+use crate::profile::Op;
 use crate::scheduler::TimerChange;
 use crate::store::{Expected, StateStore};
 use crate::transport::Transport;
@@ -318,6 +319,8 @@ impl Shared {
     }
 
     pub(crate) async fn handle_result(&self, r: StepResult) -> Result<After> {
+        let profiler = self.host.profiler();
+        let started = profiler.start();
         let applied = self
             .advance(&r.tx, |state, _, wf, now, fx| {
                 if !state.expects(r.step, r.kind, r.attempt, Stage::Running, r.token) {
@@ -327,6 +330,7 @@ impl Shared {
                 Ok(true)
             })
             .await?;
+        profiler.finish(Op::Coordinate, "result", started);
         if applied != Advanced::Written {
             tracing::debug!(tx = %r.tx, step = r.step, attempt = r.attempt, "duplicate or late result dropped");
         }

@@ -22,6 +22,7 @@ use super::messages::{Command, Outcome, StepResult};
 use super::saga::{Fence, Stage, Waiting, WaitingOnly};
 use crate::envelope::Envelope;
 use crate::error::{ErrorKind, Result};
+use crate::profile::Op;
 use crate::trace;
 use crate::transport::Delivery;
 use crate::worker::CallInfo;
@@ -81,7 +82,11 @@ impl Shared {
     /// Runs one command if the state still waits for it, and publishes its
     /// result. Returns how to settle the delivery.
     pub(crate) async fn handle_command(&self, cmd: Command) -> Result<After> {
-        match self.fence_command(&cmd).await? {
+        let profiler = self.host.profiler();
+        let started = profiler.start();
+        let fence = self.fence_command(&cmd).await?;
+        profiler.finish(Op::Dispatch, &cmd.worker, started);
+        match fence {
             Fence::Current => {}
             Fence::Stale => {
                 metrics::counter!("multiagents_commands_superseded_total", "worker" => cmd.worker.clone())

@@ -18,6 +18,7 @@ use super::executor::{EARLY_NAP, orphaned};
 use super::messages::Timer;
 use super::saga::{Fence, SagaState};
 use crate::error::Result;
+use crate::profile::Op;
 use crate::scheduler::{DueTimer, Scheduler, Settle};
 
 /// How long a claimed timer stays with its claimer before it fires again
@@ -60,6 +61,15 @@ impl Shared {
     /// A due timer: acted on when the state waits for it, kept when its
     /// state write is not in yet, dropped when stale.
     pub(crate) async fn handle_timer(&self, t: Timer) -> Result<After> {
+        let profiler = self.host.profiler();
+        let started = profiler.start();
+        let after = self.act_on_timer(t).await;
+        profiler.finish(Op::Coordinate, "timer", started);
+        after
+    }
+
+    async fn act_on_timer(&self, t: Timer) -> Result<After> {
+        self.host.profiler().record(Op::TimerLag, "", lag(t.due_ms));
         let want = SagaState::timer_wait(&t);
         let mut verdict = Fence::Stale;
         let advanced = self
@@ -87,6 +97,15 @@ impl Shared {
     /// the state no longer needs. A state write that acts re-arms or clears
     /// the timer itself (that supersedes the claim).
     pub(crate) async fn handle_due(&self, sched: &dyn Scheduler, t: DueTimer) -> Result<()> {
+        let profiler = self.host.profiler();
+        profiler.record(Op::TimerLag, "", lag(t.due_ms));
+        let started = profiler.start();
+        let done = self.act_on_due(sched, t).await;
+        profiler.finish(Op::Coordinate, "timer", started);
+        done
+    }
+
+    async fn act_on_due(&self, sched: &dyn Scheduler, t: DueTimer) -> Result<()> {
         let saga_prefix = self.saga_key("");
         let Some(tx) = t.key.strip_prefix(&saga_prefix) else {
             tracing::warn!(key = %t.key, "dropping a timer of a key that is not a transaction");
@@ -115,6 +134,11 @@ impl Shared {
         sched.settle(&t.key, t.claim, how).await?;
         Ok(())
     }
+}
+
+/// How late a timer due at `due_ms` is now.
+fn lag(due_ms: u64) -> Duration {
+    Duration::from_millis(now_ms().saturating_sub(due_ms))
 }
 
 /// Claims due timers of this instance's prefix from `sched` until stopped,

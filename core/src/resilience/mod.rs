@@ -42,6 +42,7 @@ pub use process::ProcessProbe;
 pub use stats::{CallStats, CallStatsSnapshot};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::profile::{Op, Profiler};
 
 /// Whether an error counts against a worker's circuit breaker.
 ///
@@ -119,6 +120,7 @@ pub struct Guard {
     global: Option<Arc<ConcurrencyLimit>>,
     timeout: Option<Duration>,
     stats: CallStats,
+    profiler: Profiler,
 }
 
 impl Guard {
@@ -140,8 +142,17 @@ impl Guard {
             global,
             timeout: config.timeout,
             stats: CallStats::default(),
+            profiler: Profiler::new(),
             name,
         }
+    }
+
+    /// Times its permit waits and calls into `profiler`
+    /// ([`Op::PermitWait`], [`Op::Call`]).
+    #[must_use]
+    pub fn with_profiler(mut self, profiler: Profiler) -> Self {
+        self.profiler = profiler;
+        self
     }
 
     /// Runs `call` through the stack.
@@ -156,6 +167,7 @@ impl Guard {
                 return Err(e);
             }
         };
+        let waiting = self.profiler.start();
         let _local = self
             .local
             .acquire()
@@ -165,6 +177,7 @@ impl Guard {
             Some(g) => Some(g.acquire().await.inspect_err(|_| self.stats.record_rejected())?),
             None => None,
         };
+        self.profiler.finish(Op::PermitWait, &self.name, waiting);
         let start = Instant::now();
         let result = match self.timeout {
             Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
@@ -174,7 +187,9 @@ impl Guard {
             }),
             None => call.await,
         };
-        self.stats.record(result.is_ok(), start.elapsed());
+        let took = start.elapsed();
+        self.stats.record(result.is_ok(), took);
+        self.profiler.record(Op::Call, &self.name, took);
         if let Some(permit) = permit {
             match &result {
                 Ok(_) => permit.success(),

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use super::{CallInfo, Worker, WorkerSpec};
 use crate::error::{Error, ErrorKind, Result};
+use crate::profile::{ProfiledStore, ProfiledTransport, Profiler};
 use crate::resilience::{BreakerState, CallStatsSnapshot, Clock, ConcurrencyLimit, Guard, SystemClock};
 use crate::store::StateStore;
 use crate::transport::Transport;
@@ -27,6 +28,27 @@ use super::wasm::{EngineConfig, WasmEngine, WasmSource};
 pub(crate) struct Services {
     pub(crate) store: Arc<dyn StateStore>,
     pub(crate) events: Option<Arc<dyn Transport>>,
+    pub(crate) profiler: Profiler,
+}
+
+impl Services {
+    /// What worker `name` is given: with profiling, its state and `emit`
+    /// calls are timed as its host calls.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+    fn for_worker(&self, name: &str, profiled: bool) -> Services {
+        if !profiled {
+            return self.clone();
+        }
+        let p = &self.profiler;
+        Services {
+            store: Arc::new(ProfiledStore::for_worker(self.store.clone(), p.clone(), name)),
+            events: self
+                .events
+                .clone()
+                .map(|t| Arc::new(ProfiledTransport::for_worker(t, p.clone(), name)) as Arc<dyn Transport>),
+            profiler: p.clone(),
+        }
+    }
 }
 
 struct Entry {
@@ -65,11 +87,21 @@ pub struct WorkerHostBuilder {
     clock: Arc<dyn Clock>,
     store: Option<Arc<dyn StateStore>>,
     events: Option<Arc<dyn Transport>>,
+    profiler: Option<Profiler>,
     #[cfg(feature = "wasm")]
     engine: EngineConfig,
 }
 
 impl WorkerHostBuilder {
+    /// Times calls into `profiler` (see [`crate::profile`]): permit waits,
+    /// instantiation, guest time, and each WebAssembly worker's state and
+    /// `emit` calls. Without it the host keeps a profiler that is off.
+    #[must_use]
+    pub fn profiler(mut self, profiler: Profiler) -> Self {
+        self.profiler = Some(profiler);
+        self
+    }
+
     /// A runtime-wide bound on calls running at once across all workers,
     /// with a wait queue of `max_queued`.
     #[must_use]
@@ -116,6 +148,7 @@ impl WorkerHostBuilder {
                 .store
                 .unwrap_or_else(|| Arc::new(crate::store::MemoryStore::new())),
             events: self.events,
+            profiler: self.profiler.clone().unwrap_or_default(),
         };
         Ok(WorkerHost {
             inner: Arc::new(Inner {
@@ -127,6 +160,7 @@ impl WorkerHostBuilder {
                 #[cfg(feature = "wasm")]
                 engine: WasmEngine::new(self.engine)?,
                 services,
+                profiled: self.profiler.is_some(),
             }),
         })
     }
@@ -138,8 +172,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     #[cfg(feature = "wasm")]
     engine: WasmEngine,
-    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     services: Services,
+    /// Whether a profiler was given (then workers' host calls are timed).
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+    profiled: bool,
 }
 
 /// Registered workers and the way to call them. Cheap to clone.
@@ -165,9 +201,16 @@ impl WorkerHost {
             clock: Arc::new(SystemClock),
             store: None,
             events: None,
+            profiler: None,
             #[cfg(feature = "wasm")]
             engine: EngineConfig::default(),
         }
+    }
+
+    /// The profiler its calls are timed into (off unless the host was
+    /// built with one and it was enabled).
+    pub fn profiler(&self) -> &Profiler {
+        &self.inner.services.profiler
     }
 
     fn insert(
@@ -182,7 +225,8 @@ impl WorkerHost {
             &spec.guard,
             self.inner.global.clone(),
             self.inner.clock.clone(),
-        );
+        )
+        .with_profiler(self.inner.services.profiler.clone());
         let mut workers = self.inner.workers.write().unwrap_or_else(|p| p.into_inner());
         if workers.contains_key(name) {
             return Err(Error::new(
@@ -233,7 +277,12 @@ impl WorkerHost {
         let worker = self
             .inner
             .engine
-            .load(name, source.into(), spec.clone(), self.inner.services.clone())
+            .load(
+                name,
+                source.into(),
+                spec.clone(),
+                self.inner.services.for_worker(name, self.inner.profiled),
+            )
             .await?;
         self.insert(name, Arc::new(worker), &spec, "wasm")
     }

@@ -207,7 +207,13 @@ impl Worker for WasmWorker {
                 Self::arm(&mut p.store, call);
                 p
             }
-            None => self.instantiate(call).await?,
+            None => {
+                let profiler = &self.env.services.profiler;
+                let started = profiler.start();
+                let fresh = self.instantiate(call).await?;
+                profiler.finish(crate::profile::Op::Instantiate, &self.env.name, started);
+                fresh
+            }
         };
         let wit_call = WitCallInfo {
             transaction_id: call.transaction_id.clone(),

@@ -353,6 +353,7 @@ impl WasmEngine {
         let services = Services {
             store: Arc::new(crate::store::MemoryStore::new()),
             events: None,
+            profiler: crate::profile::Profiler::new(),
         };
         self.load(name, source, spec, services).await
     }
