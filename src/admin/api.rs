@@ -129,6 +129,18 @@ pub(crate) async fn advice(State(admin): State<Admin>) -> ApiResult<impl IntoRes
     }
 }
 
+/// `GET /api/v1/profile`: where this instance's time went (the
+/// bottleneck profiler; empty, saying so, unless `[profile] enabled`).
+pub(crate) async fn profile(State(admin): State<Admin>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(json!(admin.runtime.profile())))
+}
+
+/// `POST /api/v1/profile/reset`: forgets the timings; a new window starts.
+pub(crate) async fn profile_reset(State(admin): State<Admin>) -> ApiResult<impl IntoResponse> {
+    admin.runtime.profiler().reset();
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn tx_id(id: &str) -> ApiResult<TransactionId> {
     if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {

@@ -36,6 +36,7 @@ use tokio::sync::watch;
 
 use crate::Runtime;
 use crate::config::AdminSection;
+use crate::scaling::AdvisorConfig;
 
 /// What every handler sees.
 #[derive(Clone)]
@@ -92,6 +93,19 @@ pub fn install_recorder() -> bool {
 /// `Config` if `section` is invalid (an address beyond loopback without a
 /// token, a short token); `Unavailable` if the address cannot be bound.
 pub async fn serve(runtime: Runtime, section: &AdminSection) -> Result<AdminServer> {
+    serve_with(runtime, section, AdvisorConfig::default()).await
+}
+
+/// As [`serve`], with the autoscaling advisor's bounds and targets
+/// (`[scaling]` in a config file).
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_with(
+    runtime: Runtime,
+    section: &AdminSection,
+    advisor: AdvisorConfig,
+) -> Result<AdminServer> {
     let mut checked = section.clone();
     checked.enabled = true;
     checked.check().map_err(|invalid| invalid.into_error())?;
@@ -108,7 +122,7 @@ pub async fn serve(runtime: Runtime, section: &AdminSection) -> Result<AdminServ
     })?;
     let addr = listener.local_addr().unwrap_or(addr);
     let (stop, closing) = watch::channel(false);
-    let app = router(runtime, section, closing.clone());
+    let app = router(runtime, section, advisor, closing.clone());
     let mut stopped = closing;
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -122,14 +136,19 @@ pub async fn serve(runtime: Runtime, section: &AdminSection) -> Result<AdminServ
     Ok(AdminServer { addr, stop, task })
 }
 
-fn router(runtime: Runtime, section: &AdminSection, closing: watch::Receiver<bool>) -> Router {
+fn router(
+    runtime: Runtime,
+    section: &AdminSection,
+    advisor: AdvisorConfig,
+    closing: watch::Receiver<bool>,
+) -> Router {
     let exporter = metrics::exporter();
     // The advisor samples while the listener serves (its figures are the
     // live window's, so they need the recorder).
     let live = exporter.as_ref().map(|e| e.live.clone());
     let figures: crate::scaling::sampler::Figures =
         Arc::new(move || live.as_ref().map_or((0.0, Duration::ZERO, 0.0), |l| l.recent()));
-    let advice = crate::scaling::spawn(runtime.clone(), figures, closing.clone());
+    let advice = crate::scaling::spawn(runtime.clone(), figures, advisor, closing.clone());
     let admin = Admin {
         runtime,
         exporter,
@@ -151,6 +170,8 @@ fn router(runtime: Runtime, section: &AdminSection, closing: watch::Receiver<boo
         .route("/api/v1/transactions/{id}/history", get(api::history))
         .route("/api/v1/transactions/{id}/cancel", post(api::cancel))
         .route("/api/v1/advice", get(api::advice))
+        .route("/api/v1/profile", get(api::profile))
+        .route("/api/v1/profile/reset", post(api::profile_reset))
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/workers", get(api::workers))
         .route("/api/v1/stats", get(api::stats))

@@ -48,11 +48,11 @@ pub(crate) struct LoadtestArgs {
     /// Only submit, to the instances serving the config's shared backend
     /// (`multiagents run`); by default this process runs an instance too.
     #[arg(long)]
-    submit_only: bool,
+    pub(super) submit_only: bool,
     /// Ramp the rate instead: --from, --step, --max, --step-duration; stop
     /// at --error-limit or a threshold, and report the knee.
     #[arg(long)]
-    stress: bool,
+    pub(super) stress: bool,
     /// The ramp's first rate.
     #[arg(long, default_value_t = 100.0)]
     from: f64,
@@ -74,6 +74,12 @@ pub(crate) struct LoadtestArgs {
 }
 
 pub(crate) async fn loadtest(args: LoadtestArgs) -> Result<()> {
+    drive(args, false).await
+}
+
+/// Runs the load test; with `profile`, the embedded runtime records where
+/// its time goes and the report follows the load test's.
+pub(super) async fn drive(args: LoadtestArgs, profile: bool) -> Result<()> {
     let thresholds = args
         .thresholds
         .iter()
@@ -84,7 +90,8 @@ pub(crate) async fn loadtest(args: LoadtestArgs) -> Result<()> {
         .with_concurrency(args.concurrency)
         .with_input(input)
         .with_timeout(args.timeout);
-    let config = Config::load(&args.config)?;
+    let mut config = Config::load(&args.config)?;
+    config.profile.enabled |= profile;
     let deadline = config.runtime.shutdown_timeout;
     let runtime = if args.submit_only {
         if !shared_backend(&config)? {
@@ -121,7 +128,11 @@ pub(crate) async fn loadtest(args: LoadtestArgs) -> Result<()> {
             Ok(report) => {
                 bar.finish_and_clear();
                 keep(&args.config, &report);
-                print_run(&report, &thresholds, args.json)
+                if profile {
+                    super::profile::print(&report, &thresholds, &runtime.profile(), args.json)
+                } else {
+                    print_run(&report, &thresholds, args.json)
+                }
             }
             Err(e) => Err(e),
         }
@@ -169,24 +180,39 @@ fn percentage(text: &str) -> Result<f64> {
 }
 
 fn print_run(report: &LoadReport, thresholds: &[Threshold], json: bool) -> Result<()> {
-    let breaches = report.breaches(thresholds);
     if json {
-        let mut value = serde_json::to_value(report)
-            .map_err(|e| Error::new(ErrorKind::Codec, "cannot write JSON output").with_source(e))?;
-        value["thresholds"] = serde_json::json!({
-            "checked": thresholds.iter().map(Threshold::text).collect::<Vec<_>>(),
-            "breached": breaches,
-        });
-        output::json(&value)?;
+        output::json(&run_json(report, thresholds)?)?;
     } else {
-        table(report);
-        for t in thresholds {
-            match t.check(report) {
-                None => outln!("  ✓ {}", t.text()),
-                Some(b) => outln!("  ✗ {b}"),
-            }
+        print_table(report, thresholds);
+    }
+    verdict(report, thresholds)
+}
+
+/// The run as `--json` prints it: the report and its thresholds.
+pub(super) fn run_json(report: &LoadReport, thresholds: &[Threshold]) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(report)
+        .map_err(|e| Error::new(ErrorKind::Codec, "cannot write JSON output").with_source(e))?;
+    value["thresholds"] = serde_json::json!({
+        "checked": thresholds.iter().map(Threshold::text).collect::<Vec<_>>(),
+        "breached": report.breaches(thresholds),
+    });
+    Ok(value)
+}
+
+/// The run's table and each threshold's ✓ or ✗.
+pub(super) fn print_table(report: &LoadReport, thresholds: &[Threshold]) {
+    table(report);
+    for t in thresholds {
+        match t.check(report) {
+            None => outln!("  ✓ {}", t.text()),
+            Some(b) => outln!("  ✗ {b}"),
         }
     }
+}
+
+/// `Err` naming the thresholds breached, if any (the exit code 1).
+pub(super) fn verdict(report: &LoadReport, thresholds: &[Threshold]) -> Result<()> {
+    let breaches = report.breaches(thresholds);
     if breaches.is_empty() {
         return Ok(());
     }

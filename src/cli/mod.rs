@@ -32,6 +32,7 @@ mod config;
 mod doctor;
 mod loadtest;
 mod output;
+mod profile;
 mod serve;
 mod tx;
 mod worker;
@@ -85,6 +86,11 @@ enum Command {
     /// --duration (or a --stress ramp), then a latency and outcome report.
     /// Exit code 1 if a --threshold is not met.
     Loadtest(Box<loadtest::LoadtestArgs>),
+    /// Find the bottleneck: a load test (the loadtest arguments, one rate)
+    /// against an embedded runtime that times its store, transport,
+    /// queues, workers and orchestrator, then where the time went, ranked,
+    /// with recommendations naming the setting to change.
+    Profile(Box<loadtest::LoadtestArgs>),
     /// The performance tuning checklist against a config (and, with
     /// --live, the instance serving it): each item ✓, ! or ✗ with the
     /// reason and the fix. Exit code 1 if an item fails.
@@ -108,6 +114,7 @@ pub(crate) async fn run(cli: Cli) -> multiagents::Result<()> {
         Command::Cancel(args) => tx::tx(tx::Action::Cancel, args).await,
         Command::Watch(args) => tx::watch(args).await,
         Command::Loadtest(args) => loadtest::loadtest(*args).await,
+        Command::Profile(args) => profile::profile(*args).await,
         Command::Doctor(args) => doctor::doctor(args).await,
         Command::Config(cmd) => config::run(cmd).await,
         Command::Worker(cmd) => worker::run(cmd).await,
@@ -124,7 +131,7 @@ pub(crate) fn logs_after_config(cli: &Cli) -> bool {
 /// test makes failures on purpose, and their warnings would bury its
 /// report.
 pub(crate) fn quiet(cli: &Cli) -> bool {
-    matches!(cli.command, Command::Loadtest(_))
+    matches!(cli.command, Command::Loadtest(_) | Command::Profile(_))
 }
 
 /// A running span export (feature `otel`), finished at exit.

@@ -164,7 +164,13 @@ async fn start_admin(
     if off || !config.admin.enabled {
         return Ok(None);
     }
-    let server = match multiagents::admin::serve(runtime.clone(), &config.admin).await {
+    let server = match multiagents::admin::serve_with(
+        runtime.clone(),
+        &config.admin,
+        config.scaling.advisor_config(),
+    )
+    .await
+    {
         Ok(server) => server,
         // The default address taken (another instance on this machine):
         // serving matters more than the listener.

@@ -42,6 +42,9 @@ pub const OVERRIDABLE: &[&str] = &[
     "telemetry.service_name",
     "memory.enabled",
     "memory.limit_mb",
+    "profile.enabled",
+    "scaling.min_instances",
+    "scaling.max_instances",
 ];
 
 /// Applies every `MULTIAGENTS__*` variable of `vars` to `config`; returns
@@ -111,6 +114,9 @@ fn set(config: &mut Config, key: &str, value: &str) -> std::result::Result<(), S
         "telemetry.service_name" => config.telemetry.service_name = value.to_string(),
         "memory.enabled" => config.memory.enabled = boolean(value)?,
         "memory.limit_mb" => config.memory.limit_mb = Some(int(value)?),
+        "profile.enabled" => config.profile.enabled = boolean(value)?,
+        "scaling.min_instances" => config.scaling.min_instances = int(value)?,
+        "scaling.max_instances" => config.scaling.max_instances = int(value)?,
         "engine.cache_dir" => {
             config.engine.cache_dir = (!value.is_empty()).then(|| PathBuf::from(value));
         }

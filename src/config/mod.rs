@@ -52,6 +52,8 @@
 //! | `admin` | `[admin]`: the admin listener, its token rules |
 //! | `telemetry` | `[telemetry]`: OTLP export of trace spans |
 //! | `memory` | `[memory]`: the memory guard's limit and thresholds |
+//! | `profile` | `[profile]`: whether the bottleneck profiler records |
+//! | `scaling` | `[scaling]`: the autoscaling advisor's bounds and targets |
 //! | `workers` | `[workers.<name>]` → [`WorkerSpec`](multiagents_core::worker::WorkerSpec) |
 //! | `workflows` | `[[workflows]]` → [`WorkflowDef`] |
 //! | [`env`] | environment overrides |
@@ -62,6 +64,8 @@
 mod admin;
 pub mod env;
 mod memory;
+mod profile;
+mod scaling;
 mod sections;
 mod source;
 mod telemetry;
@@ -79,6 +83,8 @@ use serde::Deserialize;
 
 pub use admin::{AdminSection, DEFAULT_LISTEN as DEFAULT_ADMIN_LISTEN};
 pub use memory::MemorySection;
+pub use profile::ProfileSection;
+pub use scaling::ScalingSection;
 pub use sections::{BackendSection, CacheSection, CacheWriteMode, EngineSection, RuntimeSection};
 pub use telemetry::{DEFAULT_SERVICE_NAME, TelemetrySection};
 pub use workers::WorkerConfig;
@@ -115,6 +121,12 @@ pub struct Config {
     /// Load shedding near the memory limit.
     #[serde(default)]
     pub memory: MemorySection,
+    /// The bottleneck profiler.
+    #[serde(default)]
+    pub profile: ProfileSection,
+    /// The autoscaling advisor's bounds and targets.
+    #[serde(default)]
+    pub scaling: ScalingSection,
     /// Worker components by name.
     #[serde(default)]
     pub workers: BTreeMap<String, WorkerConfig>,
@@ -229,6 +241,7 @@ impl Config {
         self.admin.check()?;
         self.telemetry.check()?;
         self.memory.check()?;
+        self.scaling.check()?;
         for (name, worker) in &self.workers {
             worker.check(name, self.engine.max_memory_bytes(), self.engine.fuel)?;
         }
@@ -293,6 +306,8 @@ impl Config {
         let _ = writeln!(out, "admin:     {}", self.admin.summary());
         let _ = writeln!(out, "telemetry: {}", self.telemetry.summary());
         let _ = writeln!(out, "memory:    {}", self.memory.summary());
+        let _ = writeln!(out, "profile:   {}", self.profile.summary());
+        let _ = writeln!(out, "scaling:   {}", self.scaling.summary());
         let _ = writeln!(out, "workers:   {}", self.workers.len());
         for (name, w) in &self.workers {
             let _ = writeln!(out, "  {name:<18} {}", w.path.display());

@@ -29,6 +29,7 @@ use std::time::Duration;
 use multiagents_core::orchestrator::{
     AttemptRecord, Event, Orchestrator, OrchestratorConfig, SagaPage, SagaSnapshot, TransactionId,
 };
+use multiagents_core::profile::Profiler;
 use multiagents_core::worker::wasm::{EngineConfig, WasmSource};
 use multiagents_core::worker::{Worker, WorkerHost, WorkerSpec};
 use multiagents_core::workflow::WorkflowDef;
@@ -40,9 +41,11 @@ use crate::backend;
 use crate::config::Config;
 
 mod memory;
+mod profile;
 
 use memory::MemorySetting;
 pub use multiagents_core::resilience::{MemoryGuard, MemoryGuardConfig};
+use profile::ProfileSettings;
 
 type Register = Box<dyn FnOnce(&WorkerHost) -> Result<()> + Send>;
 
@@ -73,6 +76,7 @@ pub struct RuntimeBuilder {
     workflows: Vec<WorkflowDef>,
     client: bool,
     memory: MemorySetting,
+    profile: bool,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -219,6 +223,8 @@ impl RuntimeBuilder {
             Backend::Given(t) => t,
             Backend::Url(url) => backend::transport(&url).await?,
         };
+        let profiler = self.profile.then(Profiler::enabled_now);
+        let local_dispatch = self.config.local_dispatch;
         let raw_store = match self.store {
             Backend::Given(s) => s,
             Backend::Url(url) => backend::store(&url).await?,
@@ -230,6 +236,7 @@ impl RuntimeBuilder {
             }
             None => (raw_store, None),
         };
+        let (transport, store) = profile::wrap(profiler.as_ref(), transport, store);
         let orchestrator = if self.client {
             let orchestrator = Orchestrator::connect(transport.clone(), store.clone(), self.config).await?;
             for def in self.workflows {
@@ -240,6 +247,7 @@ impl RuntimeBuilder {
             Self::serve(
                 transport.clone(),
                 store.clone(),
+                profiler,
                 self.engine,
                 self.workers,
                 self.workflows,
@@ -248,6 +256,11 @@ impl RuntimeBuilder {
             .await?
         };
         let host = orchestrator.host().clone();
+        let facts = ProfileSettings {
+            built: self.profile,
+            cache: cache.is_some(),
+            local_dispatch,
+        };
         // A client runs no work: its own memory is no reason to refuse a
         // submission to the cluster (unless it was given a guard).
         let setting = match self.memory {
@@ -270,6 +283,7 @@ impl RuntimeBuilder {
                 host,
                 owns,
                 memory,
+                profile: facts,
             }),
         })
     }
@@ -278,16 +292,20 @@ impl RuntimeBuilder {
     async fn serve(
         transport: Arc<dyn Transport>,
         store: Arc<dyn StateStore>,
+        profiler: Option<Profiler>,
         engine: EngineConfig,
         workers: Vec<PendingWorker>,
         workflows: Vec<WorkflowDef>,
         config: OrchestratorConfig,
     ) -> Result<Orchestrator> {
-        let host = WorkerHost::builder()
+        let mut host = WorkerHost::builder()
             .engine(engine)
             .store(store.clone())
-            .events(transport.clone())
-            .build()?;
+            .events(transport.clone());
+        if let Some(p) = profiler {
+            host = host.profiler(p);
+        }
+        let host = host.build()?;
         for worker in workers {
             match worker {
                 PendingWorker::Wasm { name, source, spec } => {
@@ -324,6 +342,7 @@ struct Inner {
     host: WorkerHost,
     owns: Owns,
     memory: Option<Arc<MemoryGuard>>,
+    profile: ProfileSettings,
 }
 
 /// Which backends the runtime opened itself (and so closes).
@@ -361,6 +380,7 @@ impl Runtime {
             workflows: Vec::new(),
             client: false,
             memory: MemorySetting::default(),
+            profile: false,
         }
     }
 
@@ -392,7 +412,8 @@ impl Runtime {
                     .with_local_dispatch(config.engine.local_dispatch)
                     .with_guard_slack(config.engine.guard_slack),
             )
-            .memory(config.memory.guard_config(), config.memory.limit_bytes());
+            .memory(config.memory.guard_config(), config.memory.limit_bytes())
+            .profile(config.profile.enabled);
         for (name, worker) in &config.workers {
             b = b.worker_wasm(name.clone(), PathBuf::from(&worker.path), worker.spec());
         }

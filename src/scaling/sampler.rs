@@ -50,6 +50,7 @@ pub struct Sampled {
 pub fn spawn(
     runtime: Runtime,
     figures: Figures,
+    config: AdvisorConfig,
     mut stop: watch::Receiver<bool>,
 ) -> Arc<Mutex<Option<Sampled>>> {
     let last = Arc::new(Mutex::new(None));
@@ -63,7 +64,7 @@ pub fn spawn(
                 None
             }
         };
-        let mut advisor = Advisor::new(AdvisorConfig::default());
+        let mut advisor = Advisor::new(config);
         let mut cpu = CpuMeter::new();
         loop {
             if let Some(m) = &members

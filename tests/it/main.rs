@@ -20,6 +20,7 @@ mod loadtest;
 mod local;
 mod memory_guard;
 mod orchestrator;
+mod profile;
 #[cfg(feature = "redis")]
 mod redis_cli;
 #[cfg(feature = "redis")]
