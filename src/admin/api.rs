@@ -269,6 +269,7 @@ pub(crate) async fn workers(State(admin): State<Admin>) -> Json<Value> {
                 "name": name,
                 "kind": s.kind,
                 "max_concurrent": s.max_concurrent,
+                "adaptive": s.adaptive,
                 "in_flight": s.in_flight,
                 "queued": s.queued,
                 "high_water": s.high_water,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use multiagents_core::resilience::AdaptiveConfig;
 use multiagents_core::worker::WorkerSpec;
 use serde::Deserialize;
 
@@ -36,6 +37,19 @@ pub struct WorkerConfig {
     /// Calls waiting for a slot before callers get `Overloaded` (default 1024).
     #[serde(default)]
     pub max_queued: Option<usize>,
+    /// Adapt the calls running at once between `min_concurrent` and
+    /// `max_concurrent` to their outcomes (AIMD: one more after a busy
+    /// window without trouble, ×0.9 on a timeout, a resource error or a
+    /// call slower than `latency_target`). Default `false`: fixed.
+    #[serde(default)]
+    pub adaptive: bool,
+    /// The adaptive limit's floor (default 1; needs `adaptive = true`).
+    #[serde(default)]
+    pub min_concurrent: Option<usize>,
+    /// A call slower than this counts as congestion for the adaptive limit
+    /// (default: none; needs `adaptive = true`).
+    #[serde(default, with = "opt_duration")]
+    pub latency_target: Option<Duration>,
     /// Longest one call may run (default `30s`).
     #[serde(default, with = "opt_duration")]
     pub timeout: Option<Duration>,
@@ -74,6 +88,9 @@ impl WorkerConfig {
             path: path.into(),
             max_concurrent: None,
             max_queued: None,
+            adaptive: false,
+            min_concurrent: None,
+            latency_target: None,
             timeout: None,
             memory_mb: None,
             fuel: None,
@@ -120,6 +137,12 @@ impl WorkerConfig {
         if let Some(t) = self.timeout {
             guard = guard.with_timeout(Some(t));
         }
+        if self.adaptive {
+            let adaptive = AdaptiveConfig::default()
+                .with_min(self.min_concurrent.unwrap_or(1))
+                .with_latency_target(self.latency_target);
+            guard = guard.with_adaptive(Some(adaptive));
+        }
         let memory = self.memory_mb.map_or(defaults.memory_limit, |mb| {
             usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
         });
@@ -151,6 +174,17 @@ impl WorkerConfig {
                 format!("{prefix}: invalid worker name: {}", e.message()),
             )
         })?;
+        for (key, set) in [
+            ("min_concurrent", self.min_concurrent.is_some()),
+            ("latency_target", self.latency_target.is_some()),
+        ] {
+            if set && !self.adaptive {
+                return Err(Invalid::new(
+                    at(key),
+                    format!("{prefix}.{key} applies to an adaptive limit: add `adaptive = true`"),
+                ));
+            }
+        }
         let spec = self.spec();
         if let Err(e) = spec.validate(name) {
             let field = match e.context_value("field") {

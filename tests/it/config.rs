@@ -299,3 +299,46 @@ fn a_config_built_in_code_validates_the_same_way() {
             .contains("defined twice")
     );
 }
+
+#[test]
+fn adaptive_concurrency_and_the_advisor_bounds_load_and_bad_values_are_named() {
+    let text = BASE.replace(
+        "[workers.b]\npath = \"a.wasm\"",
+        "[workers.b]\npath = \"a.wasm\"\nmax_concurrent = 32\nadaptive = true\nmin_concurrent = 4\nlatency_target = \"250ms\"",
+    ) + "\n[scaling]\nmin_instances = 2\nmax_instances = 6\ntarget_cpu = 0.6\n\n[profile]\nenabled = true\n";
+    let config = load(&text).expect("loads");
+    let guard = config.workers["b"].spec().guard;
+    let adaptive = guard.adaptive.expect("adaptive");
+    assert_eq!((guard.max_concurrent, adaptive.min), (32, 4));
+    assert_eq!(adaptive.latency_target, Some(Duration::from_millis(250)));
+    assert!(
+        config.workers["a"].spec().guard.adaptive.is_none(),
+        "fixed by default"
+    );
+    assert_eq!(
+        (config.scaling.min_instances, config.scaling.max_instances),
+        (2, 6)
+    );
+    assert!(config.profile.enabled);
+
+    let err = load_err(&BASE.replace(
+        "[workers.b]\npath = \"a.wasm\"",
+        "[workers.b]\npath = \"a.wasm\"\nmin_concurrent = 4",
+    ));
+    assert!(
+        err.message()
+            .contains("workers.b.min_concurrent applies to an adaptive limit"),
+        "{err}"
+    );
+    let err = load_err(&BASE.replace(
+        "[workers.b]\npath = \"a.wasm\"",
+        "[workers.b]\npath = \"a.wasm\"\nmax_concurrent = 8\nadaptive = true\nmin_concurrent = 9",
+    ));
+    assert!(err.message().contains("workers.b.min_concurrent"), "{err}");
+    assert!(
+        err.message().contains("between 1 and max_concurrent (8)"),
+        "{err}"
+    );
+    let err = load_err(&(BASE.to_string() + "\n[scaling]\nmin_instances = 5\nmax_instances = 2\n"));
+    assert!(err.message().contains("scaling.max_instances"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the `multiagents` crate: one test binary with
 //! modules (cheaper to link than one binary per file).
 
+mod adaptive;
 #[cfg(feature = "admin")]
 mod admin;
 #[cfg(feature = "admin")]

@@ -23,6 +23,7 @@
 //! The per-worker limit is taken before the global one, so a call queued
 //! behind its own worker's limit never holds a global slot.
 
+pub mod aimd;
 pub mod breaker;
 pub mod clock;
 pub mod limit;
@@ -34,6 +35,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use aimd::AdaptiveConfig;
 pub use breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use limit::{ConcurrencyLimit, LimitPermit};
@@ -71,6 +73,10 @@ pub struct GuardConfig {
     pub timeout: Option<Duration>,
     /// Circuit breaker settings; `None` disables the breaker.
     pub breaker: Option<BreakerConfig>,
+    /// Adapt the concurrency between a floor and `max_concurrent` to the
+    /// calls' outcomes (AIMD, see [`aimd`]); `None` (the default): a fixed
+    /// `max_concurrent`.
+    pub adaptive: Option<AdaptiveConfig>,
 }
 
 impl Default for GuardConfig {
@@ -80,6 +86,7 @@ impl Default for GuardConfig {
             max_queued: 1024,
             timeout: Some(Duration::from_secs(30)),
             breaker: Some(BreakerConfig::default()),
+            adaptive: None,
         }
     }
 }
@@ -107,6 +114,12 @@ impl GuardConfig {
     #[must_use]
     pub fn with_breaker(mut self, b: Option<BreakerConfig>) -> Self {
         self.breaker = b;
+        self
+    }
+    /// Makes the concurrency adaptive (or fixed again, with `None`).
+    #[must_use]
+    pub fn with_adaptive(mut self, adaptive: Option<AdaptiveConfig>) -> Self {
+        self.adaptive = adaptive;
         self
     }
 }
@@ -138,7 +151,15 @@ impl Guard {
                 .breaker
                 .clone()
                 .map(|b| Arc::new(CircuitBreaker::with_clock(name.clone(), b, clock))),
-            local: ConcurrencyLimit::new(name.clone(), config.max_concurrent, config.max_queued),
+            local: match &config.adaptive {
+                Some(a) => ConcurrencyLimit::adaptive(
+                    name.clone(),
+                    config.max_concurrent,
+                    config.max_queued,
+                    a.clone(),
+                ),
+                None => ConcurrencyLimit::new(name.clone(), config.max_concurrent, config.max_queued),
+            },
             global,
             timeout: config.timeout,
             stats: CallStats::default(),
@@ -189,6 +210,7 @@ impl Guard {
         };
         let took = start.elapsed();
         self.stats.record(result.is_ok(), took);
+        self.local.observe(took, result.as_ref().err().map(Error::kind));
         self.profiler.record(Op::Call, &self.name, took);
         if let Some(permit) = permit {
             match &result {

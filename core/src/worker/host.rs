@@ -73,8 +73,11 @@ pub struct WorkerStats {
     pub queued: usize,
     /// Most calls ever running at once.
     pub high_water: usize,
-    /// The most calls it may run at once (its concurrency limit).
+    /// The most calls it may run at once now (its concurrency limit; for
+    /// an adaptive limit, where it has moved to).
     pub max_concurrent: usize,
+    /// Whether that limit adapts to the calls' outcomes (AIMD).
+    pub adaptive: bool,
     /// Memory held for its instances, when the worker can tell: a
     /// WebAssembly worker's linear memory of live instances (running, or
     /// kept for reuse).
@@ -347,7 +350,7 @@ impl WorkerHost {
     /// permit of its own limit is free). `false` for an unknown worker.
     pub fn has_free_permit(&self, name: &str) -> bool {
         self.entry(name)
-            .is_ok_and(|e| e.guard.limit().in_use() < e.guard.limit().max_concurrent())
+            .is_ok_and(|e| e.guard.limit().in_use() < e.guard.limit().current())
     }
 
     /// Memory its workers hold for their instances, in bytes (the sum of
@@ -368,7 +371,8 @@ impl WorkerHost {
             in_flight: limit.in_use(),
             queued: limit.queued(),
             high_water: limit.high_water(),
-            max_concurrent: limit.max_concurrent(),
+            max_concurrent: limit.current(),
+            adaptive: limit.is_adaptive(),
             memory_bytes: entry.worker.memory_bytes(),
         })
     }

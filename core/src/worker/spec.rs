@@ -128,6 +128,24 @@ impl WorkerSpec {
         if self.guard.max_concurrent == 0 {
             return Err(bad("max_concurrent", "must be at least 1".into()));
         }
+        if let Some(adaptive) = &self.guard.adaptive {
+            adaptive.validate(self.guard.max_concurrent).map_err(|e| {
+                let field = match e.context_value("field") {
+                    Some("min_concurrent") => "min_concurrent",
+                    Some("initial_concurrent") => "initial_concurrent",
+                    Some("latency_target") => "latency_target",
+                    _ => "backoff",
+                };
+                bad(
+                    field,
+                    e.message()
+                        .split_once(" must ")
+                        .map_or(e.message(), |(_, why)| why)
+                        .to_string(),
+                )
+                .with_source(e)
+            })?;
+        }
         if self.guard.timeout.is_some_and(|t| t.is_zero()) {
             return Err(bad("timeout", "must be positive".into()));
         }
