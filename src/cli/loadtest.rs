@@ -259,6 +259,13 @@ fn table(r: &LoadReport) {
         l.p999,
         l.max
     );
+    let s = &r.service;
+    outln!(
+        "service time  p50 {:.1?}  p99 {:.1?}  max {:.1?}  (from each actual submission)",
+        s.p50,
+        s.p99,
+        s.max
+    );
     for e in &r.errors {
         outln!("  {:>8} × {:<20} e.g. {}", e.count, e.kind, e.sample);
     }

@@ -8,6 +8,10 @@
 //!   whatever happened to the ones before. Its latency runs from that
 //!   intended time to the transaction's final state, so a stalled system is
 //!   charged for the submissions it delayed (wrk2's and oha's correction).
+//!   tokio's timer wakes up to about a millisecond late on its own, so a
+//!   submission made within 2 ms of its due time counts from when it was
+//!   made; later than that, from its due time. The service time (from each
+//!   actual submission) is reported beside it.
 //!   `concurrency` bounds the transactions in flight; a submission waiting
 //!   for a slot is late, and its lateness counts.
 //! * **Completion is learned reliably.** Lifecycle events (at most once)
@@ -149,6 +153,25 @@ pub struct Latency {
     pub max: Duration,
 }
 
+impl Latency {
+    /// The percentiles of a histogram of microseconds.
+    fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        let q = |q: f64| quantile(h, q);
+        Latency {
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: if h.is_empty() {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(h.max())
+            },
+        }
+    }
+}
+
 fn ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
 }
@@ -197,8 +220,13 @@ pub struct LoadReport {
     /// Not completed / sent.
     pub error_rate: f64,
     /// Latency of the final transactions and of those that timed out
-    /// (counted at the timeout).
+    /// (counted at the timeout), from each submission's intended start.
     pub latency: Latency,
+    /// The same from each submission's actual start: the service time a
+    /// closed-loop tool reports. Where it is much lower than `latency`,
+    /// submissions were held back (by the system, the `concurrency` bound
+    /// or the generator's timer, whose resolution is a millisecond).
+    pub service: Latency,
     /// Errors by kind, most frequent first.
     pub errors: Vec<ErrorGroup>,
     /// From the first intended start to the last outcome, in seconds.
@@ -247,6 +275,10 @@ pub struct Progress {
     pub rate: f64,
 }
 
+/// How late the generator may wake for a submission before the lateness
+/// is charged to it (the timer's own resolution is a millisecond).
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
 /// Runs `spec` against `runtime` and reports. `progress` is called about 4
 /// times a second.
 ///
@@ -279,8 +311,18 @@ pub async fn run(
     let mut shown = tokio::time::Instant::now();
     let mut last_done = 0;
     for i in 0..total {
-        let intended = start + period.mul_f64(i as f64);
-        tokio::time::sleep_until(intended).await;
+        let due = start + period.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        // tokio's timer wakes up to about a millisecond late on its own: a
+        // submission made within `TIMER_SLACK` of its due time counts from
+        // when it was made; one made later counts from its due time (the
+        // generator was held back: by a stall, or by the slots).
+        let woke = tokio::time::Instant::now();
+        let intended = if woke.saturating_duration_since(due) <= TIMER_SLACK {
+            woke
+        } else {
+            due
+        };
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
@@ -289,8 +331,9 @@ pub async fn run(
         let intended = intended.into_std();
         let limit = spec.timeout;
         tokio::spawn(async move {
+            let sent = Instant::now();
             match tokio::time::timeout(limit, rt.execute(&workflow, input)).await {
-                Ok(Ok(tx)) => tracker2.started(tx.0, intended, slot),
+                Ok(Ok(tx)) => tracker2.started(tx.0, intended, sent, slot),
                 Ok(Err(e)) => tracker2.refused(&e),
                 Err(_) => tracker2.refused(
                     &Error::new(

@@ -25,6 +25,8 @@ const EARLY_KEEP: Duration = Duration::from_secs(60);
 
 struct InFlight {
     intended: Instant,
+    /// When its submission was actually made.
+    sent: Instant,
     _slot: OwnedSemaphorePermit,
     checked: Option<Instant>,
 }
@@ -44,7 +46,10 @@ struct State {
     in_flight: HashMap<String, InFlight>,
     /// Outcomes that came before their submission returned.
     early: HashMap<String, (SagaStatus, Option<String>, Instant)>,
+    /// From each intended start (open loop).
     latency: Histogram<u64>,
+    /// From each actual submission (service time).
+    service: Histogram<u64>,
     counts: Counts,
     errors: BTreeMap<String, (u64, String)>,
     last: Option<Instant>,
@@ -59,9 +64,16 @@ impl State {
         entry.0 += 1;
     }
 
-    fn land(&mut self, tx: &str, intended: Instant, status: SagaStatus, detail: Option<String>, at: Instant) {
-        let micros = at.saturating_duration_since(intended).as_micros().max(1) as u64;
-        let _ = self.latency.record(micros.min(self.latency.high()));
+    /// Records how long `since` was before `at` in both histograms.
+    fn time(&mut self, from: &InFlight, at: Instant) {
+        for (h, start) in [(&mut self.latency, from.intended), (&mut self.service, from.sent)] {
+            let micros = at.saturating_duration_since(start).as_micros().max(1) as u64;
+            let _ = h.record(micros.min(h.high()));
+        }
+    }
+
+    fn land(&mut self, tx: &str, from: &InFlight, status: SagaStatus, detail: Option<String>, at: Instant) {
+        self.time(from, at);
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
         let kind = match status {
             SagaStatus::Completed => {
@@ -111,6 +123,7 @@ impl Tracker {
         let state = Arc::new(Mutex::new(State {
             in_flight: HashMap::new(),
             early: HashMap::new(),
+            service: latency.clone(),
             latency,
             counts: Counts::default(),
             errors: BTreeMap::new(),
@@ -147,23 +160,22 @@ impl Tracker {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Submission of `tx` (intended at `intended`) returned; it holds
-    /// `slot` until its outcome.
-    pub(super) fn started(&self, tx: String, intended: Instant, slot: OwnedSemaphorePermit) {
+    /// Submission of `tx` (intended at `intended`, made at `sent`)
+    /// returned; it holds `slot` until its outcome.
+    pub(super) fn started(&self, tx: String, intended: Instant, sent: Instant, slot: OwnedSemaphorePermit) {
         let mut s = self.lock();
         s.counts.sent += 1;
+        let flight = InFlight {
+            intended,
+            sent,
+            _slot: slot,
+            checked: None,
+        };
         if let Some((status, detail, at)) = s.early.remove(&tx) {
-            s.land(&tx, intended, status, detail, at);
+            s.land(&tx, &flight, status, detail, at);
             return;
         }
-        s.in_flight.insert(
-            tx,
-            InFlight {
-                intended,
-                _slot: slot,
-                checked: None,
-            },
-        );
+        s.in_flight.insert(tx, flight);
     }
 
     /// A submission was refused.
@@ -206,7 +218,6 @@ impl Tracker {
         let elapsed = s
             .last
             .map_or(Duration::ZERO, |l| l.saturating_duration_since(start));
-        let q = |q: f64| super::quantile(&s.latency, q);
         let mut errors: Vec<ErrorGroup> = s
             .errors
             .iter()
@@ -242,14 +253,8 @@ impl Tracker {
             } else {
                 (c.sent - c.completed) as f64 / c.sent as f64
             },
-            latency: Latency {
-                p50: q(0.50),
-                p90: q(0.90),
-                p95: q(0.95),
-                p99: q(0.99),
-                p999: q(0.999),
-                max: Duration::from_micros(s.latency.max()),
-            },
+            latency: Latency::of(&s.latency),
+            service: Latency::of(&s.service),
             errors,
             elapsed_s: elapsed.as_secs_f64(),
             histogram: Some(Arc::new(s.latency.clone())),
@@ -271,7 +276,7 @@ impl Drop for Tracker {
 fn outcome(state: &Mutex<State>, tx: &str, status: SagaStatus, detail: Option<String>, at: Instant) {
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
     match s.in_flight.remove(tx) {
-        Some(f) => s.land(tx, f.intended, status, detail, at),
+        Some(f) => s.land(tx, &f, status, detail, at),
         None if !s.early.contains_key(tx) => {
             // Its submission has not returned yet (or it is not ours: a
             // shared backend's other clients; pruned by the sweep).
@@ -303,9 +308,7 @@ async fn sweep(state: &Mutex<State>, runtime: &Runtime, timeout: Duration) {
         for tx in overdue {
             if let Some(f) = s.in_flight.remove(&tx) {
                 // The worst latencies belong in the percentiles too.
-                let micros = now.saturating_duration_since(f.intended).as_micros() as u64;
-                let high = s.latency.high();
-                let _ = s.latency.record(micros.clamp(1, high));
+                s.time(&f, now);
             }
             s.counts.timed_out += 1;
             s.last = Some(now);

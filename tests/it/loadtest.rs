@@ -79,6 +79,12 @@ fn the_cli_reports_a_run_as_json_and_fails_on_a_breached_threshold() {
         "{report}"
     );
     assert!(report["latency"]["max"].as_f64() >= report["latency"]["p99"].as_f64());
+    // The service time runs from each actual submission, never before
+    // its intended start: it is never the longer of the two.
+    for q in ["p50", "p99", "max"] {
+        let (service, latency) = (report["service"][q].as_f64(), report["latency"][q].as_f64());
+        assert!(service.is_some() && service <= latency, "{q}: {report}");
+    }
     assert_eq!(
         report["thresholds"]["breached"],
         serde_json::json!([]),
