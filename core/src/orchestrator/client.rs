@@ -75,10 +75,11 @@ impl Orchestrator {
         state.trace = Some(trace);
         let mut fx = s.effects(0);
         state.start(&wf, now, &mut fx);
-        let committed = s
-            .commit(Expected::Absent, None, state, fx)
-            .instrument(span)
-            .await?;
+        let profiler = s.host.profiler();
+        let started = profiler.start();
+        let committed = s.commit(Expected::Absent, None, state, fx).instrument(span).await;
+        profiler.finish(crate::profile::Op::Coordinate, "submit", started);
+        let committed = committed?;
         match committed {
             Committed::Written => Ok(tx),
             Committed::Conflict(e) => Err(e.with_operation("execute")),

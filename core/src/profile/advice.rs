@@ -209,6 +209,23 @@ pub(super) fn advise(timings: &[Timing], path_total: Duration, facts: &Facts) ->
             NOTABLE,
         );
     }
+    let coordinating: Duration = timings
+        .iter()
+        .filter(|t| t.op == Op::Coordinate)
+        .map(|t| t.total)
+        .sum();
+    if !facts.remote_store() && ratio(coordinating, path_total) >= 0.5 {
+        say(
+            "coordinator".into(),
+            format!(
+                "state changes are {} of the step path ({} in all)",
+                pct(ratio(coordinating, path_total)),
+                short(coordinating)
+            ),
+            "with an in-memory store they are this process's own CPU work: more throughput needs more cores, or a shared backend (redis://, nats://) and more instances".into(),
+            ratio(coordinating, path_total),
+        );
+    }
     for t in timings
         .iter()
         .filter(|t| t.op == Op::Coordinate && t.share >= 0.3 && facts.remote_store())

@@ -52,9 +52,10 @@ pub enum Op {
     /// The state (`wasi:keyvalue`) and `emit` calls a worker made; label:
     /// the worker.
     HostCalls,
-    /// Handling a step result or a due timer: reading the state, deciding,
-    /// and the conditional write that advances it; label: `result` or
-    /// `timer`.
+    /// A state change: starting a transaction (its first write, which
+    /// dispatches the first step), handling a step result or a due timer
+    /// (reading the state, deciding, the conditional write that advances
+    /// it); label: `submit`, `result` or `timer`.
     Coordinate,
     /// One store call of the runtime itself; label: the call (`get`,
     /// `get_fresh`, `cas`, `cas_timed`, `put`, `put_batch`, `delete`, `scan`).

@@ -148,13 +148,16 @@ fn slow_remote_stores_are_named_and_in_memory_stores_are_not() {
     );
     let local = p.report(&Facts::new(true, true, "memory"));
     assert!(
-        local
-            .recommendations
-            .iter()
-            .all(|x| x.subject != "store" && !x.subject.starts_with("coordinator")),
+        local.recommendations.iter().all(|x| x.subject != "store"),
         "{:?}",
         local.recommendations
     );
+    let cpu = local
+        .recommendations
+        .iter()
+        .find(|x| x.subject == "coordinator")
+        .expect("in memory, state changes are CPU");
+    assert!(cpu.advice.contains("more cores"), "{}", cpu.advice);
 }
 
 #[test]
