@@ -269,7 +269,7 @@ fn main() {
             let wps = saturation(&r, n).await;
             let per_workflow = redis_stats().zip(server_before).map(|((calls, cpu), (calls0, cpu0))| {
                 let n = n as f64;
-                ((calls - calls0) as f64 / n, (cpu - cpu0) / n * 1e6)
+                (calls.saturating_sub(calls0) as f64 / n, (cpu - cpu0) / n * 1e6)
             });
             if r.rt.is_profiled() {
                 println!("e2e/{}/{mode}: profile of the saturation run\n{}", backend_label(), r.rt.profile());

@@ -132,7 +132,7 @@ pub(crate) async fn advice(State(admin): State<Admin>) -> ApiResult<impl IntoRes
 /// `GET /api/v1/profile`: where this instance's time went (the
 /// bottleneck profiler; empty, saying so, unless `[profile] enabled`).
 pub(crate) async fn profile(State(admin): State<Admin>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!(admin.runtime.profile())))
+    Ok(Json(admin.runtime.profile()))
 }
 
 /// `POST /api/v1/profile/reset`: forgets the timings; a new window starts.
@@ -269,6 +269,7 @@ pub(crate) async fn workers(State(admin): State<Admin>) -> Json<Value> {
                 "name": name,
                 "kind": s.kind,
                 "max_concurrent": s.max_concurrent,
+                "limit": s.limit,
                 "adaptive": s.adaptive,
                 "in_flight": s.in_flight,
                 "queued": s.queued,

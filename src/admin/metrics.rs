@@ -126,8 +126,7 @@ fn set_gauges(runtime: &Runtime) {
         };
         metrics::gauge!("multiagents_worker_in_flight", "worker" => name.clone()).set(s.in_flight as f64);
         metrics::gauge!("multiagents_worker_queued", "worker" => name.clone()).set(s.queued as f64);
-        metrics::gauge!("multiagents_worker_max_concurrent", "worker" => name.clone())
-            .set(s.max_concurrent as f64);
+        metrics::gauge!("multiagents_worker_max_concurrent", "worker" => name.clone()).set(s.limit as f64);
         metrics::gauge!("multiagents_worker_breaker_state", "worker" => name.clone()).set(breaker);
         if let Some(bytes) = s.memory_bytes {
             metrics::gauge!("multiagents_wasm_memory_bytes", "worker" => name.clone()).set(bytes as f64);

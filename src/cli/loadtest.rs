@@ -127,10 +127,12 @@ pub(super) async fn drive(args: LoadtestArgs, profile: bool) -> Result<()> {
         match loadtest::run(&runtime, &spec, &show).await {
             Ok(report) => {
                 bar.finish_and_clear();
-                keep(&args.config, &report);
                 if profile {
+                    // A profiled run is not the config's load record:
+                    // `doctor` keeps the last plain one.
                     super::profile::print(&report, &thresholds, &runtime.profile(), args.json)
                 } else {
+                    keep(&args.config, &report);
                     print_run(&report, &thresholds, args.json)
                 }
             }

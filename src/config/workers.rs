@@ -39,7 +39,8 @@ pub struct WorkerConfig {
     pub max_queued: Option<usize>,
     /// Adapt the calls running at once between `min_concurrent` and
     /// `max_concurrent` to their outcomes (AIMD: one more after a busy
-    /// window without trouble, ×0.9 on a timeout, a resource error or a
+    /// window without trouble, ×0.9 on a timeout, an overloaded or
+    /// unavailable error, or a
     /// call slower than `latency_target`). Default `false`: fixed.
     #[serde(default)]
     pub adaptive: bool,

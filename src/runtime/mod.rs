@@ -223,7 +223,8 @@ impl RuntimeBuilder {
             Backend::Given(t) => t,
             Backend::Url(url) => backend::transport(&url).await?,
         };
-        let profiler = self.profile.then(Profiler::enabled_now);
+        // A client runs no work: nothing of it to profile.
+        let profiler = (self.profile && !self.client).then(Profiler::enabled_now);
         let local_dispatch = self.config.local_dispatch;
         let raw_store = match self.store {
             Backend::Given(s) => s,
@@ -236,7 +237,7 @@ impl RuntimeBuilder {
             }
             None => (raw_store, None),
         };
-        let (transport, store) = profile::wrap(profiler.as_ref(), transport, store);
+        let timed = profile::wrap(profiler.as_ref(), &transport, &store);
         let orchestrator = if self.client {
             let orchestrator = Orchestrator::connect(transport.clone(), store.clone(), self.config).await?;
             for def in self.workflows {
@@ -245,8 +246,8 @@ impl RuntimeBuilder {
             orchestrator
         } else {
             Self::serve(
-                transport.clone(),
-                store.clone(),
+                timed,
+                (transport.clone(), store.clone()),
                 profiler,
                 self.engine,
                 self.workers,
@@ -257,7 +258,7 @@ impl RuntimeBuilder {
         };
         let host = orchestrator.host().clone();
         let facts = ProfileSettings {
-            built: self.profile,
+            built: self.profile && !self.client,
             cache: cache.is_some(),
             local_dispatch,
         };
@@ -288,10 +289,13 @@ impl RuntimeBuilder {
         })
     }
 
-    /// Loads the workers, then starts a serving orchestrator with the workflows.
+    /// Loads the workers, then starts a serving orchestrator with the
+    /// workflows. The orchestrator gets the `timed` backends; the worker
+    /// host the `plain` ones (with a profiler, it times each worker's calls
+    /// itself).
     async fn serve(
-        transport: Arc<dyn Transport>,
-        store: Arc<dyn StateStore>,
+        (transport, store): (Arc<dyn Transport>, Arc<dyn StateStore>),
+        plain: (Arc<dyn Transport>, Arc<dyn StateStore>),
         profiler: Option<Profiler>,
         engine: EngineConfig,
         workers: Vec<PendingWorker>,
@@ -300,8 +304,8 @@ impl RuntimeBuilder {
     ) -> Result<Orchestrator> {
         let mut host = WorkerHost::builder()
             .engine(engine)
-            .store(store.clone())
-            .events(transport.clone());
+            .store(plain.1)
+            .events(plain.0);
         if let Some(p) = profiler {
             host = host.profiler(p);
         }

@@ -18,18 +18,20 @@ pub(super) struct ProfileSettings {
     pub(super) local_dispatch: bool,
 }
 
-/// The transport and store the runtime uses: timed when profiling.
+/// The transport and store the orchestrator uses: timed when profiling.
+/// (The runtime's own accessors and the worker host keep the plain ones:
+/// only the orchestrator's calls are its `store` and `transport` rows.)
 pub(super) fn wrap(
     profiler: Option<&Profiler>,
-    transport: Arc<dyn Transport>,
-    store: Arc<dyn StateStore>,
+    transport: &Arc<dyn Transport>,
+    store: &Arc<dyn StateStore>,
 ) -> (Arc<dyn Transport>, Arc<dyn StateStore>) {
     match profiler {
         Some(p) => (
-            Arc::new(ProfiledTransport::new(transport, p.clone())),
-            Arc::new(ProfiledStore::new(store, p.clone())),
+            Arc::new(ProfiledTransport::new(transport.clone(), p.clone())),
+            Arc::new(ProfiledStore::new(store.clone(), p.clone())),
         ),
-        None => (transport, store),
+        None => (transport.clone(), store.clone()),
     }
 }
 
@@ -38,8 +40,10 @@ impl RuntimeBuilder {
     /// (default off; `[profile] enabled` in a config): store calls,
     /// publishes, queue waits, permit waits, worker calls, instantiation,
     /// workers' host calls, state transitions and timer lag are timed.
-    /// Read it with [`Runtime::profile`]. It costs two clock reads and a
-    /// few atomic adds per timed operation; off, nothing is wrapped.
+    /// Read it with [`Runtime::profile`]. A client runtime
+    /// ([`client`](RuntimeBuilder::client)) runs no work and ignores it. On,
+    /// a timed operation costs two clock reads, a read lock and a few
+    /// atomic adds; off, nothing is wrapped.
     #[must_use]
     pub fn profile(mut self, on: bool) -> Self {
         self.profile = on;
@@ -50,8 +54,10 @@ impl RuntimeBuilder {
 impl Runtime {
     /// The profiler (pause it with `set_enabled(false)`, start a new
     /// window with `reset()`). Built without [`RuntimeBuilder::profile`],
-    /// it is off, and enabling it later times the worker host and the
-    /// orchestrator but not the store and transport calls.
+    /// it is off, and enabling it later times permit waits, worker calls,
+    /// instantiation and the orchestrator's stages, but not store calls,
+    /// publishes, queue waits or workers' host calls (their wrappers are
+    /// installed only at build).
     pub fn profiler(&self) -> &Profiler {
         self.inner.host.profiler()
     }

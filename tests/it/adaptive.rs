@@ -69,7 +69,7 @@ async fn a_saturating_worker_gets_a_smaller_limit_and_then_its_room_back() {
     let host = WorkerHost::builder().build().expect("host");
     host.register_native("saturating", worker, WorkerSpec::default().with_guard(guard))
         .expect("register");
-    let limit = |host: &WorkerHost| host.stats("saturating").expect("stats").max_concurrent;
+    let limit = |host: &WorkerHost| host.stats("saturating").expect("stats").limit;
     let start = limit(&host);
     assert_eq!(start, 16, "halfway between 1 and 32");
     assert!(host.stats("saturating").expect("stats").adaptive);

@@ -75,11 +75,12 @@ impl Orchestrator {
         state.trace = Some(trace);
         let mut fx = s.effects(0);
         state.start(&wf, now, &mut fx);
-        let profiler = s.host.profiler();
-        let started = profiler.start();
-        let committed = s.commit(Expected::Absent, None, state, fx).instrument(span).await;
-        profiler.finish(crate::profile::Op::Coordinate, "submit", started);
-        let committed = committed?;
+        let commit = s.commit(Expected::Absent, None, state, fx).instrument(span);
+        let committed = s
+            .host
+            .profiler()
+            .time(crate::profile::Op::Coordinate, "submit", commit)
+            .await?;
         match committed {
             Committed::Written => Ok(tx),
             Committed::Conflict(e) => Err(e.with_operation("execute")),

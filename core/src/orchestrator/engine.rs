@@ -319,18 +319,18 @@ impl Shared {
     }
 
     pub(crate) async fn handle_result(&self, r: StepResult) -> Result<After> {
-        let profiler = self.host.profiler();
-        let started = profiler.start();
+        let advance = self.advance(&r.tx, |state, _, wf, now, fx| {
+            if !state.expects(r.step, r.kind, r.attempt, Stage::Running, r.token) {
+                return Ok(false);
+            }
+            state.on_result(wf, &r, now, fx);
+            Ok(true)
+        });
         let applied = self
-            .advance(&r.tx, |state, _, wf, now, fx| {
-                if !state.expects(r.step, r.kind, r.attempt, Stage::Running, r.token) {
-                    return Ok(false);
-                }
-                state.on_result(wf, &r, now, fx);
-                Ok(true)
-            })
+            .host
+            .profiler()
+            .time(Op::Coordinate, "result", advance)
             .await?;
-        profiler.finish(Op::Coordinate, "result", started);
         if applied != Advanced::Written {
             tracing::debug!(tx = %r.tx, step = r.step, attempt = r.attempt, "duplicate or late result dropped");
         }

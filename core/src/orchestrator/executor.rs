@@ -82,11 +82,13 @@ impl Shared {
     /// Runs one command if the state still waits for it, and publishes its
     /// result. Returns how to settle the delivery.
     pub(crate) async fn handle_command(&self, cmd: Command) -> Result<After> {
-        let profiler = self.host.profiler();
-        let started = profiler.start();
-        let fence = self.fence_command(&cmd).await?;
-        profiler.finish(Op::Dispatch, &cmd.worker, started);
-        match fence {
+        let fence = self.fence_command(&cmd);
+        match self
+            .host
+            .profiler()
+            .time(Op::Dispatch, &cmd.worker, fence)
+            .await?
+        {
             Fence::Current => {}
             Fence::Stale => {
                 metrics::counter!("multiagents_commands_superseded_total", "worker" => cmd.worker.clone())

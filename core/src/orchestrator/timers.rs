@@ -18,7 +18,7 @@ use super::executor::{EARLY_NAP, orphaned};
 use super::messages::Timer;
 use super::saga::{Fence, SagaState};
 use crate::error::Result;
-use crate::profile::Op;
+use crate::profile::{Op, Profiler};
 use crate::scheduler::{DueTimer, Scheduler, Settle};
 
 /// How long a claimed timer stays with its claimer before it fires again
@@ -62,14 +62,11 @@ impl Shared {
     /// state write is not in yet, dropped when stale.
     pub(crate) async fn handle_timer(&self, t: Timer) -> Result<After> {
         let profiler = self.host.profiler();
-        let started = profiler.start();
-        let after = self.act_on_timer(t).await;
-        profiler.finish(Op::Coordinate, "timer", started);
-        after
+        lag(profiler, t.due_ms);
+        profiler.time(Op::Coordinate, "timer", self.act_on_timer(t)).await
     }
 
     async fn act_on_timer(&self, t: Timer) -> Result<After> {
-        self.host.profiler().record(Op::TimerLag, "", lag(t.due_ms));
         let want = SagaState::timer_wait(&t);
         let mut verdict = Fence::Stale;
         let advanced = self
@@ -98,11 +95,10 @@ impl Shared {
     /// the timer itself (that supersedes the claim).
     pub(crate) async fn handle_due(&self, sched: &dyn Scheduler, t: DueTimer) -> Result<()> {
         let profiler = self.host.profiler();
-        profiler.record(Op::TimerLag, "", lag(t.due_ms));
-        let started = profiler.start();
-        let done = self.act_on_due(sched, t).await;
-        profiler.finish(Op::Coordinate, "timer", started);
-        done
+        lag(profiler, t.due_ms);
+        profiler
+            .time(Op::Coordinate, "timer", self.act_on_due(sched, t))
+            .await
     }
 
     async fn act_on_due(&self, sched: &dyn Scheduler, t: DueTimer) -> Result<()> {
@@ -136,9 +132,15 @@ impl Shared {
     }
 }
 
-/// How late a timer due at `due_ms` is now.
-fn lag(due_ms: u64) -> Duration {
-    Duration::from_millis(now_ms().saturating_sub(due_ms))
+/// Records how late a timer due at `due_ms` fired (while profiling).
+fn lag(profiler: &Profiler, due_ms: u64) {
+    if profiler.enabled() {
+        profiler.record(
+            Op::TimerLag,
+            "",
+            Duration::from_millis(now_ms().saturating_sub(due_ms)),
+        );
+    }
 }
 
 /// Claims due timers of this instance's prefix from `sched` until stopped,

@@ -1,11 +1,12 @@
-//! A lock-free latency histogram for the profiler: log-linear buckets (four
+//! A latency histogram for the profiler: log-linear buckets (four
 //! per power of two of microseconds, so a quantile is within 25% of the
 //! truth), counted with relaxed atomics from any thread.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Four buckets per power of two from 1 µs up to 2^41 µs (~25 days).
+/// Four buckets per power of two from 1 µs; the last holds everything from
+/// 2^41 µs (~25 days) up.
 const BUCKETS: usize = 164;
 
 /// Counts, total, maximum and the bucketed distribution of one timing.

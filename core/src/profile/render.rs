@@ -41,7 +41,9 @@ impl fmt::Display for ProfileReport {
             "stage", "of", "count", "mean", "p99", "total", "share"
         )?;
         for t in &self.timings {
-            let share = if t.within.is_some() {
+            let share = if t.op == super::Op::TimerLag {
+                "—".to_string()
+            } else if t.within.is_some() {
                 format!("({})", pct(t.share))
             } else {
                 pct(t.share)

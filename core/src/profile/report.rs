@@ -139,7 +139,7 @@ pub struct Recommendation {
 pub struct ProfileReport {
     /// Whether the profiler was recording when the report was made.
     pub enabled: bool,
-    /// How long it has recorded (since it was first enabled or reset).
+    /// Since it was first enabled or last reset (pauses included).
     #[serde(serialize_with = "micros")]
     pub window: Duration,
     /// The sum of the stages a step's time is made of (queue wait,
@@ -161,7 +161,10 @@ impl ProfileReport {
             .map(|t| t.total)
             .sum();
         for t in &mut timings {
-            t.share = ratio(t.total, path_total);
+            // Timer lag is a delay, not work: a share of the path means nothing.
+            if t.op != Op::TimerLag {
+                t.share = ratio(t.total, path_total);
+            }
         }
         timings.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.label.cmp(&b.label)));
         let mut recommendations = advise(&timings, path_total, facts);

@@ -24,6 +24,13 @@ fn redis_facts() -> Facts {
 }
 
 #[test]
+fn ops_index_their_own_timings() {
+    for (i, op) in Op::ALL.iter().enumerate() {
+        assert_eq!(*op as usize, i, "{op:?}");
+    }
+}
+
+#[test]
 fn records_only_while_on_and_forgets_on_reset() {
     let p = Profiler::new();
     p.record(Op::Call, "w", ms(1));

@@ -36,10 +36,18 @@ enum Scope {
 }
 
 impl Scope {
-    fn record(&self, profiler: &Profiler, runtime_op: Op, label: &str, took: Duration) {
+    /// Times `work` as the runtime's `runtime_op` for `label`, or as the
+    /// worker's host call.
+    async fn time<T>(
+        &self,
+        profiler: &Profiler,
+        runtime_op: Op,
+        label: &str,
+        work: impl Future<Output = T>,
+    ) -> T {
         match self {
-            Scope::Runtime => profiler.record(runtime_op, label, took),
-            Scope::Worker(name) => profiler.record(Op::HostCalls, name, took),
+            Scope::Runtime => profiler.time(runtime_op, label, work).await,
+            Scope::Worker(name) => profiler.time(Op::HostCalls, name, work).await,
         }
     }
 }
@@ -72,13 +80,7 @@ impl<S: StateStore> ProfiledStore<S> {
     }
 
     async fn timed<T>(&self, call: &str, work: impl Future<Output = T>) -> T {
-        let Some(started) = self.profiler.start() else {
-            return work.await;
-        };
-        let out = work.await;
-        self.scope
-            .record(&self.profiler, Op::Store, call, started.elapsed());
-        out
+        self.scope.time(&self.profiler, Op::Store, call, work).await
     }
 }
 
@@ -175,14 +177,19 @@ impl<T: Transport> ProfiledTransport<T> {
         envelope
     }
 
-    async fn timed(&self, label: &str, work: impl Future<Output = Result<()>>) -> Result<()> {
-        let Some(started) = self.profiler.start() else {
-            return work.await;
-        };
-        let out = work.await;
-        self.scope
-            .record(&self.profiler, Op::Publish, label, started.elapsed());
-        out
+    /// Times `work` under `label` (`None`: not profiling, nothing built).
+    async fn timed(&self, label: Option<String>, work: impl Future<Output = Result<()>>) -> Result<()> {
+        match label {
+            Some(label) => self.scope.time(&self.profiler, Op::Publish, &label, work).await,
+            None => work.await,
+        }
+    }
+
+    /// The label of a publish of `envelopes`, while profiling.
+    fn label(&self, envelopes: &[Envelope]) -> Option<String> {
+        self.profiler
+            .enabled()
+            .then(|| batch_label(envelopes).to_string())
     }
 }
 
@@ -220,13 +227,13 @@ impl<T: Transport> Transport for ProfiledTransport<T> {
     }
     async fn publish(&self, envelope: Envelope) -> Result<()> {
         let envelope = self.stamp(envelope);
-        let topic = envelope.topic.clone();
-        self.timed(&topic, self.inner.publish(envelope)).await
+        let label = self.label(std::slice::from_ref(&envelope));
+        self.timed(label, self.inner.publish(envelope)).await
     }
     async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
-        let label = batch_label(&envelopes).to_string();
+        let label = self.label(&envelopes);
         let envelopes = envelopes.into_iter().map(|e| self.stamp(e)).collect();
-        self.timed(&label, self.inner.publish_batch(envelopes)).await
+        self.timed(label, self.inner.publish_batch(envelopes)).await
     }
     async fn subscribe(
         &self,
@@ -253,8 +260,8 @@ impl<T: Transport> Transport for ProfiledTransport<T> {
         })))
     }
     async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
-        let label = batch_label(&envelopes).to_string();
-        self.timed(&label, self.inner.broadcast(envelopes)).await
+        let label = self.label(&envelopes);
+        self.timed(label, self.inner.broadcast(envelopes)).await
     }
     async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {
         self.inner.queue_depth(topic, group).await

@@ -5,8 +5,10 @@
 //! The model is TCP's congestion control, as Netflix's `concurrency-limits`
 //! and Temporal's slot tuners apply it to calls:
 //!
-//! * **Congestion** is a call that timed out, was refused for lack of
-//!   resources (`Timeout`, `ResourceLimit`, `Overloaded`, `Unavailable`),
+//! * **Congestion** is a call that timed out (by the guard's timeout, or
+//!   cut off by its caller's), or failed as `Overloaded` or `Unavailable`
+//!   (not `ResourceLimit`: a guest over its own memory cap or fuel is
+//!   about its input, not about load),
 //!   or took longer than the latency target, when one is set.
 //! * On congestion the limit shrinks to `backoff` × itself (never below
 //!   `min`), at most once per window: the calls already running when it
@@ -35,7 +37,7 @@ pub struct AdaptiveConfig {
     /// The factor it shrinks by on congestion (default 0.9; in (0, 1)).
     pub backoff: f64,
     /// A call slower than this counts as congestion (default none: only
-    /// timeouts and resource errors do).
+    /// timeouts, `overloaded` and `unavailable` errors do).
     pub latency_target: Option<Duration>,
 }
 
@@ -149,7 +151,7 @@ pub struct Outcome {
 pub fn is_congestion(kind: ErrorKind) -> bool {
     matches!(
         kind,
-        ErrorKind::Timeout | ErrorKind::ResourceLimit | ErrorKind::Overloaded | ErrorKind::Unavailable
+        ErrorKind::Timeout | ErrorKind::Overloaded | ErrorKind::Unavailable
     )
 }
 
@@ -343,7 +345,10 @@ mod tests {
     #[test]
     fn congestion_kinds_are_the_saturation_ones() {
         assert!(is_congestion(ErrorKind::Timeout));
-        assert!(is_congestion(ErrorKind::ResourceLimit));
+        assert!(
+            !is_congestion(ErrorKind::ResourceLimit),
+            "a guest over its own memory cap or fuel is about its input, not load"
+        );
         assert!(
             !is_congestion(ErrorKind::Worker),
             "a worker's own failure is not load"

@@ -101,8 +101,10 @@ impl ConcurrencyLimit {
             congested: failed.is_some_and(is_congestion),
             in_flight: self.in_use(),
         };
-        let changed = aimd.lock().unwrap_or_else(|p| p.into_inner()).observe(outcome);
-        if let Some(new) = changed {
+        // Resized under the lock, so two outcomes cannot apply their
+        // limits out of order.
+        let mut aimd = aimd.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(new) = aimd.observe(outcome) {
             self.resize(new);
         }
     }
@@ -119,6 +121,14 @@ impl ConcurrencyLimit {
             let shrink = old - new;
             let taken = self.semaphore.forget_permits(shrink);
             self.counters.debt.fetch_add(shrink - taken, Ordering::AcqRel);
+            // A permit released between the two lines above went back to
+            // the semaphore before its debt was written: take it now.
+            while self.counters.take_debt() {
+                if self.semaphore.forget_permits(1) == 0 {
+                    self.counters.debt.fetch_add(1, Ordering::AcqRel);
+                    break;
+                }
+            }
         }
         tracing::debug!(limit = %self.name, from = old, to = new, "adaptive concurrency moved");
     }
@@ -137,7 +147,7 @@ impl ConcurrencyLimit {
                         "concurrency limit reached and its wait queue is full",
                     )
                     .with_context("limit", &self.name)
-                    .with_context("max_concurrent", self.max_concurrent)
+                    .with_context("max_concurrent", self.current())
                     .with_context("max_queued", self.max_queued));
                 }
                 let _dequeue = Dequeue(&self.counters);

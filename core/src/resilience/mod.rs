@@ -124,6 +124,24 @@ impl GuardConfig {
     }
 }
 
+/// A call in progress. Dropped before it ended, it was cut off by its
+/// caller (a step's own timeout fires before the guard's when the call
+/// waited for its permit): counted as a timed-out call, so the stats, the
+/// adaptive limit and the profiler still see it.
+struct Running<'a> {
+    guard: &'a Guard,
+    start: Instant,
+    over: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if !self.over {
+            self.guard.ended(self.start.elapsed(), Some(ErrorKind::Timeout));
+        }
+    }
+}
+
 /// The resilience stack of one worker.
 #[derive(Debug)]
 pub struct Guard {
@@ -199,7 +217,11 @@ impl Guard {
             None => None,
         };
         self.profiler.finish(Op::PermitWait, &self.name, waiting);
-        let start = Instant::now();
+        let mut running = Running {
+            guard: self,
+            start: Instant::now(),
+            over: false,
+        };
         let result = match self.timeout {
             Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
                 Err(Error::new(ErrorKind::Timeout, "worker call exceeded its timeout")
@@ -208,10 +230,8 @@ impl Guard {
             }),
             None => call.await,
         };
-        let took = start.elapsed();
-        self.stats.record(result.is_ok(), took);
-        self.local.observe(took, result.as_ref().err().map(Error::kind));
-        self.profiler.record(Op::Call, &self.name, took);
+        running.over = true;
+        self.ended(running.start.elapsed(), result.as_ref().err().map(Error::kind));
         if let Some(permit) = permit {
             match &result {
                 Ok(_) => permit.success(),
@@ -220,6 +240,14 @@ impl Guard {
             }
         }
         result
+    }
+
+    /// Counts a call that ran for `took` and failed with `failed` (or
+    /// succeeded): its stats, the adaptive limit, the profiler.
+    fn ended(&self, took: Duration, failed: Option<ErrorKind>) {
+        self.stats.record(failed.is_none(), took);
+        self.local.observe(took, failed);
+        self.profiler.record(Op::Call, &self.name, took);
     }
 
     /// The worker's name.
@@ -254,6 +282,28 @@ mod tests {
             .with_timeout(Some(Duration::from_millis(50)))
             .with_breaker(Some(BreakerConfig::default().with_failure_threshold(2)));
         Guard::new("w", &config, None, clock.clone())
+    }
+
+    #[tokio::test]
+    async fn a_call_cut_off_by_its_caller_still_counts_as_timed_out() {
+        let config = GuardConfig::default()
+            .with_max_concurrent(8)
+            .with_timeout(Some(Duration::from_secs(30)))
+            .with_adaptive(Some(AdaptiveConfig::default().with_initial(Some(8))));
+        let profiler = Profiler::enabled_now();
+        let g = Guard::new("w", &config, None, Arc::new(ManualClock::new())).with_profiler(profiler.clone());
+        // The caller's own deadline (a step timeout) is shorter than the guard's.
+        let cut = tokio::time::timeout(
+            Duration::from_millis(10),
+            g.call(std::future::pending::<Result<()>>()),
+        )
+        .await;
+        assert!(cut.is_err(), "the caller gave up first");
+        let stats = g.stats();
+        assert_eq!((stats.executions, stats.failures), (1, 1));
+        assert_eq!(g.limit().current(), 7, "the adaptive limit saw a timeout");
+        let (rows, _) = profiler.timings();
+        assert!(rows.iter().any(|t| t.op == Op::Call && t.count == 1), "{rows:?}");
     }
 
     #[tokio::test]

@@ -73,9 +73,12 @@ pub struct WorkerStats {
     pub queued: usize,
     /// Most calls ever running at once.
     pub high_water: usize,
-    /// The most calls it may run at once now (its concurrency limit; for
-    /// an adaptive limit, where it has moved to).
+    /// The most calls it may run at once, as configured (an adaptive
+    /// limit's ceiling).
     pub max_concurrent: usize,
+    /// The limit in force: `max_concurrent`, or where an adaptive limit
+    /// has moved to.
+    pub limit: usize,
     /// Whether that limit adapts to the calls' outcomes (AIMD).
     pub adaptive: bool,
     /// Memory held for its instances, when the worker can tell: a
@@ -371,7 +374,8 @@ impl WorkerHost {
             in_flight: limit.in_use(),
             queued: limit.queued(),
             high_water: limit.high_water(),
-            max_concurrent: limit.current(),
+            max_concurrent: limit.max_concurrent(),
+            limit: limit.current(),
             adaptive: limit.is_adaptive(),
             memory_bytes: entry.worker.memory_bytes(),
         })

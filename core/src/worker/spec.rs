@@ -134,16 +134,12 @@ impl WorkerSpec {
                     Some("min_concurrent") => "min_concurrent",
                     Some("initial_concurrent") => "initial_concurrent",
                     Some("latency_target") => "latency_target",
-                    _ => "backoff",
+                    Some("backoff") => "backoff",
+                    _ => "adaptive",
                 };
-                bad(
-                    field,
-                    e.message()
-                        .split_once(" must ")
-                        .map_or(e.message(), |(_, why)| why)
-                        .to_string(),
-                )
-                .with_source(e)
+                // "min_concurrent must be …" → "must be …", after the field.
+                let why = e.message().split_once(' ').map_or(e.message(), |(_, why)| why);
+                bad(field, why.to_string()).with_source(e)
             })?;
         }
         if self.guard.timeout.is_some_and(|t| t.is_zero()) {

@@ -138,7 +138,7 @@ async function workers() {
     const w = await api("/api/v1/workers");
     $("submit-workflow").innerHTML = w.workflows.map((n) => `<option>${esc(n)}</option>`).join("");
     $("worker-rows").innerHTML = w.workers.map((x) => `<tr><td>${esc(x.name)}</td><td>${esc(x.kind)}</td>
-      <td>${x.in_flight} / ${x.max_concurrent}</td><td>${x.queued}</td><td>${badge(x.breaker)}</td>
+      <td>${x.in_flight} / ${x.limit ?? x.max_concurrent}</td><td>${x.queued}</td><td>${badge(x.breaker)}</td>
       <td>${x.calls.executions}</td><td>${x.calls.failures}</td><td>${x.calls.p50_ms.toFixed(2)} ms</td><td>${x.calls.p99_ms.toFixed(2)} ms</td></tr>`).join("")
       || `<tr><td colspan="9" class="muted">no workers</td></tr>`;
   } catch (e) { $("worker-rows").innerHTML = `<tr><td colspan="9" class="err">${esc(e.message)}</td></tr>`; }
