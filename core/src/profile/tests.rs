@@ -256,3 +256,66 @@ async fn nothing_is_stamped_or_timed_while_off() {
     assert!(d.envelope().headers.is_empty());
     assert!(p.timings().0.is_empty());
 }
+
+#[tokio::test]
+async fn redeliveries_are_not_timed_and_batches_are_labelled_by_topic() {
+    let p = Profiler::enabled_now();
+    let transport = ProfiledTransport::new(MemoryTransport::new(), p.clone());
+    let mut sub = transport
+        .subscribe("t", SubscribeMode::queue("g"), SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    // A stamp already there (a message forwarded as it came) is replaced.
+    let mut forwarded = Envelope::new("t", "k", &b"x"[..]);
+    forwarded.headers.push((SENT_HEADER.to_string(), "1".to_string()));
+    transport.publish_batch(vec![forwarded]).await.expect("publish");
+    let mut d = sub.next().await.expect("open").expect("delivery");
+    let stamps: Vec<_> = d
+        .envelope()
+        .headers
+        .iter()
+        .filter(|(k, _)| k == SENT_HEADER)
+        .collect();
+    assert_eq!(stamps.len(), 1);
+    assert_ne!(stamps[0].1, "1", "restamped");
+    d.nack(Duration::ZERO).await.expect("nack");
+    let mut again = sub.next().await.expect("open").expect("redelivery");
+    assert_eq!(again.delivery_count(), 2);
+    again.ack().await.expect("ack");
+    let mixed = vec![
+        Envelope::new("t", "k", &b"x"[..]),
+        Envelope::new("u", "k", &b"y"[..]),
+    ];
+    transport.publish_batch(mixed).await.expect("publish");
+    let r = p.report(&Facts::default());
+    assert_eq!(
+        r.timing(Op::QueueWait, "t").map(|t| t.count),
+        Some(1),
+        "the redelivery is not timed"
+    );
+    assert_eq!(r.timing(Op::Publish, "t").map(|t| t.count), Some(1));
+    assert_eq!(r.timing(Op::Publish, "mixed").map(|t| t.count), Some(1));
+}
+
+#[tokio::test]
+async fn a_workers_emit_is_timed_as_its_host_call_and_not_stamped() {
+    let p = Profiler::enabled_now();
+    let plain = MemoryTransport::new();
+    let mut sub = plain
+        .subscribe(
+            "orders.shipped",
+            SubscribeMode::Broadcast,
+            SubscribeOptions::default(),
+        )
+        .await
+        .expect("subscribe");
+    let emit = ProfiledTransport::for_worker(plain.clone(), p.clone(), "ship");
+    emit.broadcast(vec![Envelope::new("orders.shipped", "tx", &b"e"[..])])
+        .await
+        .expect("emit");
+    let d = sub.next().await.expect("open").expect("event");
+    assert!(d.envelope().headers.is_empty(), "{:?}", d.envelope().headers);
+    let r = p.report(&Facts::default());
+    assert_eq!(r.timing(Op::HostCalls, "ship").map(|t| t.count), Some(1));
+    assert!(r.timing(Op::Publish, "orders.shipped").is_none());
+}

@@ -292,6 +292,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn growing_while_in_debt_pays_the_debt_before_adding_permits() {
+        let config = AdaptiveConfig::default().with_initial(Some(10)).with_min(1);
+        let limit = ConcurrencyLimit::adaptive("w", 16, 0, config);
+        let held: Vec<_> = futures_util::future::join_all((0..10).map(|_| limit.acquire())).await;
+        // All 10 in use: the shrink to 9 is a debt of one permit.
+        limit.observe(Duration::from_secs(1), Some(ErrorKind::Timeout));
+        assert_eq!(limit.current(), 9);
+        // A busy window grows it back to 10 while the debt is unpaid: the
+        // growth cancels the debt instead of adding a permit.
+        for _ in 0..9 {
+            limit.observe(Duration::from_millis(1), None);
+        }
+        assert_eq!(limit.current(), 10);
+        // Ten run, the limit is ten: no eleventh, not even for a moment.
+        let eleventh = limit.acquire().await;
+        assert!(eleventh.is_err(), "a permit beyond the limit was handed out");
+        drop(held);
+        let all: Vec<_> = futures_util::future::join_all((0..11).map(|_| limit.acquire())).await;
+        assert_eq!(
+            all.iter().filter(|p| p.is_ok()).count(),
+            10,
+            "exactly the limit in force"
+        );
+    }
+
+    #[tokio::test]
     async fn a_fixed_limit_ignores_outcomes() {
         let limit = ConcurrencyLimit::new("w", 2, 0);
         limit.observe(Duration::from_secs(1), Some(ErrorKind::Timeout));
