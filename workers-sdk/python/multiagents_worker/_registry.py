@@ -1,0 +1,40 @@
+"""``@handler``: the one function a worker module exports, and the call
+path from CBOR bytes to it and back."""
+
+from . import cbor
+from ._host import Call, Fatal, WorkerError
+
+_handler = None
+
+
+def handler(f):
+    """Makes ``f(call, input)`` this worker's step function."""
+    global _handler
+    if _handler is not None and _handler is not f:
+        raise RuntimeError(f"a worker has one @handler: {_handler.__name__} is already it, not {f.__name__}")
+    _handler = f
+    return f
+
+
+def registered():
+    """The ``@handler`` function (``RuntimeError`` when there is none)."""
+    if _handler is None:
+        raise RuntimeError("no @handler in the worker module: decorate its step function with @handler")
+    return _handler
+
+
+def run(call: Call, payload: bytes, f=None) -> bytes:
+    """Decodes, calls ``f`` (default: the ``@handler``), encodes.
+    ``WorkerError`` passes through; undecodable input is ``Fatal``."""
+    try:
+        value = cbor.loads(payload)
+    except cbor.CborError as e:
+        raise Fatal(f"the step's input is not CBOR: {e}") from None
+    out = (f or registered())(call, value)
+    try:
+        return cbor.dumps(out)
+    except cbor.CborError as e:
+        raise Fatal(f"the step's output cannot be CBOR: {e}") from None
+
+
+__all__ = ["WorkerError", "handler", "registered", "run"]
