@@ -30,6 +30,18 @@ if [ -x scripts/services.sh ]; then
     set -a; . "${SERVICES_DIR:-target/services}/env"; set +a
 fi
 
+# Toolchains of the Python workers (componentize-py, pytest), then the Python
+# SDK's and example workers' own tests (against the SDK's simulated host).
+if [ -x scripts/toolchains.sh ]; then
+    log "toolchains for Python workers (scripts/toolchains.sh)"
+    scripts/toolchains.sh
+    # shellcheck disable=SC1090,SC1091
+    set -a; . "${TOOLCHAINS_DIR:-target/toolchains}/env"; set +a
+    log "pytest: the Python SDK and example workers"
+    PYTHONPATH=workers-sdk/python PYTHONDONTWRITEBYTECODE=1 "$MULTIAGENTS_PYTHON" -m pytest -q -p no:cacheprovider \
+        workers-sdk/python/tests examples/workers/python
+fi
+
 # Headless Chromium for the web console test (tests/it/admin.rs): Debian's
 # package, installed as root when missing. Without it that test skips
 # visibly (and fails under MULTIAGENTS_REQUIRE_BACKENDS=1, as in CI).

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Toolchains for workers in other languages than Rust, as the tests use them:
+# componentize-py (PyPI, pinned) and pytest, in a virtual environment of
+# their own. Installs what is missing (python3-venv from Debian, as root,
+# when `python3 -m venv` cannot run), then writes the variables the tests
+# read to <dir>/env:
+#
+#   MULTIAGENTS_COMPONENTIZE_PY   the componentize-py executable (`worker build` uses it)
+#   MULTIAGENTS_PYTHON            the venv's python (pytest runs with it)
+#
+# Usage: scripts/toolchains.sh            # then: set -a; . target/toolchains/env; set +a
+#
+# Environment: TOOLCHAINS_DIR (default <repo>/target/toolchains).
+# Idempotent: an existing venv with the pinned versions is kept.
+set -euo pipefail
+
+COMPONENTIZE_PY_VERSION=0.25.1
+PYTEST_VERSION=8.3.5
+
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+dir=${TOOLCHAINS_DIR:-$root/target/toolchains}
+case "$dir" in /*) ;; *) dir=$root/$dir ;; esac
+venv=$dir/py
+mkdir -p "$dir"
+log() { printf '[toolchains] %s\n' "$*" >&2; }
+die() { printf '[toolchains] ERROR: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else
+        die "need root to run: $*"
+    fi
+}
+
+command -v python3 >/dev/null 2>&1 || die "python3 not found: install Python 3.10+ (Debian: apt-get install python3)"
+
+wanted() { # the venv has both tools at their pinned versions
+    [ -x "$venv/bin/componentize-py" ] && [ -x "$venv/bin/python" ] \
+        && "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_PY_VERSION" \
+        && "$venv/bin/python" -m pytest --version 2>&1 | grep -q "$PYTEST_VERSION"
+}
+
+if ! wanted; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        command -v apt-get >/dev/null 2>&1 || die "python3 cannot make a venv and apt-get is missing: install the venv module yourself"
+        log "apt-get install python3-venv (log: $dir/apt.log)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >"$dir/apt.log" 2>&1 \
+            || { as_root apt-get update -q >>"$dir/apt.log" 2>&1 \
+                 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >>"$dir/apt.log" 2>&1; } \
+            || { tail -n 20 "$dir/apt.log" >&2; die "apt-get install python3-venv failed"; }
+    fi
+    log "pip install componentize-py==$COMPONENTIZE_PY_VERSION pytest==$PYTEST_VERSION into $venv (log: $dir/pip.log)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" >"$dir/pip.log" 2>&1 || { tail -n 20 "$dir/pip.log" >&2; die "python3 -m venv failed"; }
+    PIP_ROOT_USER_ACTION=ignore "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "componentize-py==$COMPONENTIZE_PY_VERSION" "pytest==$PYTEST_VERSION" >>"$dir/pip.log" 2>&1 \
+        || { tail -n 20 "$dir/pip.log" >&2; die "pip install failed (log: $dir/pip.log)"; }
+    wanted || die "the venv at $venv does not hold the pinned tools after installing them"
+fi
+
+{
+    echo "MULTIAGENTS_COMPONENTIZE_PY=$venv/bin/componentize-py"
+    echo "MULTIAGENTS_PYTHON=$venv/bin/python"
+} >"$dir/env"
+log "ready: $("$venv/bin/componentize-py" --version), $("$venv/bin/python" -m pytest --version 2>&1)"
