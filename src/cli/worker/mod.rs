@@ -1,22 +1,33 @@
 //! `multiagents worker build|inspect`.
+//!
+//! | module | owns |
+//! |---|---|
+//! | this file | the commands, language detection, printing what was built |
+//! | `rust` | a worker crate → `cargo build --target wasm32-wasip2` |
+//! | `python` | a Python worker → componentize-py, with the bundled SDK and WIT |
+//! | `embedded` | the WIT and the Python SDK, compiled into this binary |
+
+mod embedded;
+mod python;
+mod rust;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use clap::Subcommand;
 use multiagents::worker::wasm::inspect::{BinaryKind, binary_kind};
 use multiagents::worker::wasm::{EngineConfig, Inspection, WasmEngine, WasmSource};
 use multiagents::{Error, ErrorKind, Result};
 
-const TARGET: &str = "wasm32-wasip2";
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum WorkerCommand {
-    /// Compile a worker crate to a WebAssembly component (wasm32-wasip2,
-    /// release), then print its path, size and world.
+    /// Compile a worker to a WebAssembly component, then print its path,
+    /// size and world. The language is found from the directory: a
+    /// Cargo.toml is a Rust crate (cargo, wasm32-wasip2, release); an
+    /// app.py, or a pyproject.toml naming its module under
+    /// [tool.multiagents], is a Python worker (componentize-py).
     Build {
-        /// The worker crate's directory (holding its Cargo.toml).
-        crate_dir: PathBuf,
+        /// The worker's directory.
+        dir: PathBuf,
     },
     /// Print a component's imports and exports and whether it fits the
     /// multiagents:worker world.
@@ -31,115 +42,80 @@ pub(crate) enum WorkerCommand {
 
 pub(crate) async fn run(cmd: WorkerCommand) -> Result<()> {
     match cmd {
-        WorkerCommand::Build { crate_dir } => build(&crate_dir).await,
+        WorkerCommand::Build { dir } => build(&dir).await,
         WorkerCommand::Inspect { file, json } => inspect(&file, json).await,
     }
 }
 
-fn tool_error(what: String, e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Unavailable, what).with_source(e)
+/// The languages `worker build` knows, as found in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Language {
+    Rust,
+    /// The module (file stem) holding the `@handler`.
+    Python {
+        module: String,
+    },
+    JavaScript,
 }
 
-async fn ensure_target() -> Result<()> {
-    let out = tokio::process::Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .await
-        .map_err(|e| {
-            tool_error(
-                "cannot run rustup (needed to add the wasm32-wasip2 target)".into(),
-                e,
-            )
-        })?;
-    if String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.trim() == TARGET)
-    {
-        return Ok(());
-    }
-    eprintln!("adding the {TARGET} target with rustup (one time)...");
-    let status = tokio::process::Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .status()
-        .await
-        .map_err(|e| tool_error(format!("cannot run `rustup target add {TARGET}`"), e))?;
-    if !status.success() {
-        return Err(Error::new(
-            ErrorKind::Unavailable,
-            format!("`rustup target add {TARGET}` failed ({status})"),
-        ));
-    }
-    Ok(())
-}
-
-async fn build(crate_dir: &Path) -> Result<()> {
-    let manifest = crate_dir.join("Cargo.toml");
-    if !manifest.is_file() {
+/// What the directory holds: Cargo.toml → Rust; pyproject.toml naming a
+/// module under `[tool.multiagents]`, or app.py → Python; package.json →
+/// JavaScript.
+fn detect(dir: &Path) -> Result<Language> {
+    if !dir.is_dir() {
         return Err(Error::new(
             ErrorKind::NotFound,
-            format!("no Cargo.toml in {}", crate_dir.display()),
-        )
-        .with_context("crate_dir", crate_dir.display()));
-    }
-    ensure_target().await?;
-    // Progress for people: cargo's own lines follow on stderr.
-    eprintln!(
-        "building {} for {TARGET} (cargo build --release; the first build takes a while)…",
-        crate_dir.display()
-    );
-    let started = std::time::Instant::now();
-    let out = tokio::process::Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--target",
-            TARGET,
-            "--message-format=json-render-diagnostics",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .stderr(Stdio::inherit())
-        .output()
-        .await
-        .map_err(|e| tool_error("cannot run cargo".into(), e))?;
-    if !out.status.success() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            format!("cargo build of {} failed", crate_dir.display()),
-        ));
-    }
-    eprintln!("cargo finished in {:.1} s", started.elapsed().as_secs_f64());
-    // The artifacts: compiler-artifact messages of cdylib targets ending in .wasm.
-    let wasm: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["kind"].to_string().contains("cdylib"))
-        .flat_map(|m| {
-            m["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str().filter(|f| f.ends_with(".wasm")).map(PathBuf::from))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if wasm.is_empty() {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
             format!(
-                "{} built no .wasm: is it a `crate-type = [\"cdylib\"]` crate?",
-                crate_dir.display()
+                "{} is not a directory (worker build takes the worker's directory)",
+                dir.display()
             ),
         ));
     }
+    if dir.join("Cargo.toml").is_file() {
+        return Ok(Language::Rust);
+    }
+    if let Some(module) = python::module_of(dir)? {
+        return Ok(Language::Python { module });
+    }
+    if dir.join("package.json").is_file() {
+        return Ok(Language::JavaScript);
+    }
+    Err(Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "{} holds no worker this command knows: a Rust crate (Cargo.toml), or a Python worker (app.py with a @handler, or a pyproject.toml with [tool.multiagents] module = \"…\")",
+            dir.display()
+        ),
+    ))
+}
+
+async fn build(dir: &Path) -> Result<()> {
+    let built = match detect(dir)? {
+        Language::Rust => rust::build(dir).await?,
+        Language::Python { module } => vec![python::build(dir, &module).await?],
+        Language::JavaScript => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{} is a JavaScript project (package.json): JavaScript workers are not supported by this version yet; write the worker in Rust or Python",
+                    dir.display()
+                ),
+            ));
+        }
+    };
     let engine = engine()?;
-    for path in wasm {
+    for path in built {
         let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
         outln!("built {} ({} KiB)", path.display(), size.div_ceil(1024));
         let found = engine.inspect(WasmSource::Path(path)).await?;
         print_inspection(&found);
     }
     Ok(())
+}
+
+/// An error for a tool that could not be run.
+fn tool_error(what: String, e: std::io::Error) -> Error {
+    Error::new(ErrorKind::Unavailable, what).with_source(e)
 }
 
 fn engine() -> Result<WasmEngine> {
