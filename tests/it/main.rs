@@ -22,6 +22,7 @@ mod local;
 mod memory_guard;
 mod orchestrator;
 mod profile;
+mod python_workers;
 #[cfg(feature = "redis")]
 mod redis_cli;
 #[cfg(feature = "redis")]
@@ -36,3 +37,4 @@ mod under_load;
 mod wasm_examples;
 mod wasm_hostile;
 mod wasm_limits;
+mod wit_compat;

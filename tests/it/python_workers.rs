@@ -1,0 +1,195 @@
+//! Python workers (componentize-py, the SDK in `workers-sdk/python`): the
+//! order saga with the Python port of `charge-payment` among Rust workers
+//! gets the same outcomes as the all-Rust run, state written by the Python
+//! worker is read by the Rust compensation, and the sandbox holds for
+//! Python: a file or a socket ends the call with a typed permission error.
+//!
+//! The components are built by `multiagents worker build`, with the
+//! componentize-py that `scripts/toolchains.sh` installs (`scripts/test.sh`
+//! runs it). Without it these tests skip visibly, unless
+//! `MULTIAGENTS_REQUIRE_BACKENDS=1` (CI), where they fail.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use multiagents::orchestrator::{SagaSnapshot, SagaStatus};
+use multiagents::worker::{CallInfo, WorkerSpec, fatal, native};
+use multiagents::workflow::{RetryPolicy, StepDef, WorkflowDef};
+use multiagents::{Config, Runtime};
+use serde_json::{Value, json};
+
+use crate::support::{cli, engine_config, repo_root, said, wasm};
+
+/// Builds the Python worker in `examples/workers/python/<name>` once per
+/// test binary; `None` (the test skips) without componentize-py.
+fn python_worker(name: &'static str) -> Option<PathBuf> {
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<&'static str, PathBuf>>> =
+        OnceLock::new();
+    let tool = std::env::var("MULTIAGENTS_COMPONENTIZE_PY").ok();
+    let on_path = std::process::Command::new("componentize-py")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if tool.is_none() && !on_path {
+        assert!(
+            std::env::var("MULTIAGENTS_REQUIRE_BACKENDS").as_deref() != Ok("1"),
+            "componentize-py is required (MULTIAGENTS_REQUIRE_BACKENDS=1): run scripts/toolchains.sh and source target/toolchains/env"
+        );
+        eprintln!("SKIPPED: no componentize-py (scripts/toolchains.sh installs it)");
+        return None;
+    }
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().expect("built");
+    if let Some(path) = built.get(name) {
+        return Some(path.clone());
+    }
+    let dir = repo_root().join("examples/workers/python").join(name);
+    let out = cli(&["worker", "build", dir.to_str().expect("utf-8 path")], None);
+    assert!(out.status.success(), "worker build {name}: {}", said(&out));
+    let path = dir.join("target").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} was not built: {}", path.display(), said(&out));
+    built.insert(name, path.clone());
+    Some(path)
+}
+
+/// The demo's runtime, with `charge` as its charge-payment component, and
+/// a workflow that charges and then fails (so the charge is refunded).
+async fn runtime(charge: PathBuf) -> Runtime {
+    let mut config = Config::load(repo_root().join("examples/order-saga.toml")).expect("demo config");
+    config
+        .workers
+        .get_mut("charge-payment")
+        .expect("charge-payment")
+        .path = charge;
+    let boom =
+        native(|_c: CallInfo, _i: Bytes| async { Err::<Bytes, _>(fatal("the courier refused the parcel")) });
+    Runtime::builder_from_config(&config)
+        .expect("builder")
+        .worker_native("boom", boom, WorkerSpec::default())
+        .workflow(
+            WorkflowDef::builder("charge-then-fail")
+                .step(StepDef::new("charge", "charge-payment").compensate_with("refund-payment"))
+                .step(StepDef::new("ship", "boom").retry(RetryPolicy::none()))
+                .build(),
+        )
+        .build()
+        .await
+        .expect("runtime")
+}
+
+fn order(id: &str, qty: u64, unit_price: u64) -> Value {
+    json!({"id": id, "customer": "c-42", "currency": "EUR",
+        "items": [{"sku": "MUG-2", "qty": qty, "unit_price": unit_price}], "gift": false,
+        "ship_to": {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London",
+                    "postal_code": "SW1Y 4JH", "country": "GB"}})
+}
+
+/// `stable_id` of examples/workers/orders (FNV-1a, each part ended by 0xff).
+fn stable_id(prefix: &str, part: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in part.bytes().chain(std::iter::once(0xff)) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{prefix}{h:016x}")
+}
+
+/// What a run of three transactions shows, with transaction ids taken out.
+async fn outcomes(rt: &Runtime) -> Value {
+    let run = |workflow: &'static str, input: Value| async move {
+        let tx = rt.execute(workflow, input).await.expect("execute");
+        rt.wait(&tx, Duration::from_secs(60)).await.expect("wait")
+    };
+    let paid = run("order-saga", order("o-1", 1, 900)).await;
+    // Above the demo's max_amount of 50 000: the charge is declined.
+    let declined = run("order-saga", order("o-2", 1, 90_000)).await;
+    let refunded = run("charge-then-fail", order("o-3", 2, 900)).await;
+    let payment = &paid.output.as_ref().expect("output")["payment"];
+    assert_eq!(
+        payment["payment_id"],
+        json!(stable_id("pay_", &paid.tx.0)),
+        "{paid:?}"
+    );
+    // The refund (Rust) found the charge (Python or Rust) in the shared state.
+    let key = format!("kv/payments/payments/refund/{}", refunded.tx.0);
+    let raw = rt
+        .store()
+        .get(&key)
+        .await
+        .expect("store")
+        .expect("a refund record");
+    let refund: Value = ciborium::from_reader(&raw.value[..]).expect("CBOR refund");
+    json!({
+        "paid": {"status": paid.status.as_str(), "steps": steps(&paid),
+                 "amount": payment["amount"], "currency": payment["currency"]},
+        "declined": {"status": declined.status.as_str(), "steps": steps(&declined),
+                     "error": declined.error.as_deref().map(|e| e.replace(&declined.tx.0, "<tx>"))},
+        "refunded": {"status": refunded.status.as_str(), "steps": steps(&refunded),
+                     "refund_amount": refund["amount"], "refund_of": refund["payment_id"] == json!(stable_id("pay_", &refunded.tx.0))},
+    })
+}
+
+fn steps(s: &SagaSnapshot) -> Vec<String> {
+    s.history
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {:?} {}",
+                a.step,
+                a.kind,
+                a.outcome
+                    .as_deref()
+                    .unwrap_or("-")
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_saga_with_a_python_worker_ends_as_the_all_rust_one() {
+    let Some(python) = python_worker("charge-payment") else {
+        return;
+    };
+    let rust = outcomes(&runtime(wasm("charge-payment")).await).await;
+    let mixed = outcomes(&runtime(python).await).await;
+    assert_eq!(rust["paid"]["status"], "completed", "{rust:#}");
+    assert_eq!(rust["declined"]["status"], "compensated", "{rust:#}");
+    assert_eq!(rust["refunded"]["status"], "compensated", "{rust:#}");
+    assert_eq!(rust["refunded"]["refund_amount"], 1800, "{rust:#}");
+    assert_eq!(mixed, rust, "Python charge-payment: {mixed:#}\nRust: {rust:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_worker_reaching_for_a_file_or_a_socket_is_denied_with_a_typed_error() {
+    let Some(hostile) = python_worker("hostile-peek") else {
+        return;
+    };
+    let rt = Runtime::builder()
+        .engine(engine_config())
+        .worker_wasm("peek", hostile, WorkerSpec::default())
+        .workflow(
+            WorkflowDef::builder("peek")
+                .step(StepDef::new("peek", "peek").retry(RetryPolicy::none()))
+                .build(),
+        )
+        .build()
+        .await
+        .expect("runtime");
+    for (what, interface) in [("file", "wasi:filesystem"), ("socket", "wasi:sockets")] {
+        let tx = rt
+            .execute("peek", json!({ "what": what }))
+            .await
+            .expect("execute");
+        let done = rt.wait(&tx, Duration::from_secs(60)).await.expect("wait");
+        assert_eq!(done.status, SagaStatus::Failed, "{what}: {done:?}");
+        let error = done.error.unwrap_or_default();
+        assert!(error.contains("permission_denied"), "{what}: {error}");
+        assert!(error.contains(interface), "{what}: {error}");
+    }
+    rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+}
