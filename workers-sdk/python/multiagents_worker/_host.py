@@ -36,7 +36,8 @@ class Fatal(WorkerError):
 
 
 class StateError(Exception):
-    """A state call failed: ``kind`` is ``no-such-store``, ``access-denied`` or ``other``."""
+    """A state call failed: ``kind`` is ``no-such-store``, ``access-denied``,
+    ``codec`` (a value that is not CBOR) or ``other`` (the store failed)."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(f"{kind}: {message}")

@@ -2,7 +2,8 @@
 path from CBOR bytes to it and back."""
 
 from . import cbor
-from ._host import Call, Fatal, WorkerError
+from ._host import Call, Fatal, Retryable, StateError, WorkerError
+from .emit import EmitError
 
 _handler = None
 
@@ -25,12 +26,22 @@ def registered():
 
 def run(call: Call, payload: bytes, f=None) -> bytes:
     """Decodes, calls ``f`` (default: the ``@handler``), encodes.
-    ``WorkerError`` passes through; undecodable input is ``Fatal``."""
+    ``WorkerError`` passes through; undecodable input is ``Fatal``; a state
+    failure not caught by the worker is ``Retryable`` when the store failed
+    and ``Fatal`` otherwise (no grant, a malformed value); a refused emit is
+    ``Retryable`` (as the Rust SDK's ``?`` converts them)."""
     try:
         value = cbor.loads(payload)
     except cbor.CborError as e:
         raise Fatal(f"the step's input is not CBOR: {e}") from None
-    out = (f or registered())(call, value)
+    try:
+        out = (f or registered())(call, value)
+    except StateError as e:
+        # As the Rust SDK: the store failing may heal, a missing grant or a
+        # malformed value does not.
+        raise (Retryable if e.kind == "other" else Fatal)(str(e)) from None
+    except EmitError as e:
+        raise Retryable(f"emit refused: {e}") from None
     try:
         return cbor.dumps(out)
     except cbor.CborError as e:

@@ -3,7 +3,9 @@
 ``open(name)`` gives a bucket (``""`` is ``default``); values are bytes, or
 CBOR with ``get_value``/``set_value``. Counters are atomic across every
 instance sharing the store. Failures raise ``StateError`` (its ``kind`` is
-``no-such-store``, ``access-denied`` or ``other``).
+``no-such-store``, ``access-denied``, ``codec`` or ``other``: the store
+failed); one the worker does not catch fails the call, retryable for
+``other`` and fatal for the rest.
 """
 
 from . import cbor
@@ -43,7 +45,7 @@ class Bucket:
         try:
             return cbor.loads(raw)
         except cbor.CborError as e:
-            raise StateError("other", f"{key!r} in bucket {self.name!r} is not CBOR: {e}") from None
+            raise StateError("codec", f"{key!r} in bucket {self.name!r} is not CBOR: {e}") from None
 
     def set_value(self, key: str, value) -> None:
         """Sets ``key`` to ``value`` encoded as CBOR (as the Rust SDK's ``set_typed``)."""

@@ -93,3 +93,18 @@ def test_config_logs_and_events():
 def test_errors_carry_their_kind():
     assert Retryable("later").retryable and not Fatal("no").retryable
     assert Fatal("no").message == "no"
+
+
+def test_uncaught_state_and_emit_failures_become_worker_errors():
+    @handler
+    def greedy(call, value):
+        if value == "emit":
+            emit("billing.charged", b"x")
+        state.open("secrets")
+        return value
+
+    testing.reset(allowed_buckets=["payments"], emit_topics=["orders.*"])
+    with pytest.raises(Fatal, match="access-denied"):
+        testing.call(greedy, "open")
+    with pytest.raises(Retryable, match="emit refused"):
+        testing.call(greedy, "emit")
