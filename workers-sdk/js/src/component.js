@@ -1,0 +1,64 @@
+// The component's export (`handle`) and host, for componentize-js: the
+// entry `multiagents worker build` generates imports the worker's module
+// (which registers its handler), then exports `handle` from here.
+
+import { increment } from 'wasi:keyvalue/atomics@0.2.0-draft';
+import { open } from 'wasi:keyvalue/store@0.2.0-draft';
+import { get, getAll } from 'wasi:config/store@0.2.0-rc.1';
+import { log } from 'wasi:logging/logging@0.1.0-draft';
+import { emit } from 'multiagents:worker/emit@0.1.0';
+
+import { EmitError, StateError, WorkerError, install } from './host.js';
+import { run } from './index.js';
+
+// A thrown component error carries the WIT error as `payload` (jco), or is it.
+const cause = (e) => (e && typeof e === 'object' && 'payload' in e ? e.payload : e);
+
+function stateError(e, what) {
+  const v = cause(e);
+  const tag = v && typeof v === 'object' ? v.tag : undefined;
+  if (tag === 'no-such-store') return new StateError('no-such-store', what);
+  if (tag === 'access-denied') return new StateError('access-denied', what);
+  return new StateError('other', `${what}: ${v?.val ?? v}`);
+}
+
+function guarded(what, f) {
+  try {
+    return f();
+  } catch (e) {
+    throw stateError(e, what);
+  }
+}
+
+install({
+  open(name) {
+    const bucket = guarded(`open bucket ${name}`, () => open(name));
+    return {
+      get: (k) => guarded(`get ${k}`, () => bucket.get(k)),
+      set: (k, v) => guarded(`set ${k}`, () => bucket.set(k, v)),
+      delete: (k) => guarded(`delete ${k}`, () => bucket.delete(k)),
+      exists: (k) => guarded(`exists ${k}`, () => bucket.exists(k)),
+      increment: (k, d) => Number(guarded(`increment ${k}`, () => increment(bucket, k, BigInt(d)))),
+    };
+  },
+  config: (key) => get(key),
+  configAll: () => Object.fromEntries(getAll()),
+  log: (lvl, context, message) => log(lvl, context, message),
+  emit(topic, payload) {
+    try {
+      emit(topic, payload);
+    } catch (e) {
+      throw new EmitError(String(cause(e)));
+    }
+  },
+});
+
+export function handle(call, input) {
+  const info = { transactionId: call.transactionId, workflow: call.workflow, step: call.step, attempt: call.attempt };
+  try {
+    return run(info, input);
+  } catch (e) {
+    if (e instanceof WorkerError) throw { tag: e.retryable ? 'retryable' : 'fatal', val: e.message };
+    throw e;
+  }
+}
