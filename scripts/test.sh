@@ -30,16 +30,20 @@ if [ -x scripts/services.sh ]; then
     set -a; . "${SERVICES_DIR:-target/services}/env"; set +a
 fi
 
-# Toolchains of the Python workers (componentize-py, pytest), then the Python
-# SDK's and example workers' own tests (against the SDK's simulated host).
+# Toolchains of the Python and JavaScript workers (componentize-py, pytest,
+# componentize-js, rolldown), then the SDKs' and example workers' own tests
+# (against the SDKs' simulated hosts).
 if [ -x scripts/toolchains.sh ]; then
-    log "toolchains for Python workers (scripts/toolchains.sh)"
+    log "toolchains for Python and JavaScript workers (scripts/toolchains.sh)"
     scripts/toolchains.sh
     # shellcheck disable=SC1090,SC1091
     set -a; . "${TOOLCHAINS_DIR:-target/toolchains}/env"; set +a
     log "pytest: the Python SDK and example workers"
     PYTHONPATH=workers-sdk/python PYTHONDONTWRITEBYTECODE=1 "$MULTIAGENTS_PYTHON" -m pytest -q -p no:cacheprovider \
         workers-sdk/python/tests examples/workers/python
+    log "node --test: the JavaScript SDK and example workers"
+    node --test workers-sdk/js/test/
+    node --import ./workers-sdk/js/testing/register.mjs --test examples/workers/js/*/test/
 fi
 
 # Headless Chromium for the web console test (tests/it/admin.rs): Debian's

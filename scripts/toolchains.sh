@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Toolchains for workers in other languages than Rust, as the tests use them:
 # componentize-py (PyPI, pinned) and pytest, in a virtual environment of
-# their own. Installs what is missing (python3-venv from Debian, as root,
-# when `python3 -m venv` cannot run), then writes the variables the tests
-# read to <dir>/env:
+# their own; componentize-js and rolldown (npm, pinned) in a folder of their
+# own. Installs what is missing (python3-venv, nodejs and npm from Debian, as
+# root), then writes the variables the tests read to <dir>/env:
 #
 #   MULTIAGENTS_COMPONENTIZE_PY   the componentize-py executable (`worker build` uses it)
 #   MULTIAGENTS_PYTHON            the venv's python (pytest runs with it)
+#   MULTIAGENTS_COMPONENTIZE_JS   the componentize-js executable (`worker build` uses it)
+#   MULTIAGENTS_ROLLDOWN          the rolldown executable (bundles a JavaScript worker)
 #
 # Usage: scripts/toolchains.sh            # then: set -a; . target/toolchains/env; set +a
 #
@@ -16,6 +18,8 @@ set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1
 PYTEST_VERSION=8.3.5
+COMPONENTIZE_JS_VERSION=0.23.0
+ROLLDOWN_VERSION=1.3.4
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${TOOLCHAINS_DIR:-$root/target/toolchains}
@@ -57,8 +61,37 @@ if ! wanted; then
     wanted || die "the venv at $venv does not hold the pinned tools after installing them"
 fi
 
+# JavaScript: node 20+ (node:test, module hooks) and npm.
+js=$dir/js
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || die "node and npm not found, and apt-get is missing: install Node.js 20+"
+    log "apt-get install nodejs npm (log: $dir/apt.log)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >>"$dir/apt.log" 2>&1 \
+        || { as_root apt-get update -q >>"$dir/apt.log" 2>&1 \
+             && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >>"$dir/apt.log" 2>&1; } \
+        || { tail -n 20 "$dir/apt.log" >&2; die "apt-get install nodejs npm failed"; }
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node.js $(node --version) is too old: JavaScript workers need Node.js 20+"
+js_wanted() {
+    [ -x "$js/node_modules/.bin/componentize-js" ] && [ -x "$js/node_modules/.bin/rolldown" ] \
+        && "$js/node_modules/.bin/componentize-js" --version 2>/dev/null | grep -q "$COMPONENTIZE_JS_VERSION" \
+        && "$js/node_modules/.bin/rolldown" --version 2>/dev/null | grep -q "$ROLLDOWN_VERSION"
+}
+if ! js_wanted; then
+    log "npm install componentize-js@$COMPONENTIZE_JS_VERSION rolldown@$ROLLDOWN_VERSION into $js (log: $dir/npm.log)"
+    rm -rf "$js" && mkdir -p "$js"
+    (cd "$js" && echo '{"private": true}' >package.json \
+        && npm install --no-audit --no-fund --loglevel=error \
+            "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" "rolldown@$ROLLDOWN_VERSION") >"$dir/npm.log" 2>&1 \
+        || { tail -n 20 "$dir/npm.log" >&2; die "npm install failed (log: $dir/npm.log)"; }
+    js_wanted || die "$js does not hold the pinned JavaScript tools after installing them"
+fi
+
 {
     echo "MULTIAGENTS_COMPONENTIZE_PY=$venv/bin/componentize-py"
     echo "MULTIAGENTS_PYTHON=$venv/bin/python"
+    echo "MULTIAGENTS_COMPONENTIZE_JS=$js/node_modules/.bin/componentize-js"
+    echo "MULTIAGENTS_ROLLDOWN=$js/node_modules/.bin/rolldown"
 } >"$dir/env"
-log "ready: $("$venv/bin/componentize-py" --version), $("$venv/bin/python" -m pytest --version 2>&1)"
+log "ready: $("$venv/bin/componentize-py" --version), $("$venv/bin/python" -m pytest --version 2>&1), componentize-js $("$js/node_modules/.bin/componentize-js" --version), rolldown $("$js/node_modules/.bin/rolldown" --version | head -1), node $(node --version)"

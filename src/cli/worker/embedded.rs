@@ -1,7 +1,8 @@
-//! What `worker build` writes for componentize-py, compiled into this
+//! What `worker build` writes for componentize-py and componentize-js, compiled into this
 //! binary so a build works from the binary alone: the WIT of the
-//! `multiagents:worker` world (`workers-sdk/wit`) and the Python SDK
-//! (`workers-sdk/python/multiagents_worker`). A test checks these lists
+//! `multiagents:worker` world (`workers-sdk/wit`), the Python SDK
+//! (`workers-sdk/python/multiagents_worker`) and the JavaScript SDK
+//! (`workers-sdk/js/src`). A test checks these lists
 //! against the folders, so a file added there is not forgotten here.
 
 /// `workers-sdk/wit`: (path under it, text).
@@ -93,6 +94,21 @@ pub(super) const PYTHON_SDK: &[(&str, &str)] = &[
     ),
 ];
 
+/// `workers-sdk/js/src`: (file name, text).
+pub(super) const JS_SDK: &[(&str, &str)] = &[
+    ("cbor.js", include_str!("../../../workers-sdk/js/src/cbor.js")),
+    (
+        "component.js",
+        include_str!("../../../workers-sdk/js/src/component.js"),
+    ),
+    ("host.js", include_str!("../../../workers-sdk/js/src/host.js")),
+    ("index.js", include_str!("../../../workers-sdk/js/src/index.js")),
+    (
+        "testing.js",
+        include_str!("../../../workers-sdk/js/src/testing.js"),
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -123,5 +139,7 @@ mod tests {
         assert_eq!(files(&root.join("wit"), "wit"), wit);
         let sdk: Vec<&str> = super::PYTHON_SDK.iter().map(|(p, _)| *p).collect();
         assert_eq!(files(&root.join("python/multiagents_worker"), "py"), sdk);
+        let js: Vec<&str> = super::JS_SDK.iter().map(|(p, _)| *p).collect();
+        assert_eq!(files(&root.join("js/src"), "js"), js);
     }
 }

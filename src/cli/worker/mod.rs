@@ -5,9 +5,11 @@
 //! | this file | the commands, language detection, printing what was built |
 //! | `rust` | a worker crate → `cargo build --target wasm32-wasip2` |
 //! | `python` | a Python worker → componentize-py, with the bundled SDK and WIT |
+//! | `js` | a JavaScript worker → rolldown (bundle) and componentize-js, with the bundled SDK and WIT |
 //! | `embedded` | the WIT and the Python SDK, compiled into this binary |
 
 mod embedded;
+mod js;
 mod python;
 mod rust;
 
@@ -24,7 +26,8 @@ pub(crate) enum WorkerCommand {
     /// size and world. The language is found from the directory: a
     /// Cargo.toml is a Rust crate (cargo, wasm32-wasip2, release); an
     /// app.py, or a pyproject.toml naming its module under
-    /// [tool.multiagents], is a Python worker (componentize-py).
+    /// [tool.multiagents], is a Python worker (componentize-py); a
+    /// package.json is a JavaScript worker (rolldown and componentize-js).
     Build {
         /// The worker's directory.
         dir: PathBuf,
@@ -55,12 +58,15 @@ enum Language {
     Python {
         module: String,
     },
-    JavaScript,
+    /// The module registering the handler.
+    JavaScript {
+        main: String,
+    },
 }
 
 /// What the directory holds: Cargo.toml → Rust; pyproject.toml naming a
-/// module under `[tool.multiagents]`, or app.py → Python; package.json →
-/// JavaScript.
+/// module under `[tool.multiagents]`, or app.py → Python; package.json
+/// (its `main`, else app.js) → JavaScript.
 fn detect(dir: &Path) -> Result<Language> {
     if !dir.is_dir() {
         return Err(Error::new(
@@ -77,13 +83,13 @@ fn detect(dir: &Path) -> Result<Language> {
     if let Some(module) = python::module_of(dir)? {
         return Ok(Language::Python { module });
     }
-    if dir.join("package.json").is_file() {
-        return Ok(Language::JavaScript);
+    if let Some(main) = js::main_of(dir)? {
+        return Ok(Language::JavaScript { main });
     }
     Err(Error::new(
         ErrorKind::InvalidInput,
         format!(
-            "{} holds no worker this command knows: a Rust crate (Cargo.toml), or a Python worker (app.py with a @handler, or a pyproject.toml with [tool.multiagents] module = \"…\")",
+            "{} holds no worker this command knows: a Rust crate (Cargo.toml), a Python worker (app.py with a @handler, or a pyproject.toml with [tool.multiagents] module = \"…\") or a JavaScript worker (package.json, its \"main\" or app.js registering a handler)",
             dir.display()
         ),
     ))
@@ -93,15 +99,7 @@ async fn build(dir: &Path) -> Result<()> {
     let built = match detect(dir)? {
         Language::Rust => rust::build(dir).await?,
         Language::Python { module } => vec![python::build(dir, &module).await?],
-        Language::JavaScript => {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "{} is a JavaScript project (package.json): JavaScript workers are not supported by this version yet; write the worker in Rust or Python",
-                    dir.display()
-                ),
-            ));
-        }
+        Language::JavaScript { main } => vec![js::build(dir, &main).await?],
     };
     let engine = engine()?;
     for path in built {
@@ -116,6 +114,45 @@ async fn build(dir: &Path) -> Result<()> {
 /// An error for a tool that could not be run.
 fn tool_error(what: String, e: std::io::Error) -> Error {
     Error::new(ErrorKind::Unavailable, what).with_source(e)
+}
+
+/// A build tool: `$env` names it, else `default` is looked up on `PATH`.
+/// Returns what to run and its `--version` line, or an error naming the
+/// `install` command.
+async fn tool(env: &str, default: &str, install: &str) -> Result<(String, String)> {
+    let tool = std::env::var(env).unwrap_or_else(|_| default.into());
+    match tokio::process::Command::new(&tool)
+        .arg("--version")
+        .output()
+        .await
+    {
+        Ok(out) if out.status.success() => {
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            Ok((tool, version))
+        }
+        _ => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "`{tool}` cannot be run, and this build needs it: install it with `{install}` (or set {env} to its path)"
+            ),
+        )),
+    }
+}
+
+/// Writes `files` (relative path, text) under `dir`.
+async fn stage(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| tool_error(format!("cannot create {}", parent.display()), e))?;
+        }
+        tokio::fs::write(&path, text)
+            .await
+            .map_err(|e| tool_error(format!("cannot write {}", path.display()), e))?;
+    }
+    Ok(())
 }
 
 fn engine() -> Result<WasmEngine> {

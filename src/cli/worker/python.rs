@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use multiagents::{Error, ErrorKind, Result};
 
 use super::embedded::{PYTHON_SDK, WIT};
-use super::tool_error;
+use super::{stage, tool, tool_error};
 
 /// The componentize-py this SDK is built and tested with.
 pub(super) const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
@@ -66,50 +66,17 @@ fn is_module_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The componentize-py to run: `$MULTIAGENTS_COMPONENTIZE_PY`, else the
-/// one on `PATH`; a clear error naming the install command otherwise.
-async fn tool() -> Result<String> {
-    let tool = std::env::var(TOOL_ENV).unwrap_or_else(|_| "componentize-py".into());
-    let found = tokio::process::Command::new(&tool)
-        .arg("--version")
-        .output()
-        .await;
-    match found {
-        Ok(out) if out.status.success() => {
-            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !version.contains("0.25.") {
-                eprintln!("warning: {version} found; the SDK is tested with {COMPONENTIZE_PY}");
-            }
-            Ok(tool)
-        }
-        _ => Err(Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "componentize-py is needed to build a Python worker and `{tool}` cannot be run: install it with `pip install {COMPONENTIZE_PY}` (or set {TOOL_ENV} to its path)"
-            ),
-        )),
-    }
-}
-
-/// Writes `files` (relative path, text) under `dir`.
-async fn stage(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
-    for (rel, text) in files {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| tool_error(format!("cannot create {}", parent.display()), e))?;
-        }
-        tokio::fs::write(&path, text)
-            .await
-            .map_err(|e| tool_error(format!("cannot write {}", path.display()), e))?;
-    }
-    Ok(())
-}
-
 /// Builds the Python worker in `dir` whose `@handler` is in `module`.
 pub(super) async fn build(dir: &Path, module: &str) -> Result<PathBuf> {
-    let tool = tool().await?;
+    let (tool, version) = tool(
+        TOOL_ENV,
+        "componentize-py",
+        &format!("pip install {COMPONENTIZE_PY}"),
+    )
+    .await?;
+    if !version.contains("0.25.") {
+        eprintln!("warning: {version} found; the SDK is tested with {COMPONENTIZE_PY}");
+    }
     let dir = dir
         .canonicalize()
         .map_err(|e| tool_error(format!("cannot resolve {}", dir.display()), e))?;
