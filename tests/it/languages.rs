@@ -1,13 +1,15 @@
-//! Python workers (componentize-py, the SDK in `workers-sdk/python`): the
-//! order saga with the Python port of `charge-payment` among Rust workers
-//! gets the same outcomes as the all-Rust run, state written by the Python
-//! worker is read by the Rust compensation, and the sandbox holds for
-//! Python: a file or a socket ends the call with a typed permission error.
+//! Workers in Python (componentize-py, `workers-sdk/python`) and JavaScript
+//! (componentize-js, `workers-sdk/js`): the order saga with the Python port
+//! of `charge-payment` and the JavaScript port of `ship-order` among Rust
+//! workers gets the same outcomes as the all-Rust run, state written by the
+//! Python worker is read by the Rust compensation, and the sandbox holds
+//! for Python: a file or a socket ends the call with a typed permission
+//! error.
 //!
-//! The components are built by `multiagents worker build`, with the
-//! componentize-py that `scripts/toolchains.sh` installs (`scripts/test.sh`
-//! runs it). Without it these tests skip visibly, unless
-//! `MULTIAGENTS_REQUIRE_BACKENDS=1` (CI), where they fail.
+//! The components are built by `multiagents worker build`, with the tools
+//! `scripts/toolchains.sh` installs (`scripts/test.sh` runs it). Without
+//! them these tests skip visibly, unless `MULTIAGENTS_REQUIRE_BACKENDS=1`
+//! (CI), where they fail.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -22,47 +24,54 @@ use serde_json::{Value, json};
 
 use crate::support::{cli, engine_config, repo_root, said, wasm};
 
-/// Builds the Python worker in `examples/workers/python/<name>` once per
-/// test binary; `None` (the test skips) without componentize-py.
-fn python_worker(name: &'static str) -> Option<PathBuf> {
-    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<&'static str, PathBuf>>> =
-        OnceLock::new();
-    let tool = std::env::var("MULTIAGENTS_COMPONENTIZE_PY").ok();
-    let on_path = std::process::Command::new("componentize-py")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if tool.is_none() && !on_path {
+/// Builds the worker in `examples/workers/<language>/<name>` once per test
+/// binary; `None` (the test skips) without the language's build tool
+/// (named by `tool_env`, as `scripts/toolchains.sh` writes it).
+fn built(language: &'static str, name: &'static str, tool_env: &str) -> Option<PathBuf> {
+    type Built = std::sync::Mutex<std::collections::HashMap<(&'static str, &'static str), PathBuf>>;
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    if std::env::var_os(tool_env).is_none() {
         assert!(
             std::env::var("MULTIAGENTS_REQUIRE_BACKENDS").as_deref() != Ok("1"),
-            "componentize-py is required (MULTIAGENTS_REQUIRE_BACKENDS=1): run scripts/toolchains.sh and source target/toolchains/env"
+            "{tool_env} is required (MULTIAGENTS_REQUIRE_BACKENDS=1): run scripts/toolchains.sh and source target/toolchains/env"
         );
-        eprintln!("SKIPPED: no componentize-py (scripts/toolchains.sh installs it)");
+        eprintln!("SKIPPED: {tool_env} is not set (scripts/toolchains.sh installs the tool)");
         return None;
     }
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().expect("built");
-    if let Some(path) = built.get(name) {
+    if let Some(path) = built.get(&(language, name)) {
         return Some(path.clone());
     }
-    let dir = repo_root().join("examples/workers/python").join(name);
+    let dir = repo_root().join("examples/workers").join(language).join(name);
     let out = cli(&["worker", "build", dir.to_str().expect("utf-8 path")], None);
-    assert!(out.status.success(), "worker build {name}: {}", said(&out));
+    assert!(
+        out.status.success(),
+        "worker build {language}/{name}: {}",
+        said(&out)
+    );
     let path = dir.join("target").join(format!("{name}.wasm"));
     assert!(path.is_file(), "{} was not built: {}", path.display(), said(&out));
-    built.insert(name, path.clone());
+    built.insert((language, name), path.clone());
     Some(path)
 }
 
-/// The demo's runtime, with `charge` as its charge-payment component, and
-/// a workflow that charges and then fails (so the charge is refunded).
-async fn runtime(charge: PathBuf) -> Runtime {
+fn python_worker(name: &'static str) -> Option<PathBuf> {
+    built("python", name, "MULTIAGENTS_COMPONENTIZE_PY")
+}
+
+fn js_worker(name: &'static str) -> Option<PathBuf> {
+    built("js", name, "MULTIAGENTS_COMPONENTIZE_JS")
+}
+
+/// The demo's runtime, with `charge` and `ship` as its charge-payment and
+/// ship-order components, and a workflow that charges and then fails (so
+/// the charge is refunded).
+async fn runtime(charge: PathBuf, ship: PathBuf) -> Runtime {
     let mut config = Config::load(repo_root().join("examples/order-saga.toml")).expect("demo config");
-    config
-        .workers
-        .get_mut("charge-payment")
-        .expect("charge-payment")
-        .path = charge;
+    for (worker, path) in [("charge-payment", charge), ("ship-order", ship)] {
+        config.workers.get_mut(worker).expect("a demo worker").path = path;
+    }
     let boom =
         native(|_c: CallInfo, _i: Bytes| async { Err::<Bytes, _>(fatal("the courier refused the parcel")) });
     Runtime::builder_from_config(&config)
@@ -87,11 +96,13 @@ fn order(id: &str, qty: u64, unit_price: u64) -> Value {
 }
 
 /// `stable_id` of examples/workers/orders (FNV-1a, each part ended by 0xff).
-fn stable_id(prefix: &str, part: &str) -> String {
+fn stable_id(prefix: &str, parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in part.bytes().chain(std::iter::once(0xff)) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
     }
     format!("{prefix}{h:016x}")
 }
@@ -106,12 +117,15 @@ async fn outcomes(rt: &Runtime) -> Value {
     // Above the demo's max_amount of 50 000: the charge is declined.
     let declined = run("order-saga", order("o-2", 1, 90_000)).await;
     let refunded = run("charge-then-fail", order("o-3", 2, 900)).await;
-    let payment = &paid.output.as_ref().expect("output")["payment"];
+    let output = paid.output.as_ref().expect("output");
+    let payment = &output["payment"];
     assert_eq!(
         payment["payment_id"],
-        json!(stable_id("pay_", &paid.tx.0)),
+        json!(stable_id("pay_", &[&paid.tx.0])),
         "{paid:?}"
     );
+    let tracking = stable_id("TRK", &[&paid.tx.0, "o-1"]).to_uppercase();
+    assert_eq!(output["shipment"]["tracking_id"], json!(tracking), "{paid:?}");
     // The refund (Rust) found the charge (Python or Rust) in the shared state.
     let key = format!("kv/payments/payments/refund/{}", refunded.tx.0);
     let raw = rt
@@ -123,11 +137,12 @@ async fn outcomes(rt: &Runtime) -> Value {
     let refund: Value = ciborium::from_reader(&raw.value[..]).expect("CBOR refund");
     json!({
         "paid": {"status": paid.status.as_str(), "steps": steps(&paid),
-                 "amount": payment["amount"], "currency": payment["currency"]},
+                 "amount": payment["amount"], "currency": payment["currency"],
+                 "carrier": output["shipment"]["carrier"]},
         "declined": {"status": declined.status.as_str(), "steps": steps(&declined),
                      "error": declined.error.as_deref().map(|e| e.replace(&declined.tx.0, "<tx>"))},
         "refunded": {"status": refunded.status.as_str(), "steps": steps(&refunded),
-                     "refund_amount": refund["amount"], "refund_of": refund["payment_id"] == json!(stable_id("pay_", &refunded.tx.0))},
+                     "refund_amount": refund["amount"], "refund_of": refund["payment_id"] == json!(stable_id("pay_", &[&refunded.tx.0]))},
     })
 }
 
@@ -151,17 +166,21 @@ fn steps(s: &SagaSnapshot) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_order_saga_with_a_python_worker_ends_as_the_all_rust_one() {
-    let Some(python) = python_worker("charge-payment") else {
+async fn the_order_saga_with_python_and_javascript_workers_ends_as_the_all_rust_one() {
+    let (Some(python), Some(js)) = (python_worker("charge-payment"), js_worker("ship-order")) else {
         return;
     };
-    let rust = outcomes(&runtime(wasm("charge-payment")).await).await;
-    let mixed = outcomes(&runtime(python).await).await;
+    let rust = outcomes(&runtime(wasm("charge-payment"), wasm("ship-order")).await).await;
+    let mixed = outcomes(&runtime(python, js).await).await;
     assert_eq!(rust["paid"]["status"], "completed", "{rust:#}");
     assert_eq!(rust["declined"]["status"], "compensated", "{rust:#}");
     assert_eq!(rust["refunded"]["status"], "compensated", "{rust:#}");
     assert_eq!(rust["refunded"]["refund_amount"], 1800, "{rust:#}");
-    assert_eq!(mixed, rust, "Python charge-payment: {mixed:#}\nRust: {rust:#}");
+    assert_eq!(rust["paid"]["carrier"], "ACME Post", "{rust:#}");
+    assert_eq!(
+        mixed, rust,
+        "Python charge-payment and JavaScript ship-order: {mixed:#}\nRust: {rust:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

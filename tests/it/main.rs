@@ -17,12 +17,12 @@ mod demo;
 mod doctor;
 mod faults;
 mod fuse;
+mod languages;
 mod loadtest;
 mod local;
 mod memory_guard;
 mod orchestrator;
 mod profile;
-mod python_workers;
 #[cfg(feature = "redis")]
 mod redis_cli;
 #[cfg(feature = "redis")]
