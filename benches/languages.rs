@@ -1,7 +1,9 @@
 //! What a worker costs in each language, one run: the `charge-payment`
 //! step built from Rust (`examples/workers/charge-payment`) and from Python
-//! (`examples/workers/python/charge-payment`, componentize-py), the same
-//! order in, the same output out.
+//! (`examples/workers/python/charge-payment`, componentize-py), and the
+//! `ship-order` step from Rust and from JavaScript
+//! (`examples/workers/js/ship-order`, componentize-js); the same order in,
+//! the same output out.
 //!
 //! For each: component size; first compile (no cache); load from the
 //! on-disk cache; a call with a fresh instance (`invoke`, median of 200);
@@ -12,6 +14,7 @@
 //! ```sh
 //! scripts/build-workers.sh && scripts/toolchains.sh && set -a && . target/toolchains/env && set +a
 //! cargo run --release -- worker build examples/workers/python/charge-payment
+//! cargo run --release -- worker build examples/workers/js/ship-order
 //! cargo bench --bench languages
 //! ```
 //! Writes `target/languages.json`.
@@ -29,16 +32,28 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The components to compare: (language, path).
-fn components() -> Vec<(&'static str, PathBuf)> {
+/// The components to compare: (label, path, the worker's settings).
+fn components() -> Vec<(&'static str, PathBuf, WorkerSpec)> {
     let out = std::env::var_os("MULTIAGENTS_WORKERS_OUT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/workers/out"));
+    let ship = WorkerSpec::default().with_emit_topics(vec!["orders.shipped".into()]);
     vec![
-        ("rust", out.join("charge-payment.wasm")),
         (
-            "python",
+            "charge-payment/rust",
+            out.join("charge-payment.wasm"),
+            WorkerSpec::default(),
+        ),
+        (
+            "charge-payment/python",
             root().join("examples/workers/python/charge-payment/target/charge-payment.wasm"),
+            WorkerSpec::default(),
+        ),
+        ("ship-order/rust", out.join("ship-order.wasm"), ship.clone()),
+        (
+            "ship-order/javascript",
+            root().join("examples/workers/js/ship-order/target/ship-order.wasm"),
+            ship,
         ),
     ]
 }
@@ -76,7 +91,7 @@ fn main() {
         .expect("runtime");
     let input = order();
     let mut report = serde_json::Map::new();
-    for (language, path) in components() {
+    for (language, path, spec) in components() {
         assert!(
             path.is_file(),
             "{} is missing: see this bench's Run section",
@@ -114,11 +129,12 @@ fn main() {
 
             let host = WorkerHost::builder()
                 .engine(EngineConfig::default().with_cache_dir(Some(cache.clone())))
+                .events(std::sync::Arc::new(multiagents::MemoryTransport::new()))
                 .build()
                 .expect("host");
             let guard = GuardConfig::default().with_breaker(None);
-            let fresh = WorkerSpec::default().with_guard(guard.clone());
-            let reuse = WorkerSpec::default().with_guard(guard).with_reuse(Some(100_000));
+            let fresh = spec.clone().with_guard(guard.clone());
+            let reuse = spec.with_guard(guard).with_reuse(Some(100_000));
             host.register_wasm("fresh", bytes.clone(), fresh)
                 .await
                 .expect("register");
