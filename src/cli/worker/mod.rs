@@ -219,3 +219,16 @@ async fn inspect(file: &Path, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// A fresh temporary directory holding `files` (name, text), for tests.
+#[cfg(test)]
+fn dir_with(files: &[(&str, &str)]) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ma-worker-build-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    dir
+}

@@ -133,18 +133,8 @@ pub(super) async fn build(dir: &Path, module: &str) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::dir_with;
     use super::*;
-
-    fn dir_with(files: &[(&str, &str)]) -> PathBuf {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("ma-py-detect-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        for (name, text) in files {
-            std::fs::write(dir.join(name), text).expect("write");
-        }
-        dir
-    }
 
     #[test]
     fn the_module_comes_from_pyproject_or_app_py() {
