@@ -9,7 +9,7 @@ A worker is a module (``app.py``) with one function decorated ``@handler``::
         limit = int(config.get("max_amount", "1000"))
         if order["amount"] > limit:
             raise Fatal(f"{order['amount']} exceeds the limit of {limit}")
-        state.open("payments").set_json(f"payment/{call.transaction_id}", order)
+        state.open("payments").set_value(f"payment/{call.transaction_id}", order)
         return {**order, "charged": True}
 
 ``multiagents worker build <dir>`` turns it into a component of the world
@@ -19,8 +19,8 @@ lists, str, int, float, bytes, bool, None); what it returns is encoded back.
 
 * ``raise Retryable(msg)``: a transient failure, retried by the step's policy;
 * ``raise Fatal(msg)``: a permanent one (the saga compensates at once);
-* any other exception is a crash: the call traps, its traceback is attached
-  to the host's error, and the instance is discarded (as a Rust panic).
+* any other exception is a bug: the step fails as fatal, the error naming
+  the exception and where it was raised (file:line in function).
 
 ``state``, ``config``, ``log`` and ``emit`` wrap what the host grants
 (``wasi:keyvalue``, ``wasi:config``, ``wasi:logging`` and ``emit``);

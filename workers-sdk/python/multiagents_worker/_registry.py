@@ -1,19 +1,23 @@
 """``@handler``: the one function a worker module exports, and the call
 path from CBOR bytes to it and back."""
 
-from . import cbor
+from . import _typed, cbor
 from ._host import Call, Fatal, Retryable, StateError, WorkerError
 from .emit import EmitError
 
 _handler = None
+# Handler → the dataclass its input is annotated with (read at import time).
+_input_types = {}
 
 
 def handler(f):
-    """Makes ``f(call, input)`` this worker's step function."""
+    """Makes ``f(call, input)`` this worker's step function. Annotate
+    ``input`` with a dataclass to get it as one (see ``_typed``)."""
     global _handler
     if _handler is not None and _handler is not f:
         raise RuntimeError(f"a worker has one @handler: {_handler.__name__} is already it, not {f.__name__}")
     _handler = f
+    _input_types[f] = _typed.input_type(f)
     return f
 
 
@@ -34,8 +38,12 @@ def run(call: Call, payload: bytes, f=None) -> bytes:
         value = cbor.loads(payload)
     except cbor.CborError as e:
         raise Fatal(f"the step's input is not CBOR: {e}") from None
+    f = f or registered()
+    cls = _input_types[f] if f in _input_types else _typed.input_type(f)
+    if cls is not None:
+        value = _typed.build(cls, value, "input")
     try:
-        out = (f or registered())(call, value)
+        out = _typed.plain(f(call, value))
     except StateError as e:
         # As the Rust SDK: the store failing may heal, a missing grant or a
         # malformed value does not.

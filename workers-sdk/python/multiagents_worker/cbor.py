@@ -79,7 +79,10 @@ def _encode(v, out: bytearray, depth: int) -> None:
         out.append(0xFB)
         out += struct.pack(">d", v)
     elif isinstance(v, str):
-        raw = v.encode("utf-8")
+        try:
+            raw = v.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise CborError(f"text is not valid Unicode: {e}") from None
         _head(3, len(raw), out)
         out += raw
     elif isinstance(v, (bytes, bytearray, memoryview)):
@@ -212,8 +215,10 @@ class _Reader:
 
     @staticmethod
     def hashable(key, start: int):
+        """A map key as Python can hold it: arrays become tuples (all the
+        way down); a map as a key is refused."""
         if isinstance(key, list):
-            return tuple(key)
+            return tuple(_Reader.hashable(k, start) for k in key)
         if isinstance(key, dict):
             raise CborError(f"a map key at offset {start} is a map")
         return key

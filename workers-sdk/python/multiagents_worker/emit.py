@@ -2,7 +2,7 @@
 topics the registration permits (``emit = ["orders.*"]``)."""
 
 from . import cbor
-from ._host import current
+from ._host import Fatal, current
 
 __all__ = ["EmitError", "emit"]
 
@@ -12,8 +12,17 @@ class EmitError(Exception):
 
 
 def emit(topic: str, event) -> None:
-    """Publishes ``event`` (bytes as they are, anything else as CBOR) on ``topic``."""
-    payload = bytes(event) if isinstance(event, (bytes, bytearray)) else cbor.dumps(event)
+    """Publishes ``event`` (bytes as they are, anything else as CBOR) on ``topic``.
+    An event CBOR cannot hold is ``Fatal``; a refused one raises ``EmitError``."""
+    if not isinstance(topic, str):
+        raise TypeError(f"the topic is a str, not {type(topic).__name__}")
+    if isinstance(event, (bytes, bytearray, memoryview)):
+        payload = bytes(event)
+    else:
+        try:
+            payload = cbor.dumps(event)
+        except cbor.CborError as e:
+            raise Fatal(f"cannot encode the event for {topic!r}: {e}") from None
     try:
         current().emit(topic, payload)
     except EmitError:

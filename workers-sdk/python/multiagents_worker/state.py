@@ -1,7 +1,8 @@
 """Durable key-value state (``wasi:keyvalue``), in the worker's namespace.
 
 ``open(name)`` gives a bucket (``""`` is ``default``); values are bytes, or
-CBOR with ``get_value``/``set_value``. Counters are atomic across every
+CBOR with ``get_value``/``set_value`` (an encode failure is ``StateError``
+``codec``). Counters are atomic across every
 instance sharing the store. Failures raise ``StateError`` (its ``kind`` is
 ``no-such-store``, ``access-denied``, ``codec`` or ``other``: the store
 failed); one the worker does not catch fails the call, retryable for
@@ -26,7 +27,9 @@ class Bucket:
         return self._inner.get(key)
 
     def set(self, key: str, value: bytes) -> None:
-        """Sets ``key`` to ``value`` (bytes)."""
+        """Sets ``key`` to ``value`` (bytes, bytearray or memoryview)."""
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"state values are bytes (use set_value for other values), not {type(value).__name__}")
         self._inner.set(key, bytes(value))
 
     def delete(self, key: str) -> None:
@@ -48,8 +51,13 @@ class Bucket:
             raise StateError("codec", f"{key!r} in bucket {self.name!r} is not CBOR: {e}") from None
 
     def set_value(self, key: str, value) -> None:
-        """Sets ``key`` to ``value`` encoded as CBOR (as the Rust SDK's ``set_typed``)."""
-        self.set(key, cbor.dumps(value))
+        """Sets ``key`` to ``value`` encoded as CBOR (what the Rust SDK's
+        ``get_typed`` decodes)."""
+        try:
+            raw = cbor.dumps(value)
+        except cbor.CborError as e:
+            raise StateError("codec", f"{key!r} in bucket {self.name!r}: {e}") from None
+        self.set(key, raw)
 
     def increment(self, key: str, delta: int = 1) -> int:
         """Atomically adds ``delta`` (≥ 0) to the counter at ``key``; the new value."""
@@ -64,11 +72,13 @@ class Bucket:
     def keys(self):
         """Every key of the bucket (paged underneath)."""
         cursor = None
+        seen = set()
         while True:
             page, cursor = self._inner.keys(cursor)
             yield from page
-            if cursor is None:
+            if cursor is None or cursor in seen:
                 return
+            seen.add(cursor)
 
 
 def open(name: str = "") -> Bucket:  # noqa: A001 - the WIT's name

@@ -74,3 +74,12 @@ def test_values_cbor_cannot_hold_are_refused():
         cbor.dumps({1, 2})
     with pytest.raises(cbor.CborError, match="map key"):
         cbor.dumps({(1, 2): 3})
+
+
+def test_keys_and_text_python_cannot_hold_are_cbor_errors():
+    # {[[0]]: 1}: an array of arrays as a key becomes nested tuples.
+    assert cbor.loads(bytes.fromhex("a181810001")) == {((0,),): 1}
+    with pytest.raises(cbor.CborError, match="is a map"):
+        cbor.loads(bytes.fromhex("a1a0f6"))
+    with pytest.raises(cbor.CborError, match="not valid Unicode"):
+        cbor.dumps("\ud800")

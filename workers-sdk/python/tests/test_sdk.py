@@ -108,3 +108,75 @@ def test_uncaught_state_and_emit_failures_become_worker_errors():
         testing.call(greedy, "open")
     with pytest.raises(Retryable, match="emit refused"):
         testing.call(greedy, "emit")
+
+
+def test_values_that_cannot_be_encoded_are_fatal_and_raw_values_must_be_bytes():
+    @handler
+    def stores(call, value):
+        if value == "state":
+            state.open("b").set_value("k", {1, 2})
+        if value == "raw":
+            state.open("b").set("k", "text")
+        emit("orders.x", {1, 2})
+
+    testing.reset(emit_topics=["orders.*"])
+    with pytest.raises(Fatal, match="codec"):
+        testing.call(stores, "state")
+    with pytest.raises(TypeError, match="state values are bytes"):
+        testing.call(stores, "raw")
+    with pytest.raises(Fatal, match="cannot encode the event"):
+        testing.call(stores, "emit")
+
+
+def test_a_state_store_failure_is_retryable():
+    class Failing(testing.SimulatedHost):
+        def open(self, name):
+            raise StateError("other", "the store is down")
+
+    from multiagents_worker import _host
+
+    _host.install(Failing())
+
+    @handler
+    def reads(call, value):
+        return state.open("b").get("k")
+
+    with pytest.raises(Retryable, match="the store is down"):
+        testing.call(reads, {})
+
+
+def test_a_typed_handler_gets_dataclasses_and_may_return_one():
+    from dataclasses import dataclass, field
+    from typing import Optional
+
+    @dataclass
+    class Item:
+        sku: str
+        qty: int
+
+    @dataclass
+    class Order:
+        id: str
+        items: list[Item]
+        note: Optional[str] = None
+        tags: list = field(default_factory=list)
+
+    @dataclass
+    class Total:
+        id: str
+        units: int
+
+    @handler
+    def count(call, order: Order) -> Total:
+        assert isinstance(order.items[0], Item)
+        return Total(order.id, sum(i.qty for i in order.items))
+
+    testing.reset()
+    assert testing.call(count, {"id": "o-1", "items": [{"sku": "A", "qty": 2}, {"sku": "B", "qty": 3}]}) == {
+        "id": "o-1",
+        "units": 5,
+    }
+    with pytest.raises(Fatal, match=r"input.items\[0\]: missing field 'qty' of Item"):
+        testing.call(count, {"id": "o-1", "items": [{"sku": "A"}]})
+    with pytest.raises(Fatal, match="expected a map for Order"):
+        testing.call(count, [1, 2])
