@@ -10,7 +10,7 @@ export const MAX_DEPTH = 256;
 export class CborError extends Error {}
 
 const utf8 = new TextEncoder();
-const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function encode(value) {
   const out = [];
@@ -125,11 +125,14 @@ function item(r, depth) {
   };
   switch (major) {
     case 0: return n;
-    case 1: return typeof n === 'bigint' ? -1n - n : -1 - n;
+    case 1: {
+      const neg = typeof n === 'bigint' ? -1n - n : -1 - n;
+      return typeof neg === 'number' && !Number.isSafeInteger(neg) ? -1n - BigInt(n) : neg;
+    }
     case 2: { const len = count(); need(r, len); const v = r.b.slice(r.pos, r.pos + len); r.pos += len; return v; }
     case 3: { const len = count(); need(r, len); const raw = r.b.subarray(r.pos, r.pos + len); r.pos += len; return text(raw, start); }
     case 4: { const out = []; for (let i = 0; i < count(); i++) out.push(item(r, depth + 1)); return out; }
-    case 5: { const out = {}; for (let i = 0; i < count(); i++) { const k = item(r, depth + 1); out[key(k, start)] = item(r, depth + 1); } return out; }
+    case 5: { const out = {}; for (let i = 0; i < count(); i++) { const k = item(r, depth + 1); setKey(out, key(k, start), item(r, depth + 1)); } return out; }
     default: return item(r, depth + 1); // a tag: its content stands for it
   }
 }
@@ -140,6 +143,12 @@ function text(raw, start) {
   } catch {
     throw new CborError(`text at offset ${start} is not UTF-8`);
   }
+}
+
+// An own property, whatever its name: `out['__proto__'] = v` would set the
+// object's prototype instead.
+function setKey(out, k, v) {
+  Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
 function key(k, start) {
@@ -181,7 +190,7 @@ function indefinite(r, major, depth, start) {
     return out;
   }
   if (major === 4) { const out = []; while (!isBreak(r)) out.push(item(r, depth + 1)); return out; }
-  if (major === 5) { const out = {}; while (!isBreak(r)) { const k = item(r, depth + 1); out[key(k, start)] = item(r, depth + 1); } return out; }
+  if (major === 5) { const out = {}; while (!isBreak(r)) { const k = item(r, depth + 1); setKey(out, key(k, start), item(r, depth + 1)); } return out; }
   throw new CborError(`indefinite length for major type ${major} at offset ${start}`);
 }
 

@@ -38,11 +38,14 @@ install({
       set: (k, v) => guarded(`set ${k}`, () => bucket.set(k, v)),
       delete: (k) => guarded(`delete ${k}`, () => bucket.delete(k)),
       exists: (k) => guarded(`exists ${k}`, () => bucket.exists(k)),
-      increment: (k, d) => Number(guarded(`increment ${k}`, () => increment(bucket, k, BigInt(d)))),
+      increment: (k, d) => {
+        const now = guarded(`increment ${k}`, () => increment(bucket, k, BigInt(d)));
+        return now <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(now) : now;
+      },
     };
   },
-  config: (key) => get(key),
-  configAll: () => Object.fromEntries(getAll()),
+  config: (key) => guarded(`config ${key}`, () => get(key)),
+  configAll: () => guarded('config', () => Object.fromEntries(getAll())),
   log: (lvl, context, message) => log(lvl, context, message),
   emit(topic, payload) {
     try {
@@ -53,12 +56,22 @@ install({
   },
 });
 
+/** `e` as text: its name, message and the first frames of its stack. */
+function describe(e) {
+  if (!(e instanceof Error)) return String(e);
+  const frames = (e.stack || '').split('\n').map((f) => f.trim()).filter(Boolean).slice(0, 4);
+  return `${e.name}: ${e.message}${frames.length ? ` (at ${frames.join(' < ')})` : ''}`;
+}
+
 export function handle(call, input) {
   const info = { transactionId: call.transactionId, workflow: call.workflow, step: call.step, attempt: call.attempt };
   try {
     return run(info, input);
   } catch (e) {
     if (e instanceof WorkerError) throw { tag: e.retryable ? 'retryable' : 'fatal', val: e.message };
-    throw e;
+    // A bug in the worker: fatal, saying what and where. (Left to the
+    // runtime, its report reaches for files, which the host refuses, and
+    // the message is lost in a permission error.)
+    throw { tag: 'fatal', val: `unexpected ${describe(e)}` };
   }
 }

@@ -9,7 +9,7 @@
 //
 // `multiagents worker build <dir>` bundles it with this SDK and builds the
 // component. Input and output travel as CBOR; throw Retryable or Fatal to
-// fail the step; any other exception traps (its message goes to the host).
+// fail the step; any other exception fails it as fatal, named with its stack.
 
 import * as cbor from './cbor.js';
 import { EmitError, Fatal, Retryable, StateError, WorkerError, host } from './host.js';
@@ -37,9 +37,13 @@ export function run(call, bytes, fn = registered) {
   let out;
   try {
     out = fn(call, input);
+    if (out && typeof out.then === 'function') {
+      throw new Fatal('the handler returned a Promise: a step function is synchronous here (no async/await)');
+    }
   } catch (e) {
     // As the Rust SDK's `?`: a failing store or a refused event may heal,
     // a missing grant or a malformed value does not.
+    if (e instanceof WorkerError) throw e;
     if (e instanceof StateError) throw e.kind === 'other' ? new Retryable(e.message) : new Fatal(e.message);
     if (e instanceof EmitError) throw new Retryable(`emit refused: ${e.message}`);
     throw e;
@@ -57,7 +61,10 @@ class Bucket {
     this.inner = inner;
   }
   get(key) { return this.inner.get(key); }
-  set(key, bytes) { this.inner.set(key, bytes); }
+  set(key, bytes) {
+    if (typeof bytes === 'string') throw new TypeError('state values are bytes (use setValue for other values), not a string');
+    this.inner.set(key, cbor.asBytes(bytes));
+  }
   delete(key) { this.inner.delete(key); }
   exists(key) { return this.inner.exists(key); }
   getValue(key, fallback = null) {
@@ -69,9 +76,19 @@ class Bucket {
       throw new StateError('codec', `${key} in bucket ${this.name} is not CBOR: ${e.message}`);
     }
   }
-  setValue(key, value) { this.set(key, cbor.encode(value)); }
+  setValue(key, value) {
+    let raw;
+    try {
+      raw = cbor.encode(value);
+    } catch (e) {
+      throw new StateError('codec', `${key} in bucket ${this.name}: ${e.message}`);
+    }
+    this.set(key, raw);
+  }
+  /** Atomically adds `delta` (a whole number ≥ 0); the new value (a bigint beyond 2^53). */
   increment(key, delta = 1) {
-    if (delta < 0) throw new RangeError('increment takes a delta ≥ 0 (keep a second counter to subtract)');
+    const ok = typeof delta === 'bigint' ? delta >= 0n : Number.isSafeInteger(delta) && delta >= 0;
+    if (!ok) throw new RangeError(`increment takes a whole number ≥ 0 (keep a second counter to subtract), not ${delta}`);
     return this.inner.increment(key, delta);
   }
   counter(key) { return this.increment(key, 0); }
@@ -101,8 +118,17 @@ export const log = {
   warn: level('warn'), error: level('error'), critical: level('critical'),
 };
 
-/** Publishes `event` (a Uint8Array as it is, anything else as CBOR) on `topic`. */
+/** Publishes `event` (bytes as they are, anything else as CBOR) on `topic`;
+ * an event CBOR cannot hold is Fatal, a refused one throws EmitError. */
 export function emit(topic, event) {
-  const payload = event instanceof Uint8Array ? event : cbor.encode(event);
+  let payload;
+  if (event instanceof Uint8Array || event instanceof ArrayBuffer) payload = cbor.asBytes(event);
+  else {
+    try {
+      payload = cbor.encode(event);
+    } catch (e) {
+      throw new Fatal(`cannot encode the event for ${topic}: ${e.message}`);
+    }
+  }
   host().emit(topic, payload);
 }

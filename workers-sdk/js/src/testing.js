@@ -22,18 +22,19 @@ export class SimulatedHost {
     const data = this.buckets.get(id);
     return {
       get: (k) => data.get(k),
-      set: (k, v) => data.set(k, Uint8Array.from(v)),
+      set: (k, v) => data.set(k, cbor.asBytes(v)),
       delete: (k) => data.delete(k),
       exists: (k) => data.has(k),
       increment: (k, d) => {
-        const now = Number(new TextDecoder().decode(data.get(k) ?? new TextEncoder().encode('0'))) + d;
-        if (!Number.isSafeInteger(now)) throw new StateError('other', `${k} is not a counter`);
+        const text = new TextDecoder().decode(data.get(k) ?? new TextEncoder().encode('0'));
+        if (!/^[0-9]+$/.test(text)) throw new StateError('other', `${k} is not a counter`);
+        const now = BigInt(text) + BigInt(d);
         data.set(k, new TextEncoder().encode(String(now)));
-        return now;
+        return now <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(now) : now;
       },
     };
   }
-  config(key) { return this.settings[key]; }
+  config(key) { return Object.hasOwn(this.settings, key) ? this.settings[key] : undefined; }
   configAll() { return { ...this.settings }; }
   log(level, context, message) { this.logs.push([level, context, message]); }
   emit(topic, payload) {

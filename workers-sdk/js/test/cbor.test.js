@@ -49,3 +49,13 @@ test('bytes come as any typed array, buffer or byte array', () => {
   assert.deepEqual(decode(new DataView(bytes(h).buffer)), { a: 15 });
   assert.throws(() => decode('a1'), /expected bytes, got String/);
 });
+
+test('keys, edges and marks survive as they came', () => {
+  const proto = decode(bytes('a1695f5f70726f746f5f5fa16561646d696ef5'));
+  assert.equal(Object.getPrototypeOf(proto), Object.prototype, '__proto__ is a key, not the prototype');
+  assert.deepEqual(Object.keys(proto), ['__proto__']);
+  assert.equal(hex(encode(proto)), 'a1695f5f70726f746f5f5fa16561646d696ef5');
+  assert.equal(decode(bytes('3b001fffffffffffff')), -9007199254740992n, '-2^53 is a bigint');
+  assert.equal(decode(bytes('3b001ffffffffffffe')), -9007199254740991);
+  assert.equal(decode(bytes('63efbbbf')), '\ufeff', 'a leading BOM is text');
+});

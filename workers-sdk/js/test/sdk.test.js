@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Fatal, Retryable, cbor, config, emit, log, state } from '../src/index.js';
+import { Fatal, Retryable, StateError, cbor, config, emit, log, run, state } from '../src/index.js';
 import { call, reset } from '../src/testing.js';
 
 const double = (c, value) => ({ n: value.n * 2, tx: c.transactionId, attempt: c.attempt });
@@ -40,4 +40,21 @@ test('errors: worker errors pass, uncaught state and emit failures convert', () 
   assert.throws(() => call(() => state.open('x'), {}), (e) => e instanceof Fatal && /access-denied/.test(e.message));
   assert.throws(() => call(() => emit('billing.x', {}), {}), (e) => e instanceof Retryable && /emit refused/.test(e.message));
   assert.throws(() => call(() => new Map(), {}), (e) => e instanceof Fatal && /cannot be CBOR/.test(e.message));
+});
+
+test('values that cannot be encoded are fatal; raw values must be bytes; handlers are synchronous', () => {
+  reset({ emitTopics: ['orders.*'] });
+  assert.throws(() => call(() => state.open('b').setValue('k', new Map()), {}), (e) => e instanceof Fatal && /codec/.test(e.message));
+  assert.throws(() => call(() => state.open('b').set('k', 'text'), {}), /state values are bytes/);
+  assert.throws(() => call(() => emit('orders.x', new Map()), {}), (e) => e instanceof Fatal && /cannot encode the event/.test(e.message));
+  assert.throws(() => call(async () => 1, {}), (e) => e instanceof Fatal && /Promise/.test(e.message));
+  assert.throws(() => state.open('b').increment('n', 1.5), RangeError);
+  assert.equal(config.get('constructor'), null, 'only the settings given');
+});
+
+test('a failing store is retryable; bad input is fatal', () => {
+  reset();
+  const failing = () => { throw new StateError('other', 'the store is down'); };
+  assert.throws(() => call(failing, {}), (e) => e instanceof Retryable && /the store is down/.test(e.message));
+  assert.throws(() => run({ transactionId: 't', workflow: 'w', step: 's', attempt: 1 }, new Uint8Array([0xff]), () => 1), (e) => e instanceof Fatal && /not CBOR/.test(e.message));
 });
