@@ -39,7 +39,7 @@ fn built(language: &'static str, name: &'static str, tool_env: &str) -> Option<P
         return None;
     }
     let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().expect("built");
+    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(path) = built.get(&(language, name)) {
         return Some(path.clone());
     }
@@ -184,7 +184,7 @@ async fn the_order_saga_with_python_and_javascript_workers_ends_as_the_all_rust_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_worker_reaching_for_a_file_or_a_socket_is_denied_with_a_typed_error() {
+async fn a_python_worker_reaching_for_a_file_or_a_socket_is_denied_and_its_bugs_are_named() {
     let Some(hostile) = python_worker("hostile-peek") else {
         return;
     };
@@ -199,16 +199,68 @@ async fn a_python_worker_reaching_for_a_file_or_a_socket_is_denied_with_a_typed_
         .build()
         .await
         .expect("runtime");
+    let run = |what: &'static str| {
+        let rt = rt.clone();
+        async move {
+            let tx = rt
+                .execute("peek", json!({ "what": what }))
+                .await
+                .expect("execute");
+            rt.wait(&tx, Duration::from_secs(60)).await.expect("wait")
+        }
+    };
+    // The control: asked for nothing, the worker answers.
+    let fine = run("nothing").await;
+    assert_eq!(fine.status, SagaStatus::Completed, "{fine:?}");
     for (what, interface) in [("file", "wasi:filesystem"), ("socket", "wasi:sockets")] {
-        let tx = rt
-            .execute("peek", json!({ "what": what }))
-            .await
-            .expect("execute");
-        let done = rt.wait(&tx, Duration::from_secs(60)).await.expect("wait");
+        let done = run(what).await;
         assert_eq!(done.status, SagaStatus::Failed, "{what}: {done:?}");
         let error = done.error.unwrap_or_default();
         assert!(error.contains("permission_denied"), "{what}: {error}");
         assert!(error.contains(interface), "{what}: {error}");
     }
+    // A bug in the worker: the error names the exception and where it was
+    // raised, not a permission error from printing the traceback.
+    let bug = run("bug").await;
+    let error = bug.error.unwrap_or_default();
+    assert!(error.contains("unexpected KeyError: 'absent'"), "{error}");
+    assert!(error.contains("app.py:"), "{error}");
+    assert!(!error.contains("permission_denied"), "{error}");
+    rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_workers_bug_fails_its_step_naming_the_error() {
+    let Some(buggy) = js_worker("buggy") else {
+        return;
+    };
+    let rt = Runtime::builder()
+        .engine(engine_config())
+        .worker_wasm("buggy", buggy, WorkerSpec::default())
+        .workflow(
+            WorkflowDef::builder("buggy")
+                .step(StepDef::new("buggy", "buggy").retry(RetryPolicy::none()))
+                .build(),
+        )
+        .build()
+        .await
+        .expect("runtime");
+    let run = |what: &'static str| {
+        let rt = rt.clone();
+        async move {
+            let tx = rt
+                .execute("buggy", json!({ "what": what }))
+                .await
+                .expect("execute");
+            rt.wait(&tx, Duration::from_secs(60)).await.expect("wait")
+        }
+    };
+    let fine = run("nothing").await;
+    assert_eq!(fine.status, SagaStatus::Completed, "{fine:?}");
+    let bug = run("bug").await;
+    assert_eq!(bug.status, SagaStatus::Failed, "{bug:?}");
+    let error = bug.error.unwrap_or_default();
+    assert!(error.contains("unexpected TypeError"), "{error}");
+    assert!(!error.contains("permission_denied"), "{error}");
     rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
 }

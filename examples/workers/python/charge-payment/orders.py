@@ -1,14 +1,32 @@
 """The order rules charge-payment needs, as the Rust `orders` crate has them."""
-from multiagents_worker import Fatal
+from multiagents_worker import Fatal, config
+
+
+def setting(key: str, default: int) -> int:
+    """A whole-number setting; one that is not a number is fatal (as Rust's parse_or)."""
+    raw = config.get(key)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Fatal(f"config {key} = {raw!r} is not a whole number") from None
 
 
 def total(order) -> int:
-    """Sum of qty × unit_price (minor units); a non-positive quantity is fatal."""
+    """Sum of qty × unit_price (minor units). An order that is not one (no
+    id or items, a price that is not a whole number ≥ 0) or a non-positive
+    quantity is fatal, as the Rust worker's decoding and checks are."""
+    if not isinstance(order, dict) or not isinstance(order.get("id"), str) or not isinstance(order.get("items"), list):
+        raise Fatal("the input is not an order (an id and items are required)")
     amount = 0
-    for item in order.get("items", []):
-        if item["qty"] <= 0:
-            raise Fatal(f"order {order['id']}: quantity {item['qty']} of {item['sku']} is not positive")
-        amount += item["qty"] * item["unit_price"]
+    for item in order["items"]:
+        qty, price = item.get("qty"), item.get("unit_price")
+        if not isinstance(price, int) or isinstance(price, bool) or price < 0 or not isinstance(qty, int):
+            raise Fatal(f"order {order['id']}: line {item!r} is not a quantity and a price in minor units")
+        if qty <= 0:
+            raise Fatal(f"order {order['id']}: quantity {qty} of {item.get('sku')} is not positive")
+        amount += qty * price
     if amount >= 1 << 64:
         raise Fatal(f"order {order['id']}: total overflows")
     return amount

@@ -1,13 +1,19 @@
 """charge-payment against the simulated host: the Rust worker's tests, ported."""
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from multiagents_worker import Fatal, Retryable, testing
 
-import app  # noqa: E402
-from multiagents_worker import Fatal, Retryable, testing  # noqa: E402
+HERE = Path(__file__).resolve().parent.parent
+# The worker's modules by path, under names of their own (other examples
+# have an app.py too).
+sys.path.insert(0, str(HERE))
+_spec = importlib.util.spec_from_file_location("charge_payment_app", HERE / "app.py")
+app = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(app)
 
 ORDER = {
     "id": "o-1001", "customer": "c-42", "currency": "EUR",
@@ -36,3 +42,15 @@ def test_simulated_gateway_failures_are_retryable():
         with pytest.raises(Retryable):
             testing.call(app.charge, ORDER, attempt=attempt)
     assert testing.call(app.charge, ORDER, attempt=3)["payment"]["amount"] == 399
+
+
+def test_what_is_not_an_order_or_a_number_is_fatal():
+    testing.reset(config={"max_amount": "lots"})
+    with pytest.raises(Fatal, match="not a whole number"):
+        testing.call(app.charge, ORDER)
+    testing.reset()
+    with pytest.raises(Fatal, match="not an order"):
+        testing.call(app.charge, {"id": "o-1"})
+    bad = {**ORDER, "items": [{"sku": "X", "qty": 1, "unit_price": -5}]}
+    with pytest.raises(Fatal, match="not a quantity and a price"):
+        testing.call(app.charge, bad)
