@@ -37,20 +37,33 @@ as_root() {
 
 command -v python3 >/dev/null 2>&1 || die "python3 not found: install Python 3.10+ (Debian: apt-get install python3)"
 
+# Whether `$1 --version`-like output (the rest of the arguments run) holds $2.
+# The output is captured first: `… | grep -q` can fail with SIGPIPE under pipefail.
+says() {
+    local want=$1 out
+    shift
+    out=$("$@" 2>&1) || return 1
+    case "$out" in *"$want"*) return 0 ;; *) return 1 ;; esac
+}
+
+apt_install() { # pkg...
+    command -v apt-get >/dev/null 2>&1 || return 1
+    log "apt-get install $* (log: $dir/apt.log)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >>"$dir/apt.log" 2>&1 \
+        || { as_root apt-get update -q >>"$dir/apt.log" 2>&1 \
+             && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >>"$dir/apt.log" 2>&1; }
+}
+
 wanted() { # the venv has both tools at their pinned versions
     [ -x "$venv/bin/componentize-py" ] && [ -x "$venv/bin/python" ] \
-        && "$venv/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_PY_VERSION" \
-        && "$venv/bin/python" -m pytest --version 2>&1 | grep -q "$PYTEST_VERSION"
+        && says "$COMPONENTIZE_PY_VERSION" "$venv/bin/componentize-py" --version \
+        && says "$PYTEST_VERSION" "$venv/bin/python" -m pytest --version
 }
 
 if ! wanted; then
     if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-        command -v apt-get >/dev/null 2>&1 || die "python3 cannot make a venv and apt-get is missing: install the venv module yourself"
-        log "apt-get install python3-venv (log: $dir/apt.log)"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >"$dir/apt.log" 2>&1 \
-            || { as_root apt-get update -q >>"$dir/apt.log" 2>&1 \
-                 && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >>"$dir/apt.log" 2>&1; } \
-            || { tail -n 20 "$dir/apt.log" >&2; die "apt-get install python3-venv failed"; }
+        apt_install python3-venv \
+            || { tail -n 20 "$dir/apt.log" >&2 2>/dev/null; die "python3 cannot make a venv, and python3-venv could not be installed (Debian: apt-get install python3-venv)"; }
     fi
     log "pip install componentize-py==$COMPONENTIZE_PY_VERSION pytest==$PYTEST_VERSION into $venv (log: $dir/pip.log)"
     rm -rf "$venv"
@@ -61,37 +74,44 @@ if ! wanted; then
     wanted || die "the venv at $venv does not hold the pinned tools after installing them"
 fi
 
-# JavaScript: node 20+ (node:test, module hooks) and npm.
+# JavaScript: Node.js 20.19+ (node:test, module hooks, rolldown's engines) and npm.
+# Without it the JavaScript suites and tests skip, saying so.
 js=$dir/js
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    command -v apt-get >/dev/null 2>&1 || die "node and npm not found, and apt-get is missing: install Node.js 20+"
-    log "apt-get install nodejs npm (log: $dir/apt.log)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >>"$dir/apt.log" 2>&1 \
-        || { as_root apt-get update -q >>"$dir/apt.log" 2>&1 \
-             && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >>"$dir/apt.log" 2>&1; } \
-        || { tail -n 20 "$dir/apt.log" >&2; die "apt-get install nodejs npm failed"; }
-fi
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || die "Node.js $(node --version) is too old: JavaScript workers need Node.js 20+"
-js_wanted() {
-    [ -x "$js/node_modules/.bin/componentize-js" ] && [ -x "$js/node_modules/.bin/rolldown" ] \
-        && "$js/node_modules/.bin/componentize-js" --version 2>/dev/null | grep -q "$COMPONENTIZE_JS_VERSION" \
-        && "$js/node_modules/.bin/rolldown" --version 2>/dev/null | grep -q "$ROLLDOWN_VERSION"
+node_ok() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+        && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
 }
-if ! js_wanted; then
-    log "npm install componentize-js@$COMPONENTIZE_JS_VERSION rolldown@$ROLLDOWN_VERSION into $js (log: $dir/npm.log)"
-    rm -rf "$js" && mkdir -p "$js"
-    (cd "$js" && echo '{"private": true}' >package.json \
-        && npm install --no-audit --no-fund --loglevel=error \
-            "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" "rolldown@$ROLLDOWN_VERSION") >"$dir/npm.log" 2>&1 \
-        || { tail -n 20 "$dir/npm.log" >&2; die "npm install failed (log: $dir/npm.log)"; }
-    js_wanted || die "$js does not hold the pinned JavaScript tools after installing them"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm || log "nodejs and npm could not be installed from Debian (log: $dir/apt.log)"
+fi
+js_env=""
+if ! node_ok; then
+    log "SKIPPED JavaScript workers: they need Node.js 20.19+ and npm (found: $(node --version 2>/dev/null || echo none)); install them (e.g. from nodejs.org) and run this again"
+else
+    js_wanted() {
+        [ -x "$js/node_modules/.bin/componentize-js" ] && [ -x "$js/node_modules/.bin/rolldown" ] \
+            && says "$COMPONENTIZE_JS_VERSION" "$js/node_modules/.bin/componentize-js" --version \
+            && says "$ROLLDOWN_VERSION" "$js/node_modules/.bin/rolldown" --version
+    }
+    if ! js_wanted; then
+        log "npm install componentize-js@$COMPONENTIZE_JS_VERSION rolldown@$ROLLDOWN_VERSION into $js (log: $dir/npm.log)"
+        rm -rf "$js" && mkdir -p "$js"
+        (cd "$js" && echo '{"private": true}' >package.json \
+            && npm install --no-audit --no-fund --loglevel=error \
+                "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" "rolldown@$ROLLDOWN_VERSION") >"$dir/npm.log" 2>&1 \
+            || { tail -n 20 "$dir/npm.log" >&2; die "npm install failed (log: $dir/npm.log)"; }
+        js_wanted || die "$js does not hold the pinned JavaScript tools after installing them"
+    fi
+    js_env=yes
 fi
 
+# Quoted for the shell that sources it (paths may hold spaces).
 {
-    echo "MULTIAGENTS_COMPONENTIZE_PY=$venv/bin/componentize-py"
-    echo "MULTIAGENTS_PYTHON=$venv/bin/python"
-    echo "MULTIAGENTS_COMPONENTIZE_JS=$js/node_modules/.bin/componentize-js"
-    echo "MULTIAGENTS_ROLLDOWN=$js/node_modules/.bin/rolldown"
+    printf 'MULTIAGENTS_COMPONENTIZE_PY=%q\n' "$venv/bin/componentize-py"
+    printf 'MULTIAGENTS_PYTHON=%q\n' "$venv/bin/python"
+    if [ -n "$js_env" ]; then
+        printf 'MULTIAGENTS_COMPONENTIZE_JS=%q\n' "$js/node_modules/.bin/componentize-js"
+        printf 'MULTIAGENTS_ROLLDOWN=%q\n' "$js/node_modules/.bin/rolldown"
+    fi
 } >"$dir/env"
-log "ready: $("$venv/bin/componentize-py" --version), $("$venv/bin/python" -m pytest --version 2>&1), componentize-js $("$js/node_modules/.bin/componentize-js" --version), rolldown $("$js/node_modules/.bin/rolldown" --version | head -1), node $(node --version)"
+log "ready: $("$venv/bin/componentize-py" --version), $("$venv/bin/python" -m pytest --version 2>&1)${js_env:+, componentize-js $("$js/node_modules/.bin/componentize-js" --version), node $(node --version)}"

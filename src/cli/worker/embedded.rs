@@ -65,6 +65,10 @@ pub(super) const PYTHON_SDK: &[(&str, &str)] = &[
         include_str!("../../../workers-sdk/python/multiagents_worker/_registry.py"),
     ),
     (
+        "_typed.py",
+        include_str!("../../../workers-sdk/python/multiagents_worker/_typed.py"),
+    ),
+    (
         "cbor.py",
         include_str!("../../../workers-sdk/python/multiagents_worker/cbor.py"),
     ),

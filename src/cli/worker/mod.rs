@@ -6,7 +6,7 @@
 //! | `rust` | a worker crate → `cargo build --target wasm32-wasip2` |
 //! | `python` | a Python worker → componentize-py, with the bundled SDK and WIT |
 //! | `js` | a JavaScript worker → rolldown (bundle) and componentize-js, with the bundled SDK and WIT |
-//! | `embedded` | the WIT and the Python SDK, compiled into this binary |
+//! | `embedded` | the WIT and the Python and JavaScript SDKs, compiled into this binary |
 
 mod embedded;
 mod js;
@@ -120,7 +120,7 @@ fn tool_error(what: String, e: std::io::Error) -> Error {
 /// Returns what to run and its `--version` line, or an error naming the
 /// `install` command.
 async fn tool(env: &str, default: &str, install: &str) -> Result<(String, String)> {
-    let tool = std::env::var(env).unwrap_or_else(|_| default.into());
+    let tool = std::env::var_os(env).map_or_else(|| default.into(), |t| t.to_string_lossy().into_owned());
     match tokio::process::Command::new(&tool)
         .arg("--version")
         .output()
@@ -137,6 +137,32 @@ async fn tool(env: &str, default: &str, install: &str) -> Result<(String, String
             ),
         )),
     }
+}
+
+/// Where a componentized build happens.
+struct Staged {
+    /// The worker's directory, absolute.
+    dir: PathBuf,
+    /// Its name: the component is `<dir>/target/<name>.wasm`.
+    name: String,
+    /// `<dir>/target/multiagents-build`, emptied, with the WIT this binary
+    /// carries under `wit/`.
+    work: PathBuf,
+}
+
+/// Prepares a build of the worker in `dir` (fresh copies: nothing left from
+/// another binary's build).
+async fn prepare(dir: &Path) -> Result<Staged> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| tool_error(format!("cannot resolve {}", dir.display()), e))?;
+    let name = dir
+        .file_name()
+        .map_or_else(|| "worker".to_string(), |n| n.to_string_lossy().into_owned());
+    let work = dir.join("target/multiagents-build");
+    let _ = tokio::fs::remove_dir_all(&work).await;
+    stage(&work.join("wit"), embedded::WIT).await?;
+    Ok(Staged { dir, name, work })
 }
 
 /// Writes `files` (relative path, text) under `dir`.
