@@ -183,32 +183,38 @@ async fn the_order_saga_with_python_and_javascript_workers_ends_as_the_all_rust_
     );
 }
 
+/// A runtime whose one workflow, `name`, runs the component at `path` once
+/// (no retry) as its only step.
+async fn one_step(name: &str, path: PathBuf) -> Runtime {
+    Runtime::builder()
+        .engine(engine_config())
+        .worker_wasm(name, path, WorkerSpec::default())
+        .workflow(
+            WorkflowDef::builder(name)
+                .step(StepDef::new(name, name).retry(RetryPolicy::none()))
+                .build(),
+        )
+        .build()
+        .await
+        .expect("runtime")
+}
+
+/// Runs `workflow` of `rt` with the input `{"what": what}` to its end.
+async fn ask(rt: &Runtime, workflow: &str, what: &str) -> SagaSnapshot {
+    let tx = rt
+        .execute(workflow, json!({ "what": what }))
+        .await
+        .expect("execute");
+    rt.wait(&tx, Duration::from_secs(60)).await.expect("wait")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_worker_reaching_for_a_file_or_a_socket_is_denied_and_its_bugs_are_named() {
     let Some(hostile) = python_worker("hostile-peek") else {
         return;
     };
-    let rt = Runtime::builder()
-        .engine(engine_config())
-        .worker_wasm("peek", hostile, WorkerSpec::default())
-        .workflow(
-            WorkflowDef::builder("peek")
-                .step(StepDef::new("peek", "peek").retry(RetryPolicy::none()))
-                .build(),
-        )
-        .build()
-        .await
-        .expect("runtime");
-    let run = |what: &'static str| {
-        let rt = rt.clone();
-        async move {
-            let tx = rt
-                .execute("peek", json!({ "what": what }))
-                .await
-                .expect("execute");
-            rt.wait(&tx, Duration::from_secs(60)).await.expect("wait")
-        }
-    };
+    let rt = one_step("peek", hostile).await;
+    let run = |what: &'static str| ask(&rt, "peek", what);
     // The control: asked for nothing, the worker answers.
     let fine = run("nothing").await;
     assert_eq!(fine.status, SagaStatus::Completed, "{fine:?}");
@@ -234,27 +240,8 @@ async fn a_javascript_workers_bug_fails_its_step_naming_the_error() {
     let Some(buggy) = js_worker("buggy") else {
         return;
     };
-    let rt = Runtime::builder()
-        .engine(engine_config())
-        .worker_wasm("buggy", buggy, WorkerSpec::default())
-        .workflow(
-            WorkflowDef::builder("buggy")
-                .step(StepDef::new("buggy", "buggy").retry(RetryPolicy::none()))
-                .build(),
-        )
-        .build()
-        .await
-        .expect("runtime");
-    let run = |what: &'static str| {
-        let rt = rt.clone();
-        async move {
-            let tx = rt
-                .execute("buggy", json!({ "what": what }))
-                .await
-                .expect("execute");
-            rt.wait(&tx, Duration::from_secs(60)).await.expect("wait")
-        }
-    };
+    let rt = one_step("buggy", buggy).await;
+    let run = |what: &'static str| ask(&rt, "buggy", what);
     let fine = run("nothing").await;
     assert_eq!(fine.status, SagaStatus::Completed, "{fine:?}");
     let bug = run("bug").await;

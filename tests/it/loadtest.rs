@@ -14,7 +14,7 @@ use multiagents::worker::{CallInfo, WorkerSpec, fatal, native};
 use multiagents::workflow::{StepDef, WorkflowDef};
 use serde_json::Value;
 
-use crate::support::{cli, said, temp_dir, wasm};
+use crate::support::{DEMO_ORDER, cli, said, temp_dir, wasm};
 
 fn multiagents(args: &[&str]) -> Output {
     cli(args, Some(&temp_dir("loadtest-state")))
@@ -23,12 +23,6 @@ fn multiagents(args: &[&str]) -> Output {
 fn text(o: &Output) -> String {
     said(o)
 }
-
-/// One of the demo's orders, numbered per submission.
-const ORDER: &str = r#"{"id": "o-{{n}}", "customer": "c-42", "currency": "EUR",
-  "items": [{"sku": "MUG-2", "qty": 1, "unit_price": 900}], "gift": false,
-  "ship_to": {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London",
-              "postal_code": "SW1Y 4JH", "country": "GB"}}"#;
 
 #[test]
 fn the_cli_reports_a_run_as_json_and_fails_on_a_breached_threshold() {
@@ -44,7 +38,7 @@ fn the_cli_reports_a_run_as_json_and_fails_on_a_breached_threshold() {
         "--duration",
         "2s",
         "--input",
-        ORDER,
+        DEMO_ORDER,
         "--threshold",
         "p99<1h",
         "--threshold",

@@ -11,12 +11,7 @@ use multiagents::worker::WorkerSpec;
 use multiagents::workflow::{StepDef, WorkflowDef};
 use serde_json::{Value, json};
 
-use crate::support::{cli, said, temp_dir, wasm};
-
-const ORDER: &str = r#"{"id": "o-{{n}}", "customer": "c-42", "currency": "EUR",
-  "items": [{"sku": "MUG-2", "qty": 1, "unit_price": 900}], "gift": false,
-  "ship_to": {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London",
-              "postal_code": "SW1Y 4JH", "country": "GB"}}"#;
+use crate::support::{DEMO_ORDER, cli, said, temp_dir, wasm};
 
 fn multiagents(args: &[&str]) -> std::process::Output {
     cli(args, Some(&temp_dir("profile-state")))
@@ -47,7 +42,7 @@ fn the_cli_profiles_the_demo_and_ranks_its_stages() {
         "--duration",
         "2s",
         "--input",
-        ORDER,
+        DEMO_ORDER,
     ];
     let mut args = base.to_vec();
     args.push("--json");

@@ -122,3 +122,10 @@ pub(crate) fn said(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// One of the demo's orders (`examples/order-saga.toml`), as a load test's
+/// input template: numbered per submission.
+pub(crate) const DEMO_ORDER: &str = r#"{"id": "o-{{n}}", "customer": "c-42", "currency": "EUR",
+  "items": [{"sku": "MUG-2", "qty": 1, "unit_price": 900}], "gift": false,
+  "ship_to": {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London",
+              "postal_code": "SW1Y 4JH", "country": "GB"}}"#;
