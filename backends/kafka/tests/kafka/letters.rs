@@ -80,7 +80,16 @@ async fn a_record_that_is_not_an_envelope_is_dead_lettered_and_the_queue_goes_on
     let mut d = next(&mut sub, "the good message behind the junk").await;
     assert_eq!(d.envelope(), &good);
     d.ack().await.expect("ack");
-    let letters = t.dead_letters("jobs", 10).await.expect("dead letters");
+    // The junk is dead-lettered beside the delivery of what follows it, not
+    // before: wait (boundedly) for its copy to show on the dead-letter topic.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let letters = t.dead_letters("jobs", 10).await.expect("dead letters");
+        if !letters.is_empty() || std::time::Instant::now() > deadline {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].reason, "not_an_envelope");
     assert!(letters[0].envelope.is_none());
