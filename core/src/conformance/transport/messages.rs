@@ -177,8 +177,16 @@ pub async fn topics_are_isolated<T: Transport + ?Sized>(t: &T, s: &Settings) {
 /// with distinct keys: while up to 30 are held unacked every consumer has
 /// some (the work is split), and after acking, every message has arrived
 /// exactly once.
+///
+/// A backend that [moves work on join](crate::Capabilities::moves_work_on_join)
+/// may still be rebalancing when the messages come (a member's revoke can
+/// land after the newcomer's first assignment), so held work may move to
+/// another consumer and arrive there again: such a duplicate is allowed
+/// only when each of its deliveries went to a different consumer (a move),
+/// never twice to the same one.
 pub async fn competing_consumers_share_work<T: Transport + ?Sized>(t: &T, s: &Settings) {
-    require!(t.capabilities(), "competing_consumers_share_work", queue);
+    let caps = t.capabilities();
+    require!(caps, "competing_consumers_share_work", queue);
     let (topic, group) = (unique("compete"), unique("g"));
     let mut subs = Vec::new();
     for _ in 0..3 {
@@ -190,7 +198,8 @@ pub async fn competing_consumers_share_work<T: Transport + ?Sized>(t: &T, s: &Se
     let sent: HashSet<_> = envs.iter().map(|e| e.id).collect();
     must(s, "publish_batch", t.publish_batch(envs)).await;
 
-    let mut count: HashMap<EnvelopeId, u32> = HashMap::new();
+    // Per message, the consumers it was delivered to, in order.
+    let mut count: HashMap<EnvelopeId, Vec<usize>> = HashMap::new();
     let mut per_consumer = [0usize; 3];
     let mut held = Vec::new();
     // Hold deliveries unacked until 30 are held, or until every consumer has
@@ -205,7 +214,7 @@ pub async fn competing_consumers_share_work<T: Transport + ?Sized>(t: &T, s: &Se
         let Some((i, d)) = try_recv_any(&mut merged, limit, "holding deliveries unacked").await else {
             break;
         };
-        *count.entry(d.envelope().id).or_default() += 1;
+        count.entry(d.envelope().id).or_default().push(i);
         per_consumer[i] += 1;
         held.push(d);
     }
@@ -218,21 +227,43 @@ pub async fn competing_consumers_share_work<T: Transport + ?Sized>(t: &T, s: &Se
         must(s, "ack", d.ack()).await;
     }
     while count.len() < sent.len() {
-        let (_, mut d) = recv_any(
+        let (i, mut d) = recv_any(
             &mut merged,
             s.patience,
             format_args!("message {}", count.len() + 1),
         )
         .await;
-        *count.entry(d.envelope().id).or_default() += 1;
+        count.entry(d.envelope().id).or_default().push(i);
         must(s, "ack", d.ack()).await;
     }
-    expect_quiet_any(&mut merged, s.quiet, "after every message was acked").await;
-    let dups: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
+    if caps.moves_work_on_join {
+        // Copies of held work that moved may still come; nothing else.
+        while let Some((i, mut d)) = try_recv_any(&mut merged, s.quiet, "a late duplicate").await {
+            count.entry(d.envelope().id).or_default().push(i);
+            must(s, "ack", d.ack()).await;
+        }
+    } else {
+        expect_quiet_any(&mut merged, s.quiet, "after every message was acked").await;
+    }
+    let twice_to_one = |to: &Vec<usize>| to.iter().collect::<HashSet<_>>().len() < to.len();
+    let dups: Vec<_> = count
+        .iter()
+        .filter(|(_, to)| to.len() > 1 && (!caps.moves_work_on_join || twice_to_one(to)))
+        .collect();
     assert!(
         dups.is_empty(),
-        "messages delivered more than once though all were acked: {dups:?}"
+        "messages delivered more than once though all were acked (id, consumers it went to): {dups:?}"
     );
+    let moved = count.values().filter(|to| to.len() > 1).count();
+    if moved > 0 {
+        crate::conformance::skip(
+            "competing_consumers_share_work (every message once)",
+            caps.name,
+            &format!(
+                "stable ownership of held work ({moved} held messages moved to another consumer in a rebalance)"
+            ),
+        );
+    }
     assert!(
         count.keys().all(|id| sent.contains(id)),
         "received messages that were not sent"
