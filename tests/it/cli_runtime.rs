@@ -65,7 +65,7 @@ fn config_check_accepts_the_demo_and_names_the_key_of_a_broken_one() {
     let out = Command::new(env!("CARGO_BIN_EXE_multiagents"))
         .args(["config", "check", DEMO])
         .current_dir(repo_root())
-        .env("MULTIAGENTS__STORE__URL", "kafka://broker:9092")
+        .env("MULTIAGENTS__STORE__URL", "kafka://broker:9092?partitions=0")
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -74,9 +74,9 @@ fn config_check_accepts_the_demo_and_names_the_key_of_a_broken_one() {
         "{}",
         text(&out)
     );
-    // Kafka keeps no state: refused as a store, built in or not.
+    // A bad store option is named (or the backend, when not built in).
     let why = if cfg!(feature = "kafka") {
-        "has no state store"
+        "partitions"
     } else {
         "`kafka` feature"
     };

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use multiagents_core::registry::Backend;
-use multiagents_core::{Error, ErrorKind, Result, StateStore, Transport};
+use multiagents_core::{Result, StateStore, Transport};
 
-use crate::{KafkaConfig, KafkaTransport};
+use crate::{KafkaConfig, KafkaStore, KafkaTransport};
 
-/// Opens [`KafkaTransport`] from `kafka://` URLs (options in the query,
-/// see [`KafkaConfig::from_url`]). It has no state store: `store.url`
-/// names Redis or NATS beside it.
+/// Opens [`KafkaTransport`] and [`KafkaStore`] from `kafka://` URLs
+/// (options in the query, see [`KafkaConfig::from_url`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KafkaBackend;
 
@@ -26,7 +25,7 @@ impl Backend for KafkaBackend {
     }
 
     fn has_store(&self) -> bool {
-        false
+        true
     }
 
     fn check(&self, url: &str) -> Result<()> {
@@ -39,11 +38,7 @@ impl Backend for KafkaBackend {
     }
 
     async fn store(&self, url: &str) -> Result<Arc<dyn StateStore>> {
-        KafkaConfig::from_url(url)?;
-        Err(Error::new(
-            ErrorKind::Config,
-            "the Kafka backend has no state store yet: set store.url to a redis:// or nats:// URL (the transport can stay on Kafka)",
-        )
-        .with_operation("kafka.store"))
+        let config = KafkaConfig::from_url(url)?;
+        Ok(Arc::new(KafkaStore::with_config(config).await?))
     }
 }

@@ -61,7 +61,9 @@ mod blocking;
 mod client;
 pub mod config;
 mod error;
+mod headers;
 mod names;
+mod store;
 mod topics;
 mod transport;
 
@@ -70,4 +72,5 @@ pub use config::{FIXED_CLIENT_OPTIONS, KafkaConfig, URL_OPTIONS};
 /// The client crate this backend is built on, for raw access to the same
 /// cluster (benchmarks, tools).
 pub use rdkafka;
+pub use store::KafkaStore;
 pub use transport::KafkaTransport;

@@ -9,6 +9,9 @@
 //! | messages nacked with a delay, until due | `<prefix>.delay` |
 //! | a queue group on a topic | group id `<prefix>.g.<len(group)>.<group>.<topic>` |
 //! | the delay forwarder | group id `<prefix>.delay` |
+//! | the state store's changelog (compacted) | `<prefix>.state` |
+//! | writes forwarded to a partition's owner, and their answers | `<prefix>.state.req`, `<prefix>.state.rep` |
+//! | the state store's writers (one per partition) | group id `<prefix>.state` |
 //!
 //! Record headers: [`DELIVERIES`] and [`STRIKES`] (earlier deliveries of this message),
 //! [`DUE`] and [`TARGET`] (on the delay topic), [`REASON`], [`GROUP`] and
@@ -30,6 +33,18 @@ pub(crate) const REASON: &str = "ma-reason";
 pub(crate) const GROUP: &str = "ma-group";
 /// On a dead letter: where the original was (`topic/partition/offset`).
 pub(crate) const ORIGIN: &str = "ma-origin";
+
+/// Topic settings of the state store's changelog: compacted (the latest
+/// record of each key is kept), and nothing compacted for an hour, so a
+/// record refused by the fold is never the only one left of its key while
+/// its owner can still repair it.
+pub(crate) const CHANGELOG_CONFIG: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    ("min.compaction.lag.ms", "3600000"),
+];
+/// Topic settings of forwarded writes and answers: an hour is kept (a
+/// request is dropped after its deadline, seconds).
+pub(crate) const REQUESTS_CONFIG: &[(&str, &str)] = &[("retention.ms", "3600000")];
 
 /// The names of one prefix.
 #[derive(Debug, Clone)]
@@ -68,6 +83,22 @@ impl Names {
 
     pub(crate) fn delay_group(&self) -> String {
         self.delay()
+    }
+
+    pub(crate) fn state(&self) -> String {
+        format!("{}.state", self.prefix)
+    }
+
+    pub(crate) fn state_requests(&self) -> String {
+        format!("{}.state.req", self.prefix)
+    }
+
+    pub(crate) fn state_replies(&self) -> String {
+        format!("{}.state.rep", self.prefix)
+    }
+
+    pub(crate) fn state_group(&self) -> String {
+        self.state()
     }
 }
 

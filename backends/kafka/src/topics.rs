@@ -57,14 +57,32 @@ impl Topics {
         self.ensure_with(names, 1).await
     }
 
+    /// As [`ensure`](Self::ensure), made with these topic settings
+    /// (`cleanup.policy`, retention).
+    ///
+    /// # Errors
+    /// As [`ensure`](Self::ensure).
+    pub(crate) async fn ensure_with_config(&self, names: &[&str], config: &[(&str, &str)]) -> Result<()> {
+        self.create(names, self.partitions, config).await
+    }
+
     async fn ensure_with(&self, names: &[&str], partitions: i32) -> Result<()> {
+        self.create(names, partitions, &[]).await
+    }
+
+    async fn create(&self, names: &[&str], partitions: i32, config: &[(&str, &str)]) -> Result<()> {
         let missing: Vec<&str> = names.iter().copied().filter(|n| !self.known(n)).collect();
         if missing.is_empty() {
             return Ok(());
         }
         let new: Vec<NewTopic<'_>> = missing
             .iter()
-            .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(self.replication)))
+            .map(|n| {
+                config.iter().fold(
+                    NewTopic::new(n, partitions, TopicReplication::Fixed(self.replication)),
+                    |t, (k, v)| t.set(k, v),
+                )
+            })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(self.timeout));
         let results = self

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use multiagents_core::conformance::orchestrator::Site;
 use multiagents_core::conformance::{Settings, backend_url, unique};
 use multiagents_core::{StateStore, Transport};
-use multiagents_kafka::{KafkaConfig, KafkaTransport};
+use multiagents_kafka::{KafkaConfig, KafkaStore, KafkaTransport};
 use multiagents_nats::{NatsConfig, NatsStore};
 use multiagents_redis::{RedisConfig, RedisStore};
 
@@ -40,6 +40,20 @@ multiagents_core::transport_conformance!(
     Settings::default()
         .with_patience(Duration::from_secs(30))
         .with_redelivery(Duration::from_secs(30))
+);
+
+multiagents_core::store_conformance!(
+    kafka_store,
+    async {
+        let url = backend_url("KAFKA_URL")?;
+        Some(
+            KafkaStore::with_config(config(&url))
+                .await
+                .expect("open the Kafka store"),
+        )
+    },
+    // Opening reads the changelog and joins the writers' group (a rebalance).
+    Settings::default().with_patience(Duration::from_secs(30))
 );
 
 /// The store beside the Kafka transport.

@@ -1,0 +1,165 @@
+//! The changelog topic's I/O: appending changes to one partition (and
+//! learning their offsets), and the follower that reads every partition
+//! from the beginning into the [`View`], saying how far it has read.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use multiagents_core::{Error, ErrorKind, Result};
+use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::record::Change;
+use super::view::View;
+use crate::config::KafkaConfig;
+
+/// Appends `changes` to partition `p` of `topic`, in order, and returns
+/// their offsets once the brokers have them all.
+///
+/// # Errors
+/// The first failure; changes before it may be stored (each is read back
+/// and judged by the fold, so nothing is acknowledged on a guess).
+pub(crate) async fn append(
+    producer: &FutureProducer,
+    topic: &str,
+    p: i32,
+    changes: &[Change],
+) -> Result<Vec<i64>> {
+    const OP: &str = "kafka.store.append";
+    let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(changes.len());
+    for change in changes {
+        let (key, value, headers) = change.encode();
+        let owned = crate::headers::owned(&headers);
+        let mut record = FutureRecord::to(topic)
+            .partition(p)
+            .key(key.as_bytes())
+            .headers(owned);
+        if let Some(v) = value.as_deref() {
+            record = record.payload(v);
+        }
+        loop {
+            match producer.send_result(record) {
+                Ok(future) => {
+                    pending.push(future);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(crate::error::kafka(OP, e).with_context("partition", p)),
+            }
+        }
+    }
+    let mut offsets = Vec::with_capacity(pending.len());
+    for future in pending {
+        match future.await {
+            Ok(Ok(delivery)) => offsets.push(delivery.offset),
+            Ok(Err((e, _))) => return Err(crate::error::kafka(OP, e).with_context("partition", p)),
+            Err(_) => return Err(crate::error::kafka(OP, KafkaError::Canceled)),
+        }
+    }
+    Ok(offsets)
+}
+
+/// How far the follower has read: per partition, the next offset to read.
+#[derive(Clone)]
+pub(crate) struct Progress {
+    read: Arc<Vec<watch::Sender<i64>>>,
+}
+
+impl Progress {
+    fn new(partitions: i32) -> Progress {
+        let n = usize::try_from(partitions.max(1)).unwrap_or(1);
+        Progress {
+            read: Arc::new((0..n).map(|_| watch::Sender::new(0)).collect()),
+        }
+    }
+
+    /// Waits until the record at `offset` of `p` is folded into the view.
+    ///
+    /// # Errors
+    /// `Timeout` (retryable) after `limit`, naming how far the view got.
+    pub(crate) async fn past(&self, p: i32, offset: i64, limit: Duration) -> Result<()> {
+        let Some(read) = usize::try_from(p).ok().and_then(|i| self.read.get(i)) else {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("kafka store: no partition {p}"),
+            ));
+        };
+        let mut rx = read.subscribe();
+        match tokio::time::timeout(limit, rx.wait_for(|next| *next > offset)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(crate::error::closed("kafka.store.read")),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "kafka store: the changelog was not read up to offset {offset} of partition {p} within {limit:?} (read up to {})",
+                    *read.borrow()
+                ),
+            )
+            .with_operation("kafka.store.read")),
+        }
+    }
+}
+
+/// Starts the follower of `topic` (every partition, from the beginning).
+///
+/// # Errors
+/// Creating or assigning the consumer.
+pub(crate) fn follow(
+    config: &KafkaConfig,
+    topic: &str,
+    view: Arc<RwLock<View>>,
+    closed: CancellationToken,
+) -> Result<Progress> {
+    let partitions = view.read().map(|v| v.partitions()).unwrap_or(1);
+    let consumer = crate::client::plain_consumer(config)?;
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| crate::error::kafka("kafka.store.follow", e))?;
+    }
+    consumer
+        .assign(&list)
+        .map_err(|e| crate::error::kafka("kafka.store.follow", e).with_context("topic", topic))?;
+    let progress = Progress::new(partitions);
+    let out = progress.clone();
+    tokio::spawn(async move {
+        loop {
+            let m = tokio::select! {
+                m = consumer.recv() => m,
+                () = closed.cancelled() => return,
+            };
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka store: reading the changelog");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let headers = crate::headers::read(&m);
+            let (p, offset) = (m.partition(), m.offset());
+            match Change::decode(m.key().unwrap_or_default(), m.payload(), &headers) {
+                Ok(change) => {
+                    if let Ok(mut view) = view.write() {
+                        view.apply(p, offset, change);
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(partition = p, offset, %why, "kafka store: a changelog record that is not ours; skipped")
+                }
+            }
+            if let Some(read) = usize::try_from(p).ok().and_then(|i| progress.read.get(i)) {
+                read.send_replace(offset + 1);
+            }
+        }
+    });
+    Ok(out)
+}

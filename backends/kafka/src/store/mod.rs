@@ -1,0 +1,233 @@
+//! [`KafkaStore`]: a state store on a compacted changelog topic, with one
+//! writer per partition.
+//!
+//! Kafka has no compare-and-swap, so each partition of the changelog has
+//! a single writer: the store instance the group `<prefix>.state` assigns
+//! that partition (of the requests topic, partitioned alike). The writer
+//! decides every compare-and-swap of its keys against its view, appends the
+//! result, and answers once it has read the record back, accepted. Any
+//! instance can write any key: a write for a partition it does not own is
+//! forwarded to the owner. Every instance reads the whole changelog into a
+//! local view, rebuilt from the beginning on start (Kafka Streams' state
+//! stores are the anchor), and serves `get` and `scan` from it.
+//!
+//! **Fencing.** A new owner first appends a *claim* with the next epoch
+//! and reads it back; every version it writes carries that epoch. The fold
+//! refuses a record written under an earlier epoch, so an old owner that
+//! was revoked but not yet told (a zombie) changes nothing, and it learns
+//! so when it reads its record back: its caller gets a retryable error,
+//! never a false success.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `record` | the changelog's records and versions; a key's partition |
+//! | `view` | the fold: values, epochs, expiry |
+//! | `changelog` | appending to a partition; the follower that reads every partition |
+//! | `writer` | one owned partition's writer: claim, batches, read-back, tombstones |
+//! | `owner` | group membership: which partitions this instance writes; serving forwarded writes |
+//! | `requests` | forwarded writes and their answers on the wire |
+//! | `remote` | forwarding a write and waiting for its answer |
+//! | `api` | the [`StateStore`](multiagents_core::StateStore) methods |
+
+mod api;
+mod changelog;
+mod owner;
+mod record;
+mod remote;
+mod requests;
+mod view;
+mod writer;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use multiagents_core::{Error, ErrorKind, Result};
+use rdkafka::producer::FutureProducer;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KafkaConfig;
+use crate::names::{self, Names};
+use crate::topics::Topics;
+use changelog::Progress;
+use owner::Owned;
+use remote::Remote;
+use view::View;
+
+fn now_ms() -> u64 {
+    multiagents_core::orchestrator::now_ms()
+}
+
+/// A copy of `e` (kind, message, operation, context, retryability) for
+/// each of several waiters (errors are not `Clone`: their sources are not).
+fn copy_error(e: &Error) -> Error {
+    let mut copy = Error::new(e.kind(), e.message().to_string())
+        .with_operation(e.operation())
+        .with_retryable(e.is_retryable());
+    for (k, v) in e.context() {
+        copy = copy.with_context(k, v);
+    }
+    copy
+}
+
+/// What the parts of one store share.
+pub(crate) struct Core {
+    pub(crate) config: KafkaConfig,
+    pub(crate) producer: FutureProducer,
+    pub(crate) changelog: String,
+    pub(crate) requests: String,
+    pub(crate) replies: String,
+    pub(crate) group: String,
+    pub(crate) partitions: i32,
+    pub(crate) view: Arc<RwLock<View>>,
+    pub(crate) progress: Progress,
+    /// How long a read-back or an append may take.
+    pub(crate) timeout: Duration,
+    /// How long a forwarded write waits for its answer (an owner may be
+    /// rebalancing: a session timeout and a rejoin).
+    pub(crate) forward_timeout: Duration,
+    pub(crate) closed: CancellationToken,
+}
+
+/// A state store on Kafka: a compacted changelog, a local view, one writer
+/// per partition. See the [module docs](self) for how it stays sound.
+pub struct KafkaStore {
+    core: Arc<Core>,
+    owned: Arc<Owned>,
+    remote: Remote,
+    member: String,
+}
+
+impl std::fmt::Debug for KafkaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaStore")
+            .field("url", &self.core.config.shown_url())
+            .field("member", &self.member)
+            .field("partitions", &self.core.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaStore {
+    /// Connects with `kafka://` URL options (see [`KafkaConfig::from_url`]).
+    ///
+    /// # Errors
+    /// As [`with_config`](Self::with_config).
+    pub async fn connect(url: &str) -> Result<KafkaStore> {
+        KafkaStore::with_config(KafkaConfig::from_url(url)?).await
+    }
+
+    /// Creates the store's topics if missing, reads the changelog into the
+    /// view, and joins the writers' group.
+    ///
+    /// # Errors
+    /// `Config` for a bad setting or a changelog and requests topic with
+    /// different partition counts; the brokers' errors (`Unavailable`,
+    /// `Timeout`, …) when they cannot be reached or refuse.
+    pub async fn with_config(config: KafkaConfig) -> Result<KafkaStore> {
+        config.validate()?;
+        let names = Names::new(&config.prefix);
+        let (changelog, requests, replies) = (names.state(), names.state_requests(), names.state_replies());
+        let topics = Topics::new(&config)?;
+        topics
+            .ensure_with_config(&[&changelog], names::CHANGELOG_CONFIG)
+            .await?;
+        topics
+            .ensure_with_config(&[&requests, &replies], names::REQUESTS_CONFIG)
+            .await?;
+        let partitions = partition_count(&config, &changelog).await?;
+        let asked = partition_count(&config, &requests).await?;
+        if asked != partitions {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("kafka store: {changelog:?} has {partitions} partitions but {requests:?} has {asked}; they must match (recreate {requests:?} with {partitions})"),
+            )
+            .with_operation("kafka.store.open"));
+        }
+        let closed = CancellationToken::new();
+        let view = Arc::new(RwLock::new(View::new(partitions)));
+        let progress = changelog::follow(&config, &changelog, view.clone(), closed.clone())?;
+        let timeout = config.request_timeout;
+        let core = Arc::new(Core {
+            producer: crate::client::producer(&config)?,
+            forward_timeout: timeout + config.session_timeout * 2,
+            group: names.state_group(),
+            config,
+            changelog,
+            requests,
+            replies,
+            partitions,
+            view,
+            progress,
+            timeout,
+            closed,
+        });
+        let member = format!(
+            "{}-{:x}",
+            std::process::id(),
+            now_ms() ^ (u64::from(std::process::id()) << 20) ^ u64::from(rand_nanos())
+        );
+        let store = KafkaStore {
+            owned: Arc::new(Owned::default()),
+            remote: Remote::start(&core, &member)?,
+            core,
+            member,
+        };
+        // The view holds everything written before it was opened.
+        let caught_up = futures_util::future::try_join_all((0..partitions).map(|p| store.barrier(p)));
+        if let Err(e) = caught_up.await {
+            store.core.closed.cancel();
+            return Err(e.with_operation("kafka.store.open"));
+        }
+        let mut joined = owner::serve(&store.core, &store.owned, &store.member)?;
+        let wait = store.core.config.session_timeout + store.core.config.request_timeout;
+        if tokio::time::timeout(wait, joined.wait_for(|j| *j)).await.is_err() {
+            tracing::warn!(group = %store.core.group, ?wait, "kafka store: not a writer of any partition yet; writes are forwarded meanwhile");
+        }
+        Ok(store)
+    }
+
+    /// Reads partition `p` up to a barrier appended now: afterwards the
+    /// view holds every write acknowledged before the call.
+    async fn barrier(&self, p: i32) -> Result<()> {
+        let offsets = changelog::append(
+            &self.core.producer,
+            &self.core.changelog,
+            p,
+            &[record::Change::Barrier],
+        )
+        .await?;
+        let offset = offsets.first().copied().unwrap_or_default();
+        self.core.progress.past(p, offset, self.core.timeout).await
+    }
+}
+
+impl Drop for KafkaStore {
+    fn drop(&mut self) {
+        self.owned.stop_all();
+        self.core.closed.cancel();
+    }
+}
+
+fn rand_nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// The number of partitions `topic` has.
+async fn partition_count(config: &KafkaConfig, topic: &str) -> Result<i32> {
+    let consumer = crate::client::plain_consumer(config)?;
+    let (name, timeout) = (topic.to_string(), config.request_timeout);
+    let marks = crate::blocking::off_runtime("kafka.store.open", move || {
+        crate::blocking::watermarks(&consumer, &name, timeout, "kafka.store.open")
+    })
+    .await?;
+    i32::try_from(marks.len()).ok().filter(|n| *n > 0).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("kafka store: {topic:?} has no partitions yet"),
+        )
+        .with_operation("kafka.store.open")
+    })
+}

@@ -1,0 +1,209 @@
+//! Partition ownership: each store instance is a member of the group
+//! `<prefix>.state` on the requests topic. The partitions the group
+//! assigns it are the changelog partitions it writes (the two topics have
+//! the same partitions, and a key the same partition in both): it starts a
+//! [`writer`](super::writer) for each, which claims the partition, and
+//! stops it when the partition is revoked. It also serves the writes other
+//! instances forward for those partitions, answering each on the replies
+//! topic.
+//!
+//! Requests are taken at most once (their offsets are stored as they are
+//! handed to a writer): an asker whose request is lost times out with an
+//! "outcome unknown" error; a request replayed after its owner died is
+//! recognised by its id where it was applied.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use multiagents_core::Result;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::Core;
+use super::requests::Request;
+use super::writer::{self, Job};
+
+/// Jobs queued for one partition's writer before askers wait.
+const QUEUE: usize = 4096;
+
+struct Writer {
+    jobs: mpsc::Sender<Job>,
+    revoked: CancellationToken,
+}
+
+/// The writers of the partitions this instance owns.
+#[derive(Default)]
+pub(crate) struct Owned {
+    writers: Mutex<HashMap<i32, Writer>>,
+}
+
+impl Owned {
+    /// Where to send writes of partition `p`, when this instance owns it.
+    pub(crate) fn jobs(&self, p: i32) -> Option<mpsc::Sender<Job>> {
+        let writers = self.writers.lock().ok()?;
+        writers
+            .get(&p)
+            .filter(|w| !w.jobs.is_closed())
+            .map(|w| w.jobs.clone())
+    }
+
+    fn start(&self, core: &Arc<Core>, member: &str, p: i32) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(mut writers) = self.writers.lock() else {
+            return;
+        };
+        if writers.get(&p).is_some_and(|w| !w.jobs.is_closed()) {
+            return;
+        }
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let revoked = core.closed.child_token();
+        handle.spawn(writer::run(
+            core.clone(),
+            p,
+            member.to_string(),
+            rx,
+            revoked.clone(),
+        ));
+        writers.insert(p, Writer { jobs, revoked });
+    }
+
+    fn stop(&self, p: i32) {
+        if let Some(w) = self.writers.lock().ok().and_then(|mut ws| ws.remove(&p)) {
+            w.revoked.cancel();
+        }
+    }
+
+    /// Stops every writer.
+    pub(crate) fn stop_all(&self) {
+        if let Ok(mut writers) = self.writers.lock() {
+            for (_, w) in writers.drain() {
+                w.revoked.cancel();
+            }
+        }
+    }
+}
+
+/// Keeps [`Owned`] in step with the group's assignment.
+struct Context {
+    core: Arc<Core>,
+    owned: Arc<Owned>,
+    member: String,
+    joined: watch::Sender<bool>,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            for e in list.elements() {
+                self.owned.stop(e.partition());
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            for e in list.elements() {
+                self.owned.start(&self.core, &self.member, e.partition());
+            }
+            self.joined.send_replace(true);
+        }
+    }
+}
+
+/// Joins the group and serves forwarded writes until `core.closed`.
+/// Returns whether the member has joined (got its first assignment).
+///
+/// # Errors
+/// Creating or subscribing the consumer.
+pub(crate) fn serve(core: &Arc<Core>, owned: &Arc<Owned>, member: &str) -> Result<watch::Receiver<bool>> {
+    let (joined_tx, joined) = watch::channel(false);
+    let context = Context {
+        core: core.clone(),
+        owned: owned.clone(),
+        member: member.to_string(),
+        joined: joined_tx,
+    };
+    let consumer: StreamConsumer<Context> =
+        crate::client::queue_consumer(&core.config, &core.group, context)?;
+    consumer
+        .subscribe(&[&core.requests])
+        .map_err(|e| crate::error::kafka("kafka.store.join", e).with_context("group", core.group.clone()))?;
+    let (core, owned) = (core.clone(), owned.clone());
+    tokio::spawn(async move {
+        loop {
+            let m = tokio::select! {
+                m = consumer.recv() => m,
+                () = core.closed.cancelled() => return,
+            };
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka store: reading forwarded writes");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let headers = crate::headers::read(&m);
+            let p = m.partition();
+            match Request::decode(m.key().unwrap_or_default(), m.payload(), &headers) {
+                Ok(request) if request.deadline_ms < super::now_ms() => {
+                    tracing::debug!(
+                        rid = request.rid,
+                        "kafka store: a forwarded write past its deadline; dropped"
+                    );
+                }
+                Ok(request) => match owned.jobs(p) {
+                    Some(jobs) => {
+                        let (reply, answer) = oneshot::channel();
+                        let job = Job {
+                            write: request.write.clone(),
+                            request: Some(request.rid),
+                            reply,
+                        };
+                        if jobs.send(job).await.is_ok() {
+                            tokio::spawn(answer_when_done(core.clone(), request, answer));
+                        }
+                    }
+                    None => tracing::debug!(
+                        partition = p,
+                        "kafka store: a forwarded write for a partition not owned here; its asker will time out"
+                    ),
+                },
+                Err(why) => {
+                    tracing::warn!(partition = p, offset = m.offset(), %why, "kafka store: a request record that is not ours; skipped")
+                }
+            }
+            if let Err(e) = consumer.store_offset_from_message(&m) {
+                tracing::debug!(error = %e, "kafka store: storing a request offset");
+            }
+        }
+    });
+    Ok(joined)
+}
+
+async fn answer_when_done(
+    core: Arc<Core>,
+    request: Request,
+    answer: oneshot::Receiver<Result<writer::Done>>,
+) {
+    let Ok(result) = answer.await else {
+        return;
+    };
+    let (key, headers) = request.reply(&result);
+    let owned = crate::headers::owned(&headers);
+    let record: FutureRecord<'_, String, [u8]> = FutureRecord::to(&core.replies)
+        .partition(request.reply_partition)
+        .key(&key)
+        .headers(owned);
+    if let Err((e, _)) = core.producer.send(record, core.timeout).await {
+        tracing::warn!(error = %e, rid = request.rid, "kafka store: answering a forwarded write; its asker will time out");
+    }
+}

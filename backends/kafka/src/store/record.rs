@@ -1,0 +1,244 @@
+//! The changelog's records: what one record of `<prefix>.state` says, and
+//! which partition a key lives in.
+//!
+//! | record | Kafka key | value | headers |
+//! |---|---|---|---|
+//! | a key's value | the key | the value | `ma-op: put`, `ma-ver`, `ma-exp`?, `ma-rid`? |
+//! | a key deleted (a tombstone) | the key | none | `ma-op: del`, `ma-ver`, `ma-rid`? |
+//! | a claim: a new owner's epoch | `\0claim/<epoch>/<member>` | none | `ma-op: claim`, `ma-epoch`, `ma-member` |
+//! | a barrier: "read up to here" | `\0barrier/<member>` | none (a tombstone) | `ma-op: barrier` |
+//!
+//! A version is `epoch << 40 | seq`: the epoch of the owner that wrote it
+//! and that owner's count of writes to the partition. A later owner has a
+//! greater epoch, so a key's versions grow across owners and deletes.
+//! Store keys never hold control characters ([`multiagents_core::validate::key`]),
+//! so the `\0` keys of claims and barriers never meet a user's key.
+//! Claims have one key each (compaction keeps every claim: the fencing
+//! history a rebuild needs); barriers are tombstones compaction removes.
+
+use bytes::Bytes;
+
+/// Bits of a version below the epoch.
+pub(crate) const SEQ_BITS: u32 = 40;
+
+/// The epoch part of a version.
+pub(crate) fn epoch_of(version: u64) -> u64 {
+    version >> SEQ_BITS
+}
+
+/// The version of an owner's `seq`-th write in `epoch` (`None` past the
+/// representable range: the owner must claim a new epoch).
+pub(crate) fn version(epoch: u64, seq: u64) -> Option<u64> {
+    (seq < (1 << SEQ_BITS) && epoch < (1 << (64 - SEQ_BITS))).then_some((epoch << SEQ_BITS) | seq)
+}
+
+/// The partition `key` lives in, of `partitions` (FNV-1a, so every client
+/// of any language can compute it; changelog and requests agree on it).
+pub(crate) fn partition_of(key: &str, partitions: i32) -> i32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_bytes() {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let n = u64::try_from(partitions.max(1)).unwrap_or(1);
+    i32::try_from(hash % n).unwrap_or(0)
+}
+
+/// Header names of changelog records.
+pub(crate) mod header {
+    pub(crate) const OP: &str = "ma-op";
+    pub(crate) const VERSION: &str = "ma-ver";
+    pub(crate) const EXPIRES: &str = "ma-exp";
+    pub(crate) const REQUEST: &str = "ma-rid";
+    pub(crate) const EPOCH: &str = "ma-epoch";
+    pub(crate) const MEMBER: &str = "ma-member";
+}
+
+/// What one changelog record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// `key` holds `value` at `version`, until `expires_ms` if set.
+    Put {
+        key: String,
+        value: Bytes,
+        version: u64,
+        expires_ms: Option<u64>,
+        request: Option<u64>,
+    },
+    /// `key` is gone; `version` is the delete's.
+    Delete {
+        key: String,
+        version: u64,
+        request: Option<u64>,
+    },
+    /// `member` owns the partition from here on, with `epoch`.
+    Claim { epoch: u64, member: String },
+    /// Nothing changes: a reader that got here has read everything before.
+    Barrier,
+}
+
+impl Change {
+    /// The Kafka key, value and headers of this change.
+    pub(crate) fn encode(&self) -> (String, Option<Bytes>, Vec<(&'static str, String)>) {
+        match self {
+            Change::Put {
+                key,
+                value,
+                version,
+                expires_ms,
+                request,
+            } => {
+                let mut h = vec![
+                    (header::OP, "put".to_string()),
+                    (header::VERSION, version.to_string()),
+                ];
+                if let Some(e) = expires_ms {
+                    h.push((header::EXPIRES, e.to_string()));
+                }
+                if let Some(r) = request {
+                    h.push((header::REQUEST, r.to_string()));
+                }
+                (key.clone(), Some(value.clone()), h)
+            }
+            Change::Delete {
+                key,
+                version,
+                request,
+            } => {
+                let mut h = vec![
+                    (header::OP, "del".to_string()),
+                    (header::VERSION, version.to_string()),
+                ];
+                if let Some(r) = request {
+                    h.push((header::REQUEST, r.to_string()));
+                }
+                (key.clone(), None, h)
+            }
+            Change::Claim { epoch, member } => (
+                format!("\0claim/{epoch}/{member}"),
+                None,
+                vec![
+                    (header::OP, "claim".to_string()),
+                    (header::EPOCH, epoch.to_string()),
+                    (header::MEMBER, member.clone()),
+                ],
+            ),
+            Change::Barrier => (
+                "\0barrier".to_string(),
+                None,
+                vec![(header::OP, "barrier".to_string())],
+            ),
+        }
+    }
+
+    /// Reads a record back; `Err` says why it is not one of ours.
+    pub(crate) fn decode(
+        key: &[u8],
+        value: Option<&[u8]>,
+        headers: &[(String, String)],
+    ) -> Result<Change, String> {
+        let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let number = |name: &str| -> Result<Option<u64>, String> {
+            get(name)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| format!("header {name} = {v:?} is not a number"))
+                })
+                .transpose()
+        };
+        let required = |name: &str| number(name)?.ok_or_else(|| format!("no {name} header"));
+        let key = || String::from_utf8(key.to_vec()).map_err(|_| "the key is not UTF-8".to_string());
+        match get(header::OP) {
+            Some("put") => Ok(Change::Put {
+                key: key()?,
+                value: Bytes::copy_from_slice(value.unwrap_or_default()),
+                version: required(header::VERSION)?,
+                expires_ms: number(header::EXPIRES)?,
+                request: number(header::REQUEST)?,
+            }),
+            Some("del") => Ok(Change::Delete {
+                key: key()?,
+                version: required(header::VERSION)?,
+                request: number(header::REQUEST)?,
+            }),
+            Some("claim") => Ok(Change::Claim {
+                epoch: required(header::EPOCH)?,
+                member: get(header::MEMBER).unwrap_or_default().to_string(),
+            }),
+            Some("barrier") => Ok(Change::Barrier),
+            Some(other) => Err(format!("unknown op {other:?}")),
+            None => Err("no ma-op header".to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(c: Change) {
+        let (key, value, headers) = c.encode();
+        let headers: Vec<(String, String)> = headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert_eq!(Change::decode(key.as_bytes(), value.as_deref(), &headers), Ok(c));
+    }
+
+    #[test]
+    fn every_change_round_trips() {
+        round_trip(Change::Put {
+            key: "tx/1".into(),
+            value: Bytes::from_static(b"\x00\xff"),
+            version: version(3, 7).unwrap_or_default(),
+            expires_ms: Some(99),
+            request: Some(5),
+        });
+        round_trip(Change::Put {
+            key: "k".into(),
+            value: Bytes::new(),
+            version: 1,
+            expires_ms: None,
+            request: None,
+        });
+        round_trip(Change::Delete {
+            key: "k".into(),
+            version: 9,
+            request: Some(1),
+        });
+        round_trip(Change::Claim {
+            epoch: 4,
+            member: "m-1".into(),
+        });
+        round_trip(Change::Barrier);
+    }
+
+    #[test]
+    fn foreign_records_are_refused_with_a_reason() {
+        assert!(Change::decode(b"k", Some(b"v"), &[]).is_err());
+        let bad = vec![
+            ("ma-op".to_string(), "put".to_string()),
+            ("ma-ver".to_string(), "x".to_string()),
+        ];
+        assert!(
+            Change::decode(b"k", Some(b"v"), &bad)
+                .unwrap_err()
+                .contains("ma-ver")
+        );
+    }
+
+    #[test]
+    fn versions_order_by_epoch_then_seq() {
+        let (a, b) = (version(1, (1 << SEQ_BITS) - 1), version(2, 1));
+        assert!(a < b);
+        assert_eq!(epoch_of(b.unwrap_or_default()), 2);
+        assert_eq!(version(1, 1 << SEQ_BITS), None);
+    }
+
+    #[test]
+    fn partitions_are_stable_and_in_range() {
+        assert_eq!(partition_of("tx/1", 8), partition_of("tx/1", 8));
+        assert!((0..8).contains(&partition_of("anything", 8)));
+        assert_eq!(partition_of("k", 1), 0);
+        let spread: std::collections::HashSet<_> =
+            (0..64).map(|i| partition_of(&format!("tx/{i}"), 8)).collect();
+        assert_eq!(spread.len(), 8);
+    }
+}

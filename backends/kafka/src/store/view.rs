@@ -1,0 +1,344 @@
+//! The materialised view: the changelog folded, in offset order, into the
+//! keys' current values, with each partition's owner epoch.
+//!
+//! The fold is deterministic, so every instance that has read a partition
+//! to the same offset holds the same state for it:
+//!
+//! * A **claim** with an epoch greater than the partition's makes it the
+//!   partition's epoch; any other claim is refused (two claimants that
+//!   picked the same epoch: the first in the log wins).
+//! * A **put** or **delete** is accepted only when written in the
+//!   partition's current epoch (`version >> 40`). A writer whose
+//!   partition was claimed by another (a zombie: revoked, but not yet told)
+//!   is refused: its records change nothing, here or anywhere.
+//! * Expired values read as absent (they stay until their owner writes the
+//!   tombstone).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+
+use super::record::{Change, epoch_of};
+
+/// A key's current value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) value: Bytes,
+    pub(crate) version: u64,
+    pub(crate) expires_ms: Option<u64>,
+    /// The request that wrote it (a forwarded write replayed after its
+    /// owner crashed is recognised, not applied twice).
+    pub(crate) request: Option<u64>,
+}
+
+impl Entry {
+    pub(crate) fn live(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_none_or(|e| e > now_ms)
+    }
+}
+
+/// What the fold did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Accepted,
+    /// Written in an epoch that is not the partition's (fenced).
+    Refused,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Partition {
+    epoch: u64,
+    owner: String,
+    /// Offsets at which each accepted claim took effect, in order.
+    claims: Vec<(i64, u64)>,
+    /// Keys with a TTL: (expires at, key).
+    expiring: BTreeSet<(u64, String)>,
+}
+
+/// The view over every partition of the changelog.
+#[derive(Debug)]
+pub(crate) struct View {
+    entries: BTreeMap<String, Entry>,
+    partitions: Vec<Partition>,
+    partition_count: i32,
+}
+
+impl View {
+    pub(crate) fn new(partitions: i32) -> View {
+        View {
+            entries: BTreeMap::new(),
+            partitions: vec![Partition::default(); usize::try_from(partitions.max(1)).unwrap_or(1)],
+            partition_count: partitions.max(1),
+        }
+    }
+
+    fn part(&mut self, p: i32) -> Option<&mut Partition> {
+        self.partitions.get_mut(usize::try_from(p).ok()?)
+    }
+
+    /// Folds the record at `offset` of partition `p`.
+    pub(crate) fn apply(&mut self, p: i32, offset: i64, change: Change) -> Outcome {
+        let Some(part) = self.part(p) else {
+            return Outcome::Refused;
+        };
+        match change {
+            Change::Barrier => Outcome::Accepted,
+            Change::Claim { epoch, member } => {
+                if epoch > part.epoch {
+                    part.epoch = epoch;
+                    part.owner = member;
+                    part.claims.push((offset, epoch));
+                    Outcome::Accepted
+                } else {
+                    Outcome::Refused
+                }
+            }
+            Change::Put {
+                key,
+                value,
+                version,
+                expires_ms,
+                request,
+            } => {
+                if epoch_of(version) != part.epoch || part.epoch == 0 {
+                    return Outcome::Refused;
+                }
+                if let Some(old) = self.entries.get(&key).and_then(|e| e.expires_ms) {
+                    if let Some(part) = self.part(p) {
+                        part.expiring.remove(&(old, key.clone()));
+                    }
+                }
+                if let (Some(e), Some(part)) = (expires_ms, self.part(p)) {
+                    part.expiring.insert((e, key.clone()));
+                }
+                self.entries.insert(
+                    key,
+                    Entry {
+                        value,
+                        version,
+                        expires_ms,
+                        request,
+                    },
+                );
+                Outcome::Accepted
+            }
+            Change::Delete { key, version, .. } => {
+                if epoch_of(version) != part.epoch || part.epoch == 0 {
+                    return Outcome::Refused;
+                }
+                if let Some(old) = self.entries.remove(&key).and_then(|e| e.expires_ms) {
+                    if let Some(part) = self.part(p) {
+                        part.expiring.remove(&(old, key));
+                    }
+                }
+                Outcome::Accepted
+            }
+        }
+    }
+
+    /// Whether a record written with `epoch` at `offset` of `p` was
+    /// accepted (the claim in force there had that epoch). Valid once the
+    /// view has read past `offset`.
+    pub(crate) fn accepted_at(&self, p: i32, offset: i64, epoch: u64) -> bool {
+        usize::try_from(p)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .and_then(|part| part.claims.iter().rev().find(|(at, _)| *at < offset))
+            .is_some_and(|(_, e)| *e == epoch)
+    }
+
+    /// The partition's epoch and owner.
+    pub(crate) fn owner(&self, p: i32) -> (u64, &str) {
+        usize::try_from(p)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .map_or((0, ""), |part| (part.epoch, part.owner.as_str()))
+    }
+
+    /// The key's live entry.
+    pub(crate) fn get(&self, key: &str, now_ms: u64) -> Option<&Entry> {
+        self.entries.get(key).filter(|e| e.live(now_ms))
+    }
+
+    /// The key's entry, expired or not (what the owner writes over).
+    pub(crate) fn raw(&self, key: &str) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Up to `limit` live keys under `prefix`, after `after`, in order;
+    /// and whether more may follow.
+    pub(crate) fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> (Vec<(String, Entry)>, bool) {
+        use std::ops::Bound;
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        let mut out = Vec::new();
+        for (k, e) in self.entries.range((start, Bound::Unbounded)) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !e.live(now_ms) {
+                continue;
+            }
+            if out.len() == limit {
+                return (out, true);
+            }
+            out.push((k.clone(), e.clone()));
+        }
+        (out, false)
+    }
+
+    /// Keys of `p` expired at `now_ms` (at most `limit`), with their versions.
+    pub(crate) fn expired(&self, p: i32, now_ms: u64, limit: usize) -> Vec<(String, u64)> {
+        let Some(part) = usize::try_from(p).ok().and_then(|i| self.partitions.get(i)) else {
+            return Vec::new();
+        };
+        part.expiring
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .take(limit)
+            .filter_map(|(_, k)| self.entries.get(k).map(|e| (k.clone(), e.version)))
+            .collect()
+    }
+
+    pub(crate) fn partitions(&self) -> i32 {
+        self.partition_count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::version;
+    use super::*;
+
+    fn put(key: &str, v: u64, expires_ms: Option<u64>) -> Change {
+        Change::Put {
+            key: key.into(),
+            value: Bytes::from(format!("{key}@{v}")),
+            version: v,
+            expires_ms,
+            request: None,
+        }
+    }
+
+    fn claim(epoch: u64) -> Change {
+        Change::Claim {
+            epoch,
+            member: format!("m{epoch}"),
+        }
+    }
+
+    fn v(epoch: u64, seq: u64) -> u64 {
+        version(epoch, seq).unwrap_or_default()
+    }
+
+    #[test]
+    fn writes_before_any_claim_are_refused() {
+        let mut view = View::new(2);
+        assert_eq!(view.apply(0, 0, put("k", v(0, 1), None)), Outcome::Refused);
+        assert_eq!(view.apply(0, 1, put("k", v(1, 1), None)), Outcome::Refused);
+        assert!(view.get("k", 0).is_none());
+    }
+
+    #[test]
+    fn a_fenced_writer_changes_nothing() {
+        let mut view = View::new(1);
+        assert_eq!(view.apply(0, 0, claim(1)), Outcome::Accepted);
+        assert_eq!(view.apply(0, 1, put("k", v(1, 1), None)), Outcome::Accepted);
+        // A new owner claims epoch 2; the old owner (epoch 1) writes on.
+        assert_eq!(view.apply(0, 2, claim(2)), Outcome::Accepted);
+        assert_eq!(view.apply(0, 3, put("k", v(1, 2), None)), Outcome::Refused);
+        assert_eq!(
+            view.apply(
+                0,
+                4,
+                Change::Delete {
+                    key: "k".into(),
+                    version: v(1, 3),
+                    request: None
+                }
+            ),
+            Outcome::Refused
+        );
+        assert_eq!(view.get("k", 0).map(|e| e.version), Some(v(1, 1)));
+        assert_eq!(view.apply(0, 5, put("k", v(2, 1), None)), Outcome::Accepted);
+        // Which epoch each offset was written under.
+        assert!(view.accepted_at(0, 1, 1));
+        assert!(!view.accepted_at(0, 3, 1));
+        assert!(view.accepted_at(0, 5, 2));
+        // A claim that does not raise the epoch is refused.
+        assert_eq!(view.apply(0, 6, claim(2)), Outcome::Refused);
+        assert_eq!(view.owner(0), (2, "m2"));
+    }
+
+    #[test]
+    fn partitions_are_fenced_independently() {
+        let mut view = View::new(2);
+        view.apply(0, 0, claim(1));
+        view.apply(1, 0, claim(5));
+        assert_eq!(view.apply(1, 1, put("a", v(5, 1), None)), Outcome::Accepted);
+        assert_eq!(view.apply(0, 1, put("b", v(5, 1), None)), Outcome::Refused);
+    }
+
+    #[test]
+    fn expiry_hides_values_and_lists_them_for_their_owner() {
+        let mut view = View::new(1);
+        view.apply(0, 0, claim(1));
+        view.apply(0, 1, put("a", v(1, 1), Some(100)));
+        view.apply(0, 2, put("b", v(1, 2), Some(50)));
+        view.apply(0, 3, put("c", v(1, 3), None));
+        assert!(view.get("a", 99).is_some());
+        assert!(view.get("a", 100).is_none());
+        assert_eq!(
+            view.expired(0, 100, 10),
+            vec![("b".into(), v(1, 2)), ("a".into(), v(1, 1))]
+        );
+        // A later write without TTL takes the key off the expiry list.
+        view.apply(0, 4, put("a", v(1, 4), None));
+        assert_eq!(view.expired(0, 100, 10), vec![("b".into(), v(1, 2))]);
+        view.apply(
+            0,
+            5,
+            Change::Delete {
+                key: "b".into(),
+                version: v(1, 5),
+                request: None,
+            },
+        );
+        assert!(view.expired(0, 1000, 10).is_empty());
+        let (page, more) = view.scan("", None, 10, 100);
+        assert_eq!(
+            page.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            vec!["a", "c"]
+        );
+        assert!(!more);
+    }
+
+    #[test]
+    fn scans_page_in_order_within_the_prefix() {
+        let mut view = View::new(1);
+        view.apply(0, 0, claim(1));
+        for (i, k) in ["p/a", "p/b", "p/c", "q/a", "o/z"].iter().enumerate() {
+            view.apply(0, i as i64 + 1, put(k, v(1, i as u64 + 1), None));
+        }
+        let (first, more) = view.scan("p/", None, 2, 0);
+        assert_eq!(
+            first.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            vec!["p/a", "p/b"]
+        );
+        assert!(more);
+        let (rest, more) = view.scan("p/", Some("p/b"), 2, 0);
+        assert_eq!(
+            rest.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            vec!["p/c"]
+        );
+        assert!(!more);
+    }
+}
