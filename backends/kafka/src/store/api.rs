@@ -2,21 +2,24 @@
 //! writes through the key's partition writer (here, or forwarded).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use multiagents_core::scheduler::{Scheduler, TimerChange};
 use multiagents_core::{
     Error, ErrorKind, Expected, PutEntry, Result, ScanPage, StateStore, StoreCapabilities, Version,
     Versioned, validate,
 };
 use tokio::sync::oneshot;
 
+use super::decide::{Done, Write};
 use super::record::partition_of;
-use super::writer::{Done, Job, Write};
-use super::{KafkaStore, now_ms};
+use super::writer::{Job, Work};
+use super::{Inner, KafkaStore, now_ms};
 
-impl KafkaStore {
+impl Inner {
     /// The largest value: a record's bytes less room for its key and headers.
     fn max_value(&self) -> usize {
         self.core.config.wire_max().saturating_sub(8 * 1024)
@@ -38,7 +41,7 @@ impl KafkaStore {
         Ok(())
     }
 
-    fn check_open(&self, op: &'static str) -> Result<()> {
+    pub(crate) fn check_open(&self, op: &'static str) -> Result<()> {
         if self.core.closed.is_cancelled() {
             return Err(crate::error::closed(op));
         }
@@ -47,13 +50,13 @@ impl KafkaStore {
 
     /// Has `write` done by its partition's writer: this instance's, or the
     /// owner's it is forwarded to.
-    async fn write(&self, op: &'static str, write: Write) -> Result<Done> {
+    pub(crate) async fn write(&self, op: &'static str, write: Write) -> Result<Done> {
         self.check_open(op)?;
         let p = partition_of(write.key(), self.core.partitions);
         if let Some(jobs) = self.owned.jobs(p) {
             let (reply, answer) = oneshot::channel();
             let job = Job {
-                write: write.clone(),
+                work: Work::Write(write.clone()),
                 request: None,
                 reply,
             };
@@ -84,7 +87,7 @@ impl KafkaStore {
 #[async_trait]
 impl StateStore for KafkaStore {
     fn capabilities(&self) -> StoreCapabilities {
-        let mut caps = StoreCapabilities::full("kafka", self.max_value());
+        let mut caps = StoreCapabilities::full("kafka", self.inner.max_value());
         // A batch's keys go to their partitions' writers: one round trip
         // per partition, not one for the batch.
         caps.batch_put = false;
@@ -94,35 +97,37 @@ impl StateStore for KafkaStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
         const OP: &str = "kafka.store.get";
         validate::key(key).map_err(|e| e.with_operation(OP))?;
-        self.check_open(OP)?;
-        Ok(self.read(key))
+        self.inner.check_open(OP)?;
+        Ok(self.inner.read(key))
     }
 
     async fn get_fresh(&self, key: &str) -> Result<Option<Versioned>> {
         const OP: &str = "kafka.store.get_fresh";
         validate::key(key).map_err(|e| e.with_operation(OP))?;
-        self.check_open(OP)?;
-        self.barrier(partition_of(key, self.core.partitions))
+        self.inner.check_open(OP)?;
+        self.inner
+            .barrier(partition_of(key, self.inner.core.partitions))
             .await
             .map_err(|e| e.with_operation(OP).with_context("key", key))?;
-        Ok(self.read(key))
+        Ok(self.inner.read(key))
     }
 
     async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version> {
         const OP: &str = "kafka.store.put";
-        self.check_write(OP, key, Some(&value), ttl)?;
+        self.inner.check_write(OP, key, Some(&value), ttl)?;
         let write = Write::Put {
             key: key.to_string(),
             value,
             ttl,
         };
-        Ok(self.write(OP, write).await?.version)
+        Ok(self.inner.write(OP, write).await?.version)
     }
 
     async fn put_batch(&self, entries: Vec<PutEntry>) -> Result<Vec<Version>> {
         const OP: &str = "kafka.store.put_batch";
         for (i, e) in entries.iter().enumerate() {
-            self.check_write(OP, &e.key, Some(&e.value), e.ttl)
+            self.inner
+                .check_write(OP, &e.key, Some(&e.value), e.ttl)
                 .map_err(|err| err.with_context("index", i))?;
         }
         // Each partition's entries in order (a repeated key keeps its last
@@ -131,7 +136,7 @@ impl StateStore for KafkaStore {
         let n = entries.len();
         for (i, e) in entries.into_iter().enumerate() {
             by_partition
-                .entry(partition_of(&e.key, self.core.partitions))
+                .entry(partition_of(&e.key, self.inner.core.partitions))
                 .or_default()
                 .push((i, e));
         }
@@ -143,7 +148,7 @@ impl StateStore for KafkaStore {
                     value: e.value,
                     ttl: e.ttl,
                 };
-                out.push((i, self.write(OP, write).await?.version));
+                out.push((i, self.inner.write(OP, write).await?.version));
             }
             Ok::<_, Error>(out)
         });
@@ -160,8 +165,11 @@ impl StateStore for KafkaStore {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         const OP: &str = "kafka.store.delete";
-        self.check_write(OP, key, None, None)?;
-        let done = self.write(OP, Write::Delete { key: key.to_string() }).await?;
+        self.inner.check_write(OP, key, None, None)?;
+        let done = self
+            .inner
+            .write(OP, Write::Delete { key: key.to_string() })
+            .await?;
         Ok(done.existed)
     }
 
@@ -172,23 +180,42 @@ impl StateStore for KafkaStore {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<Version> {
+        self.compare_and_swap_timed(key, expected, value, ttl, TimerChange::Keep)
+            .await
+    }
+
+    fn scheduler(&self) -> Option<Arc<dyn Scheduler>> {
+        Some(Arc::new(super::scheduler::KafkaScheduler::new(
+            self.inner.clone(),
+        )))
+    }
+
+    async fn compare_and_swap_timed(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+        timer: TimerChange,
+    ) -> Result<Version> {
         const OP: &str = "kafka.store.compare_and_swap";
-        self.check_write(OP, key, Some(&value), ttl)?;
+        self.inner.check_write(OP, key, Some(&value), ttl)?;
         let write = Write::Cas {
             key: key.to_string(),
             expected,
             value,
             ttl,
+            timer,
         };
-        Ok(self.write(OP, write).await?.version)
+        Ok(self.inner.write(OP, write).await?.version)
     }
 
     async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {
         const OP: &str = "kafka.store.scan";
         validate::prefix(prefix).map_err(|e| e.with_operation(OP))?;
         validate::scan_limit(limit).map_err(|e| e.with_operation(OP))?;
-        self.check_open(OP)?;
-        let view = self.core.view.read().map_err(|_| {
+        self.inner.check_open(OP)?;
+        let view = self.inner.core.view.read().map_err(|_| {
             Error::new(ErrorKind::Unexpected, "kafka store: the view's lock is poisoned").with_operation(OP)
         })?;
         let (page, more) = view.scan(prefix, cursor, limit, now_ms());
@@ -213,8 +240,8 @@ impl StateStore for KafkaStore {
     }
 
     async fn close(&self) -> Result<()> {
-        self.owned.stop_all();
-        self.core.closed.cancel();
+        self.inner.owned.stop_all();
+        self.inner.core.closed.cancel();
         Ok(())
     }
 }

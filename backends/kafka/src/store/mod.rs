@@ -23,18 +23,22 @@
 //! | `record` | the changelog's records and versions; a key's partition |
 //! | `view` | the fold: values, epochs, expiry |
 //! | `changelog` | appending to a partition; the follower that reads every partition |
-//! | `writer` | one owned partition's writer: claim, batches, read-back, tombstones |
+//! | `decide` | the rules of each write and timer operation on a key's state |
+//! | `writer` | one owned partition's writer: claim, batches, read-back, due timers, tombstones |
 //! | `owner` | group membership: which partitions this instance writes; serving forwarded writes |
 //! | `requests` | forwarded writes and their answers on the wire |
 //! | `remote` | forwarding a write and waiting for its answer |
 //! | `api` | the [`StateStore`](multiagents_core::StateStore) methods |
+//! | `scheduler` | the timers kept with the keys: each partition's owner claims its due timers |
 
 mod api;
 mod changelog;
+mod decide;
 mod owner;
 mod record;
 mod remote;
 mod requests;
+mod scheduler;
 mod view;
 mod writer;
 
@@ -91,6 +95,11 @@ pub(crate) struct Core {
 /// A state store on Kafka: a compacted changelog, a local view, one writer
 /// per partition. See the [module docs](self) for how it stays sound.
 pub struct KafkaStore {
+    inner: Arc<Inner>,
+}
+
+/// What the store and its scheduler share.
+pub(crate) struct Inner {
     core: Arc<Core>,
     owned: Arc<Owned>,
     remote: Remote,
@@ -100,9 +109,9 @@ pub struct KafkaStore {
 impl std::fmt::Debug for KafkaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaStore")
-            .field("url", &self.core.config.shown_url())
-            .field("member", &self.member)
-            .field("partitions", &self.core.partitions)
+            .field("url", &self.inner.core.config.shown_url())
+            .field("member", &self.inner.member)
+            .field("partitions", &self.inner.core.partitions)
             .finish_non_exhaustive()
     }
 }
@@ -166,7 +175,7 @@ impl KafkaStore {
             std::process::id(),
             now_ms() ^ (u64::from(std::process::id()) << 20) ^ u64::from(rand_nanos())
         );
-        let store = KafkaStore {
+        let store = Inner {
             owned: Arc::new(Owned::default()),
             remote: Remote::start(&core, &member)?,
             core,
@@ -183,9 +192,13 @@ impl KafkaStore {
         if tokio::time::timeout(wait, joined.wait_for(|j| *j)).await.is_err() {
             tracing::warn!(group = %store.core.group, ?wait, "kafka store: not a writer of any partition yet; writes are forwarded meanwhile");
         }
-        Ok(store)
+        Ok(KafkaStore {
+            inner: Arc::new(store),
+        })
     }
+}
 
+impl Inner {
     /// Reads partition `p` up to a barrier appended now: afterwards the
     /// view holds every write acknowledged before the call.
     async fn barrier(&self, p: i32) -> Result<()> {
@@ -201,7 +214,7 @@ impl KafkaStore {
     }
 }
 
-impl Drop for KafkaStore {
+impl Drop for Inner {
     fn drop(&mut self) {
         self.owned.stop_all();
         self.core.closed.cancel();

@@ -24,8 +24,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Core;
+use super::decide::Done;
 use super::requests::Request;
-use super::writer::{self, Job};
+use super::writer::{self, Job, Work};
 
 /// Jobs queued for one partition's writer before askers wait.
 const QUEUE: usize = 4096;
@@ -49,6 +50,19 @@ impl Owned {
             .get(&p)
             .filter(|w| !w.jobs.is_closed())
             .map(|w| w.jobs.clone())
+    }
+
+    /// The partitions this instance owns.
+    pub(crate) fn partitions(&self) -> Vec<i32> {
+        self.writers
+            .lock()
+            .map(|ws| {
+                ws.iter()
+                    .filter(|(_, w)| !w.jobs.is_closed())
+                    .map(|(p, _)| *p)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn start(&self, core: &Arc<Core>, member: &str, p: i32) {
@@ -164,7 +178,7 @@ pub(crate) fn serve(core: &Arc<Core>, owned: &Arc<Owned>, member: &str) -> Resul
                     Some(jobs) => {
                         let (reply, answer) = oneshot::channel();
                         let job = Job {
-                            write: request.write.clone(),
+                            work: Work::Write(request.write.clone()),
                             request: Some(request.rid),
                             reply,
                         };
@@ -189,11 +203,7 @@ pub(crate) fn serve(core: &Arc<Core>, owned: &Arc<Owned>, member: &str) -> Resul
     Ok(joined)
 }
 
-async fn answer_when_done(
-    core: Arc<Core>,
-    request: Request,
-    answer: oneshot::Receiver<Result<writer::Done>>,
-) {
+async fn answer_when_done(core: Arc<Core>, request: Request, answer: oneshot::Receiver<Result<Done>>) {
     let Ok(result) = answer.await else {
         return;
     };

@@ -3,14 +3,18 @@
 //!
 //! | record | Kafka key | value | headers |
 //! |---|---|---|---|
-//! | a key's value | the key | the value | `ma-op: put`, `ma-ver`, `ma-exp`?, `ma-rid`? |
-//! | a key deleted (a tombstone) | the key | none | `ma-op: del`, `ma-ver`, `ma-rid`? |
-//! | a claim: a new owner's epoch | `\0claim/<epoch>/<member>` | none | `ma-op: claim`, `ma-epoch`, `ma-member` |
+//! | a key's value | the key | the value | `ma-op: put`, `ma-ver`, `ma-rec`? (the record's version, when a timer change kept the value's), `ma-exp`?, `ma-rid`?, `ma-tdue`?, `ma-tgen`? |
+//! | a timer of a key without a value | the key | empty | `ma-op: timer`, `ma-ver`, `ma-tdue`, `ma-tgen` |
+//! | a key deleted, with its timer (a tombstone) | the key | none | `ma-op: del`, `ma-ver`, `ma-rid`? |
+//! | a claim: a new owner's epoch | `\0claim/<epoch>/<member>` | empty (kept: not a tombstone) | `ma-op: claim`, `ma-epoch`, `ma-member` |
 //! | a barrier: "read up to here" | `\0barrier/<member>` | none (a tombstone) | `ma-op: barrier` |
 //!
 //! A version is `epoch << 40 | seq`: the epoch of the owner that wrote it
 //! and that owner's count of writes to the partition. A later owner has a
 //! greater epoch, so a key's versions grow across owners and deletes.
+//! Each record of a key carries the key's whole state, its timer included
+//! (`ma-tdue` when it fires, `ma-tgen` the version that last set it), so
+//! the latest record of each key, all that compaction keeps, is enough.
 //! Store keys never hold control characters ([`multiagents_core::validate::key`]),
 //! so the `\0` keys of claims and barriers never meet a user's key.
 //! Claims have one key each (compaction keeps every claim: the fencing
@@ -48,24 +52,48 @@ pub(crate) fn partition_of(key: &str, partitions: i32) -> i32 {
 pub(crate) mod header {
     pub(crate) const OP: &str = "ma-op";
     pub(crate) const VERSION: &str = "ma-ver";
+    pub(crate) const WRITTEN: &str = "ma-rec";
     pub(crate) const EXPIRES: &str = "ma-exp";
     pub(crate) const REQUEST: &str = "ma-rid";
     pub(crate) const EPOCH: &str = "ma-epoch";
     pub(crate) const MEMBER: &str = "ma-member";
+    pub(crate) const TIMER_DUE: &str = "ma-tdue";
+    pub(crate) const TIMER_GENERATION: &str = "ma-tgen";
+}
+
+/// A key's timer: when it fires, and the version of the record that last
+/// set it (its generation: a claim is settled only if it is unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timer {
+    pub(crate) due_ms: u64,
+    pub(crate) generation: u64,
+}
+
+fn push_timer(h: &mut Vec<(&'static str, String)>, timer: Option<&Timer>) {
+    if let Some(t) = timer {
+        h.push((header::TIMER_DUE, t.due_ms.to_string()));
+        h.push((header::TIMER_GENERATION, t.generation.to_string()));
+    }
 }
 
 /// What one changelog record says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
     /// `key` holds `value` at `version`, until `expires_ms` if set.
+    /// `written` is the record's own version (its epoch fences it): a
+    /// change of the timer alone keeps the value's `version`.
     Put {
         key: String,
         value: Bytes,
         version: u64,
+        written: u64,
         expires_ms: Option<u64>,
         request: Option<u64>,
+        timer: Option<Timer>,
     },
-    /// `key` is gone; `version` is the delete's.
+    /// `key` has no value, and this timer.
+    Timer { key: String, version: u64, timer: Timer },
+    /// `key` is gone, with its timer; `version` is the delete's.
     Delete {
         key: String,
         version: u64,
@@ -85,20 +113,36 @@ impl Change {
                 key,
                 value,
                 version,
+                written,
                 expires_ms,
                 request,
+                timer,
             } => {
                 let mut h = vec![
                     (header::OP, "put".to_string()),
                     (header::VERSION, version.to_string()),
                 ];
+                if written != version {
+                    h.push((header::WRITTEN, written.to_string()));
+                }
                 if let Some(e) = expires_ms {
                     h.push((header::EXPIRES, e.to_string()));
                 }
                 if let Some(r) = request {
                     h.push((header::REQUEST, r.to_string()));
                 }
+                push_timer(&mut h, timer.as_ref());
                 (key.clone(), Some(value.clone()), h)
+            }
+            Change::Timer { key, version, timer } => {
+                let mut h = vec![
+                    (header::OP, "timer".to_string()),
+                    (header::VERSION, version.to_string()),
+                ];
+                push_timer(&mut h, Some(timer));
+                // An empty value, not none: a record without one is a
+                // tombstone, which compaction removes.
+                (key.clone(), Some(Bytes::new()), h)
             }
             Change::Delete {
                 key,
@@ -116,7 +160,7 @@ impl Change {
             }
             Change::Claim { epoch, member } => (
                 format!("\0claim/{epoch}/{member}"),
-                None,
+                Some(Bytes::new()),
                 vec![
                     (header::OP, "claim".to_string()),
                     (header::EPOCH, epoch.to_string()),
@@ -148,13 +192,31 @@ impl Change {
         };
         let required = |name: &str| number(name)?.ok_or_else(|| format!("no {name} header"));
         let key = || String::from_utf8(key.to_vec()).map_err(|_| "the key is not UTF-8".to_string());
+        let timer = || -> Result<Option<Timer>, String> {
+            Ok(
+                match (number(header::TIMER_DUE)?, number(header::TIMER_GENERATION)?) {
+                    (Some(due_ms), Some(generation)) => Some(Timer { due_ms, generation }),
+                    _ => None,
+                },
+            )
+        };
         match get(header::OP) {
             Some("put") => Ok(Change::Put {
                 key: key()?,
                 value: Bytes::copy_from_slice(value.unwrap_or_default()),
                 version: required(header::VERSION)?,
+                written: match number(header::WRITTEN)? {
+                    Some(w) => w,
+                    None => required(header::VERSION)?,
+                },
                 expires_ms: number(header::EXPIRES)?,
                 request: number(header::REQUEST)?,
+                timer: timer()?,
+            }),
+            Some("timer") => Ok(Change::Timer {
+                key: key()?,
+                version: required(header::VERSION)?,
+                timer: timer()?.ok_or("a timer record without ma-tdue and ma-tgen")?,
             }),
             Some("del") => Ok(Change::Delete {
                 key: key()?,
@@ -188,15 +250,30 @@ mod tests {
             key: "tx/1".into(),
             value: Bytes::from_static(b"\x00\xff"),
             version: version(3, 7).unwrap_or_default(),
+            written: version(4, 1).unwrap_or_default(),
             expires_ms: Some(99),
             request: Some(5),
+            timer: Some(Timer {
+                due_ms: 7,
+                generation: 3,
+            }),
+        });
+        round_trip(Change::Timer {
+            key: "k".into(),
+            version: 4,
+            timer: Timer {
+                due_ms: 1,
+                generation: 4,
+            },
         });
         round_trip(Change::Put {
             key: "k".into(),
             value: Bytes::new(),
             version: 1,
+            written: 1,
             expires_ms: None,
             request: None,
+            timer: None,
         });
         round_trip(Change::Delete {
             key: "k".into(),

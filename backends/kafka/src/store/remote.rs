@@ -17,8 +17,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
 use super::Core;
+use super::decide::{Done, Write};
 use super::requests::{Reply, Request};
-use super::writer::{Done, Write};
 
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 

@@ -5,7 +5,7 @@
 //!
 //! | record | Kafka key | value | headers |
 //! |---|---|---|---|
-//! | request | the store key | the value (put, cas) | `ma-op` (`put`, `cas`, `del`), `ma-rid`, `ma-expect` (`absent` or a version), `ma-ttl` (ms), `ma-to`, `ma-rp`, `ma-deadline` (ms since the epoch) |
+//! | request | the store key | the value (put, cas) | `ma-op` (`put`, `cas`, `del`, `timer`), `ma-rid`, `ma-expect` (`absent` or a version), `ma-ttl` (ms), `ma-timer` (a cas's timer: `clear` or when; a timer operation: `schedule`, `cancel`, `done`, `again`, `move`, with `ma-a`, `ma-b`), `ma-to`, `ma-rp`, `ma-deadline` (ms since the epoch) |
 //! | reply | the asker's member id | none | `ma-rid`, `ma-to`, `ma-status` (`ok` or an error kind), `ma-ver`, `ma-existed`, `ma-off`, `ma-actual`, `ma-msg` |
 //!
 //! A request read after its deadline is dropped unanswered: its asker has
@@ -17,7 +17,9 @@ use bytes::Bytes;
 use multiagents_core::store::conflict;
 use multiagents_core::{Error, ErrorKind, Expected, Result, Version};
 
-use super::writer::{Done, Write};
+use multiagents_core::scheduler::{Settle, TimerChange};
+
+use super::decide::{Done, TimerOp, Write};
 
 mod h {
     pub(super) const OP: &str = "ma-op";
@@ -27,6 +29,9 @@ mod h {
     pub(super) const TO: &str = "ma-to";
     pub(super) const REPLY_PARTITION: &str = "ma-rp";
     pub(super) const DEADLINE: &str = "ma-deadline";
+    pub(super) const TIMER: &str = "ma-timer";
+    pub(super) const A: &str = "ma-a";
+    pub(super) const B: &str = "ma-b";
     pub(super) const STATUS: &str = "ma-status";
     pub(super) const VERSION: &str = "ma-ver";
     pub(super) const EXISTED: &str = "ma-existed";
@@ -72,14 +77,40 @@ impl Request {
                 expected,
                 value,
                 ttl: t,
+                timer,
             } => {
                 headers.push((h::OP, "cas".into()));
                 headers.push((h::EXPECT, expect_text(*expected)));
                 ttl(&mut headers, t);
+                match timer {
+                    TimerChange::Keep => {}
+                    TimerChange::Clear => headers.push((h::TIMER, "clear".into())),
+                    TimerChange::At(due) => headers.push((h::TIMER, due.to_string())),
+                }
                 (key, Some(value.clone()))
             }
             Write::Delete { key } => {
                 headers.push((h::OP, "del".into()));
+                (key, None)
+            }
+            Write::Timer { key, op } => {
+                headers.push((h::OP, "timer".into()));
+                let (kind, a, b) = match *op {
+                    TimerOp::Schedule(due) => ("schedule", due, 0),
+                    TimerOp::Cancel => ("cancel", 0, 0),
+                    TimerOp::Settle {
+                        claim,
+                        how: Settle::Done,
+                    } => ("done", claim, 0),
+                    TimerOp::Settle {
+                        claim,
+                        how: Settle::At(due),
+                    } => ("again", claim, due),
+                    TimerOp::MoveIf { from_ms, to_ms } => ("move", from_ms, to_ms),
+                };
+                headers.push((h::TIMER, kind.into()));
+                headers.push((h::A, a.to_string()));
+                headers.push((h::B, b.to_string()));
                 (key, None)
             }
         };
@@ -110,8 +141,31 @@ impl Request {
                 expected: parse_expect(get(h::EXPECT).unwrap_or_default())?,
                 value,
                 ttl,
+                timer: match get(h::TIMER) {
+                    None => TimerChange::Keep,
+                    Some("clear") => TimerChange::Clear,
+                    Some(_) => TimerChange::At(number(h::TIMER)?),
+                },
             },
             Some("del") => Write::Delete { key },
+            Some("timer") => {
+                let (a, b) = (number(h::A)?, number(h::B)?);
+                let op = match get(h::TIMER) {
+                    Some("schedule") => TimerOp::Schedule(a),
+                    Some("cancel") => TimerOp::Cancel,
+                    Some("done") => TimerOp::Settle {
+                        claim: a,
+                        how: Settle::Done,
+                    },
+                    Some("again") => TimerOp::Settle {
+                        claim: a,
+                        how: Settle::At(b),
+                    },
+                    Some("move") => TimerOp::MoveIf { from_ms: a, to_ms: b },
+                    other => return Err(format!("unknown timer operation {other:?}")),
+                };
+                Write::Timer { key, op }
+            }
             other => return Err(format!("unknown op {other:?}")),
         };
         Ok(Request {
@@ -192,11 +246,9 @@ impl Reply {
     /// The result the owner answered for `write`.
     pub(crate) fn result(self, write: &Write) -> Result<Done> {
         if self.status == "ok" {
-            return Ok(Done {
-                version: Version(self.version),
-                existed: self.existed,
-                offset: self.offset,
-            });
+            let mut done = Done::answered(self.existed, Version(self.version));
+            done.offset = self.offset;
+            return Ok(done);
         }
         if self.status == "conflict" {
             if let Write::Cas { key, expected, .. } = write {
@@ -250,6 +302,7 @@ mod tests {
                 expected: Expected::Version(Version(7)),
                 value: Bytes::from_static(b"v"),
                 ttl: Some(Duration::from_millis(300)),
+                timer: TimerChange::At(5),
             },
             rid: 42,
             to: "m-1".into(),
@@ -275,6 +328,7 @@ mod tests {
             expected: Expected::Absent,
             value: Bytes::new(),
             ttl: None,
+            timer: TimerChange::Keep,
         };
         let r = Request {
             write: write.clone(),
@@ -283,12 +337,9 @@ mod tests {
             reply_partition: 0,
             deadline_ms: 0,
         };
-        let done = Done {
-            version: Version(9),
-            existed: false,
-            offset: 12,
-        };
-        let (_, headers) = r.reply(&Ok(done));
+        let mut done = Done::answered(false, Version(9));
+        done.offset = 12;
+        let (_, headers) = r.reply(&Ok(done.clone()));
         let back = Reply::decode(&strings(headers)).expect("decodes");
         assert_eq!(back.result(&write).ok(), Some(done));
         let (_, headers) = r.reply(&Err(conflict("k", Expected::Absent, Some(Version(5)))));

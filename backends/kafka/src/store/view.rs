@@ -13,12 +13,16 @@
 //!   is refused: its records change nothing, here or anywhere.
 //! * Expired values read as absent (they stay until their owner writes the
 //!   tombstone).
+//! * Each record sets its key's timer as it says (none: no timer), indexed
+//!   by partition and scope for the owner's claims.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 
-use super::record::{Change, epoch_of};
+use multiagents_core::scheduler::scope_of;
+
+use super::record::{Change, Timer, epoch_of};
 
 /// A key's current value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +57,15 @@ struct Partition {
     claims: Vec<(i64, u64)>,
     /// Keys with a TTL: (expires at, key).
     expiring: BTreeSet<(u64, String)>,
+    /// Timers per scope: (due, key).
+    due: HashMap<String, BTreeSet<(u64, String)>>,
 }
 
 /// The view over every partition of the changelog.
 #[derive(Debug)]
 pub(crate) struct View {
     entries: BTreeMap<String, Entry>,
+    timers: HashMap<String, Timer>,
     partitions: Vec<Partition>,
     partition_count: i32,
 }
@@ -67,6 +74,7 @@ impl View {
     pub(crate) fn new(partitions: i32) -> View {
         View {
             entries: BTreeMap::new(),
+            timers: HashMap::new(),
             partitions: vec![Partition::default(); usize::try_from(partitions.max(1)).unwrap_or(1)],
             partition_count: partitions.max(1),
         }
@@ -97,43 +105,123 @@ impl View {
                 key,
                 value,
                 version,
+                written,
                 expires_ms,
                 request,
+                timer,
             } => {
+                if epoch_of(written) != part.epoch || part.epoch == 0 {
+                    return Outcome::Refused;
+                }
+                let entry = Entry {
+                    value,
+                    version,
+                    expires_ms,
+                    request,
+                };
+                self.set_value(p, &key, Some(entry));
+                self.set_timer(p, &key, timer);
+                Outcome::Accepted
+            }
+            Change::Timer { key, version, timer } => {
                 if epoch_of(version) != part.epoch || part.epoch == 0 {
                     return Outcome::Refused;
                 }
-                if let Some(old) = self.entries.get(&key).and_then(|e| e.expires_ms) {
-                    if let Some(part) = self.part(p) {
-                        part.expiring.remove(&(old, key.clone()));
-                    }
-                }
-                if let (Some(e), Some(part)) = (expires_ms, self.part(p)) {
-                    part.expiring.insert((e, key.clone()));
-                }
-                self.entries.insert(
-                    key,
-                    Entry {
-                        value,
-                        version,
-                        expires_ms,
-                        request,
-                    },
-                );
+                self.set_value(p, &key, None);
+                self.set_timer(p, &key, Some(timer));
                 Outcome::Accepted
             }
             Change::Delete { key, version, .. } => {
                 if epoch_of(version) != part.epoch || part.epoch == 0 {
                     return Outcome::Refused;
                 }
-                if let Some(old) = self.entries.remove(&key).and_then(|e| e.expires_ms) {
-                    if let Some(part) = self.part(p) {
-                        part.expiring.remove(&(old, key));
-                    }
-                }
+                self.set_value(p, &key, None);
+                self.set_timer(p, &key, None);
                 Outcome::Accepted
             }
         }
+    }
+
+    fn set_value(&mut self, p: i32, key: &str, entry: Option<Entry>) {
+        let expires = entry.as_ref().and_then(|e| e.expires_ms);
+        let old = match entry {
+            Some(e) => self.entries.insert(key.to_string(), e),
+            None => self.entries.remove(key),
+        };
+        let Some(part) = self.part(p) else {
+            return;
+        };
+        if let Some(old) = old.and_then(|e| e.expires_ms) {
+            part.expiring.remove(&(old, key.to_string()));
+        }
+        if let Some(e) = expires {
+            part.expiring.insert((e, key.to_string()));
+        }
+    }
+
+    fn set_timer(&mut self, p: i32, key: &str, timer: Option<Timer>) {
+        let old = match timer {
+            Some(t) => self.timers.insert(key.to_string(), t),
+            None => self.timers.remove(key),
+        };
+        let Some(part) = self.part(p) else {
+            return;
+        };
+        let scope = scope_of(key);
+        if let Some(old) = old {
+            if let Some(set) = part.due.get_mut(scope) {
+                set.remove(&(old.due_ms, key.to_string()));
+                if set.is_empty() {
+                    part.due.remove(scope);
+                }
+            }
+        }
+        if let Some(t) = timer {
+            part.due
+                .entry(scope.to_string())
+                .or_default()
+                .insert((t.due_ms, key.to_string()));
+        }
+    }
+
+    /// The key's timer.
+    pub(crate) fn timer(&self, key: &str) -> Option<Timer> {
+        self.timers.get(key).copied()
+    }
+
+    /// Up to `limit` timers of `scope` in partition `p` due at `now_ms`,
+    /// earliest first.
+    pub(crate) fn due(&self, p: i32, scope: &str, now_ms: u64, limit: usize) -> Vec<(String, Timer)> {
+        let Some(set) = usize::try_from(p)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .and_then(|part| part.due.get(scope))
+        else {
+            return Vec::new();
+        };
+        set.iter()
+            .take_while(|(due, _)| *due <= now_ms)
+            .take(limit)
+            .filter_map(|(_, k)| self.timers.get(k).map(|t| (k.clone(), *t)))
+            .collect()
+    }
+
+    /// How many timers of `scope` are set, over every partition.
+    pub(crate) fn pending(&self, scope: &str) -> u64 {
+        self.partitions
+            .iter()
+            .filter_map(|part| part.due.get(scope))
+            .map(|set| set.len() as u64)
+            .sum()
+    }
+
+    /// When the earliest timer of `scope` is due, over every partition.
+    pub(crate) fn next_due(&self, scope: &str) -> Option<u64> {
+        self.partitions
+            .iter()
+            .filter_map(|part| part.due.get(scope).and_then(|set| set.first()))
+            .map(|(due, _)| *due)
+            .min()
     }
 
     /// Whether a record written with `epoch` at `offset` of `p` was
@@ -223,8 +311,10 @@ mod tests {
             key: key.into(),
             value: Bytes::from(format!("{key}@{v}")),
             version: v,
+            written: v,
             expires_ms,
             request: None,
+            timer: None,
         }
     }
 

@@ -1,8 +1,9 @@
 //! The single writer of one owned partition: it claims the partition (a
-//! new epoch), then takes writes in batches: each batch is resolved
-//! against the view (compare-and-swap is decided here, by the only
-//! writer), appended, read back, and answered only for what the fold
-//! accepted. It also writes the tombstones of its expired keys.
+//! new epoch), then takes writes in batches: each batch is decided
+//! against the view ([`decide`](super::decide): compare-and-swap and the
+//! timer rules, applied by the only writer), appended, read back, and
+//! answered only for what the fold accepted. It also claims the
+//! partition's due timers, and writes the tombstones of expired keys.
 //!
 //! A batch's later writes see its earlier ones (an overlay), so writes to
 //! one key in one batch chain correctly. After a failed append the writer
@@ -13,55 +14,31 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use multiagents_core::store::conflict;
-use multiagents_core::{Error, ErrorKind, Expected, Result, Version};
+use multiagents_core::scheduler::DueTimer;
+use multiagents_core::{Error, ErrorKind, Result, Version};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Core;
+use super::decide::{self, Decision, Done, KeyState, Write};
 use super::record::{Change, version};
-use super::view::Entry;
+use super::view::View;
 
-/// A write asked of a partition's owner.
-#[derive(Debug, Clone)]
-pub(crate) enum Write {
-    Put {
-        key: String,
-        value: Bytes,
-        ttl: Option<Duration>,
+/// What a writer is asked to do.
+pub(crate) enum Work {
+    Write(Write),
+    /// Claim up to `limit` due timers of `scope`, each for `lease`.
+    Claim {
+        scope: String,
+        now_ms: u64,
+        limit: usize,
+        lease: Duration,
     },
-    Cas {
-        key: String,
-        expected: Expected,
-        value: Bytes,
-        ttl: Option<Duration>,
-    },
-    Delete {
-        key: String,
-    },
-}
-
-impl Write {
-    pub(crate) fn key(&self) -> &str {
-        match self {
-            Write::Put { key, .. } | Write::Cas { key, .. } | Write::Delete { key } => key,
-        }
-    }
-}
-
-/// What a write did: the new version (or, for a delete, whether the key
-/// existed), and the changelog offset that holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Done {
-    pub(crate) version: Version,
-    pub(crate) existed: bool,
-    pub(crate) offset: i64,
 }
 
 /// A write with its request id (forwarded writes) and where to answer.
 pub(crate) struct Job {
-    pub(crate) write: Write,
+    pub(crate) work: Work,
     pub(crate) request: Option<u64>,
     pub(crate) reply: oneshot::Sender<Result<Done>>,
 }
@@ -160,9 +137,6 @@ fn now_ms() -> u64 {
     multiagents_core::orchestrator::now_ms()
 }
 
-/// A key as the batch sees it (`None`: absent or deleted in the batch).
-type Seen = Option<Entry>;
-
 struct Writer {
     core: Arc<Core>,
     p: i32,
@@ -172,32 +146,137 @@ struct Writer {
     dirty: bool,
 }
 
-/// A write waiting for the record at `index` of the batch's changes.
-struct Slot {
-    index: usize,
-    version: Version,
-    existed: bool,
+/// A job waiting for its records (indices into the batch's changes).
+struct Waiting {
+    records: Vec<usize>,
+    done: Done,
+    reply: oneshot::Sender<Result<Done>>,
+}
+
+/// One batch being decided: its records, and who waits for which.
+#[derive(Default)]
+struct Batch {
+    overlay: HashMap<String, KeyState>,
+    changes: Vec<Change>,
+    waiting: Vec<Waiting>,
+}
+
+impl Batch {
+    fn state(&self, view: &View, key: &str) -> KeyState {
+        self.overlay.get(key).cloned().unwrap_or_else(|| KeyState {
+            entry: view.raw(key).cloned(),
+            timer: view.timer(key),
+        })
+    }
 }
 
 impl Writer {
-    fn next_version(&mut self) -> Result<Version> {
-        self.seq += 1;
-        version(self.epoch, self.seq).map(Version).ok_or_else(|| {
+    /// The version the next record would carry.
+    fn peek(&self) -> Result<u64> {
+        version(self.epoch, self.seq + 1).ok_or_else(|| {
             Error::new(
                 ErrorKind::Unavailable,
-                "kafka store: the partition's versions are used up in this epoch; it is claimed again",
+                "kafka store: the partition's versions are used up in this epoch; it must be claimed again",
             )
         })
     }
 
-    /// Decides, appends and answers `batch` (and expires what is due).
+    /// Adds `key`'s new `state` to the batch; the index of its record, or
+    /// `None` when nothing needs writing.
+    fn stage(
+        &mut self,
+        batch: &mut Batch,
+        key: &str,
+        state: KeyState,
+        version: u64,
+        request: Option<u64>,
+        before: &KeyState,
+    ) -> Option<usize> {
+        let change = state.change(key, version, request, before)?;
+        self.seq += 1;
+        batch.overlay.insert(key.to_string(), state);
+        batch.changes.push(change);
+        Some(batch.changes.len() - 1)
+    }
+
+    fn decide_job(&mut self, batch: &mut Batch, view: &View, job: Job, now: u64) {
+        let version = match self.peek() {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+                return;
+            }
+        };
+        match job.work {
+            Work::Write(write) => {
+                let key = write.key().to_string();
+                let before = batch.state(view, &key);
+                match decide::decide(&write, job.request, &before, now, version) {
+                    Err(e) => {
+                        let _ = job.reply.send(Err(e));
+                    }
+                    Ok(Decision::Answer(done)) => {
+                        let _ = job.reply.send(Ok(done));
+                    }
+                    Ok(Decision::Write { state, existed }) => {
+                        match self.stage(batch, &key, state, version, job.request, &before) {
+                            Some(index) => batch.waiting.push(Waiting {
+                                records: vec![index],
+                                done: Done::answered(existed, Version(version)),
+                                reply: job.reply,
+                            }),
+                            None => {
+                                let _ = job.reply.send(Ok(Done::answered(existed, Version(version))));
+                            }
+                        }
+                    }
+                }
+            }
+            Work::Claim {
+                scope,
+                now_ms,
+                limit,
+                lease,
+            } => {
+                let mut records = Vec::new();
+                let mut timers = Vec::new();
+                for (key, _) in view.due(self.p, &scope, now_ms, limit) {
+                    let before = batch.state(view, &key);
+                    let Some(due) = before.timer.filter(|t| t.due_ms <= now_ms) else {
+                        continue;
+                    };
+                    let Ok(version) = self.peek() else {
+                        break;
+                    };
+                    let state = decide::claimed(&before, now_ms, lease, version);
+                    if let Some(index) = self.stage(batch, &key, state, version, None, &before) {
+                        records.push(index);
+                        timers.push(DueTimer {
+                            key,
+                            due_ms: due.due_ms,
+                            claim: version,
+                        });
+                    }
+                }
+                let mut done = Done::answered(true, Version::PENDING);
+                done.timers = timers;
+                batch.waiting.push(Waiting {
+                    records,
+                    done,
+                    reply: job.reply,
+                });
+            }
+        }
+    }
+
+    /// Decides, appends and answers `jobs` (and expires what is due).
     /// `false` when the partition is no longer this writer's.
-    async fn write(&mut self, batch: Vec<Job>) -> bool {
+    async fn write(&mut self, jobs: Vec<Job>) -> bool {
         if self.dirty {
             match self.barrier().await {
                 Ok(()) => self.dirty = false,
                 Err(e) => {
-                    for job in batch {
+                    for job in jobs {
                         let _ = job.reply.send(Err(super::copy_error(&e)));
                     }
                     return true;
@@ -205,159 +284,62 @@ impl Writer {
             }
         }
         let now = now_ms();
-        let mut overlay: HashMap<String, Seen> = HashMap::new();
-        let mut changes = Vec::new();
-        let mut slots = Vec::with_capacity(batch.len());
-        let mut replies = Vec::with_capacity(batch.len());
-        let mut failed_version = None;
+        let mut batch = Batch::default();
         {
             let core = self.core.clone();
             let Ok(view) = core.view.read() else {
                 return true;
             };
-            let seen = |overlay: &HashMap<String, Seen>, key: &str| -> Seen {
-                match overlay.get(key) {
-                    Some(s) => s.clone(),
-                    None => view.raw(key).cloned(),
-                }
-            };
-            for job in batch {
-                let key = job.write.key().to_string();
-                let current = seen(&overlay, &key);
-                let live = current.as_ref().filter(|e| e.live(now));
-                // A forwarded write replayed (its first owner died before
-                // answering): it is done already.
-                if let (Some(r), Some(e)) = (job.request, live) {
-                    if e.request == Some(r) {
-                        let _ = job.reply.send(Ok(Done {
-                            version: Version(e.version),
-                            existed: true,
-                            offset: -1,
-                        }));
-                        continue;
-                    }
-                }
-                let (value, ttl) = match &job.write {
-                    Write::Put { value, ttl, .. } => (Some(value.clone()), *ttl),
-                    Write::Cas {
-                        expected, value, ttl, ..
-                    } => {
-                        let actual = live.map(|e| Version(e.version));
-                        let ok = match expected {
-                            Expected::Absent => actual.is_none(),
-                            Expected::Version(v) => actual == Some(*v),
-                        };
-                        if !ok {
-                            let _ = job.reply.send(Err(conflict(&key, *expected, actual)));
-                            continue;
-                        }
-                        (Some(value.clone()), *ttl)
-                    }
-                    Write::Delete { .. } => {
-                        if current.is_none() {
-                            let _ = job.reply.send(Ok(Done {
-                                version: Version::PENDING,
-                                existed: false,
-                                offset: -1,
-                            }));
-                            continue;
-                        }
-                        (None, None)
-                    }
-                };
-                let existed = live.is_some();
-                let version = match self.next_version() {
-                    Ok(v) => v,
-                    Err(e) => {
-                        failed_version = Some(super::copy_error(&e));
-                        let _ = job.reply.send(Err(e));
-                        continue;
-                    }
-                };
-                let change = match value {
-                    Some(value) => {
-                        let expires_ms =
-                            ttl.map(|t| now.saturating_add(multiagents_core::scheduler::millis(t).max(1)));
-                        overlay.insert(
-                            key.clone(),
-                            Some(Entry {
-                                value: value.clone(),
-                                version: version.0,
-                                expires_ms,
-                                request: job.request,
-                            }),
-                        );
-                        Change::Put {
-                            key,
-                            value,
-                            version: version.0,
-                            expires_ms,
-                            request: job.request,
-                        }
-                    }
-                    None => {
-                        overlay.insert(key.clone(), None);
-                        Change::Delete {
-                            key,
-                            version: version.0,
-                            request: job.request,
-                        }
-                    }
-                };
-                slots.push(Slot {
-                    index: changes.len(),
-                    version,
-                    existed,
-                });
-                replies.push(job.reply);
-                changes.push(change);
+            for job in jobs {
+                self.decide_job(&mut batch, &view, job, now);
             }
-            // Tombstones for expired keys nobody wrote in this batch.
+            // Expired values nobody wrote in this batch go (their timers stay).
             for (key, _) in view.expired(self.p, now, 256) {
-                if overlay.contains_key(&key) || failed_version.is_some() {
+                let Ok(version) = self.peek() else {
+                    break;
+                };
+                let before = batch.state(&view, &key);
+                if batch.overlay.contains_key(&key) || before.entry.as_ref().is_none_or(|e| e.live(now)) {
                     continue;
                 }
-                if let Ok(version) = self.next_version() {
-                    overlay.insert(key.clone(), None);
-                    changes.push(Change::Delete {
-                        key,
-                        version: version.0,
-                        request: None,
-                    });
-                }
+                let state = KeyState {
+                    entry: None,
+                    timer: before.timer,
+                };
+                self.stage(&mut batch, &key, state, version, None, &before);
             }
         }
-        if changes.is_empty() {
-            return failed_version.is_none();
-        }
-        let offsets = match self.append_and_read(&changes).await {
-            Ok(offsets) => offsets,
-            Err(e) => {
-                self.dirty = true;
-                let e = e.with_context("outcome", "unknown: the write may still be applied");
-                for reply in replies {
-                    let _ = reply.send(Err(super::copy_error(&e)));
+        let offsets = if batch.changes.is_empty() {
+            Vec::new()
+        } else {
+            match self.append_and_read(&batch.changes).await {
+                Ok(offsets) => offsets,
+                Err(e) => {
+                    self.dirty = true;
+                    let e = e.with_context("outcome", "unknown: the write may still be applied");
+                    for w in batch.waiting {
+                        let _ = w.reply.send(Err(super::copy_error(&e)));
+                    }
+                    return true;
                 }
-                return true;
             }
         };
         let mut ours = true;
         let Ok(view) = self.core.view.read() else {
             return true;
         };
-        for (slot, reply) in slots.into_iter().zip(replies) {
-            let Slot {
-                index,
-                version,
-                existed,
-            } = slot;
-            let offset = offsets.get(index).copied().unwrap_or(-1);
-            if view.accepted_at(self.p, offset, self.epoch) {
-                let _ = reply.send(Ok(Done {
-                    version,
-                    existed,
-                    offset,
-                }));
+        for w in batch.waiting {
+            let at: Vec<i64> = w
+                .records
+                .iter()
+                .map(|i| offsets.get(*i).copied().unwrap_or(-1))
+                .collect();
+            let accepted = at.iter().all(|o| view.accepted_at(self.p, *o, self.epoch));
+            let reply = w.reply;
+            if accepted {
+                let mut done = w.done;
+                done.offset = at.iter().copied().max().unwrap_or(-1);
+                let _ = reply.send(Ok(done));
             } else {
                 ours = false;
                 let _ = reply.send(Err(Error::new(
@@ -370,7 +352,7 @@ impl Writer {
                 .with_operation("kafka.store.write")));
             }
         }
-        ours && failed_version.is_none()
+        ours
     }
 
     async fn append_and_read(&self, changes: &[Change]) -> Result<Vec<i64>> {
