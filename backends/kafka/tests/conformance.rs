@@ -3,7 +3,8 @@
 //! suite, and the orchestrator suite on Kafka transport + Redis store
 //! (`REDIS_URL`; the setup most Kafka users would run, timers kept in the
 //! store) and + NATS store (`NATS_URL`; a store without timers, so the
-//! orchestrator's timers wait on Kafka's delay topic). Each generated
+//! orchestrator's timers wait on Kafka's delay topic), and Kafka-only
+//! (the Kafka store: timers kept in its changelog). Each generated
 //! test uses its own prefix (its own topics, groups and keys), so tests run
 //! in parallel on one broker.
 
@@ -61,6 +62,8 @@ multiagents_core::store_conformance!(
 enum StoreAt {
     Redis(RedisConfig),
     Nats(NatsConfig),
+    /// Kafka-only: the store on the same cluster and prefix.
+    Kafka,
 }
 
 /// A Kafka prefix and a store prefix: each `connect` opens new clients.
@@ -76,6 +79,13 @@ impl KafkaSite {
         Some(KafkaSite {
             kafka,
             store: StoreAt::Redis(redis),
+        })
+    }
+
+    fn kafka_only() -> Option<KafkaSite> {
+        Some(KafkaSite {
+            kafka: config(&backend_url("KAFKA_URL")?),
+            store: StoreAt::Kafka,
         })
     }
 
@@ -102,6 +112,11 @@ impl Site for KafkaSite {
                     .expect("connect to Redis"),
             ),
             StoreAt::Nats(c) => Arc::new(NatsStore::with_config(c.clone()).await.expect("connect to NATS")),
+            StoreAt::Kafka => Arc::new(
+                KafkaStore::with_config(self.kafka.clone())
+                    .await
+                    .expect("open the Kafka store"),
+            ),
         };
         (Arc::new(transport), store)
     }
@@ -111,6 +126,7 @@ impl Site for KafkaSite {
         let site = match self.store {
             StoreAt::Redis(_) => KafkaSite::redis(),
             StoreAt::Nats(_) => KafkaSite::nats(),
+            StoreAt::Kafka => KafkaSite::kafka_only(),
         };
         Box::new(site.expect("the backend URLs were set"))
     }
@@ -118,3 +134,4 @@ impl Site for KafkaSite {
 
 multiagents_core::orchestrator_conformance!(kafka_redis_orchestrator, async { KafkaSite::redis() });
 multiagents_core::orchestrator_conformance!(kafka_nats_orchestrator, async { KafkaSite::nats() });
+multiagents_core::orchestrator_conformance!(kafka_only_orchestrator, async { KafkaSite::kafka_only() });
