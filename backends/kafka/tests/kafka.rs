@@ -1,6 +1,6 @@
 //! Kafka-specific behaviour against a real broker (`KAFKA_URL`): dead
 //! letters, records that are not envelopes, errors, closing, and a consumer
-//! killed with work in hand. (The shared contract is in `conformance.rs`.)
+//! killed with work in hand, and the state store across instances. (The shared contract is in `conformance.rs`.)
 
 mod kafka {
     mod closing;
@@ -9,5 +9,6 @@ mod kafka {
     mod killed;
     mod letters;
     mod rebalance;
+    mod store;
     mod support;
 }

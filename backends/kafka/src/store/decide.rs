@@ -147,10 +147,11 @@ pub(crate) fn decide(
     let live = state.live(now_ms);
     // A forwarded write replayed (its first owner died before answering):
     // it is done already.
-    if let (Some(r), Some(e)) = (request, live) {
-        if e.request == Some(r) && !matches!(write, Write::Timer { .. }) {
-            return Ok(Decision::Answer(Done::answered(true, Version(e.version))));
-        }
+    if let (Some(r), Some(e)) = (request, live)
+        && e.request == Some(r)
+        && !matches!(write, Write::Timer { .. })
+    {
+        return Ok(Decision::Answer(Done::answered(true, Version(e.version))));
     }
     let entry = |value: &Bytes, ttl: &Option<Duration>| Entry {
         value: value.clone(),

@@ -39,6 +39,8 @@ mod record;
 mod remote;
 mod requests;
 mod scheduler;
+#[cfg(test)]
+mod tests;
 mod view;
 mod writer;
 

@@ -294,11 +294,8 @@ mod tests {
             ("ma-op".to_string(), "put".to_string()),
             ("ma-ver".to_string(), "x".to_string()),
         ];
-        assert!(
-            Change::decode(b"k", Some(b"v"), &bad)
-                .unwrap_err()
-                .contains("ma-ver")
-        );
+        let why = Change::decode(b"k", Some(b"v"), &bad).expect_err("a bad version");
+        assert!(why.contains("ma-ver"), "{why}");
     }
 
     #[test]

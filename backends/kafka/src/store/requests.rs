@@ -250,16 +250,16 @@ impl Reply {
             done.offset = self.offset;
             return Ok(done);
         }
-        if self.status == "conflict" {
-            if let Write::Cas { key, expected, .. } = write {
-                let actual = self
-                    .actual
-                    .as_deref()
-                    .and_then(|a| a.strip_prefix('v'))
-                    .and_then(|v| v.parse().ok())
-                    .map(Version);
-                return Err(conflict(key, *expected, actual));
-            }
+        if self.status == "conflict"
+            && let Write::Cas { key, expected, .. } = write
+        {
+            let actual = self
+                .actual
+                .as_deref()
+                .and_then(|a| a.strip_prefix('v'))
+                .and_then(|v| v.parse().ok())
+                .map(Version);
+            return Err(conflict(key, *expected, actual));
         }
         let kind = KINDS
             .iter()

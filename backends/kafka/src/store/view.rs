@@ -168,12 +168,12 @@ impl View {
             return;
         };
         let scope = scope_of(key);
-        if let Some(old) = old {
-            if let Some(set) = part.due.get_mut(scope) {
-                set.remove(&(old.due_ms, key.to_string()));
-                if set.is_empty() {
-                    part.due.remove(scope);
-                }
+        if let Some(old) = old
+            && let Some(set) = part.due.get_mut(scope)
+        {
+            set.remove(&(old.due_ms, key.to_string()));
+            if set.is_empty() {
+                part.due.remove(scope);
             }
         }
         if let Some(t) = timer {
