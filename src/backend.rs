@@ -66,6 +66,15 @@ pub async fn store(url: &str) -> Result<Arc<dyn StateStore>> {
     registry().store(url).await
 }
 
+/// Opens the state store named by `url` for a client, which runs no work
+/// (see [`Backend::client_store`](multiagents_core::registry::Backend::client_store)).
+///
+/// # Errors
+/// As [`transport`].
+pub async fn client_store(url: &str) -> Result<Arc<dyn StateStore>> {
+    registry().client_store(url).await
+}
+
 #[cfg(test)]
 mod tests {
     use multiagents_core::ErrorKind;

@@ -71,6 +71,19 @@ pub trait Backend: Send + Sync + 'static {
     /// # Errors
     /// `Config` for a bad URL; the backend's connection errors.
     async fn store(&self, url: &str) -> Result<Arc<dyn StateStore>>;
+
+    /// Opens the state store at `url` for a client: a process that submits
+    /// and reads but runs no work (the CLI's `submit` and `status`, a load
+    /// generator). A backend whose serving instances share the store's work
+    /// (Kafka's partition writers) keeps a client out of that sharing, so
+    /// a short-lived command does not move work between the servers. The
+    /// default: [`store`](Self::store).
+    ///
+    /// # Errors
+    /// As [`store`](Self::store).
+    async fn client_store(&self, url: &str) -> Result<Arc<dyn StateStore>> {
+        self.store(url).await
+    }
 }
 
 /// `memory://`: in-process, the default; nothing is shared across processes.
@@ -264,6 +277,17 @@ impl Registry {
         self.check("store", url)?;
         let backend = self.backend("store", url)?;
         backend.store(url).await.map_err(|e| in_key(e, "store"))
+    }
+
+    /// Opens the state store named by `url` for a client (see
+    /// [`Backend::client_store`]).
+    ///
+    /// # Errors
+    /// As [`store`](Self::store).
+    pub async fn client_store(&self, url: &str) -> Result<Arc<dyn StateStore>> {
+        self.check("store", url)?;
+        let backend = self.backend("store", url)?;
+        backend.client_store(url).await.map_err(|e| in_key(e, "store"))
     }
 }
 

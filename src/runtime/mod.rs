@@ -228,6 +228,7 @@ impl RuntimeBuilder {
         let local_dispatch = self.config.local_dispatch;
         let raw_store = match self.store {
             Backend::Given(s) => s,
+            Backend::Url(url) if self.client => backend::client_store(&url).await?,
             Backend::Url(url) => backend::store(&url).await?,
         };
         let (store, cache): (Arc<dyn StateStore>, _) = match self.cache {

@@ -41,4 +41,9 @@ impl Backend for KafkaBackend {
         let config = KafkaConfig::from_url(url)?;
         Ok(Arc::new(KafkaStore::with_config(config).await?))
     }
+
+    async fn client_store(&self, url: &str) -> Result<Arc<dyn StateStore>> {
+        let config = KafkaConfig::from_url(url)?;
+        Ok(Arc::new(KafkaStore::client(config).await?))
+    }
 }

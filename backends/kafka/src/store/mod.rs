@@ -135,6 +135,23 @@ impl KafkaStore {
     /// different partition counts; the brokers' errors (`Unavailable`,
     /// `Timeout`, …) when they cannot be reached or refuse.
     pub async fn with_config(config: KafkaConfig) -> Result<KafkaStore> {
+        KafkaStore::open(config, true).await
+    }
+
+    /// Opens the store for a client, which never writes a partition
+    /// itself: it does not join the writers' group (so opening and closing
+    /// it moves no partition between serving instances), forwards every
+    /// write to its partition's owner, and claims no timers. For short-lived
+    /// tools (the CLI's `submit`, `status`) and load generators; writes wait
+    /// for a serving instance to own their partition.
+    ///
+    /// # Errors
+    /// As [`with_config`](Self::with_config).
+    pub async fn client(config: KafkaConfig) -> Result<KafkaStore> {
+        KafkaStore::open(config, false).await
+    }
+
+    async fn open(config: KafkaConfig, writer: bool) -> Result<KafkaStore> {
         config.validate()?;
         let names = Names::new(&config.prefix);
         let (changelog, requests, replies) = (names.state(), names.state_requests(), names.state_replies());
@@ -189,10 +206,12 @@ impl KafkaStore {
             store.core.closed.cancel();
             return Err(e.with_operation("kafka.store.open"));
         }
-        let mut joined = owner::serve(&store.core, &store.owned, &store.member)?;
-        let wait = store.core.config.session_timeout + store.core.config.request_timeout;
-        if tokio::time::timeout(wait, joined.wait_for(|j| *j)).await.is_err() {
-            tracing::warn!(group = %store.core.group, ?wait, "kafka store: not a writer of any partition yet; writes are forwarded meanwhile");
+        if writer {
+            let mut joined = owner::serve(&store.core, &store.owned, &store.member)?;
+            let wait = store.core.config.session_timeout + store.core.config.request_timeout;
+            if tokio::time::timeout(wait, joined.wait_for(|j| *j)).await.is_err() {
+                tracing::warn!(group = %store.core.group, ?wait, "kafka store: not a writer of any partition yet; writes are forwarded meanwhile");
+            }
         }
         Ok(KafkaStore {
             inner: Arc::new(store),

@@ -127,7 +127,7 @@ impl Remote {
                 forgotten();
                 return Err(Error::new(
                     ErrorKind::Timeout,
-                    format!("kafka store: partition {p}'s owner did not answer within {timeout:?}; the write may or may not be applied"),
+                    format!("kafka store: partition {p}'s owner did not answer within {timeout:?} (is an instance serving this store running?); the write may or may not be applied"),
                 )
                 .with_operation(OP)
                 .with_context("key", key));

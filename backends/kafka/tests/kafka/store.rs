@@ -118,3 +118,56 @@ async fn a_new_instance_rebuilds_values_versions_and_timers() {
     assert!(next > kept);
     second.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_forwards_everything_and_claims_no_timers() {
+    let Some(url) = url() else { return };
+    let prefix = unique("client").replace('.', "_");
+    let client = KafkaStore::client(config(&url, "unused").with_prefix(&prefix))
+        .await
+        .expect("open a client");
+    // No serving instance: the write waits for an owner, then gives up
+    // saying so; its request, past its deadline, is never applied later.
+    let err = client
+        .put("early", Bytes::from_static(b"x"), None)
+        .await
+        .expect_err("nobody owns the partition");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.message().contains("serving"), "{err}");
+
+    let server = open(&url, &prefix).await;
+    let v = client
+        .put("k", Bytes::from_static(b"v"), None)
+        .await
+        .expect("a forwarded put");
+    assert_eq!(client.get("k").await.expect("get").map(|g| g.version), Some(v));
+    assert_eq!(server.get("k").await.expect("get").map(|g| g.version), Some(v));
+    assert_eq!(
+        server.get_fresh("early").await.expect("get_fresh"),
+        None,
+        "a request past its deadline is dropped"
+    );
+
+    // A due timer is claimed by its owner, never by the client.
+    let now = multiagents_core::orchestrator::now_ms();
+    client
+        .compare_and_swap_timed("t/x", Expected::Absent, Bytes::new(), None, TimerChange::At(now))
+        .await
+        .expect("timed cas");
+    let lease = Duration::from_secs(60);
+    let c = client.scheduler().expect("a scheduler");
+    assert!(
+        c.claim_due("t", now + 1, 10, lease)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let s = server.scheduler().expect("a scheduler");
+    let got = s.claim_due("t", now + 1, 10, lease).await.expect("claim");
+    assert_eq!(
+        got.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(),
+        vec!["t/x"]
+    );
+    client.close().await.expect("close");
+    server.close().await.expect("close");
+}
