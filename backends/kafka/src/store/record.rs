@@ -106,6 +106,24 @@ pub(crate) enum Change {
 }
 
 impl Change {
+    /// The version a data record was written with (its epoch fences it);
+    /// `None` for claims and barriers.
+    pub(crate) fn written(&self) -> Option<u64> {
+        match self {
+            Change::Put { written, .. } => Some(*written),
+            Change::Timer { version, .. } | Change::Delete { version, .. } => Some(*version),
+            Change::Claim { .. } | Change::Barrier => None,
+        }
+    }
+
+    /// The store key a data record changes.
+    pub(crate) fn key(&self) -> Option<&str> {
+        match self {
+            Change::Put { key, .. } | Change::Timer { key, .. } | Change::Delete { key, .. } => Some(key),
+            Change::Claim { .. } | Change::Barrier => None,
+        }
+    }
+
     /// The Kafka key, value and headers of this change.
     pub(crate) fn encode(&self) -> (String, Option<Bytes>, Vec<(&'static str, String)>) {
         match self {

@@ -80,3 +80,89 @@ async fn a_zombie_writer_is_refused_everywhere_and_its_caller_told() {
     assert_eq!((got.version, got.value.as_ref()), (v1, &b"one"[..]));
     rebuilt.close().await.expect("close");
 }
+
+/// The last record of `key` in partition `p`, read from the beginning up
+/// to a barrier appended now.
+async fn last_record(store: &KafkaStore, p: i32, key: &str) -> Option<Change> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::message::Message;
+    let core = &store.inner.core;
+    let end = append(&core.producer, &core.changelog, p, &[Change::Barrier])
+        .await
+        .expect("append a barrier")[0];
+    let consumer = crate::client::plain_consumer(&core.config).expect("a reader");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(&core.changelog, p, rdkafka::Offset::Beginning)
+        .expect("a partition");
+    consumer.assign(&list).expect("assign");
+    let mut last = None;
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("the changelog is read within 30 s")
+            .expect("a record");
+        if m.key() == Some(key.as_bytes()) {
+            let headers = crate::headers::read(&m);
+            last = Change::decode(key.as_bytes(), m.payload(), &headers).ok();
+        }
+        if m.offset() >= end {
+            return last;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_writes_over_a_fenced_record_so_compaction_keeps_an_accepted_one() {
+    let Some(url) = backend_url("KAFKA_URL") else {
+        return;
+    };
+    let store = KafkaStore::with_config(config(&url)).await.expect("open");
+    let v1 = store
+        .put("k", Bytes::from_static(b"one"), None)
+        .await
+        .expect("put");
+    let core = store.inner.core.clone();
+    let p = partition_of("k", core.partitions);
+    let epoch = core.view.read().map(|v| v.owner(p).0).expect("view");
+    // A record of an epoch before the owner's (a zombie's, late).
+    let stale = version(epoch - 1, 1 << 30).expect("a version");
+    let zombie = Change::Put {
+        key: "k".into(),
+        value: Bytes::from_static(b"zombie"),
+        version: stale,
+        written: stale,
+        expires_ms: None,
+        request: None,
+        timer: None,
+    };
+    append(&core.producer, &core.changelog, p, &[zombie])
+        .await
+        .expect("append");
+    // The owner's writer looks every second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match last_record(&store, p, "k").await {
+            Some(Change::Put {
+                value,
+                version,
+                written,
+                ..
+            }) if super::record::epoch_of(written) == epoch => {
+                assert_eq!(
+                    (value.as_ref(), version),
+                    (&b"one"[..], v1.0),
+                    "the accepted state, its version kept"
+                );
+                break;
+            }
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "not written over within 30 s: {other:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let got = store.get("k").await.expect("get").expect("k");
+    assert_eq!((got.version, got.value.as_ref()), (v1, &b"one"[..]));
+    store.close().await.expect("close");
+}

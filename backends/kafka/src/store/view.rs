@@ -59,6 +59,10 @@ struct Partition {
     expiring: BTreeSet<(u64, String)>,
     /// Timers per scope: (due, key).
     due: HashMap<String, BTreeSet<(u64, String)>>,
+    /// Keys with a record the fold refused (a fenced writer's): the owner
+    /// writes their state again, so a refused record is never the latest
+    /// of its key when compaction runs.
+    refused: BTreeSet<String>,
 }
 
 /// The view over every partition of the changelog.
@@ -89,6 +93,14 @@ impl View {
         let Some(part) = self.part(p) else {
             return Outcome::Refused;
         };
+        if let Some(written) = change.written()
+            && (epoch_of(written) != part.epoch || part.epoch == 0)
+        {
+            if let Some(key) = change.key() {
+                part.refused.insert(key.to_string());
+            }
+            return Outcome::Refused;
+        }
         match change {
             Change::Barrier => Outcome::Accepted,
             Change::Claim { epoch, member } => {
@@ -105,14 +117,11 @@ impl View {
                 key,
                 value,
                 version,
-                written,
                 expires_ms,
                 request,
                 timer,
+                ..
             } => {
-                if epoch_of(written) != part.epoch || part.epoch == 0 {
-                    return Outcome::Refused;
-                }
                 let entry = Entry {
                     value,
                     version,
@@ -123,18 +132,12 @@ impl View {
                 self.set_timer(p, &key, timer);
                 Outcome::Accepted
             }
-            Change::Timer { key, version, timer } => {
-                if epoch_of(version) != part.epoch || part.epoch == 0 {
-                    return Outcome::Refused;
-                }
+            Change::Timer { key, timer, .. } => {
                 self.set_value(p, &key, None);
                 self.set_timer(p, &key, Some(timer));
                 Outcome::Accepted
             }
-            Change::Delete { key, version, .. } => {
-                if epoch_of(version) != part.epoch || part.epoch == 0 {
-                    return Outcome::Refused;
-                }
+            Change::Delete { key, .. } => {
                 self.set_value(p, &key, None);
                 self.set_timer(p, &key, None);
                 Outcome::Accepted
@@ -182,6 +185,13 @@ impl View {
                 .or_default()
                 .insert((t.due_ms, key.to_string()));
         }
+    }
+
+    /// Takes the keys of `p` with a refused record since the last call.
+    pub(crate) fn take_refused(&mut self, p: i32) -> Vec<String> {
+        self.part(p)
+            .map(|part| std::mem::take(&mut part.refused).into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// The key's timer.
@@ -358,6 +368,12 @@ mod tests {
             Outcome::Refused
         );
         assert_eq!(view.get("k", 0).map(|e| e.version), Some(v(1, 1)));
+        assert_eq!(
+            view.take_refused(0),
+            vec!["k".to_string()],
+            "for its owner to write again"
+        );
+        assert!(view.take_refused(0).is_empty());
         assert_eq!(view.apply(0, 5, put("k", v(2, 1), None)), Outcome::Accepted);
         // Which epoch each offset was written under.
         assert!(view.accepted_at(0, 1, 1));

@@ -285,6 +285,12 @@ impl Writer {
         }
         let now = now_ms();
         let mut batch = Batch::default();
+        let repairs = self
+            .core
+            .view
+            .write()
+            .map(|mut v| v.take_refused(self.p))
+            .unwrap_or_default();
         {
             let core = self.core.clone();
             let Ok(view) = core.view.read() else {
@@ -292,6 +298,28 @@ impl Writer {
             };
             for job in jobs {
                 self.decide_job(&mut batch, &view, job, now);
+            }
+            // Keys with a fenced writer's record: their state again, so the
+            // latest record of each is an accepted one (compaction keeps
+            // only that).
+            for key in repairs {
+                let Ok(version) = self.peek() else {
+                    break;
+                };
+                if batch.overlay.contains_key(&key) {
+                    continue;
+                }
+                let state = batch.state(&view, &key);
+                let change = state
+                    .change(&key, version, None, &state)
+                    .unwrap_or(Change::Delete {
+                        key: key.clone(),
+                        version,
+                        request: None,
+                    });
+                self.seq += 1;
+                batch.overlay.insert(key, state);
+                batch.changes.push(change);
             }
             // Expired values nobody wrote in this batch go (their timers stay).
             for (key, _) in view.expired(self.p, now, 256) {
