@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use multiagents_core::Result;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 /// One record to produce.
@@ -48,13 +47,7 @@ impl Record {
 pub(crate) async fn send_all(producer: &FutureProducer, records: &[Record], op: &'static str) -> Result<()> {
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
     for r in records {
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-        for (name, value) in &r.headers {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(value.as_bytes()),
-            });
-        }
+        let headers = crate::headers::owned(&r.headers);
         let mut record = FutureRecord::to(&r.topic)
             .key(r.key.as_bytes())
             .payload(r.value.as_ref())

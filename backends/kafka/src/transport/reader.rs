@@ -24,7 +24,7 @@ use bytes::Bytes;
 use multiagents_core::Result;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -303,17 +303,7 @@ impl Reader {
     }
 
     fn stashed(&self, m: &BorrowedMessage<'_>) -> Stashed {
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
-                        (h.key.to_string(), value.unwrap_or_default())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = crate::headers::read(m);
         let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
         Stashed {
             generation: self.tracker.deliver(&topic, partition, offset),
