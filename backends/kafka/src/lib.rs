@@ -2,12 +2,14 @@
 //!
 //! The Kafka backend of multiagents: a [`Transport`](multiagents_core::Transport)
 //! on consumer groups (queue mode) and group-less readers (broadcast mode),
-//! built on librdkafka (bundled, through `rdkafka`; without OpenSSL, so
-//! no TLS). It passes the core transport conformance suite against a
-//! Kafka-protocol broker, except what it declares it lacks: a per-message
-//! ack timeout, queue depths, and stable ownership of held work (a
-//! rebalance may hand it to a joining consumer; that part of one behaviour
-//! is a visible skip).
+//! and a [`StateStore`](multiagents_core::StateStore) on a compacted
+//! changelog with one writer per partition ([`KafkaStore`]), built on
+//! librdkafka (bundled, through `rdkafka`; without OpenSSL, so no TLS). It
+//! passes the core transport, store and orchestrator conformance suites
+//! against a Kafka-protocol broker, except what it declares it lacks: a
+//! per-message ack timeout, queue depths, and stable ownership of held work
+//! (a rebalance may hand it to a joining consumer; those parts of two
+//! behaviours are visible skips).
 //!
 //! ```no_run
 //! use multiagents_core::{Envelope, SubscribeMode, SubscribeOptions, Transport};
@@ -33,7 +35,9 @@
 //! | [`config`] | [`KafkaConfig`]: brokers, prefix, tunables, librdkafka options (secrets never shown) |
 //! | `client` | building librdkafka clients with the settings the guarantees rest on |
 //! | `error` | the one mapping from rdkafka errors to core error kinds |
+//! | `headers` | record headers, built for a produce and read back |
 //! | `names` | every topic, group and header name |
+//! | `store` | [`KafkaStore`]: the changelog, the view, partition writers, forwarded writes, timers |
 //! | `topics` | creating topics once per process |
 //! | `transport` | [`KafkaTransport`]: publish, queue and broadcast subscriptions, nacks, delays, dead letters |
 //!
@@ -53,8 +57,12 @@
 //!   `max_deliveries` strikes) and then settle the original. The copy goes
 //!   to the key's partition again, behind what was published since: one
 //!   key's order holds among first deliveries, not across a nack.
-//! * **No store.** Use a Redis or NATS store beside this transport
-//!   (`store.url`). A Kafka-native state store is not built yet.
+//! * **The store has one writer per partition.** Kafka has no
+//!   compare-and-swap: each changelog partition's writer (an instance the
+//!   group `<prefix>.state` picks) decides every CAS of its keys, appends,
+//!   and answers once it read its record back accepted; other instances
+//!   forward their writes to it. Epochs in every record fence a writer
+//!   that lost its partition. See [`KafkaStore`].
 
 mod backend;
 mod blocking;
