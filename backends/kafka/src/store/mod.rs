@@ -94,8 +94,35 @@ pub(crate) struct Core {
     pub(crate) closed: CancellationToken,
 }
 
-/// A state store on Kafka: a compacted changelog, a local view, one writer
-/// per partition. See the [module docs](self) for how it stays sound.
+/// A state store on Kafka: a compacted changelog (`<prefix>.state`), a
+/// local view on every instance, one writer per partition.
+///
+/// * **Writes** go to their partition's writer, the instance the group
+///   `<prefix>.state` assigns it (others forward them): it decides every
+///   compare-and-swap, appends, and answers once it has read its record
+///   back accepted.
+/// * **Reads** come from the local view, rebuilt from the changelog on
+///   open; [`get_fresh`](multiagents_core::StateStore::get_fresh) first reads up to a
+///   barrier, so it sees every write acknowledged before it.
+/// * **Fencing**: every record carries its writer's epoch (claimed before
+///   it writes); a record of an older epoch changes nothing, and its
+///   writer's caller gets a retryable `Unavailable`.
+/// * **Timers** live in the keys' records; each partition's owner claims
+///   its due timers.
+/// * [`KafkaStore::client`] opens one that never writes a partition itself
+///   (for tools and load generators).
+///
+/// ```no_run
+/// use bytes::Bytes;
+/// use multiagents_core::{Expected, StateStore};
+/// use multiagents_kafka::KafkaStore;
+///
+/// # async fn demo() -> multiagents_core::Result<()> {
+/// let store = KafkaStore::connect("kafka://127.0.0.1:9092?prefix=shop").await?;
+/// let v = store.compare_and_swap("tx/1", Expected::Absent, Bytes::from_static(b"new"), None).await?;
+/// store.compare_and_swap("tx/1", Expected::Version(v), Bytes::from_static(b"paid"), None).await?;
+/// # Ok(()) }
+/// ```
 pub struct KafkaStore {
     inner: Arc<Inner>,
 }
