@@ -1,6 +1,7 @@
 //! A `multiagents run` process killed (`kill -9`) while it holds unacked
 //! deliveries: a second process with the same config takes them over and
-//! every transaction completes. One test per backend, on the shared server.
+//! every transaction completes. One test per backend, on the shared server,
+//! and one Kafka-only (two processes from the start; see its docs).
 
 use std::path::Path;
 use std::process::Command;
@@ -91,6 +92,99 @@ async fn a_killed_runtime_process_hands_its_unacked_deliveries_to_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runtime_process_hands_its_unacked_nats_deliveries_to_another() {
     killed_process_hands_over::<Nats>().await;
+}
+
+/// Kafka-only: two `multiagents run` processes serve from the start (on
+/// Tansu a group whose last member died never assigns a newcomer, so B is
+/// a member before A dies); A is killed while steps run; after its session
+/// times out its partitions (commands, and the store's) move to B and
+/// every transaction completes. Kafka has no per-message pending list to
+/// read, so the evidence that A held work is that transactions were still
+/// running when it died.
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_kafka_only_runtime_process_hands_its_partitions_to_another() {
+    let Some(base) = backend_url("KAFKA_URL") else {
+        return;
+    };
+    let sleep = wasm("sleep");
+    let prefix: String = unique("faults-kill").chars().take(30).collect();
+    let url = super::with_options(&base, &format!("prefix={prefix}"));
+    let dir = temp_dir("kafka-process-kill");
+    let config_path = dir.join("naps.toml");
+    std::fs::write(&config_path, config_text(&url, &sleep)).expect("write config");
+    let config = Config::load(&config_path).expect("config");
+    let mut a = serve("process A", &config_path, &dir.join("a.log"));
+    let b = serve("process B", &config_path, &dir.join("b.log"));
+
+    let client = Orchestrator::connect(
+        backend::transport(&url).await.expect("transport"),
+        backend::client_store(&url).await.expect("store"),
+        OrchestratorConfig::default().with_prefix("ma"),
+    )
+    .await
+    .expect("client");
+    for def in config.workflow_defs().expect("workflows") {
+        client.register_workflow(def).expect("workflow");
+    }
+    // All at once (a forwarded store write takes a few fetch waits on
+    // Tansu): then A is killed while its first steps sleep.
+    let submits = (0..TRANSACTIONS).map(|i| client.execute("naps", json!({ "i": i, "ms": NAP_MS })));
+    let txs: Vec<TransactionId> = futures_util::future::try_join_all(submits)
+        .await
+        .expect("execute");
+    tokio::time::sleep(Duration::from_millis(NAP_MS / 2)).await;
+    let mut done_before = 0;
+    for tx in &txs {
+        if client.status(tx).await.expect("status").status.is_final() {
+            done_before += 1;
+        }
+    }
+    a.assert_running();
+    a.kill9();
+    assert!(
+        done_before < TRANSACTIONS,
+        "every transaction finished before the kill: nothing was taken over"
+    );
+    let killed_at = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut open = txs.clone();
+    while !open.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for tx in open {
+            match client.status(&tx).await {
+                Ok(s) if s.status == SagaStatus::Completed => {}
+                Ok(s) if s.status.is_final() => panic!(
+                    "{tx} ended {}: {s:?}; B's log:\n{}",
+                    s.status,
+                    tail(&dir.join("b.log"), 40)
+                ),
+                _ => still.push(tx),
+            }
+        }
+        open = still;
+        if !open.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "{} of {TRANSACTIONS} transactions not completed 90 s after A was killed (first: {:?}); B's log:\n{}",
+        open.len(),
+        client.status(&open[0]).await,
+        tail(&dir.join("b.log"), 40)
+    );
+    for (i, tx) in txs.iter().enumerate() {
+        let output = client.status(tx).await.expect("status").output.expect("output");
+        assert_eq!(output["i"], json!(i), "{output}");
+    }
+    eprintln!(
+        "kafka-only process kill -9: {TRANSACTIONS} transactions, {done_before} final when A was killed; \
+         all completed {:?} after the kill (B took A's partitions after its session timeout)",
+        killed_at.elapsed()
+    );
+    client.shutdown(Duration::from_secs(5)).await;
+    drop(b);
 }
 
 async fn killed_process_hands_over<B: FaultBackend>() {

@@ -1,8 +1,8 @@
 //! Two runtime instances on one server — each with its own transport and
 //! store connections, as two processes would have — split 10 000
 //! workflows, and every step runs exactly once. One test per backend, on
-//! the shared server; and Kafka's transport beside a Redis store (Kafka
-//! keeps no state).
+//! the shared server; Kafka-only (its transport and its changelog store);
+//! and Kafka's transport beside a Redis store.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -80,6 +80,18 @@ async fn two_runtimes_on_kafka_and_redis_split_10000_workflows_running_each_step
     let store = namespaced::<Redis>(&redis, &prefix, "");
     split_workflows(&transport, &store, "kafka+redis").await;
     Redis::clean_up(&redis, &prefix);
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runtimes_kafka_only_split_10000_workflows_running_each_step_once() {
+    let Some(kafka) = backend_url("KAFKA_URL") else {
+        return;
+    };
+    // Kafka prefixes are at most 40 characters.
+    let prefix: String = unique("faults-split").chars().take(30).collect();
+    let url = super::with_options(&kafka, &format!("prefix={prefix}"));
+    split_workflows(&url, &url, "kafka").await;
 }
 
 /// Two instances on `transport` and `store` (fresh namespaces on the
