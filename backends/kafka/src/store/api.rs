@@ -60,15 +60,20 @@ impl Inner {
                 request: None,
                 reply,
             };
+            let unknown = |why: &str| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("kafka store: partition {p}'s writer {why}; the write may or may not be applied"),
+                )
+                .with_operation(op)
+                .with_context("key", write.key())
+            };
+            let limit = self.core.forward_timeout;
             if jobs.send(job).await.is_ok() {
-                return match answer.await {
-                    Ok(result) => result.map_err(|e| e.with_operation(op)),
-                    Err(_) => Err(Error::new(
-                        ErrorKind::Unavailable,
-                        format!("kafka store: partition {p}'s writer stopped before answering; the write may or may not be applied"),
-                    )
-                    .with_operation(op)
-                    .with_context("key", write.key())),
+                return match tokio::time::timeout(limit, answer).await {
+                    Ok(Ok(result)) => result.map_err(|e| e.with_operation(op)),
+                    Ok(Err(_)) => Err(unknown("stopped before answering")),
+                    Err(_) => Err(unknown(&format!("did not answer within {limit:?}")).with_retryable(true)),
                 };
             }
         }
@@ -240,8 +245,7 @@ impl StateStore for KafkaStore {
     }
 
     async fn close(&self) -> Result<()> {
-        self.inner.owned.stop_all();
-        self.inner.core.closed.cancel();
+        self.inner.shut();
         Ok(())
     }
 }

@@ -108,6 +108,43 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// As [`past`](Self::past), for a long read (opening: the whole
+    /// changelog): it fails only when the follower makes no progress on
+    /// `p` for `stall`.
+    ///
+    /// # Errors
+    /// `Timeout` (retryable) after `stall` without progress.
+    pub(crate) async fn past_while_moving(&self, p: i32, offset: i64, stall: Duration) -> Result<()> {
+        let Some(read) = usize::try_from(p).ok().and_then(|i| self.read.get(i)) else {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("kafka store: no partition {p}"),
+            ));
+        };
+        let mut rx = read.subscribe();
+        loop {
+            if *rx.borrow_and_update() > offset {
+                return Ok(());
+            }
+            match tokio::time::timeout(stall, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(crate::error::closed("kafka.store.read")),
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "kafka store: reading partition {p} of the changelog made no progress for {stall:?} (at offset {}, reading up to {offset})",
+                            *read.borrow()
+                        ),
+                    )
+                    .with_operation("kafka.store.read"));
+                }
+            }
+        }
+    }
+}
+
 /// Starts the follower of `topic` (every partition, from the beginning).
 ///
 /// # Errors

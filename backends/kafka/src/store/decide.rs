@@ -9,7 +9,7 @@ use multiagents_core::scheduler::{DueTimer, Settle, TimerChange, millis};
 use multiagents_core::store::conflict;
 use multiagents_core::{Expected, Result, Version};
 
-use super::record::{Change, Timer};
+use super::record::{Applied, Change, Timer};
 use super::view::Entry;
 
 /// A write asked of a partition's owner.
@@ -96,7 +96,7 @@ impl KeyState {
         &self,
         key: &str,
         version: u64,
-        request: Option<u64>,
+        request: Option<Applied>,
         before: &KeyState,
     ) -> Option<Change> {
         match (&self.entry, self.timer) {
@@ -106,13 +106,14 @@ impl KeyState {
                 version: e.version,
                 written: version,
                 expires_ms: e.expires_ms,
-                request: e.request,
+                request,
                 timer,
             }),
             (None, Some(timer)) => Some(Change::Timer {
                 key: key.to_string(),
                 version,
                 timer,
+                request,
             }),
             (None, None) if before.entry.is_some() || before.timer.is_some() => Some(Change::Delete {
                 key: key.to_string(),
@@ -127,7 +128,7 @@ impl KeyState {
 /// What to do for one write.
 #[derive(Debug)]
 pub(crate) enum Decision {
-    /// Answer this without writing (a no-op, a replay).
+    /// Answer this without writing (a no-op).
     Answer(Done),
     /// Write the key's new state; answer with `existed` once accepted.
     Write { state: KeyState, existed: bool },
@@ -137,27 +138,12 @@ pub(crate) enum Decision {
 ///
 /// # Errors
 /// A compare-and-swap that does not find what it expects: `Conflict`.
-pub(crate) fn decide(
-    write: &Write,
-    request: Option<u64>,
-    state: &KeyState,
-    now_ms: u64,
-    version: u64,
-) -> Result<Decision> {
+pub(crate) fn decide(write: &Write, state: &KeyState, now_ms: u64, version: u64) -> Result<Decision> {
     let live = state.live(now_ms);
-    // A forwarded write replayed (its first owner died before answering):
-    // it is done already.
-    if let (Some(r), Some(e)) = (request, live)
-        && e.request == Some(r)
-        && !matches!(write, Write::Timer { .. })
-    {
-        return Ok(Decision::Answer(Done::answered(true, Version(e.version))));
-    }
     let entry = |value: &Bytes, ttl: &Option<Duration>| Entry {
         value: value.clone(),
         version,
         expires_ms: ttl.map(|t| now_ms.saturating_add(millis(t).max(1))),
-        request,
     };
     let timer_at = |due_ms| {
         Some(Timer {
@@ -241,7 +227,6 @@ mod tests {
                 value: Bytes::from_static(b"v"),
                 version,
                 expires_ms: None,
-                request: Some(7),
             }),
             timer,
         }
@@ -268,7 +253,6 @@ mod tests {
         );
         let err = decide(
             &cas(Expected::Version(Version(4)), TimerChange::Keep),
-            None,
             &state,
             0,
             6,
@@ -277,7 +261,6 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Conflict);
         let Ok(Decision::Write { state: next, .. }) = decide(
             &cas(Expected::Version(Version(5)), TimerChange::At(99)),
-            None,
             &state,
             0,
             6,
@@ -294,7 +277,6 @@ mod tests {
         assert_eq!(next.entry.map(|e| e.version), Some(6));
         let Ok(Decision::Write { state: kept, .. }) = decide(
             &cas(Expected::Version(Version(5)), TimerChange::Keep),
-            None,
             &state,
             0,
             6,
@@ -307,20 +289,7 @@ mod tests {
         if let Some(e) = expired.entry.as_mut() {
             e.expires_ms = Some(1);
         }
-        assert!(decide(&cas(Expected::Absent, TimerChange::Keep), None, &expired, 1, 6).is_ok());
-    }
-
-    #[test]
-    fn a_replayed_request_is_answered_not_applied_again() {
-        let state = with_value(5, None);
-        let d = decide(&cas(Expected::Absent, TimerChange::Keep), Some(7), &state, 0, 6).expect("replay");
-        assert!(matches!(
-            d,
-            Decision::Answer(Done {
-                version: Version(5),
-                ..
-            })
-        ));
+        assert!(decide(&cas(Expected::Absent, TimerChange::Keep), &expired, 1, 6).is_ok());
     }
 
     #[test]
@@ -339,7 +308,6 @@ mod tests {
                 claim: 5,
                 how: Settle::Done
             }),
-            None,
             &state,
             0,
             6
@@ -349,7 +317,6 @@ mod tests {
                 claim: 4,
                 how: Settle::Done
             }),
-            None,
             &state,
             0,
             6
@@ -359,7 +326,6 @@ mod tests {
                 from_ms: 10,
                 to_ms: 20
             }),
-            None,
             &state,
             0,
             6
@@ -369,21 +335,14 @@ mod tests {
                 from_ms: 11,
                 to_ms: 20
             }),
-            None,
             &state,
             0,
             6
         )));
-        assert!(!hit(decide(
-            &op(TimerOp::Cancel),
-            None,
-            &with_value(5, None),
-            0,
-            6
-        )));
+        assert!(!hit(decide(&op(TimerOp::Cancel), &with_value(5, None), 0, 6)));
         // A timer on a key without a value is a record of its own.
         let Ok(Decision::Write { state: only, .. }) =
-            decide(&op(TimerOp::Schedule(3)), None, &KeyState::default(), 0, 6)
+            decide(&op(TimerOp::Schedule(3)), &KeyState::default(), 0, 6)
         else {
             panic!("a write");
         };
@@ -392,14 +351,7 @@ mod tests {
             Some(Change::Timer { .. })
         ));
         // Nothing to delete: answered, nothing written.
-        let none = decide(
-            &Write::Delete { key: "k".into() },
-            None,
-            &KeyState::default(),
-            0,
-            6,
-        )
-        .expect("delete");
+        let none = decide(&Write::Delete { key: "k".into() }, &KeyState::default(), 0, 6).expect("delete");
         assert!(matches!(none, Decision::Answer(Done { existed: false, .. })));
     }
 }

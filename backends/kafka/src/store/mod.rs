@@ -199,11 +199,14 @@ impl KafkaStore {
             .with_operation("kafka.store.open"));
         }
         let closed = CancellationToken::new();
+        // Whatever fails below stops what was started.
+        let started = closed.clone().drop_guard();
+        let producer = crate::client::producer(&config)?;
         let view = Arc::new(RwLock::new(View::new(partitions)));
         let progress = changelog::follow(&config, &changelog, view.clone(), closed.clone())?;
         let timeout = config.request_timeout;
         let core = Arc::new(Core {
-            producer: crate::client::producer(&config)?,
+            producer,
             forward_timeout: timeout + config.session_timeout * 2,
             group: names.state_group(),
             config,
@@ -227,12 +230,18 @@ impl KafkaStore {
             core,
             member,
         };
-        // The view holds everything written before it was opened.
-        let caught_up = futures_util::future::try_join_all((0..partitions).map(|p| store.barrier(p)));
-        if let Err(e) = caught_up.await {
-            store.core.closed.cancel();
-            return Err(e.with_operation("kafka.store.open"));
-        }
+        // The view holds everything written before it was opened (reading
+        // a long changelog takes as long as it takes, while it moves).
+        let core = &store.core;
+        let caught_up = (0..partitions).map(|p| async move {
+            let offsets =
+                changelog::append(&core.producer, &core.changelog, p, &[record::Change::Barrier]).await?;
+            let offset = offsets.first().copied().unwrap_or_default();
+            core.progress.past_while_moving(p, offset, core.timeout).await
+        });
+        futures_util::future::try_join_all(caught_up)
+            .await
+            .map_err(|e| e.with_operation("kafka.store.open"))?;
         if writer {
             let mut joined = owner::serve(&store.core, &store.owned, &store.member)?;
             let wait = store.core.config.session_timeout + store.core.config.request_timeout;
@@ -240,6 +249,7 @@ impl KafkaStore {
                 tracing::warn!(group = %store.core.group, ?wait, "kafka store: not a writer of any partition yet; writes are forwarded meanwhile");
             }
         }
+        started.disarm();
         Ok(KafkaStore {
             inner: Arc::new(store),
         })
@@ -262,10 +272,18 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Stops the writers and readers; writes waiting for an answer fail.
+    pub(crate) fn shut(&self) {
+        self.owned.stop_all();
+        self.remote.abandon();
+        self.core.closed.cancel();
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.owned.stop_all();
-        self.core.closed.cancel();
+        self.shut();
     }
 }
 

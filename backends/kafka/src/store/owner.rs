@@ -7,15 +7,18 @@
 //! instances forward for those partitions, answering each on the replies
 //! topic.
 //!
-//! Requests are taken at most once (their offsets are stored as they are
-//! handed to a writer): an asker whose request is lost times out with an
-//! "outcome unknown" error; a request replayed after its owner died is
-//! recognised by its id where it was applied.
+//! Every request read is answered: with its writer's result, or at once
+//! when this instance does not write its partition (any more) or its
+//! writer is full. Offsets are stored as requests are handed to a writer
+//! and committed every second, so a new owner may read a request again:
+//! one applied before is recognised by its id (every view keeps the ids of
+//! applied requests until a minute past their deadline) and answered as it
+//! was; one past its deadline is never applied.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use multiagents_core::Result;
+use multiagents_core::{Error, ErrorKind, Result};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
@@ -26,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::Core;
 use super::decide::Done;
 use super::requests::Request;
-use super::writer::{self, Job, Work};
+use super::writer::{self, Forwarded, Job, Work};
 
 /// Jobs queued for one partition's writer before askers wait.
 const QUEUE: usize = 4096;
@@ -174,23 +177,56 @@ pub(crate) fn serve(core: &Arc<Core>, owned: &Arc<Owned>, member: &str) -> Resul
                         "kafka store: a forwarded write past its deadline; dropped"
                     );
                 }
-                Ok(request) => match owned.jobs(p) {
-                    Some(jobs) => {
-                        let (reply, answer) = oneshot::channel();
-                        let job = Job {
-                            work: Work::Write(request.write.clone()),
-                            request: Some(request.rid),
-                            reply,
-                        };
-                        if jobs.send(job).await.is_ok() {
+                Ok(request) => {
+                    let (reply, answer) = oneshot::channel();
+                    let job = Job {
+                        work: Work::Write(request.write.clone()),
+                        request: Some(Forwarded {
+                            id: format!("{}/{}", request.to, request.rid),
+                            deadline_ms: request.deadline_ms,
+                        }),
+                        reply,
+                    };
+                    // Never waits here (this loop serves every partition and
+                    // the group's rebalances): a full or gone writer is
+                    // answered at once.
+                    let full = || {
+                        Error::new(
+                            ErrorKind::Overloaded,
+                            format!(
+                                "kafka store: partition {p}'s writer has {QUEUE} writes queued; not applied"
+                            ),
+                        )
+                    };
+                    let moved = || {
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            format!(
+                                "kafka store: partition {p} is not written by this instance (it moved); not applied"
+                            ),
+                        )
+                    };
+                    let refused = match owned.jobs(p) {
+                        None => Some(moved()),
+                        Some(jobs) => match jobs.try_send(job) {
+                            Ok(()) => None,
+                            Err(mpsc::error::TrySendError::Full(_)) => Some(full()),
+                            Err(mpsc::error::TrySendError::Closed(_)) => Some(moved()),
+                        },
+                    };
+                    match refused {
+                        None => {
                             tokio::spawn(answer_when_done(core.clone(), request, answer));
                         }
+                        Some(e) => {
+                            tokio::spawn(send_answer(
+                                core.clone(),
+                                request,
+                                Err(e.with_operation("kafka.store.forward")),
+                            ));
+                        }
                     }
-                    None => tracing::debug!(
-                        partition = p,
-                        "kafka store: a forwarded write for a partition not owned here; its asker will time out"
-                    ),
-                },
+                }
                 Err(why) => {
                     tracing::warn!(partition = p, offset = m.offset(), %why, "kafka store: a request record that is not ours; skipped")
                 }
@@ -204,9 +240,18 @@ pub(crate) fn serve(core: &Arc<Core>, owned: &Arc<Owned>, member: &str) -> Resul
 }
 
 async fn answer_when_done(core: Arc<Core>, request: Request, answer: oneshot::Receiver<Result<Done>>) {
-    let Ok(result) = answer.await else {
-        return;
-    };
+    let result = answer.await.unwrap_or_else(|_| {
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "kafka store: the partition's writer stopped before answering; the write may or may not be applied",
+        )
+        .with_operation("kafka.store.forward"))
+    });
+    send_answer(core, request, result).await;
+}
+
+/// Answers `request` on the replies topic.
+async fn send_answer(core: Arc<Core>, request: Request, result: Result<Done>) {
     let (key, headers) = request.reply(&result);
     let owned = crate::headers::owned(&headers);
     let record: FutureRecord<'_, String, [u8]> = FutureRecord::to(&core.replies)

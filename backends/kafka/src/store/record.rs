@@ -3,11 +3,14 @@
 //!
 //! | record | Kafka key | value | headers |
 //! |---|---|---|---|
-//! | a key's value | the key | the value | `ma-op: put`, `ma-ver`, `ma-rec`? (the record's version, when a timer change kept the value's), `ma-exp`?, `ma-rid`?, `ma-tdue`?, `ma-tgen`? |
-//! | a timer of a key without a value | the key | empty | `ma-op: timer`, `ma-ver`, `ma-tdue`, `ma-tgen` |
-//! | a key deleted, with its timer (a tombstone) | the key | none | `ma-op: del`, `ma-ver`, `ma-rid`? |
+//! | a key's value | the key | the value | `ma-op: put`, `ma-ver`, `ma-rec`? (the record's version, when a timer change kept the value's), `ma-exp`?, `ma-tdue`?, `ma-tgen`?, request |
+//! | a timer of a key without a value | the key | empty | `ma-op: timer`, `ma-ver`, `ma-tdue`, `ma-tgen`, request |
+//! | a key deleted, with its timer (a tombstone) | the key | none | `ma-op: del`, `ma-ver`, request |
+//!
+//! "request": for a record a forwarded write made, `ma-rid` (`<member>/<rid>`),
+//! `ma-rdl` (its deadline) and `ma-hit` ([`Applied`]).
 //! | a claim: a new owner's epoch | `\0claim/<epoch>/<member>` | empty (kept: not a tombstone) | `ma-op: claim`, `ma-epoch`, `ma-member` |
-//! | a barrier: "read up to here" | `\0barrier/<member>` | none (a tombstone) | `ma-op: barrier` |
+//! | a barrier: "read up to here" | `\0barrier` | none (a tombstone) | `ma-op: barrier` |
 //!
 //! A version is `epoch << 40 | seq`: the epoch of the owner that wrote it
 //! and that owner's count of writes to the partition. A later owner has a
@@ -55,10 +58,32 @@ pub(crate) mod header {
     pub(crate) const WRITTEN: &str = "ma-rec";
     pub(crate) const EXPIRES: &str = "ma-exp";
     pub(crate) const REQUEST: &str = "ma-rid";
+    pub(crate) const DEADLINE: &str = "ma-rdl";
+    pub(crate) const HIT: &str = "ma-hit";
     pub(crate) const EPOCH: &str = "ma-epoch";
     pub(crate) const MEMBER: &str = "ma-member";
     pub(crate) const TIMER_DUE: &str = "ma-tdue";
     pub(crate) const TIMER_GENERATION: &str = "ma-tgen";
+}
+
+/// The forwarded request a record applied: its asker-scoped id
+/// (`<member>/<rid>`), its deadline, and what it answered (`hit`: the key
+/// existed, or the timer operation applied). Every instance's view keeps
+/// these until shortly after their deadline, so a request replayed after
+/// its owner died is answered, not applied again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Applied {
+    pub(crate) id: String,
+    pub(crate) deadline_ms: u64,
+    pub(crate) hit: bool,
+}
+
+fn push_request(h: &mut Vec<(&'static str, String)>, request: Option<&Applied>) {
+    if let Some(r) = request {
+        h.push((header::REQUEST, r.id.clone()));
+        h.push((header::DEADLINE, r.deadline_ms.to_string()));
+        h.push((header::HIT, u8::from(r.hit).to_string()));
+    }
 }
 
 /// A key's timer: when it fires, and the version of the record that last
@@ -88,16 +113,21 @@ pub(crate) enum Change {
         version: u64,
         written: u64,
         expires_ms: Option<u64>,
-        request: Option<u64>,
+        request: Option<Applied>,
         timer: Option<Timer>,
     },
     /// `key` has no value, and this timer.
-    Timer { key: String, version: u64, timer: Timer },
+    Timer {
+        key: String,
+        version: u64,
+        timer: Timer,
+        request: Option<Applied>,
+    },
     /// `key` is gone, with its timer; `version` is the delete's.
     Delete {
         key: String,
         version: u64,
-        request: Option<u64>,
+        request: Option<Applied>,
     },
     /// `member` owns the partition from here on, with `epoch`.
     Claim { epoch: u64, member: String },
@@ -146,18 +176,22 @@ impl Change {
                 if let Some(e) = expires_ms {
                     h.push((header::EXPIRES, e.to_string()));
                 }
-                if let Some(r) = request {
-                    h.push((header::REQUEST, r.to_string()));
-                }
+                push_request(&mut h, request.as_ref());
                 push_timer(&mut h, timer.as_ref());
                 (key.clone(), Some(value.clone()), h)
             }
-            Change::Timer { key, version, timer } => {
+            Change::Timer {
+                key,
+                version,
+                timer,
+                request,
+            } => {
                 let mut h = vec![
                     (header::OP, "timer".to_string()),
                     (header::VERSION, version.to_string()),
                 ];
                 push_timer(&mut h, Some(timer));
+                push_request(&mut h, request.as_ref());
                 // An empty value, not none: a record without one is a
                 // tombstone, which compaction removes.
                 (key.clone(), Some(Bytes::new()), h)
@@ -171,9 +205,7 @@ impl Change {
                     (header::OP, "del".to_string()),
                     (header::VERSION, version.to_string()),
                 ];
-                if let Some(r) = request {
-                    h.push((header::REQUEST, r.to_string()));
-                }
+                push_request(&mut h, request.as_ref());
                 (key.clone(), None, h)
             }
             Change::Claim { epoch, member } => (
@@ -218,6 +250,16 @@ impl Change {
                 },
             )
         };
+        let request = || -> Result<Option<Applied>, String> {
+            Ok(match get(header::REQUEST) {
+                None => None,
+                Some(id) => Some(Applied {
+                    id: id.to_string(),
+                    deadline_ms: required(header::DEADLINE)?,
+                    hit: get(header::HIT) == Some("1"),
+                }),
+            })
+        };
         match get(header::OP) {
             Some("put") => Ok(Change::Put {
                 key: key()?,
@@ -228,18 +270,19 @@ impl Change {
                     None => required(header::VERSION)?,
                 },
                 expires_ms: number(header::EXPIRES)?,
-                request: number(header::REQUEST)?,
+                request: request()?,
                 timer: timer()?,
             }),
             Some("timer") => Ok(Change::Timer {
                 key: key()?,
                 version: required(header::VERSION)?,
                 timer: timer()?.ok_or("a timer record without ma-tdue and ma-tgen")?,
+                request: request()?,
             }),
             Some("del") => Ok(Change::Delete {
                 key: key()?,
                 version: required(header::VERSION)?,
-                request: number(header::REQUEST)?,
+                request: request()?,
             }),
             Some("claim") => Ok(Change::Claim {
                 epoch: required(header::EPOCH)?,
@@ -270,7 +313,11 @@ mod tests {
             version: version(3, 7).unwrap_or_default(),
             written: version(4, 1).unwrap_or_default(),
             expires_ms: Some(99),
-            request: Some(5),
+            request: Some(Applied {
+                id: "m/5".into(),
+                deadline_ms: 9,
+                hit: true,
+            }),
             timer: Some(Timer {
                 due_ms: 7,
                 generation: 3,
@@ -283,6 +330,7 @@ mod tests {
                 due_ms: 1,
                 generation: 4,
             },
+            request: None,
         });
         round_trip(Change::Put {
             key: "k".into(),
@@ -296,7 +344,11 @@ mod tests {
         round_trip(Change::Delete {
             key: "k".into(),
             version: 9,
-            request: Some(1),
+            request: Some(Applied {
+                id: "m/1".into(),
+                deadline_ms: 9,
+                hit: false,
+            }),
         });
         round_trip(Change::Claim {
             epoch: 4,

@@ -32,6 +32,13 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
+    /// Fails every write waiting for an answer (the store is closing).
+    pub(crate) fn abandon(&self) {
+        if let Ok(mut w) = self.waiting.lock() {
+            w.clear();
+        }
+    }
+
     /// Starts reading this member's replies.
     ///
     /// # Errors
@@ -134,8 +141,11 @@ impl Remote {
             }
         };
         let done = reply.result(&request.write)?;
-        if done.offset >= 0 {
-            self.core.progress.past(p, done.offset, timeout).await?;
+        if done.offset >= 0
+            && let Err(e) = self.core.progress.past(p, done.offset, timeout).await
+        {
+            // Applied (its owner said so); only this view lags.
+            tracing::warn!(error = %e, partition = p, "kafka store: a forwarded write is applied but not read here yet");
         }
         Ok(done)
     }

@@ -38,6 +38,7 @@ mod h {
     pub(super) const OFFSET: &str = "ma-off";
     pub(super) const ACTUAL: &str = "ma-actual";
     pub(super) const MESSAGE: &str = "ma-msg";
+    pub(super) const OUTCOME: &str = "ma-outcome";
 }
 
 type Headers = Vec<(&'static str, String)>;
@@ -132,8 +133,12 @@ impl Request {
         let key = String::from_utf8(key.to_vec()).map_err(|_| "the key is not UTF-8".to_string())?;
         let value = Bytes::copy_from_slice(value.unwrap_or_default());
         let ttl = get(h::TTL)
-            .and_then(|t| t.parse().ok())
-            .map(Duration::from_millis);
+            .map(|t| {
+                t.parse()
+                    .map(Duration::from_millis)
+                    .map_err(|_| format!("ma-ttl = {t:?} is not a number"))
+            })
+            .transpose()?;
         let write = match get(h::OP) {
             Some("put") => Write::Put { key, value, ttl },
             Some("cas") => Write::Cas {
@@ -193,6 +198,9 @@ impl Request {
                 if let Some(actual) = e.context_value("actual") {
                     headers.push((h::ACTUAL, actual.to_string()));
                 }
+                if let Some(outcome) = e.context_value("outcome") {
+                    headers.push((h::OUTCOME, outcome.to_string()));
+                }
             }
         }
         (self.to.clone(), headers)
@@ -225,6 +233,7 @@ pub(crate) struct Reply {
     existed: bool,
     offset: i64,
     actual: Option<String>,
+    outcome: Option<String>,
     message: String,
 }
 
@@ -239,6 +248,7 @@ impl Reply {
             existed: get(h::EXISTED) == Some("1"),
             offset: get(h::OFFSET).and_then(|v| v.parse().ok()).unwrap_or(-1),
             actual: get(h::ACTUAL).map(str::to_string),
+            outcome: get(h::OUTCOME).map(str::to_string),
             message: get(h::MESSAGE).unwrap_or_default().to_string(),
         })
     }
@@ -266,12 +276,16 @@ impl Reply {
             .copied()
             .find(|k| k.as_str() == self.status)
             .unwrap_or(ErrorKind::Unexpected);
-        Err(Error::new(
+        let e = Error::new(
             kind,
             format!("kafka store (the partition's owner): {}", self.message),
         )
         .with_operation("kafka.store.forward")
-        .with_context("key", write.key()))
+        .with_context("key", write.key());
+        Err(match self.outcome {
+            Some(outcome) => e.with_context("outcome", outcome),
+            None => e,
+        })
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! * A **claim** with an epoch greater than the partition's makes it the
 //!   partition's epoch; any other claim is refused (two claimants that
-//!   picked the same epoch: the first in the log wins).
+//!   picked the same epoch: the first in the log wins, and the second sees
+//!   its own claim refused: [`View::claim_accepted`]).
 //! * A **put** or **delete** is accepted only when written in the
 //!   partition's current epoch (`version >> 40`). A writer whose
 //!   partition was claimed by another (a zombie: revoked, but not yet told)
@@ -22,7 +23,7 @@ use bytes::Bytes;
 
 use multiagents_core::scheduler::scope_of;
 
-use super::record::{Change, Timer, epoch_of};
+use super::record::{Applied, Change, Timer, epoch_of};
 
 /// A key's current value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +31,6 @@ pub(crate) struct Entry {
     pub(crate) value: Bytes,
     pub(crate) version: u64,
     pub(crate) expires_ms: Option<u64>,
-    /// The request that wrote it (a forwarded write replayed after its
-    /// owner crashed is recognised, not applied twice).
-    pub(crate) request: Option<u64>,
 }
 
 impl Entry {
@@ -61,9 +59,18 @@ struct Partition {
     due: HashMap<String, BTreeSet<(u64, String)>>,
     /// Keys with a record the fold refused (a fenced writer's): the owner
     /// writes their state again, so a refused record is never the latest
-    /// of its key when compaction runs.
+    /// of its key when compaction runs. At most [`MAX_REFUSED`] kept.
     refused: BTreeSet<String>,
+    /// Forwarded requests applied: id → (version, hit); and by deadline.
+    applied: HashMap<String, (u64, bool)>,
+    applied_order: BTreeSet<(u64, String)>,
 }
+
+/// How long past its deadline an applied request is remembered.
+const REMEMBER_PAST_DEADLINE: u64 = 60_000;
+/// Most refused keys kept per partition for its owner to write again
+/// (zombie records are rare; this bounds a view that never owns it).
+const MAX_REFUSED: usize = 100_000;
 
 /// The view over every partition of the changelog.
 #[derive(Debug)]
@@ -96,7 +103,9 @@ impl View {
         if let Some(written) = change.written()
             && (epoch_of(written) != part.epoch || part.epoch == 0)
         {
-            if let Some(key) = change.key() {
+            if let Some(key) = change.key()
+                && part.refused.len() < MAX_REFUSED
+            {
                 part.refused.insert(key.to_string());
             }
             return Outcome::Refused;
@@ -126,23 +135,64 @@ impl View {
                     value,
                     version,
                     expires_ms,
-                    request,
                 };
                 self.set_value(p, &key, Some(entry));
                 self.set_timer(p, &key, timer);
+                self.applied(p, request, version);
                 Outcome::Accepted
             }
-            Change::Timer { key, timer, .. } => {
+            Change::Timer {
+                key,
+                timer,
+                request,
+                version,
+            } => {
                 self.set_value(p, &key, None);
                 self.set_timer(p, &key, Some(timer));
+                self.applied(p, request, version);
                 Outcome::Accepted
             }
-            Change::Delete { key, .. } => {
+            Change::Delete {
+                key,
+                request,
+                version,
+            } => {
                 self.set_value(p, &key, None);
                 self.set_timer(p, &key, None);
+                self.applied(p, request, version);
                 Outcome::Accepted
             }
         }
+    }
+
+    /// Remembers what forwarded request `request` answered, and forgets
+    /// those past their deadline by [`REMEMBER_PAST_DEADLINE`] (by this
+    /// host's clock: they are refused as late by then anyway).
+    fn applied(&mut self, p: i32, request: Option<Applied>, version: u64) {
+        let Some(part) = self.part(p) else {
+            return;
+        };
+        let horizon = crate::store::now_ms().saturating_sub(REMEMBER_PAST_DEADLINE);
+        while let Some((deadline, id)) = part.applied_order.first().cloned() {
+            if deadline >= horizon {
+                break;
+            }
+            part.applied_order.pop_first();
+            part.applied.remove(&id);
+        }
+        if let Some(r) = request {
+            part.applied_order.insert((r.deadline_ms, r.id.clone()));
+            part.applied.insert(r.id, (version, r.hit));
+        }
+    }
+
+    /// What forwarded request `id` answered, when a record of `p` applied
+    /// it: `(version, hit)`.
+    pub(crate) fn answered(&self, p: i32, id: &str) -> Option<(u64, bool)> {
+        usize::try_from(p)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .and_then(|part| part.applied.get(id).copied())
     }
 
     fn set_value(&mut self, p: i32, key: &str, entry: Option<Entry>) {
@@ -194,6 +244,14 @@ impl View {
             .unwrap_or_default()
     }
 
+    /// Gives back keys taken by [`take_refused`](Self::take_refused) whose
+    /// rewrite was not appended.
+    pub(crate) fn restore_refused(&mut self, p: i32, keys: Vec<String>) {
+        if let Some(part) = self.part(p) {
+            part.refused.extend(keys);
+        }
+    }
+
     /// The key's timer.
     pub(crate) fn timer(&self, key: &str) -> Option<Timer> {
         self.timers.get(key).copied()
@@ -243,6 +301,15 @@ impl View {
             .and_then(|i| self.partitions.get(i))
             .and_then(|part| part.claims.iter().rev().find(|(at, _)| *at < offset))
             .is_some_and(|(_, e)| *e == epoch)
+    }
+
+    /// Whether the claim record at `offset` of `p` was accepted (it raised
+    /// the partition's epoch). Valid once the view has read past `offset`.
+    pub(crate) fn claim_accepted(&self, p: i32, offset: i64) -> bool {
+        usize::try_from(p)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .is_some_and(|part| part.claims.iter().any(|(at, _)| *at == offset))
     }
 
     /// The partition's epoch and owner.
@@ -379,9 +446,36 @@ mod tests {
         assert!(view.accepted_at(0, 1, 1));
         assert!(!view.accepted_at(0, 3, 1));
         assert!(view.accepted_at(0, 5, 2));
-        // A claim that does not raise the epoch is refused.
+        // A claim that does not raise the epoch is refused, and its
+        // claimant can tell.
         assert_eq!(view.apply(0, 6, claim(2)), Outcome::Refused);
+        assert!(view.claim_accepted(0, 2));
+        assert!(!view.claim_accepted(0, 6));
         assert_eq!(view.owner(0), (2, "m2"));
+    }
+
+    #[test]
+    fn applied_requests_are_remembered_until_a_minute_past_their_deadline() {
+        let now = crate::store::now_ms();
+        let mut view = View::new(1);
+        view.apply(0, 0, claim(1));
+        let forwarded = |id: &str, deadline_ms| Change::Delete {
+            key: "k".into(),
+            version: v(1, 1),
+            request: Some(Applied {
+                id: id.into(),
+                deadline_ms,
+                hit: true,
+            }),
+        };
+        view.apply(0, 1, forwarded("m/1", now + 10_000));
+        assert_eq!(view.answered(0, "m/1"), Some((v(1, 1), true)));
+        assert_eq!(view.answered(0, "m/2"), None);
+        // Long past its deadline: forgotten at the next record.
+        view.apply(0, 2, forwarded("m/old", now - 2 * REMEMBER_PAST_DEADLINE));
+        view.apply(0, 3, put("x", v(1, 3), None));
+        assert_eq!(view.answered(0, "m/old"), None);
+        assert!(view.answered(0, "m/1").is_some());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Core;
 use super::decide::{self, Decision, Done, KeyState, Write};
-use super::record::{Change, version};
+use super::record::{Applied, Change, version};
 use super::view::View;
 
 /// What a writer is asked to do.
@@ -36,10 +36,18 @@ pub(crate) enum Work {
     },
 }
 
-/// A write with its request id (forwarded writes) and where to answer.
+/// A forwarded write's id (`<member>/<rid>`) and deadline.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarded {
+    pub(crate) id: String,
+    pub(crate) deadline_ms: u64,
+}
+
+/// Work, the forwarded request it comes from (if it does), and where to
+/// answer.
 pub(crate) struct Job {
     pub(crate) work: Work,
-    pub(crate) request: Option<u64>,
+    pub(crate) request: Option<Forwarded>,
     pub(crate) reply: oneshot::Sender<Result<Done>>,
 }
 
@@ -47,9 +55,11 @@ pub(crate) struct Job {
 const BATCH: usize = 512;
 /// How often expired keys are looked for.
 const SWEEP: Duration = Duration::from_secs(1);
+/// How long a fenced writer waits before it claims its partition again.
+const REFENCE: Duration = Duration::from_millis(200);
 
-/// Claims partition `p` for `member`, then writes until `revoked` fires,
-/// `jobs` closes, or the fold refuses its records (another owner claimed).
+/// Claims partition `p` for `member`, then writes until `revoked` fires or
+/// `jobs` closes; a writer the fold fences claims again.
 pub(crate) async fn run(
     core: Arc<Core>,
     p: i32,
@@ -57,41 +67,49 @@ pub(crate) async fn run(
     mut jobs: mpsc::Receiver<Job>,
     revoked: CancellationToken,
 ) {
-    let Some(epoch) = claim(&core, p, &member, &revoked).await else {
-        return;
-    };
-    tracing::debug!(partition = p, epoch, %member, "kafka store: partition claimed");
-    let mut w = Writer {
-        core,
-        p,
-        epoch,
-        seq: 0,
-        dirty: false,
-    };
     let mut sweep = tokio::time::interval(SWEEP);
-    loop {
-        let mut batch = Vec::new();
-        tokio::select! {
-            job = jobs.recv() => match job {
-                Some(job) => batch.push(job),
-                None => return,
-            },
-            _ = sweep.tick() => {}
-            () = revoked.cancelled() => return,
-        }
-        while batch.len() < BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    // Claims, writes until fenced (another writer claimed the partition),
+    // and claims again while the partition is still this instance's: the
+    // other claimant is a writer that was revoked and not yet told, and
+    // its next batch is refused in turn.
+    while let Some(epoch) = claim(&core, p, &member, &revoked).await {
+        tracing::debug!(partition = p, epoch, %member, "kafka store: partition claimed");
+        let mut w = Writer {
+            core: core.clone(),
+            p,
+            epoch,
+            seq: 0,
+            dirty: false,
+        };
+        loop {
+            let mut batch = Vec::new();
+            tokio::select! {
+                biased;
+                () = revoked.cancelled() => return,
+                job = jobs.recv() => match job {
+                    Some(job) => batch.push(job),
+                    None => return,
+                },
+                _ = sweep.tick() => {}
+            }
+            while batch.len() < BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if !w.write(batch).await {
+                tracing::warn!(
+                    partition = p,
+                    epoch,
+                    "kafka store: another writer claimed the partition; claiming it again"
+                );
+                break;
             }
         }
-        if !w.write(batch).await {
-            tracing::info!(
-                partition = p,
-                epoch,
-                "kafka store: another owner claimed the partition; this writer stops"
-            );
-            return;
+        tokio::select! {
+            () = tokio::time::sleep(REFENCE) => {}
+            () = revoked.cancelled() => return,
         }
     }
 }
@@ -110,15 +128,14 @@ async fn claim(core: &Core, p: i32, member: &str, revoked: &CancellationToken) -
             let offsets = super::changelog::append(&core.producer, &core.changelog, p, &[claim]).await?;
             let offset = offsets.first().copied().unwrap_or_default();
             core.progress.past(p, offset, core.timeout).await?;
-            Ok::<_, Error>(
-                core.view
-                    .read()
-                    .is_ok_and(|v| v.accepted_at(p, offset + 1, epoch)),
-            )
+            // Ours only if the fold accepted this very record (another
+            // claimant may have picked the same epoch first).
+            Ok::<_, Error>(core.view.read().is_ok_and(|v| v.claim_accepted(p, offset)))
         }
         .await;
         match result {
-            Ok(true) => return Some(epoch),
+            Ok(true) if !revoked.is_cancelled() => return Some(epoch),
+            Ok(true) => return None,
             Ok(false) => backoff = Duration::from_millis(10),
             Err(e) => {
                 tracing::warn!(error = %e, partition = p, "kafka store: claiming a partition; retrying")
@@ -189,7 +206,7 @@ impl Writer {
         key: &str,
         state: KeyState,
         version: u64,
-        request: Option<u64>,
+        request: Option<Applied>,
         before: &KeyState,
     ) -> Option<usize> {
         let change = state.change(key, version, request, before)?;
@@ -210,8 +227,26 @@ impl Writer {
         match job.work {
             Work::Write(write) => {
                 let key = write.key().to_string();
+                if let Some(r) = &job.request {
+                    // Its asker has given up: never applied after that.
+                    if r.deadline_ms < now {
+                        let _ = job.reply.send(Err(Error::new(
+                            ErrorKind::Timeout,
+                            "kafka store: a forwarded write reached its writer after its deadline; not applied",
+                        )
+                        .with_operation("kafka.store.write")
+                        .with_context("key", &key)));
+                        return;
+                    }
+                    // Replayed (its first owner died before its offset was
+                    // committed): answered as it was, not applied again.
+                    if let Some((version, hit)) = view.answered(self.p, &r.id) {
+                        let _ = job.reply.send(Ok(Done::answered(hit, Version(version))));
+                        return;
+                    }
+                }
                 let before = batch.state(view, &key);
-                match decide::decide(&write, job.request, &before, now, version) {
+                match decide::decide(&write, &before, now, version) {
                     Err(e) => {
                         let _ = job.reply.send(Err(e));
                     }
@@ -219,7 +254,12 @@ impl Writer {
                         let _ = job.reply.send(Ok(done));
                     }
                     Ok(Decision::Write { state, existed }) => {
-                        match self.stage(batch, &key, state, version, job.request, &before) {
+                        let applied = job.request.map(|r| Applied {
+                            id: r.id,
+                            deadline_ms: r.deadline_ms,
+                            hit: existed,
+                        });
+                        match self.stage(batch, &key, state, version, applied, &before) {
                             Some(index) => batch.waiting.push(Waiting {
                                 records: vec![index],
                                 done: Done::answered(existed, Version(version)),
@@ -302,7 +342,7 @@ impl Writer {
             // Keys with a fenced writer's record: their state again, so the
             // latest record of each is an accepted one (compaction keeps
             // only that).
-            for key in repairs {
+            for key in repairs.iter().cloned() {
                 let Ok(version) = self.peek() else {
                     break;
                 };
@@ -344,6 +384,10 @@ impl Writer {
                 Ok(offsets) => offsets,
                 Err(e) => {
                     self.dirty = true;
+                    // Their rewrites may not be stored: look at them again.
+                    if let Ok(mut view) = self.core.view.write() {
+                        view.restore_refused(self.p, repairs);
+                    }
                     let e = e.with_context("outcome", "unknown: the write may still be applied");
                     for w in batch.waiting {
                         let _ = w.reply.send(Err(super::copy_error(&e)));
