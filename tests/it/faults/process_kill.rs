@@ -69,6 +69,37 @@ name = "naps"
     )
 }
 
+/// Waits until every one of `txs` completed (a failure names the first
+/// open one and shows the tail of `log`, the surviving process's).
+async fn all_complete(client: &Orchestrator, txs: &[TransactionId], within: Duration, log: &Path) {
+    let deadline = Instant::now() + within;
+    let mut open = txs.to_vec();
+    while !open.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for tx in open {
+            match client.status(&tx).await {
+                Ok(s) if s.status == SagaStatus::Completed => {}
+                Ok(s) if s.status.is_final() => {
+                    panic!("{tx} ended {}: {s:?}; log:\n{}", s.status, tail(log, 40))
+                }
+                _ => still.push(tx),
+            }
+        }
+        open = still;
+        if !open.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "{} of {} transactions not completed {within:?} after the kill (first: {:?}); log:\n{}",
+        open.len(),
+        txs.len(),
+        client.status(&open[0]).await,
+        tail(log, 40)
+    );
+}
+
 /// `multiagents run --config <config>`, output to `log`.
 fn serve(name: &str, config: &Path, log: &Path) -> ChildGuard {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiagents"));
@@ -147,33 +178,7 @@ async fn a_killed_kafka_only_runtime_process_hands_its_partitions_to_another() {
         "every transaction finished before the kill: nothing was taken over"
     );
     let killed_at = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut open = txs.clone();
-    while !open.is_empty() && Instant::now() < deadline {
-        let mut still = Vec::new();
-        for tx in open {
-            match client.status(&tx).await {
-                Ok(s) if s.status == SagaStatus::Completed => {}
-                Ok(s) if s.status.is_final() => panic!(
-                    "{tx} ended {}: {s:?}; B's log:\n{}",
-                    s.status,
-                    tail(&dir.join("b.log"), 40)
-                ),
-                _ => still.push(tx),
-            }
-        }
-        open = still;
-        if !open.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    assert!(
-        open.is_empty(),
-        "{} of {TRANSACTIONS} transactions not completed 90 s after A was killed (first: {:?}); B's log:\n{}",
-        open.len(),
-        client.status(&open[0]).await,
-        tail(&dir.join("b.log"), 40)
-    );
+    all_complete(&client, &txs, Duration::from_secs(90), &dir.join("b.log")).await;
     for (i, tx) in txs.iter().enumerate() {
         let output = client.status(tx).await.expect("status").output.expect("output");
         assert_eq!(output["i"], json!(i), "{output}");
@@ -252,33 +257,7 @@ async fn killed_process_hands_over<B: FaultBackend>() {
     let killed_at = Instant::now();
 
     let b = serve("process B", &config_path, &dir.join("b.log"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut open = txs.clone();
-    while !open.is_empty() && Instant::now() < deadline {
-        let mut still = Vec::new();
-        for tx in open {
-            match client.status(&tx).await {
-                Ok(s) if s.status == SagaStatus::Completed => {}
-                Ok(s) if s.status.is_final() => panic!(
-                    "{tx} ended {}: {s:?}; B's log:\n{}",
-                    s.status,
-                    tail(&dir.join("b.log"), 40)
-                ),
-                _ => still.push(tx),
-            }
-        }
-        open = still;
-        if !open.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    assert!(
-        open.is_empty(),
-        "{} of {TRANSACTIONS} transactions not completed 60 s after A was killed (first: {:?}); B's log:\n{}",
-        open.len(),
-        client.status(&open[0]).await,
-        tail(&dir.join("b.log"), 40)
-    );
+    all_complete(&client, &txs, Duration::from_secs(60), &dir.join("b.log")).await;
     let mut retried = 0;
     for (i, tx) in txs.iter().enumerate() {
         let snap = client.status(tx).await.expect("status");

@@ -220,9 +220,7 @@ impl StateStore for KafkaStore {
         validate::prefix(prefix).map_err(|e| e.with_operation(OP))?;
         validate::scan_limit(limit).map_err(|e| e.with_operation(OP))?;
         self.inner.check_open(OP)?;
-        let view = self.inner.core.view.read().map_err(|_| {
-            Error::new(ErrorKind::Unexpected, "kafka store: the view's lock is poisoned").with_operation(OP)
-        })?;
+        let view = self.inner.core.view(OP)?;
         let (page, more) = view.scan(prefix, cursor, limit, now_ms());
         let cursor = if more {
             page.last().map(|(k, _)| k.clone())

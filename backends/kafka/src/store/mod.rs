@@ -94,6 +94,15 @@ pub(crate) struct Core {
     pub(crate) closed: CancellationToken,
 }
 
+impl Core {
+    /// The view, for reading (`Unexpected` if a panic poisoned its lock).
+    pub(crate) fn view(&self, op: &'static str) -> Result<std::sync::RwLockReadGuard<'_, View>> {
+        self.view.read().map_err(|_| {
+            Error::new(ErrorKind::Unexpected, "kafka store: the view's lock is poisoned").with_operation(op)
+        })
+    }
+}
+
 /// A state store on Kafka: a compacted changelog (`<prefix>.state`), a
 /// local view on every instance, one writer per partition.
 ///

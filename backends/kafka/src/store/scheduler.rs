@@ -113,10 +113,7 @@ impl Scheduler for KafkaScheduler {
         self.inner.check_open(OP)?;
         // Only partitions the view shows due timers in are asked.
         let mut due: Vec<(u64, i32)> = {
-            let view = self.inner.core.view.read().map_err(|_| {
-                Error::new(ErrorKind::Unexpected, "kafka store: the view's lock is poisoned")
-                    .with_operation(OP)
-            })?;
+            let view = self.inner.core.view(OP)?;
             self.inner
                 .owned
                 .partitions()
@@ -157,22 +154,10 @@ impl Scheduler for KafkaScheduler {
     }
 
     async fn pending(&self, scope: &str) -> Result<u64> {
-        let view = self
-            .inner
-            .core
-            .view
-            .read()
-            .map_err(|_| Error::new(ErrorKind::Unexpected, "kafka store: the view's lock is poisoned"))?;
-        Ok(view.pending(scope))
+        Ok(self.inner.core.view("kafka.scheduler.pending")?.pending(scope))
     }
 
     async fn next_due(&self, scope: &str) -> Result<Option<u64>> {
-        let view = self
-            .inner
-            .core
-            .view
-            .read()
-            .map_err(|_| Error::new(ErrorKind::Unexpected, "kafka store: the view's lock is poisoned"))?;
-        Ok(view.next_due(scope))
+        Ok(self.inner.core.view("kafka.scheduler.next_due")?.next_due(scope))
     }
 }
