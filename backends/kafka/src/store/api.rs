@@ -69,12 +69,19 @@ impl Inner {
                 .with_context("key", write.key())
             };
             let limit = self.core.forward_timeout;
-            if jobs.send(job).await.is_ok() {
-                return match tokio::time::timeout(limit, answer).await {
-                    Ok(Ok(result)) => result.map_err(|e| e.with_operation(op)),
-                    Ok(Err(_)) => Err(unknown("stopped before answering")),
-                    Err(_) => Err(unknown(&format!("did not answer within {limit:?}")).with_retryable(true)),
-                };
+            let asked = tokio::time::timeout(limit, async {
+                jobs.send(job).await.ok()?;
+                Some(answer.await)
+            })
+            .await;
+            match asked {
+                Ok(Some(Ok(result))) => return result.map_err(|e| e.with_operation(op)),
+                Ok(Some(Err(_))) => return Err(unknown("stopped before answering")),
+                Err(_) => {
+                    return Err(unknown(&format!("did not answer within {limit:?}")).with_retryable(true));
+                }
+                // The writer stopped before taking it: its partition moved.
+                Ok(None) => {}
             }
         }
         self.remote.call(p, write).await.map_err(|e| e.with_operation(op))

@@ -24,6 +24,7 @@
 //! | `view` | the fold: values, epochs, expiry |
 //! | `changelog` | appending to a partition; the follower that reads every partition |
 //! | `decide` | the rules of each write and timer operation on a key's state |
+//! | `batch` | deciding a writer's batch: the overlay, due timers, answers of forwarded requests |
 //! | `writer` | one owned partition's writer: claim, batches, read-back, due timers, tombstones |
 //! | `owner` | group membership: which partitions this instance writes; serving forwarded writes |
 //! | `requests` | forwarded writes and their answers on the wire |
@@ -32,6 +33,7 @@
 //! | `scheduler` | the timers kept with the keys: each partition's owner claims its due timers |
 
 mod api;
+mod batch;
 mod changelog;
 mod decide;
 mod owner;

@@ -11,6 +11,7 @@
 //! `ma-rdl` (its deadline) and `ma-hit` ([`Applied`]).
 //! | a claim: a new owner's epoch | `\0claim/<epoch>/<member>` | empty (kept: not a tombstone) | `ma-op: claim`, `ma-epoch`, `ma-member` |
 //! | a barrier: "read up to here" | `\0barrier` | none (a tombstone) | `ma-op: barrier` |
+//! | a forwarded request answered without a change | `\0req/<request id>` | none (a tombstone) | `ma-op: answered`, `ma-rec`, `ma-ver`, `ma-conflict`?, request |
 //!
 //! A version is `epoch << 40 | seq`: the epoch of the owner that wrote it
 //! and that owner's count of writes to the partition. A later owner has a
@@ -60,6 +61,7 @@ pub(crate) mod header {
     pub(crate) const REQUEST: &str = "ma-rid";
     pub(crate) const DEADLINE: &str = "ma-rdl";
     pub(crate) const HIT: &str = "ma-hit";
+    pub(crate) const CONFLICT: &str = "ma-conflict";
     pub(crate) const EPOCH: &str = "ma-epoch";
     pub(crate) const MEMBER: &str = "ma-member";
     pub(crate) const TIMER_DUE: &str = "ma-tdue";
@@ -133,6 +135,16 @@ pub(crate) enum Change {
     Claim { epoch: u64, member: String },
     /// Nothing changes: a reader that got here has read everything before.
     Barrier,
+    /// A forwarded request answered without changing its key (a delete of
+    /// nothing, a timer operation that did not apply, a compare-and-swap
+    /// conflict): what it answered, so a replay is answered the same.
+    /// `conflict`: `Some(actual)` for a conflict (`actual` `None`: absent).
+    Answered {
+        written: u64,
+        request: Applied,
+        version: u64,
+        conflict: Option<Option<u64>>,
+    },
 }
 
 impl Change {
@@ -142,6 +154,7 @@ impl Change {
         match self {
             Change::Put { written, .. } => Some(*written),
             Change::Timer { version, .. } | Change::Delete { version, .. } => Some(*version),
+            Change::Answered { written, .. } => Some(*written),
             Change::Claim { .. } | Change::Barrier => None,
         }
     }
@@ -150,7 +163,7 @@ impl Change {
     pub(crate) fn key(&self) -> Option<&str> {
         match self {
             Change::Put { key, .. } | Change::Timer { key, .. } | Change::Delete { key, .. } => Some(key),
-            Change::Claim { .. } | Change::Barrier => None,
+            Change::Claim { .. } | Change::Barrier | Change::Answered { .. } => None,
         }
     }
 
@@ -222,6 +235,28 @@ impl Change {
                 None,
                 vec![(header::OP, "barrier".to_string())],
             ),
+            Change::Answered {
+                written,
+                request,
+                version,
+                conflict,
+            } => {
+                let mut h = vec![
+                    (header::OP, "answered".to_string()),
+                    (header::WRITTEN, written.to_string()),
+                    (header::VERSION, version.to_string()),
+                ];
+                push_request(&mut h, Some(request));
+                if let Some(actual) = conflict {
+                    h.push((
+                        header::CONFLICT,
+                        actual.map_or_else(|| "absent".to_string(), |v| v.to_string()),
+                    ));
+                }
+                // A tombstone: compaction removes it once the replay
+                // window is long gone.
+                (format!("\0req/{}", request.id), None, h)
+            }
         }
     }
 
@@ -289,6 +324,16 @@ impl Change {
                 member: get(header::MEMBER).unwrap_or_default().to_string(),
             }),
             Some("barrier") => Ok(Change::Barrier),
+            Some("answered") => Ok(Change::Answered {
+                written: required(header::WRITTEN)?,
+                request: request()?.ok_or("an answered record without ma-rid")?,
+                version: required(header::VERSION)?,
+                conflict: match get(header::CONFLICT) {
+                    None => None,
+                    Some("absent") => Some(None),
+                    Some(_) => Some(Some(required(header::CONFLICT)?)),
+                },
+            }),
             Some(other) => Err(format!("unknown op {other:?}")),
             None => Err("no ma-op header".to_string()),
         }
@@ -296,93 +341,5 @@ impl Change {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trip(c: Change) {
-        let (key, value, headers) = c.encode();
-        let headers: Vec<(String, String)> = headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        assert_eq!(Change::decode(key.as_bytes(), value.as_deref(), &headers), Ok(c));
-    }
-
-    #[test]
-    fn every_change_round_trips() {
-        round_trip(Change::Put {
-            key: "tx/1".into(),
-            value: Bytes::from_static(b"\x00\xff"),
-            version: version(3, 7).unwrap_or_default(),
-            written: version(4, 1).unwrap_or_default(),
-            expires_ms: Some(99),
-            request: Some(Applied {
-                id: "m/5".into(),
-                deadline_ms: 9,
-                hit: true,
-            }),
-            timer: Some(Timer {
-                due_ms: 7,
-                generation: 3,
-            }),
-        });
-        round_trip(Change::Timer {
-            key: "k".into(),
-            version: 4,
-            timer: Timer {
-                due_ms: 1,
-                generation: 4,
-            },
-            request: None,
-        });
-        round_trip(Change::Put {
-            key: "k".into(),
-            value: Bytes::new(),
-            version: 1,
-            written: 1,
-            expires_ms: None,
-            request: None,
-            timer: None,
-        });
-        round_trip(Change::Delete {
-            key: "k".into(),
-            version: 9,
-            request: Some(Applied {
-                id: "m/1".into(),
-                deadline_ms: 9,
-                hit: false,
-            }),
-        });
-        round_trip(Change::Claim {
-            epoch: 4,
-            member: "m-1".into(),
-        });
-        round_trip(Change::Barrier);
-    }
-
-    #[test]
-    fn foreign_records_are_refused_with_a_reason() {
-        assert!(Change::decode(b"k", Some(b"v"), &[]).is_err());
-        let bad = vec![
-            ("ma-op".to_string(), "put".to_string()),
-            ("ma-ver".to_string(), "x".to_string()),
-        ];
-        let why = Change::decode(b"k", Some(b"v"), &bad).expect_err("a bad version");
-        assert!(why.contains("ma-ver"), "{why}");
-    }
-
-    #[test]
-    fn versions_order_by_epoch_then_seq() {
-        let (a, b) = (version(1, (1 << SEQ_BITS) - 1), version(2, 1));
-        assert!(a < b);
-        assert_eq!(epoch_of(b.unwrap_or_default()), 2);
-        assert_eq!(version(1, 1 << SEQ_BITS), None);
-    }
-
-    #[test]
-    fn partitions_are_stable_and_in_range() {
-        assert_eq!(partition_of("tx/1", 8), partition_of("tx/1", 8));
-        assert!((0..8).contains(&partition_of("anything", 8)));
-        assert_eq!(partition_of("k", 1), 0);
-        let spread: std::collections::HashSet<_> =
-            (0..64).map(|i| partition_of(&format!("tx/{i}"), 8)).collect();
-        assert_eq!(spread.len(), 8);
-    }
-}
+#[path = "record_tests.rs"]
+mod tests;

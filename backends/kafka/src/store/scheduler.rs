@@ -62,23 +62,30 @@ impl KafkaScheduler {
             limit,
             lease,
         };
-        if jobs
-            .send(Job {
+        let limit = self.inner.core.forward_timeout;
+        let asked = tokio::time::timeout(limit, async {
+            jobs.send(Job {
                 work,
                 request: None,
                 reply,
             })
             .await
-            .is_err()
-        {
+            .ok()?;
+            Some(answer.await)
+        })
+        .await;
+        match asked {
+            Ok(Some(Ok(result))) => Ok(result.map_err(|e| e.with_operation(OP))?.timers),
             // Revoked meanwhile: its new owner claims them.
-            return Ok(Vec::new());
-        }
-        match answer.await {
-            Ok(result) => Ok(result.map_err(|e| e.with_operation(OP))?.timers),
-            Err(_) => Err(Error::new(
+            Ok(None) => Ok(Vec::new()),
+            Ok(Some(Err(_))) => Err(Error::new(
                 ErrorKind::Unavailable,
                 format!("kafka store: partition {p}'s writer stopped while claiming timers"),
+            )
+            .with_operation(OP)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("kafka store: partition {p}'s writer did not claim timers within {limit:?} (what it claimed fires again after its lease)"),
             )
             .with_operation(OP)),
         }

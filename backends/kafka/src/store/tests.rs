@@ -166,3 +166,83 @@ async fn the_owner_writes_over_a_fenced_record_so_compaction_keeps_an_accepted_o
     assert_eq!((got.version, got.value.as_ref()), (v1, &b"one"[..]));
     store.close().await.expect("close");
 }
+
+/// Sends `write` to its partition's writer here as forwarded request `id`.
+async fn forwarded(
+    store: &KafkaStore,
+    id: &str,
+    write: super::decide::Write,
+) -> multiagents_core::Result<super::decide::Done> {
+    use super::writer::{Forwarded, Job, Work};
+    let p = partition_of(write.key(), store.inner.core.partitions);
+    let jobs = store
+        .inner
+        .owned
+        .jobs(p)
+        .expect("this instance writes the partition");
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = Some(Forwarded {
+        id: id.to_string(),
+        deadline_ms: super::now_ms() + 60_000,
+    });
+    let job = Job {
+        work: Work::Write(write),
+        request,
+        reply,
+    };
+    assert!(jobs.send(job).await.is_ok(), "the writer takes it");
+    answer.await.expect("an answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_request_read_again_is_answered_as_it_was() {
+    use super::decide::Write;
+    use multiagents_core::Expected;
+    let Some(url) = backend_url("KAFKA_URL") else {
+        return;
+    };
+    let store = KafkaStore::with_config(config(&url)).await.expect("open");
+    let delete = || Write::Delete { key: "k".into() };
+    // A delete of nothing, then a put: the delete read again deletes nothing.
+    assert!(!forwarded(&store, "m/1", delete()).await.expect("delete").existed);
+    let v = store.put("k", Bytes::from_static(b"v"), None).await.expect("put");
+    assert!(!forwarded(&store, "m/1", delete()).await.expect("replay").existed);
+    assert_eq!(store.get("k").await.expect("get").map(|g| g.version), Some(v));
+    // A conflict, then the key goes: the compare-and-swap read again still conflicts.
+    let create = || Write::Cas {
+        key: "k".into(),
+        expected: Expected::Absent,
+        value: Bytes::from_static(b"w"),
+        ttl: None,
+        timer: multiagents_core::scheduler::TimerChange::Keep,
+    };
+    let err = forwarded(&store, "m/2", create()).await.expect_err("a conflict");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(store.delete("k").await.expect("delete"));
+    let err = forwarded(&store, "m/2", create())
+        .await
+        .expect_err("the same conflict");
+    assert_eq!(
+        (err.kind(), err.context_value("actual")),
+        (ErrorKind::Conflict, Some(v.to_string().as_str()))
+    );
+    assert_eq!(
+        store.get("k").await.expect("get"),
+        None,
+        "not applied on the replay"
+    );
+    // A put read again returns its version and writes nothing new.
+    let put = || Write::Put {
+        key: "p".into(),
+        value: Bytes::from_static(b"x"),
+        ttl: None,
+    };
+    let first = forwarded(&store, "m/3", put()).await.expect("put");
+    let again = forwarded(&store, "m/3", put()).await.expect("replay");
+    assert_eq!(again.version, first.version);
+    assert_eq!(
+        again.offset, first.offset,
+        "the record's offset, for the asker's read-back"
+    );
+    store.close().await.expect("close");
+}

@@ -39,6 +39,15 @@ impl Entry {
     }
 }
 
+/// What a forwarded request was answered, as its records say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Done: the version, whether it hit, and the record's offset.
+    Done { version: u64, hit: bool, offset: i64 },
+    /// A compare-and-swap conflict, with the version found (`None`: absent).
+    Conflict { actual: Option<u64> },
+}
+
 /// What the fold did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -61,8 +70,8 @@ struct Partition {
     /// writes their state again, so a refused record is never the latest
     /// of its key when compaction runs. At most [`MAX_REFUSED`] kept.
     refused: BTreeSet<String>,
-    /// Forwarded requests applied: id → (version, hit); and by deadline.
-    applied: HashMap<String, (u64, bool)>,
+    /// Forwarded requests answered: id → answer; and by deadline.
+    applied: HashMap<String, Answer>,
     applied_order: BTreeSet<(u64, String)>,
 }
 
@@ -112,6 +121,23 @@ impl View {
         }
         match change {
             Change::Barrier => Outcome::Accepted,
+            Change::Answered {
+                request,
+                version,
+                conflict,
+                ..
+            } => {
+                let answer = match conflict {
+                    Some(actual) => Answer::Conflict { actual },
+                    None => Answer::Done {
+                        version,
+                        hit: request.hit,
+                        offset,
+                    },
+                };
+                self.remember(p, request, answer);
+                Outcome::Accepted
+            }
             Change::Claim { epoch, member } => {
                 if epoch > part.epoch {
                     part.epoch = epoch;
@@ -138,7 +164,7 @@ impl View {
                 };
                 self.set_value(p, &key, Some(entry));
                 self.set_timer(p, &key, timer);
-                self.applied(p, request, version);
+                self.applied(p, request, version, offset);
                 Outcome::Accepted
             }
             Change::Timer {
@@ -149,7 +175,7 @@ impl View {
             } => {
                 self.set_value(p, &key, None);
                 self.set_timer(p, &key, Some(timer));
-                self.applied(p, request, version);
+                self.applied(p, request, version, offset);
                 Outcome::Accepted
             }
             Change::Delete {
@@ -159,7 +185,7 @@ impl View {
             } => {
                 self.set_value(p, &key, None);
                 self.set_timer(p, &key, None);
-                self.applied(p, request, version);
+                self.applied(p, request, version, offset);
                 Outcome::Accepted
             }
         }
@@ -168,7 +194,32 @@ impl View {
     /// Remembers what forwarded request `request` answered, and forgets
     /// those past their deadline by [`REMEMBER_PAST_DEADLINE`] (by this
     /// host's clock: they are refused as late by then anyway).
-    fn applied(&mut self, p: i32, request: Option<Applied>, version: u64) {
+    fn applied(&mut self, p: i32, request: Option<Applied>, version: u64, offset: i64) {
+        match request {
+            Some(r) => {
+                let answer = Answer::Done {
+                    version,
+                    hit: r.hit,
+                    offset,
+                };
+                self.remember(p, r, answer);
+            }
+            None => self.forget_old(p),
+        }
+    }
+
+    fn remember(&mut self, p: i32, request: Applied, answer: Answer) {
+        self.forget_old(p);
+        if let Some(part) = self.part(p) {
+            part.applied_order
+                .insert((request.deadline_ms, request.id.clone()));
+            part.applied.insert(request.id, answer);
+        }
+    }
+
+    /// Forgets requests past their deadline by [`REMEMBER_PAST_DEADLINE`]
+    /// (by this host's clock: they are refused as late by then anyway).
+    fn forget_old(&mut self, p: i32) {
         let Some(part) = self.part(p) else {
             return;
         };
@@ -180,15 +231,11 @@ impl View {
             part.applied_order.pop_first();
             part.applied.remove(&id);
         }
-        if let Some(r) = request {
-            part.applied_order.insert((r.deadline_ms, r.id.clone()));
-            part.applied.insert(r.id, (version, r.hit));
-        }
     }
 
-    /// What forwarded request `id` answered, when a record of `p` applied
-    /// it: `(version, hit)`.
-    pub(crate) fn answered(&self, p: i32, id: &str) -> Option<(u64, bool)> {
+    /// What forwarded request `id` was answered, when a record of `p`
+    /// says so.
+    pub(crate) fn answered(&self, p: i32, id: &str) -> Option<Answer> {
         usize::try_from(p)
             .ok()
             .and_then(|i| self.partitions.get(i))
@@ -379,166 +426,5 @@ impl View {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::record::version;
-    use super::*;
-
-    fn put(key: &str, v: u64, expires_ms: Option<u64>) -> Change {
-        Change::Put {
-            key: key.into(),
-            value: Bytes::from(format!("{key}@{v}")),
-            version: v,
-            written: v,
-            expires_ms,
-            request: None,
-            timer: None,
-        }
-    }
-
-    fn claim(epoch: u64) -> Change {
-        Change::Claim {
-            epoch,
-            member: format!("m{epoch}"),
-        }
-    }
-
-    fn v(epoch: u64, seq: u64) -> u64 {
-        version(epoch, seq).unwrap_or_default()
-    }
-
-    #[test]
-    fn writes_before_any_claim_are_refused() {
-        let mut view = View::new(2);
-        assert_eq!(view.apply(0, 0, put("k", v(0, 1), None)), Outcome::Refused);
-        assert_eq!(view.apply(0, 1, put("k", v(1, 1), None)), Outcome::Refused);
-        assert!(view.get("k", 0).is_none());
-    }
-
-    #[test]
-    fn a_fenced_writer_changes_nothing() {
-        let mut view = View::new(1);
-        assert_eq!(view.apply(0, 0, claim(1)), Outcome::Accepted);
-        assert_eq!(view.apply(0, 1, put("k", v(1, 1), None)), Outcome::Accepted);
-        // A new owner claims epoch 2; the old owner (epoch 1) writes on.
-        assert_eq!(view.apply(0, 2, claim(2)), Outcome::Accepted);
-        assert_eq!(view.apply(0, 3, put("k", v(1, 2), None)), Outcome::Refused);
-        assert_eq!(
-            view.apply(
-                0,
-                4,
-                Change::Delete {
-                    key: "k".into(),
-                    version: v(1, 3),
-                    request: None
-                }
-            ),
-            Outcome::Refused
-        );
-        assert_eq!(view.get("k", 0).map(|e| e.version), Some(v(1, 1)));
-        assert_eq!(
-            view.take_refused(0),
-            vec!["k".to_string()],
-            "for its owner to write again"
-        );
-        assert!(view.take_refused(0).is_empty());
-        assert_eq!(view.apply(0, 5, put("k", v(2, 1), None)), Outcome::Accepted);
-        // Which epoch each offset was written under.
-        assert!(view.accepted_at(0, 1, 1));
-        assert!(!view.accepted_at(0, 3, 1));
-        assert!(view.accepted_at(0, 5, 2));
-        // A claim that does not raise the epoch is refused, and its
-        // claimant can tell.
-        assert_eq!(view.apply(0, 6, claim(2)), Outcome::Refused);
-        assert!(view.claim_accepted(0, 2));
-        assert!(!view.claim_accepted(0, 6));
-        assert_eq!(view.owner(0), (2, "m2"));
-    }
-
-    #[test]
-    fn applied_requests_are_remembered_until_a_minute_past_their_deadline() {
-        let now = crate::store::now_ms();
-        let mut view = View::new(1);
-        view.apply(0, 0, claim(1));
-        let forwarded = |id: &str, deadline_ms| Change::Delete {
-            key: "k".into(),
-            version: v(1, 1),
-            request: Some(Applied {
-                id: id.into(),
-                deadline_ms,
-                hit: true,
-            }),
-        };
-        view.apply(0, 1, forwarded("m/1", now + 10_000));
-        assert_eq!(view.answered(0, "m/1"), Some((v(1, 1), true)));
-        assert_eq!(view.answered(0, "m/2"), None);
-        // Long past its deadline: forgotten at the next record.
-        view.apply(0, 2, forwarded("m/old", now - 2 * REMEMBER_PAST_DEADLINE));
-        view.apply(0, 3, put("x", v(1, 3), None));
-        assert_eq!(view.answered(0, "m/old"), None);
-        assert!(view.answered(0, "m/1").is_some());
-    }
-
-    #[test]
-    fn partitions_are_fenced_independently() {
-        let mut view = View::new(2);
-        view.apply(0, 0, claim(1));
-        view.apply(1, 0, claim(5));
-        assert_eq!(view.apply(1, 1, put("a", v(5, 1), None)), Outcome::Accepted);
-        assert_eq!(view.apply(0, 1, put("b", v(5, 1), None)), Outcome::Refused);
-    }
-
-    #[test]
-    fn expiry_hides_values_and_lists_them_for_their_owner() {
-        let mut view = View::new(1);
-        view.apply(0, 0, claim(1));
-        view.apply(0, 1, put("a", v(1, 1), Some(100)));
-        view.apply(0, 2, put("b", v(1, 2), Some(50)));
-        view.apply(0, 3, put("c", v(1, 3), None));
-        assert!(view.get("a", 99).is_some());
-        assert!(view.get("a", 100).is_none());
-        assert_eq!(
-            view.expired(0, 100, 10),
-            vec![("b".into(), v(1, 2)), ("a".into(), v(1, 1))]
-        );
-        // A later write without TTL takes the key off the expiry list.
-        view.apply(0, 4, put("a", v(1, 4), None));
-        assert_eq!(view.expired(0, 100, 10), vec![("b".into(), v(1, 2))]);
-        view.apply(
-            0,
-            5,
-            Change::Delete {
-                key: "b".into(),
-                version: v(1, 5),
-                request: None,
-            },
-        );
-        assert!(view.expired(0, 1000, 10).is_empty());
-        let (page, more) = view.scan("", None, 10, 100);
-        assert_eq!(
-            page.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            vec!["a", "c"]
-        );
-        assert!(!more);
-    }
-
-    #[test]
-    fn scans_page_in_order_within_the_prefix() {
-        let mut view = View::new(1);
-        view.apply(0, 0, claim(1));
-        for (i, k) in ["p/a", "p/b", "p/c", "q/a", "o/z"].iter().enumerate() {
-            view.apply(0, i as i64 + 1, put(k, v(1, i as u64 + 1), None));
-        }
-        let (first, more) = view.scan("p/", None, 2, 0);
-        assert_eq!(
-            first.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            vec!["p/a", "p/b"]
-        );
-        assert!(more);
-        let (rest, more) = view.scan("p/", Some("p/b"), 2, 0);
-        assert_eq!(
-            rest.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            vec!["p/c"]
-        );
-        assert!(!more);
-    }
-}
+#[path = "view_tests.rs"]
+mod tests;

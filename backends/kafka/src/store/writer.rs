@@ -1,8 +1,8 @@
 //! The single writer of one owned partition: it claims the partition (a
 //! new epoch), then takes writes in batches: each batch is decided
-//! against the view ([`decide`](super::decide): compare-and-swap and the
-//! timer rules, applied by the only writer), appended, read back, and
-//! answered only for what the fold accepted. It also claims the
+//! against the view ([`batch`](super::batch), by the rules of
+//! [`decide`](super::decide)), appended, read back, and answered only for
+//! what the fold accepted. It also claims the
 //! partition's due timers, and writes the tombstones of expired keys.
 //!
 //! A batch's later writes see its earlier ones (an overlay), so writes to
@@ -10,19 +10,17 @@
 //! reads a barrier before its next batch, so it never decides on a view
 //! that lacks records it may have written.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use multiagents_core::scheduler::DueTimer;
-use multiagents_core::{Error, ErrorKind, Result, Version};
+use multiagents_core::{Error, ErrorKind, Result};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Core;
-use super::decide::{self, Decision, Done, KeyState, Write};
-use super::record::{Applied, Change, version};
-use super::view::View;
+use super::batch::Batch;
+use super::decide::{Done, Write};
+use super::record::Change;
 
 /// What a writer is asked to do.
 pub(crate) enum Work {
@@ -154,161 +152,18 @@ fn now_ms() -> u64 {
     multiagents_core::orchestrator::now_ms()
 }
 
-struct Writer {
-    core: Arc<Core>,
-    p: i32,
-    epoch: u64,
-    seq: u64,
+/// One claimed partition's writer (its batches are decided in
+/// [`batch`](super::batch)).
+pub(super) struct Writer {
+    pub(super) core: Arc<Core>,
+    pub(super) p: i32,
+    pub(super) epoch: u64,
+    pub(super) seq: u64,
     /// An append failed: read a barrier before deciding again.
-    dirty: bool,
-}
-
-/// A job waiting for its records (indices into the batch's changes).
-struct Waiting {
-    records: Vec<usize>,
-    done: Done,
-    reply: oneshot::Sender<Result<Done>>,
-}
-
-/// One batch being decided: its records, and who waits for which.
-#[derive(Default)]
-struct Batch {
-    overlay: HashMap<String, KeyState>,
-    changes: Vec<Change>,
-    waiting: Vec<Waiting>,
-}
-
-impl Batch {
-    fn state(&self, view: &View, key: &str) -> KeyState {
-        self.overlay.get(key).cloned().unwrap_or_else(|| KeyState {
-            entry: view.raw(key).cloned(),
-            timer: view.timer(key),
-        })
-    }
+    pub(super) dirty: bool,
 }
 
 impl Writer {
-    /// The version the next record would carry.
-    fn peek(&self) -> Result<u64> {
-        version(self.epoch, self.seq + 1).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unavailable,
-                "kafka store: the partition's versions are used up in this epoch; it must be claimed again",
-            )
-        })
-    }
-
-    /// Adds `key`'s new `state` to the batch; the index of its record, or
-    /// `None` when nothing needs writing.
-    fn stage(
-        &mut self,
-        batch: &mut Batch,
-        key: &str,
-        state: KeyState,
-        version: u64,
-        request: Option<Applied>,
-        before: &KeyState,
-    ) -> Option<usize> {
-        let change = state.change(key, version, request, before)?;
-        self.seq += 1;
-        batch.overlay.insert(key.to_string(), state);
-        batch.changes.push(change);
-        Some(batch.changes.len() - 1)
-    }
-
-    fn decide_job(&mut self, batch: &mut Batch, view: &View, job: Job, now: u64) {
-        let version = match self.peek() {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = job.reply.send(Err(e));
-                return;
-            }
-        };
-        match job.work {
-            Work::Write(write) => {
-                let key = write.key().to_string();
-                if let Some(r) = &job.request {
-                    // Its asker has given up: never applied after that.
-                    if r.deadline_ms < now {
-                        let _ = job.reply.send(Err(Error::new(
-                            ErrorKind::Timeout,
-                            "kafka store: a forwarded write reached its writer after its deadline; not applied",
-                        )
-                        .with_operation("kafka.store.write")
-                        .with_context("key", &key)));
-                        return;
-                    }
-                    // Replayed (its first owner died before its offset was
-                    // committed): answered as it was, not applied again.
-                    if let Some((version, hit)) = view.answered(self.p, &r.id) {
-                        let _ = job.reply.send(Ok(Done::answered(hit, Version(version))));
-                        return;
-                    }
-                }
-                let before = batch.state(view, &key);
-                match decide::decide(&write, &before, now, version) {
-                    Err(e) => {
-                        let _ = job.reply.send(Err(e));
-                    }
-                    Ok(Decision::Answer(done)) => {
-                        let _ = job.reply.send(Ok(done));
-                    }
-                    Ok(Decision::Write { state, existed }) => {
-                        let applied = job.request.map(|r| Applied {
-                            id: r.id,
-                            deadline_ms: r.deadline_ms,
-                            hit: existed,
-                        });
-                        match self.stage(batch, &key, state, version, applied, &before) {
-                            Some(index) => batch.waiting.push(Waiting {
-                                records: vec![index],
-                                done: Done::answered(existed, Version(version)),
-                                reply: job.reply,
-                            }),
-                            None => {
-                                let _ = job.reply.send(Ok(Done::answered(existed, Version(version))));
-                            }
-                        }
-                    }
-                }
-            }
-            Work::Claim {
-                scope,
-                now_ms,
-                limit,
-                lease,
-            } => {
-                let mut records = Vec::new();
-                let mut timers = Vec::new();
-                for (key, _) in view.due(self.p, &scope, now_ms, limit) {
-                    let before = batch.state(view, &key);
-                    let Some(due) = before.timer.filter(|t| t.due_ms <= now_ms) else {
-                        continue;
-                    };
-                    let Ok(version) = self.peek() else {
-                        break;
-                    };
-                    let state = decide::claimed(&before, now_ms, lease, version);
-                    if let Some(index) = self.stage(batch, &key, state, version, None, &before) {
-                        records.push(index);
-                        timers.push(DueTimer {
-                            key,
-                            due_ms: due.due_ms,
-                            claim: version,
-                        });
-                    }
-                }
-                let mut done = Done::answered(true, Version::PENDING);
-                done.timers = timers;
-                batch.waiting.push(Waiting {
-                    records,
-                    done,
-                    reply: job.reply,
-                });
-            }
-        }
-    }
-
     /// Decides, appends and answers `jobs` (and expires what is due).
     /// `false` when the partition is no longer this writer's.
     async fn write(&mut self, jobs: Vec<Job>) -> bool {
@@ -339,43 +194,8 @@ impl Writer {
             for job in jobs {
                 self.decide_job(&mut batch, &view, job, now);
             }
-            // Keys with a fenced writer's record: their state again, so the
-            // latest record of each is an accepted one (compaction keeps
-            // only that).
-            for key in repairs.iter().cloned() {
-                let Ok(version) = self.peek() else {
-                    break;
-                };
-                if batch.overlay.contains_key(&key) {
-                    continue;
-                }
-                let state = batch.state(&view, &key);
-                let change = state
-                    .change(&key, version, None, &state)
-                    .unwrap_or(Change::Delete {
-                        key: key.clone(),
-                        version,
-                        request: None,
-                    });
-                self.seq += 1;
-                batch.overlay.insert(key, state);
-                batch.changes.push(change);
-            }
-            // Expired values nobody wrote in this batch go (their timers stay).
-            for (key, _) in view.expired(self.p, now, 256) {
-                let Ok(version) = self.peek() else {
-                    break;
-                };
-                let before = batch.state(&view, &key);
-                if batch.overlay.contains_key(&key) || before.entry.as_ref().is_none_or(|e| e.live(now)) {
-                    continue;
-                }
-                let state = KeyState {
-                    entry: None,
-                    timer: before.timer,
-                };
-                self.stage(&mut batch, &key, state, version, None, &before);
-            }
+            self.stage_repairs(&mut batch, &view, &repairs);
+            self.stage_expired(&mut batch, &view, now);
         }
         let offsets = if batch.changes.is_empty() {
             Vec::new()
@@ -407,19 +227,23 @@ impl Writer {
                 .map(|i| offsets.get(*i).copied().unwrap_or(-1))
                 .collect();
             let accepted = at.iter().all(|o| view.accepted_at(self.p, *o, self.epoch));
-            let reply = w.reply;
             if accepted {
-                let mut done = w.done;
-                done.offset = at.iter().copied().max().unwrap_or(-1);
-                let _ = reply.send(Ok(done));
+                let answer = w.outcome.map(|mut done| {
+                    done.offset = at.iter().copied().max().unwrap_or(-1);
+                    done
+                });
+                let _ = w.reply.send(answer);
             } else {
                 ours = false;
-                let _ = reply.send(Err(Error::new(
+                // A forwarded request may be read again by the new owner.
+                let why = if w.forwarded {
+                    "its new owner may still apply the write"
+                } else {
+                    "the write was not applied"
+                };
+                let _ = w.reply.send(Err(Error::new(
                     ErrorKind::Unavailable,
-                    format!(
-                        "kafka store: partition {} moved to another owner; the write was not applied",
-                        self.p
-                    ),
+                    format!("kafka store: partition {} moved to another owner; {why}", self.p),
                 )
                 .with_operation("kafka.store.write")));
             }
