@@ -30,21 +30,12 @@ use serde_json::json;
 
 #[path = "common/acking.rs"]
 mod common;
+#[path = "common/kafka_env.rs"]
+mod kafka_env;
+
+use kafka_env::{brokers, fresh, median, url};
 
 const BATCH: usize = 256;
-
-fn url() -> String {
-    std::env::var("KAFKA_URL").unwrap_or_else(|_| "kafka://127.0.0.1:9092".into())
-}
-
-fn brokers() -> String {
-    url()
-        .trim_start_matches("kafka://")
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 fn messages() -> u64 {
     std::env::var("KAFKA_BENCH_MESSAGES")
@@ -66,13 +57,6 @@ fn fetch_wait_ms() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10)
-}
-
-fn fresh(name: &str) -> String {
-    format!(
-        "{name}-{}",
-        &multiagents::EnvelopeId::new().as_uuid().simple().to_string()[..12]
-    )
 }
 
 async fn ours() -> KafkaTransport {
@@ -141,19 +125,7 @@ async fn raw_throughput(n: u64) -> f64 {
     let group = fresh("g");
     let consumed = Arc::new(AtomicU64::new(0));
     // Make the topic (4 partitions, like ours) before the consumers join.
-    let admin: multiagents::kafka::rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("admin");
-    let new = multiagents::kafka::rdkafka::admin::NewTopic::new(
-        &topic,
-        4,
-        multiagents::kafka::rdkafka::admin::TopicReplication::Fixed(1),
-    );
-    admin
-        .create_topics([&new], &Default::default())
-        .await
-        .expect("create topic");
+    kafka_env::create_topic(&topic, 4).await;
     let mut tasks = Vec::new();
     for _ in 0..2 {
         let (consumed, topic, group) = (consumed.clone(), topic.clone(), group.clone());
@@ -208,11 +180,6 @@ async fn raw_throughput(n: u64) -> f64 {
     let rate = n as f64 / start.elapsed().as_secs_f64();
     tasks.iter().for_each(|t| t.abort());
     rate
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// Ours: one message at a time, publish → deliver → ack; median.

@@ -31,20 +31,12 @@ use multiagents::kafka::{KafkaConfig, KafkaStore};
 use serde_json::json;
 use tokio::sync::watch;
 
+#[path = "common/kafka_env.rs"]
+mod kafka_env;
+
+use kafka_env::{brokers, fresh, median, url};
+
 const PARTITIONS: i32 = 8;
-
-fn url() -> String {
-    std::env::var("KAFKA_URL").unwrap_or_else(|_| "kafka://127.0.0.1:9092".into())
-}
-
-fn brokers() -> String {
-    url()
-        .trim_start_matches("kafka://")
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -52,18 +44,6 @@ fn env_number(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
         .max(1)
-}
-
-fn fresh(name: &str) -> String {
-    format!(
-        "{name}-{}",
-        &multiagents::EnvelopeId::new().as_uuid().simple().to_string()[..12]
-    )
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 async fn ours() -> Arc<KafkaStore> {
@@ -128,19 +108,7 @@ struct Raw {
 impl Raw {
     async fn new() -> Raw {
         let topic = fresh("rawstore");
-        let admin: multiagents::kafka::rdkafka::admin::AdminClient<_> = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
-            .create()
-            .expect("admin");
-        let new = multiagents::kafka::rdkafka::admin::NewTopic::new(
-            &topic,
-            PARTITIONS,
-            multiagents::kafka::rdkafka::admin::TopicReplication::Fixed(1),
-        );
-        admin
-            .create_topics([&new], &Default::default())
-            .await
-            .expect("create topic");
+        kafka_env::create_topic(&topic, PARTITIONS).await;
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers())
             .set("enable.idempotence", "true")
