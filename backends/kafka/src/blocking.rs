@@ -20,6 +20,32 @@ where
         .map_err(|e| Error::new(ErrorKind::Unexpected, format!("kafka: {e}")).with_operation(op))?
 }
 
+/// How many partitions each of `topics` has, from their metadata
+/// (blocking); 0 for a topic the brokers do not report.
+///
+/// # Errors
+/// The brokers' errors, naming the topic.
+pub(crate) fn partition_counts<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    topics: &[String],
+    timeout: Duration,
+    op: &'static str,
+) -> Result<Vec<usize>> {
+    topics
+        .iter()
+        .map(|name| {
+            let metadata = consumer
+                .fetch_metadata(Some(name), timeout)
+                .map_err(|e| crate::error::kafka(op, e).with_context("topic", name))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == name)
+                .map_or(0, |t| t.partitions().len()))
+        })
+        .collect()
+}
+
 /// Each partition of `topic` with its low and high watermarks (blocking).
 ///
 /// # Errors

@@ -200,8 +200,7 @@ impl KafkaStore {
         topics
             .ensure_with_config(&[&requests, &replies], names::REQUESTS_CONFIG)
             .await?;
-        let partitions = partition_count(&config, &changelog).await?;
-        let asked = partition_count(&config, &requests).await?;
+        let (partitions, asked) = partition_counts(&config, &changelog, &requests).await?;
         if asked != partitions {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -305,19 +304,30 @@ fn rand_nanos() -> u32 {
         .unwrap_or(0)
 }
 
-/// The number of partitions `topic` has.
-async fn partition_count(config: &KafkaConfig, topic: &str) -> Result<i32> {
+/// The partitions of the changelog and of the requests topic.
+async fn partition_counts(config: &KafkaConfig, changelog: &str, requests: &str) -> Result<(i32, i32)> {
+    const OP: &str = "kafka.store.open";
     let consumer = crate::client::plain_consumer(config)?;
-    let (name, timeout) = (topic.to_string(), config.request_timeout);
-    let marks = crate::blocking::off_runtime("kafka.store.open", move || {
-        crate::blocking::watermarks(&consumer, &name, timeout, "kafka.store.open")
+    let (topics, timeout) = (
+        vec![changelog.to_string(), requests.to_string()],
+        config.request_timeout,
+    );
+    let counts = crate::blocking::off_runtime(OP, move || {
+        crate::blocking::partition_counts(&consumer, &topics, timeout, OP)
     })
     .await?;
-    i32::try_from(marks.len()).ok().filter(|n| *n > 0).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Unavailable,
-            format!("kafka store: {topic:?} has no partitions yet"),
-        )
-        .with_operation("kafka.store.open")
-    })
+    let count = |i: usize, topic: &str| {
+        counts
+            .get(i)
+            .and_then(|n| i32::try_from(*n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("kafka store: {topic:?} has no partitions yet"),
+                )
+                .with_operation(OP)
+            })
+    };
+    Ok((count(0, changelog)?, count(1, requests)?))
 }
