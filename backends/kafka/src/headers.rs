@@ -29,3 +29,8 @@ pub(crate) fn read<M: Message>(m: &M) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// The value of header `name` among headers read by [`read`].
+pub(crate) fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}

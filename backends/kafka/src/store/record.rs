@@ -266,7 +266,7 @@ impl Change {
         value: Option<&[u8]>,
         headers: &[(String, String)],
     ) -> Result<Change, String> {
-        let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let get = |name: &str| crate::headers::find(headers, name);
         let number = |name: &str| -> Result<Option<u64>, String> {
             get(name)
                 .map(|v| {

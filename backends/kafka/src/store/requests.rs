@@ -124,7 +124,7 @@ impl Request {
         value: Option<&[u8]>,
         headers: &[(String, String)],
     ) -> std::result::Result<Request, String> {
-        let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let get = |name: &str| crate::headers::find(headers, name);
         let number = |name: &str| -> std::result::Result<u64, String> {
             let v = get(name).ok_or_else(|| format!("no {name} header"))?;
             v.parse()
@@ -239,7 +239,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub(crate) fn decode(headers: &[(String, String)]) -> Option<Reply> {
-        let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let get = |name: &str| crate::headers::find(headers, name);
         Some(Reply {
             rid: get(h::RID)?.parse().ok()?,
             to: get(h::TO)?.to_string(),

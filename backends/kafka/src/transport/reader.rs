@@ -98,10 +98,7 @@ pub(crate) struct Received {
 impl Received {
     /// The value of header `name`.
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        crate::headers::find(&self.headers, name)
     }
 }
 
