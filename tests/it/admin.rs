@@ -468,9 +468,15 @@ async fn the_autoscaling_advice_is_served_and_exported() {
         assert!(Instant::now() < deadline, "no advice within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    // An idle instance, alone on its backend: hold at one.
     assert!(advice["instances"].as_u64() >= Some(1), "{advice}");
-    assert_eq!(advice["advice"]["instances"], advice["instances"], "{advice}");
+    assert!(advice["advice"]["instances"].as_u64() >= Some(1), "{advice}");
+    // The sample's CPU and throughput are this test process's, which the
+    // other tests running beside it load: only when it is quiet must the
+    // advice hold at the instances there are.
+    let quiet = advice["cpu"].as_f64() < Some(0.5) && advice["throughput"].as_f64() == Some(0.0);
+    if quiet {
+        assert_eq!(advice["advice"]["instances"], advice["instances"], "{advice}");
+    }
     assert!(
         advice["advice"]["reason"]
             .as_str()
