@@ -213,6 +213,10 @@ nats_command() {
     esac
     local store=$SERVICES_DIR/nats conf=$SERVICES_DIR/nats.conf
     case "$store" in *'"'*|*'\'*) die "SERVICES_DIR must not contain \" or \\ (it goes into $conf)" ;; esac
+    # A fresh store on every start, like Redis (no save) and Tansu (memory): the tests
+    # make fresh streams each run, and restoring the old ones (a gigabyte after a few
+    # runs) made a start outlast the 30 s wait.
+    rm -rf "$store"
     mkdir -p "$store"
     # sync_interval: always - fsync each JetStream write before acknowledging it. With
     # the default (fsync every 2 minutes) Jepsen's analysis of NATS 2.12.1 found
