@@ -74,7 +74,7 @@ fn is_relative_module(m: &str) -> bool {
 /// Builds the JavaScript worker in `dir` whose handler registers in `main`.
 pub(super) async fn build(dir: &Path, main: &str) -> Result<PathBuf> {
     let install = format!(
-        "scripts/toolchains.sh of the multiagents repository, or `npm install {COMPONENTIZE_JS} {ROLLDOWN}` in a folder whose node_modules/.bin you then name"
+        "run scripts/toolchains.sh of the multiagents repository, or `npm install {COMPONENTIZE_JS} {ROLLDOWN}` in a folder whose node_modules/.bin you then name"
     );
     let (componentize, version) = tool(COMPONENTIZE_ENV, "componentize-js", &install).await?;
     if !version.contains("0.23.") {

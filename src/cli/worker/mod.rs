@@ -133,7 +133,7 @@ async fn tool(env: &str, default: &str, install: &str) -> Result<(String, String
         _ => Err(Error::new(
             ErrorKind::Unavailable,
             format!(
-                "`{tool}` cannot be run, and this build needs it: install it with `{install}` (or set {env} to its path)"
+                "`{tool}` cannot be run, and this build needs it: {install} (or set {env} to its path)"
             ),
         )),
     }
@@ -257,4 +257,33 @@ fn dir_with(files: &[(&str, &str)]) -> PathBuf {
         std::fs::write(dir.join(name), text).expect("write");
     }
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_prefers_rust_then_python_then_javascript() {
+        let py = "from multiagents_worker import handler\n\n@handler\ndef f(call, x):\n    return x\n";
+        let js = "{\"main\": \"app.js\"}";
+        let all = dir_with(&[("Cargo.toml", "[package]\n"), ("app.py", py), ("package.json", js), ("app.js", "")]);
+        assert!(matches!(detect(&all).expect("detected"), Language::Rust));
+        let both = dir_with(&[("app.py", py), ("package.json", js), ("app.js", "")]);
+        assert!(matches!(detect(&both).expect("detected"), Language::Python { module } if module == "app"));
+        let js_only = dir_with(&[("package.json", js), ("app.js", "")]);
+        assert!(matches!(detect(&js_only).expect("detected"), Language::JavaScript { main } if main == "app.js"));
+    }
+
+    #[test]
+    fn detect_names_what_a_worker_directory_holds_when_it_holds_none() {
+        let empty = dir_with(&[("README.md", "")]);
+        let e = detect(&empty).expect_err("nothing to build");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        for needle in ["Cargo.toml", "app.py with a @handler", "package.json"] {
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+        }
+        let missing = detect(&empty.join("nope")).expect_err("no directory");
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+    }
 }
