@@ -97,3 +97,32 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn build_without_the_language_toolchain_names_its_install_command() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (dir, env, install) in [
+        (
+            "examples/workers/python/charge-payment",
+            "MULTIAGENTS_COMPONENTIZE_PY",
+            "`pip install componentize-py==0.25.1`",
+        ),
+        (
+            "examples/workers/js/ship-order",
+            "MULTIAGENTS_COMPONENTIZE_JS",
+            "`npm install @bytecodealliance/componentize-js@0.23.0 rolldown@1.3.4`",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_multiagents"))
+            .args(["worker", "build"])
+            .arg(root.join(dir))
+            .env(env, "/nonexistent/tool")
+            .output()
+            .expect("run multiagents");
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(4), "{dir}: unavailable: {t}");
+        for needle in ["`/nonexistent/tool` cannot be run", install, "scripts/toolchains.sh", env] {
+            assert!(t.contains(needle), "{dir}: {needle}: {t}");
+        }
+    }
+}
