@@ -2,9 +2,9 @@
 //! (componentize-js, `workers-sdk/js`): the order saga with the Python port
 //! of `charge-payment` and the JavaScript port of `ship-order` among Rust
 //! workers gets the same outcomes as the all-Rust run, state written by the
-//! Python worker is read by the Rust compensation, and the sandbox holds
-//! for Python: a file or a socket ends the call with a typed permission
-//! error.
+//! Python worker is read by the Rust compensation, and the sandbox holds:
+//! a Python worker's file or socket ends the call with a typed permission
+//! error, and a JavaScript worker has nothing to reach the network with.
 //!
 //! The components are built by `multiagents worker build`, with the tools
 //! `scripts/toolchains.sh` installs (`scripts/test.sh` runs it). Without
@@ -213,6 +213,7 @@ async fn a_python_worker_reaching_for_a_file_or_a_socket_is_denied_and_its_bugs_
     let Some(hostile) = python_worker("hostile-peek") else {
         return;
     };
+    let hostile_path = hostile.clone();
     let rt = one_step("peek", hostile).await;
     let run = |what: &'static str| ask(&rt, "peek", what);
     // The control: asked for nothing, the worker answers.
@@ -225,6 +226,19 @@ async fn a_python_worker_reaching_for_a_file_or_a_socket_is_denied_and_its_bugs_
         assert!(error.contains("permission_denied"), "{what}: {error}");
         assert!(error.contains(interface), "{what}: {error}");
     }
+    // The same through the worker host: the error's kind is the typed one.
+    let (host, _, _) = crate::support::host();
+    host.register_wasm("peek", hostile_path.as_path(), WorkerSpec::default())
+        .await
+        .expect("register");
+    for what in ["file", "socket"] {
+        let call = CallInfo::new("tx-peek", "peek", "peek", 1);
+        let e = host
+            .invoke("peek", &call, crate::support::cbor(&json!({ "what": what })))
+            .await
+            .expect_err("denied");
+        assert_eq!(e.kind(), multiagents::ErrorKind::PermissionDenied, "{what}: {e}");
+    }
     // A bug in the worker: the error names the exception and where it was
     // raised, not a permission error from printing the traceback.
     let bug = run("bug").await;
@@ -236,10 +250,11 @@ async fn a_python_worker_reaching_for_a_file_or_a_socket_is_denied_and_its_bugs_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_javascript_workers_bug_fails_its_step_naming_the_error() {
+async fn a_javascript_worker_reaching_for_the_network_fails_and_its_bugs_are_named() {
     let Some(buggy) = js_worker("buggy") else {
         return;
     };
+    let buggy_path = buggy.clone();
     let rt = one_step("buggy", buggy).await;
     let run = |what: &'static str| ask(&rt, "buggy", what);
     let fine = run("nothing").await;
@@ -249,5 +264,31 @@ async fn a_javascript_workers_bug_fails_its_step_naming_the_error() {
     let error = bug.error.unwrap_or_default();
     assert!(error.contains("unexpected TypeError"), "{error}");
     assert!(!error.contains("permission_denied"), "{error}");
+    // The network: the component is built without HTTP, and the world
+    // grants no socket, so there is nothing to reach it with.
+    let reach = run("fetch").await;
+    assert_eq!(reach.status, SagaStatus::Failed, "{reach:?}");
+    assert!(reach.output.is_none(), "{reach:?}");
+    let inspected = cli(&["worker", "inspect", "--json", buggy_path.to_str().expect("utf-8 path")], None);
+    let imports = said(&inspected);
+    assert!(imports.contains("wasi:keyvalue"), "the listing is of imports: {imports}");
+    for absent in ["wasi:http", "wasi:sockets"] {
+        assert!(!imports.contains(absent), "{absent} is imported: {imports}");
+    }
     rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+}
+
+/// The examples keep to the promise: a worker in Python or
+/// JavaScript fits in 15 lines (their domain rules live beside them, in
+/// orders.py and orders.js, as the Rust workers' live in the `orders` crate).
+#[test]
+fn the_python_and_javascript_example_workers_fit_in_fifteen_lines() {
+    for file in [
+        "examples/workers/python/charge-payment/app.py",
+        "examples/workers/js/ship-order/app.js",
+    ] {
+        let text = std::fs::read_to_string(repo_root().join(file)).expect("read");
+        let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+        assert!(lines <= 15, "{file} has {lines} lines");
+    }
 }

@@ -1,11 +1,15 @@
 //! The WIT contract across releases: workers built against an earlier
 //! release of `workers-sdk/wit` (kept in `tests/fixtures/wit/<version>/`,
 //! see its README) still load and run on this host. A change of the WIT
-//! that breaks them fails here.
+//! that breaks them fails here: between them they import every interface
+//! of the world (state, config, log, and the project's own emit).
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use multiagents::worker::{CallInfo, WorkerSpec};
+use multiagents::{SubscribeMode, SubscribeOptions, Transport};
 use serde_json::{Value, json};
 
 use crate::support::{cbor, from_cbor, host, repo_root};
@@ -27,7 +31,15 @@ async fn workers_built_against_every_earlier_wit_release_still_run() {
     let releases = releases();
     assert!(!releases.is_empty(), "no fixture releases");
     for release in releases {
-        let (host, _, _) = host();
+        let (host, _, transport) = host();
+        let mut shipped = transport
+            .subscribe(
+                "orders.shipped",
+                SubscribeMode::Broadcast,
+                SubscribeOptions::default(),
+            )
+            .await
+            .expect("subscribe");
         let shared = WorkerSpec::default().with_namespace(Some("payments".into()));
         for worker in ["charge-payment", "refund-payment"] {
             host.register_wasm(
@@ -64,6 +76,39 @@ async fn workers_built_against_every_earlier_wit_release_still_run() {
             refund["payment_id"],
             paid["payment"]["payment_id"],
             "{}",
+            release.display()
+        );
+        // ship-order imports what the others do not: config, log and the
+        // project's own emit interface.
+        let ship = release.join("ship-order.wasm");
+        let spec = WorkerSpec::default()
+            .with_emit_topics(vec!["orders.*".into()])
+            .with_setting("carrier", "Compat Post");
+        host.register_wasm("ship-order", ship.as_path(), spec)
+            .await
+            .unwrap_or_else(|e| panic!("{}: ship-order no longer loads: {e}", release.display()));
+        let sent: Value = from_cbor(
+            &host
+                .invoke("ship-order", &call("ship"), cbor(&paid))
+                .await
+                .unwrap_or_else(|e| panic!("{}: ship: {e}", release.display())),
+        );
+        assert_eq!(
+            sent["shipment"]["carrier"],
+            "Compat Post",
+            "{}: the config reached it: {sent}",
+            release.display()
+        );
+        let event = tokio::time::timeout(Duration::from_secs(5), shipped.next())
+            .await
+            .unwrap_or_else(|_| panic!("{}: no orders.shipped event", release.display()))
+            .expect("open")
+            .expect("ok");
+        let body: Value = from_cbor(event.payload());
+        assert_eq!(
+            body["tracking_id"],
+            sent["shipment"]["tracking_id"],
+            "{}: {body}",
             release.display()
         );
     }

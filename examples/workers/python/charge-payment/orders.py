@@ -39,3 +39,20 @@ def stable_id(prefix: str, *parts: str) -> str:
         for b in part.encode("utf-8") + b"\xff":
             h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     return f"{prefix}{h:016x}"
+
+
+def payment_for(call, order, limit: int) -> dict:
+    """The payment of `order` in transaction `call`; fatal above `limit` (the decline)."""
+    amount = total(order)
+    currency = order.get("currency", "EUR")
+    if amount > limit:
+        raise Fatal(f"payment declined: order {order['id']} totals {amount} {currency}, above the limit of {limit}")
+    return {"payment_id": stable_id("pay_", call.transaction_id), "amount": amount, "currency": currency}
+
+
+def record(payments, key: str, paid: dict) -> dict:
+    """Stores `paid` under `key` and counts it in the bucket's stats; returns it."""
+    payments.set_value(key, paid)
+    payments.increment("stats/charges")
+    payments.increment("stats/charged_amount", paid["amount"])
+    return paid
