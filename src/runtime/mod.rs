@@ -520,7 +520,8 @@ impl Runtime {
         self.inner.orchestrator.list(cursor, limit).await
     }
 
-    /// Lifecycle events (`workflow.*`, `step.*`, `compensation.*`), decoded.
+    /// Lifecycle events (`workflow.*`, `step.*`, `compensation.*`, and
+    /// `instance.*` when a memory guard changes level), decoded.
     pub async fn events(&self) -> Result<EventStream> {
         Ok(EventStream {
             inner: self.inner.orchestrator.events().await?,

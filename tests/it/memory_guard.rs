@@ -1,7 +1,8 @@
 //! The memory guard sheds load: above its shed threshold an instance
 //! refuses new transactions (a retryable `Overloaded`), takes no commands
 //! (a transaction submitted elsewhere waits, unrun) and says so on
-//! `/readyz`; below `resume` it takes work again. Readings are injected.
+//! `/readyz`; below `resume` it takes work again. Each change of level is
+//! an `instance.*` event. Readings are injected.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,6 +124,80 @@ async fn shedding_refuses_new_work_and_takes_it_again_once_memory_falls() {
     }
     client.shutdown(Duration::from_secs(2)).await.expect("shutdown");
     server.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
+
+/// The next `instance.*` event (transactions' events are skipped); fails
+/// the test when none comes within 10 s.
+async fn next_instance_event(events: &mut multiagents::EventStream) -> multiagents::orchestrator::Event {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("an instance event within 10 s")
+            .expect("the stream is open")
+            .expect("an event");
+        if next.name.starts_with("instance.") {
+            return next;
+        }
+    }
+}
+
+/// Waits until the guard has sampled `rss` (the sampler runs every 20 ms).
+async fn sampled(guard: &MemoryGuard, rss: u64) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while guard.last().map(|r| r.rss) != Some(rss) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("sampled within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_change_of_level_is_an_instance_event_with_the_reading() {
+    let fake = ManualProbe::new(1_000);
+    fake.set(100);
+    let guard = Arc::new(
+        MemoryGuard::new(
+            MemoryGuardConfig::default().with_interval(Duration::from_millis(20)),
+            fake.clone(),
+        )
+        .expect("guard"),
+    );
+    let runtime = Runtime::builder()
+        .memory_guard(guard.clone())
+        .build()
+        .await
+        .expect("runtime");
+    let mut events = runtime.events().await.expect("events");
+
+    fake.set(820);
+    let warn = next_instance_event(&mut events).await;
+    assert_eq!(warn.name, "instance.memory_warn", "{warn:?}");
+    fake.set(950);
+    let shed = next_instance_event(&mut events).await;
+    assert_eq!(shed.name, "instance.shedding", "{shed:?}");
+    let detail = shed.detail.as_deref().expect("the reading");
+    assert!(
+        detail.contains("(95%;") && detail.contains("950 of 1000 bytes") && detail.ends_with("was warn"),
+        "{detail}"
+    );
+    assert!(
+        shed.tx.is_empty() && shed.workflow.is_empty() && shed.status.is_none(),
+        "{shed:?}"
+    );
+    // 860 is below shed but above resume (850): still shedding, no event.
+    fake.set(860);
+    sampled(&guard, 860).await;
+    fake.set(300);
+    let normal = next_instance_event(&mut events).await;
+    assert_eq!(normal.name, "instance.memory_normal", "{normal:?}");
+    let detail = normal.detail.as_deref().expect("the reading");
+    assert!(
+        detail.contains("(30%;") && detail.contains("300 of 1000 bytes") && detail.ends_with("was shed"),
+        "{detail}"
+    );
+    assert!(!guard.shedding());
+    runtime.shutdown(Duration::from_secs(2)).await.expect("shutdown");
 }
 
 #[cfg(feature = "admin")]

@@ -176,6 +176,21 @@ impl Shared {
         Ok(())
     }
 
+    /// Announces a change of the memory guard's level as an `instance.*`
+    /// event (at most once, like every event).
+    pub(crate) fn announce_memory(&self, change: &crate::resilience::MemoryChange) {
+        let e = super::Event::memory(change, now_ms());
+        match self.encode(&e) {
+            // Envelope keys must not be empty; this event has no transaction.
+            Ok(p) => self.events.send(vec![Envelope::new(
+                topic(&self.config.prefix, "events"),
+                "instance",
+                p,
+            )]),
+            Err(err) => tracing::warn!(error = %err, event = %e.name, "cannot encode an instance event"),
+        }
+    }
+
     /// Whether the memory guard sheds load now.
     pub(crate) fn shedding(&self) -> bool {
         self.memory.get().is_some_and(|g| g.shedding())
@@ -493,11 +508,14 @@ impl Orchestrator {
     /// answers a retryable `Overloaded`, this instance takes no new
     /// commands (they stay queued for others) and runs no step in-process.
     /// Results and timers still land: finishing work is what frees memory.
+    /// Each change of level goes out as an event on the events topic
+    /// (`instance.memory_warn`, `instance.shedding`,
+    /// `instance.memory_normal`; see [`Event`](super::Event)).
     ///
     /// # Errors
     /// `Conflict` if a guard is already set.
     pub fn guard_memory(&self, guard: Arc<crate::resilience::MemoryGuard>) -> Result<()> {
-        guard.sample();
+        let first = guard.sample_change();
         self.shared.memory.set(guard.clone()).map_err(|_| {
             Error::new(
                 ErrorKind::Conflict,
@@ -505,14 +523,22 @@ impl Orchestrator {
             )
             .with_operation("guard_memory")
         })?;
+        if let Some(change) = first {
+            self.shared.announce_memory(&change);
+        }
         let stop = self.tasks.stop.clone();
+        let shared = self.shared.clone();
         self.tasks.tracker.spawn(async move {
             let mut ticker = tokio::time::interval(guard.config().interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    _ = ticker.tick() => { guard.sample(); }
+                    _ = ticker.tick() => {
+                        if let Some(change) = guard.sample_change() {
+                            shared.announce_memory(&change);
+                        }
+                    }
                 }
             }
         });

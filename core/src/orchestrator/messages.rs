@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::api::{SagaStatus, StepKind};
 use crate::codec::PayloadCodec;
 use crate::error::Result;
+use crate::resilience::{MemoryChange, MemoryLevel};
 use crate::trace::TraceParent;
 
 /// Run one step (or compensation) attempt. Queue topic `<prefix>.cmd.<worker>`.
@@ -129,11 +130,14 @@ pub(crate) struct Timer {
 
 /// A lifecycle event on the broadcast topic `<prefix>.events`
 /// (at-most-once: for watching and metrics, not for control).
+///
+/// Most are a transaction's; `instance.*` events are an instance's (the
+/// memory guard's level changing) and have empty `tx` and `workflow`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// The transaction.
+    /// The transaction (empty for `instance.*`).
     pub tx: String,
-    /// Its workflow.
+    /// Its workflow (empty for `instance.*`).
     pub workflow: String,
     /// `workflow.started`, `workflow.completed`, `workflow.failed`,
     /// `workflow.compensating`, `workflow.compensated`, `workflow.cancelled`,
@@ -141,7 +145,12 @@ pub struct Event {
     /// `step.dispatched`, `step.completed`, `step.failed`, `step.skipped`,
     /// `step.retrying`, `step.timed_out`, `step.lost` (an in-process run
     /// whose instance died: dispatched again), `compensation.dispatched`,
-    /// `compensation.completed`, `compensation.failed`.
+    /// `compensation.completed`, `compensation.failed`; and for the
+    /// instance that sends it, when its memory guard changes level:
+    /// `instance.memory_warn` (above `warn`, or back below `resume` but
+    /// still above `warn`), `instance.shedding` (above `shed`: new work
+    /// refused), `instance.memory_normal` (below `warn`). Shedding ends
+    /// with the next `instance.memory_warn` or `instance.memory_normal`.
     pub name: String,
     /// The step, for `step.*` and `compensation.*`.
     pub step: Option<String>,
@@ -149,13 +158,40 @@ pub struct Event {
     pub attempt: Option<u32>,
     /// The status after the event, for `workflow.*`.
     pub status: Option<SagaStatus>,
-    /// An error message or other detail.
+    /// An error message or other detail; for `instance.*`, the reading
+    /// (resident set, limit, percentage, WebAssembly and cache shares, the
+    /// exact bytes) and the level before.
     pub detail: Option<String>,
     /// When (ms since the Unix epoch).
     pub at_ms: u64,
 }
 
 impl Event {
+    /// The event of a memory guard's level change (`instance.*`).
+    pub(crate) fn memory(change: &MemoryChange, at_ms: u64) -> Event {
+        let name = match change.to {
+            MemoryLevel::Shed => "instance.shedding",
+            MemoryLevel::Warn => "instance.memory_warn",
+            MemoryLevel::Normal => "instance.memory_normal",
+        };
+        let r = &change.reading;
+        Event {
+            tx: String::new(),
+            workflow: String::new(),
+            name: name.to_string(),
+            step: None,
+            attempt: None,
+            status: None,
+            detail: Some(format!(
+                "{r}; {} of {} bytes; was {}",
+                r.rss,
+                r.limit,
+                change.from.as_str()
+            )),
+            at_ms,
+        }
+    }
+
     /// Decodes an event payload.
     pub fn decode(bytes: &[u8]) -> Result<Event> {
         PayloadCodec::default().decode(bytes)

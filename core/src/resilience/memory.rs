@@ -13,9 +13,12 @@
 //!   since finishing transactions is what frees memory. It stays shedding
 //!   until usage falls below `resume`.
 //!
-//! The orchestrator samples it every `interval`
-//! ([`Orchestrator::guard_memory`](crate::orchestrator::Orchestrator::guard_memory));
-//! tests inject readings through their own probe.
+//! Each change of level is logged and returned by
+//! [`MemoryGuard::sample_change`]; the orchestrator samples it every
+//! `interval`
+//! ([`Orchestrator::guard_memory`](crate::orchestrator::Orchestrator::guard_memory))
+//! and announces each change as an `instance.*` lifecycle event. Tests
+//! inject readings through their own probe.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -148,6 +151,18 @@ impl MemoryLevel {
     }
 }
 
+/// A move of the guard's level, and the reading that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryChange {
+    /// The level before.
+    pub from: MemoryLevel,
+    /// The level now.
+    pub to: MemoryLevel,
+    /// The reading that moved it.
+    pub reading: MemoryReading,
+}
+
 /// Thresholds, as fractions of the limit.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -277,14 +292,23 @@ impl MemoryGuard {
     /// Reads the probe and moves the level (logging each change, and
     /// exporting the reading as metrics). Returns the new level.
     pub fn sample(&self) -> MemoryLevel {
+        self.measure().0
+    }
+
+    /// As [`sample`](Self::sample), and returns the change when the level
+    /// moved (`None` when it stayed, or the probe could not be read).
+    pub fn sample_change(&self) -> Option<MemoryChange> {
+        self.measure().1
+    }
+
+    fn measure(&self) -> (MemoryLevel, Option<MemoryChange>) {
         let Some(reading) = self.probe.read() else {
-            return self.level();
+            return (self.level(), None);
         };
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading);
         let ratio = reading.ratio();
-        let before = self.level();
         // Once shedding, only falling below `resume` ends it.
-        let still_shedding = before == MemoryLevel::Shed && ratio >= self.config.resume;
+        let still_shedding = self.level() == MemoryLevel::Shed && ratio >= self.config.resume;
         let after = if still_shedding || ratio >= self.config.shed {
             MemoryLevel::Shed
         } else if ratio >= self.config.warn {
@@ -292,24 +316,35 @@ impl MemoryGuard {
         } else {
             MemoryLevel::Normal
         };
-        self.level.store(after as u8, Ordering::Release);
+        // The level this sample replaced (another sampler may have moved it
+        // since it was read above).
+        let before = MemoryLevel::from_u8(self.level.swap(after as u8, Ordering::AcqRel));
         metrics::gauge!("multiagents_memory_level").set(f64::from(after as u8));
         metrics::gauge!("multiagents_memory_limit_bytes").set(reading.limit as f64);
         metrics::gauge!("multiagents_memory_used_ratio").set(ratio);
-        if after != before {
-            match after {
-                MemoryLevel::Shed => {
-                    tracing::warn!(%reading, "memory above the shed threshold: refusing new transactions and commands")
-                }
-                MemoryLevel::Warn => {
-                    tracing::warn!(%reading, from = before.as_str(), "memory above the warn threshold")
-                }
-                MemoryLevel::Normal => {
-                    tracing::info!(%reading, from = before.as_str(), "memory back to normal")
-                }
+        metrics::gauge!("multiagents_memory_resident_bytes").set(reading.rss as f64);
+        metrics::gauge!("multiagents_memory_wasm_bytes").set(reading.wasm as f64);
+        metrics::gauge!("multiagents_memory_cache_bytes").set(reading.cache as f64);
+        if after == before {
+            return (after, None);
+        }
+        match after {
+            MemoryLevel::Shed => {
+                tracing::warn!(%reading, "memory above the shed threshold: refusing new transactions and commands")
+            }
+            MemoryLevel::Warn => {
+                tracing::warn!(%reading, from = before.as_str(), "memory above the warn threshold")
+            }
+            MemoryLevel::Normal => {
+                tracing::info!(%reading, from = before.as_str(), "memory back to normal")
             }
         }
-        after
+        let change = MemoryChange {
+            from: before,
+            to: after,
+            reading,
+        };
+        (after, Some(change))
     }
 
     /// `Ok` unless shedding; then a retryable `Overloaded` error for
@@ -356,6 +391,24 @@ mod tests {
             assert_eq!(guard.shedding(), want == MemoryLevel::Shed);
         }
         assert_eq!(guard.last(), Some(MemoryReading::new(100, 1_000)));
+    }
+
+    #[test]
+    fn each_change_of_level_is_returned_once_with_its_reading() {
+        let fake = ManualProbe::new(1_000);
+        let guard = MemoryGuard::new(MemoryGuardConfig::default(), fake.clone()).expect("guard");
+        let mut changes = Vec::new();
+        for rss in [100, 820, 830, 950, 860, 300, 300] {
+            fake.set(rss);
+            if let Some(c) = guard.sample_change() {
+                changes.push((c.from, c.to, c.reading.rss));
+            }
+        }
+        use MemoryLevel::{Normal, Shed, Warn};
+        assert_eq!(
+            changes,
+            vec![(Normal, Warn, 820), (Warn, Shed, 950), (Shed, Normal, 300)]
+        );
     }
 
     #[test]

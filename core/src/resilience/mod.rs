@@ -39,7 +39,9 @@ pub use aimd::AdaptiveConfig;
 pub use breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use limit::{ConcurrencyLimit, LimitPermit};
-pub use memory::{ManualProbe, MemoryGuard, MemoryGuardConfig, MemoryLevel, MemoryProbe, MemoryReading};
+pub use memory::{
+    ManualProbe, MemoryChange, MemoryGuard, MemoryGuardConfig, MemoryLevel, MemoryProbe, MemoryReading,
+};
 pub use process::ProcessProbe;
 pub use stats::{CallStats, CallStatsSnapshot};
 
