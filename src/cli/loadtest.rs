@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use clap::builder::{StyledStr, Styles};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use multiagents::loadtest::{
     self, InputTemplate, LoadReport, LoadSpec, Progress, StressReport, StressSpec, Threshold,
@@ -33,9 +34,8 @@ pub(crate) struct LoadtestArgs {
     /// Most transactions in flight at once.
     #[arg(long, default_value_t = 10_000)]
     concurrency: usize,
-    /// The input: a JSON object (or @file), where "{{n}}", "{{rand}}" and
-    /// "{{uuid}}" in strings are filled per submission.
-    #[arg(long, short, default_value = "{}")]
+    // The input (its help is built by `input_help`).
+    #[arg(long, short, default_value = "{}", help = input_help())]
     input: String,
     /// A transaction not final this long after its intended start is
     /// counted as timed out.
@@ -71,6 +71,25 @@ pub(crate) struct LoadtestArgs {
     /// Print JSON instead of a table (and no progress bar).
     #[arg(long)]
     json: bool,
+}
+
+/// `--input`'s help, naming the placeholders of `InputTemplate`.
+///
+/// clap replaces every `{n}` in help text with a line break (a marker kept
+/// from clap 2, with no escape), so a doc comment naming `{{n}}` printed
+/// as `{`, a new line and `}`. The names are written in clap's literal
+/// style instead, whose codes sit between the braces and the name: no
+/// `{n}` is left to replace, a terminal shows them bold, and the codes are
+/// stripped where the help is not printed to a terminal.
+fn input_help() -> StyledStr {
+    let literal = *Styles::default().get_literal();
+    let placeholder = |name: &str| format!("\"{{{{{literal}{name}{literal:#}}}}}\"");
+    StyledStr::from(format!(
+        "The input: a JSON object (or @file), where {}, {} and {} in strings are filled per submission",
+        placeholder("n"),
+        placeholder("rand"),
+        placeholder("uuid")
+    ))
 }
 
 pub(crate) async fn loadtest(args: LoadtestArgs) -> Result<()> {

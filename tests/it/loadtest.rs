@@ -128,6 +128,27 @@ fn the_cli_reports_a_run_as_json_and_fails_on_a_breached_threshold() {
     }
 }
 
+/// The README's placeholders, as `--help` prints them: clap reads `{n}` in
+/// help text as a line break, which once cut `{{n}}` in two.
+#[test]
+fn the_help_names_the_input_placeholders_as_written() {
+    for command in ["loadtest", "profile"] {
+        let out = multiagents(&[command, "--help"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains(r#"where "{{n}}", "{{rand}}" and "{{uuid}}" in strings are filled per submission"#),
+            "{command} --help: {help}"
+        );
+    }
+    // They are the ones the template fills (as the README says).
+    let template =
+        loadtest::InputTemplate::new(serde_json::json!({"s": "{{n}}-{{rand}}-{{uuid}}"})).expect("an object");
+    let filled = template.render(7);
+    let filled = filled["s"].as_str().expect("a string");
+    assert!(filled.starts_with("7-") && !filled.contains("{{"), "{filled}");
+}
+
 /// Succeeds at most `limit` times in any second (a sliding window of its
 /// successes); fails the calls beyond.
 fn rate_limited(limit: usize) -> impl multiagents::worker::Worker {
