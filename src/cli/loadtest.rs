@@ -50,7 +50,8 @@ pub(crate) struct LoadtestArgs {
     #[arg(long)]
     pub(super) submit_only: bool,
     /// Ramp the rate instead: --from, --step, --max, --step-duration; stop
-    /// at --error-limit or a threshold, and report the knee.
+    /// at --error-limit or a threshold, and report the knee (exit code 1
+    /// when the first step already fails: no knee).
     #[arg(long)]
     pub(super) stress: bool,
     /// The ramp's first rate.
@@ -292,10 +293,27 @@ fn table(r: &LoadReport) {
     }
 }
 
+/// Prints the ramp; `Err` (exit code 1) when it found no knee: its first
+/// step already failed, as a run that breaches a threshold does.
 fn print_stress(report: &StressReport, json: bool) -> Result<()> {
     if json {
-        return output::json(report);
+        output::json(report)?;
+    } else {
+        print_stress_table(report);
     }
+    match report.knee {
+        Some(_) => Ok(()),
+        None => Err(Error::new(
+            ErrorKind::Worker,
+            format!(
+                "no knee: the ramp's first step failed its criteria ({}); start lower (--from)",
+                report.stopped
+            ),
+        )),
+    }
+}
+
+fn print_stress_table(report: &StressReport) {
     outln!(
         "{:>10}  {:>10}  {:>8}  {:>10}  {:>10}  result",
         "rate",
@@ -321,5 +339,4 @@ fn print_stress(report: &StressReport, json: bool) -> Result<()> {
         None => outln!("knee: none (the first step already failed)"),
     }
     outln!("stopped: {}", report.stopped);
-    Ok(())
 }

@@ -149,6 +149,58 @@ fn the_help_names_the_input_placeholders_as_written() {
     assert!(filled.starts_with("7-") && !filled.contains("{{"), "{filled}");
 }
 
+fn stress(extra: &[&str]) -> Output {
+    let mut args = vec![
+        "loadtest",
+        "--config",
+        "examples/order-saga.toml",
+        "--workflow",
+        "order-saga",
+        "--input",
+        DEMO_ORDER,
+        "--stress",
+        "--from",
+        "20",
+        "--step",
+        "20",
+        "--max",
+        "40",
+        "--step-duration",
+        "500ms",
+        "--json",
+    ];
+    args.extend(extra);
+    multiagents(&args)
+}
+
+#[test]
+fn the_cli_ramp_reports_its_steps_and_knee_and_fails_without_a_knee() {
+    wasm("echo");
+    // 10 and 20 orders, well within the demo's stock of 100 mugs: both
+    // steps pass, the knee is the last.
+    let out = stress(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let steps = report["steps"].as_array().expect("steps");
+    let rates: Vec<f64> = steps.iter().map(|s| s["rate"].as_f64().expect("rate")).collect();
+    assert_eq!(rates, [20.0, 40.0], "{report}");
+    assert!(steps.iter().all(|s| s["passed"] == true), "{report}");
+    assert_eq!(steps[1]["report"]["sent"], 20, "{report}");
+    assert_eq!(report["knee"], 40.0, "{report}");
+
+    // A criterion no step can meet: the first step fails, no knee, exit 1.
+    let out = stress(&["--threshold", "errors<0%"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["knee"], Value::Null, "{report}");
+    let steps = report["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1, "the ramp stops at its first step: {report}");
+    assert_eq!(steps[0]["passed"], false, "{report}");
+    assert_eq!(steps[0]["breaches"][0]["threshold"], "errors<0%", "{report}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("no knee") && said.contains("at 20/s"), "{said}");
+}
+
 /// Succeeds at most `limit` times in any second (a sliding window of its
 /// successes); fails the calls beyond.
 fn rate_limited(limit: usize) -> impl multiagents::worker::Worker {
