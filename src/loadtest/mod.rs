@@ -18,6 +18,8 @@
 //!   give the fast path; a sweep reads the state of every transaction not
 //!   heard of for a moment, and takes its final write's time. So a run on a
 //!   cluster (`submit_only`) sees every outcome even when events are lost.
+//!   Its reads per sweep scale with the rate (bounded), and a transaction
+//!   past its `timeout` is read once more before it counts as timed out.
 //! * **Errors** are everything that did not complete: submissions refused
 //!   (by kind, e.g. `overloaded`), transactions that failed, were
 //!   compensated or cancelled, and those not final within `timeout`.

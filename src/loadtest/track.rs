@@ -18,8 +18,12 @@ use crate::Runtime;
 const SWEEP: Duration = Duration::from_millis(200);
 /// A transaction not heard of this long is read from the store.
 const QUIET: Duration = Duration::from_millis(500);
-/// Most states one sweep reads.
+/// Fewest states one sweep may read.
 const SWEEP_READS: usize = 256;
+/// Most states one sweep reads, whatever the rate.
+const SWEEP_READS_MAX: usize = 16_384;
+/// State reads of one sweep in flight at once.
+const SWEEP_CONCURRENCY: usize = 64;
 /// An outcome seen before its submission returned is kept this long.
 const EARLY_KEEP: Duration = Duration::from_secs(60);
 
@@ -70,6 +74,19 @@ impl State {
             let micros = at.saturating_duration_since(start).as_micros().max(1) as u64;
             let _ = h.record(micros.min(h.high()));
         }
+    }
+
+    /// `tx` was not final within `timeout`: counted timed out at `now`
+    /// (unless its outcome came meanwhile: then it is not in flight).
+    fn time_out(&mut self, tx: &str, now: Instant, timeout: Duration) {
+        let Some(f) = self.in_flight.remove(tx) else {
+            return;
+        };
+        // The worst latencies belong in the percentiles too.
+        self.time(&f, now);
+        self.counts.timed_out += 1;
+        self.last = Some(now);
+        self.error("timed_out", || format!("{tx}: not final within {timeout:?}"));
     }
 
     fn land(&mut self, tx: &str, from: &InFlight, status: SagaStatus, detail: Option<String>, at: Instant) {
@@ -143,10 +160,22 @@ impl Tracker {
         };
         let sweeping = {
             let (state, runtime, timeout) = (state.clone(), runtime.clone(), spec.timeout);
+            let budget = sweep_budget(spec.rate);
             tokio::spawn(async move {
+                let read = |tx: String| {
+                    let runtime = runtime.clone();
+                    async move {
+                        let snap = runtime.status(&TransactionId::from(tx.as_str())).await.ok()?;
+                        Some(Read {
+                            status: snap.status,
+                            updated_ms: snap.updated_ms,
+                            error: snap.error,
+                        })
+                    }
+                };
                 loop {
                     tokio::time::sleep(SWEEP).await;
-                    sweep(&state, &runtime, timeout).await;
+                    sweep(&state, timeout, budget, read).await;
                 }
             })
         };
@@ -286,54 +315,185 @@ fn outcome(state: &Mutex<State>, tx: &str, status: SagaStatus, detail: Option<St
     }
 }
 
-/// Reads the state of transactions not heard of lately (oldest first, a
-/// bounded number), lands the final ones, times out the overdue.
-async fn sweep(state: &Mutex<State>, runtime: &Runtime, timeout: Duration) {
+/// How many states one sweep may read at `rate` submissions per second:
+/// twice the transactions that fall quiet between two sweeps (room for
+/// reading again those still running, and for catching up), at least
+/// [`SWEEP_READS`], at most [`SWEEP_READS_MAX`]. With a fixed budget, a
+/// run faster than it whose events are lost (a cluster's) fell behind,
+/// and completed transactions were counted as timed out.
+fn sweep_budget(rate: f64) -> usize {
+    let per_sweep = rate * SWEEP.as_secs_f64() * 2.0;
+    if per_sweep.is_finite() && per_sweep > SWEEP_READS as f64 {
+        (per_sweep.ceil() as usize).min(SWEEP_READS_MAX)
+    } else {
+        SWEEP_READS
+    }
+}
+
+/// What the sweep reads of a transaction's state.
+struct Read {
+    status: SagaStatus,
+    /// Its last write (ms since the Unix epoch).
+    updated_ms: u64,
+    error: Option<String>,
+}
+
+/// Reads (`read`, [`SWEEP_CONCURRENCY`] at a time) the state of at most
+/// `budget` transactions: first those past `timeout` (one last look, so a
+/// transaction whose outcome event was lost is not counted timed out), then
+/// those not heard of lately, oldest first. Lands the final ones, times out
+/// the overdue that are not final (or cannot be read).
+async fn sweep<F, Fut>(state: &Mutex<State>, timeout: Duration, budget: usize, read: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Option<Read>>,
+{
+    use futures_util::StreamExt;
+
     let now = Instant::now();
-    let due: Vec<(String, Instant)> = {
+    let due: Vec<(String, Instant, bool)> = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.early
             .retain(|_, (_, _, at)| now.saturating_duration_since(*at) < EARLY_KEEP);
-        let mut overdue = Vec::new();
-        let mut quiet: Vec<(String, Instant)> = Vec::new();
+        let mut overdue: Vec<(String, Instant, bool)> = Vec::new();
+        let mut quiet: Vec<(String, Instant, bool)> = Vec::new();
         for (tx, f) in &s.in_flight {
-            if now.saturating_duration_since(f.intended) > timeout {
-                overdue.push(tx.clone());
-            } else if now.saturating_duration_since(f.intended) > QUIET
-                && f.checked.is_none_or(|c| now.saturating_duration_since(c) > QUIET)
-            {
-                quiet.push((tx.clone(), f.intended));
+            let age = now.saturating_duration_since(f.intended);
+            if age > timeout {
+                overdue.push((tx.clone(), f.intended, true));
+            } else if age > QUIET && f.checked.is_none_or(|c| now.saturating_duration_since(c) > QUIET) {
+                quiet.push((tx.clone(), f.intended, false));
             }
         }
-        for tx in overdue {
-            if let Some(f) = s.in_flight.remove(&tx) {
-                // The worst latencies belong in the percentiles too.
-                s.time(&f, now);
-            }
-            s.counts.timed_out += 1;
-            s.last = Some(now);
-            s.error("timed_out", || format!("{tx}: not final within {timeout:?}"));
-        }
-        quiet.sort_by_key(|(_, intended)| *intended);
-        quiet.truncate(SWEEP_READS);
-        for (tx, _) in &quiet {
+        overdue.sort_by_key(|(_, intended, _)| *intended);
+        quiet.sort_by_key(|(_, intended, _)| *intended);
+        let mut due = overdue;
+        due.extend(quiet);
+        due.truncate(budget);
+        for (tx, _, _) in &due {
             if let Some(f) = s.in_flight.get_mut(tx) {
                 f.checked = Some(now);
             }
         }
-        quiet
+        due
     };
-    for (tx, _) in due {
-        let Ok(snap) = runtime.status(&TransactionId::from(tx.as_str())).await else {
-            continue;
-        };
-        if snap.status.is_final() {
-            // Its final write's time, on this machine's clock.
-            let ago = multiagents_core::orchestrator::now_ms().saturating_sub(snap.updated_ms);
-            let at = Instant::now()
-                .checked_sub(Duration::from_millis(ago))
-                .unwrap_or_else(Instant::now);
-            outcome(state, &tx, snap.status, snap.error, at);
+    let reads = futures_util::stream::iter(due)
+        .map(|(tx, intended, overdue)| {
+            let reading = read(tx.clone());
+            async move { (tx, intended, overdue, reading.await) }
+        })
+        .buffer_unordered(SWEEP_CONCURRENCY);
+    futures_util::pin_mut!(reads);
+    while let Some((tx, intended, overdue, reading)) = reads.next().await {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        match reading {
+            Some(r) if r.status.is_final() => {
+                // Its final write's time, on this machine's clock.
+                let ago = multiagents_core::orchestrator::now_ms().saturating_sub(r.updated_ms);
+                let at = Instant::now()
+                    .checked_sub(Duration::from_millis(ago))
+                    .unwrap_or_else(Instant::now);
+                if at.saturating_duration_since(intended) > timeout {
+                    // Final, but only after its timeout.
+                    s.time_out(&tx, now, timeout);
+                } else if let Some(f) = s.in_flight.remove(&tx) {
+                    s.land(&tx, &f, r.status, r.error, at);
+                }
+            }
+            _ if overdue => s.time_out(&tx, now, timeout),
+            _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tracker's state with `txs` in flight, each intended `ago`.
+    fn in_flight(txs: &[String], ago: Duration) -> Mutex<State> {
+        let latency = Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram");
+        let slots = Arc::new(tokio::sync::Semaphore::new(txs.len()));
+        let intended = Instant::now().checked_sub(ago).expect("a past instant");
+        let in_flight = txs
+            .iter()
+            .map(|tx| {
+                let flight = InFlight {
+                    intended,
+                    sent: intended,
+                    _slot: slots.clone().try_acquire_owned().expect("a slot"),
+                    checked: None,
+                };
+                (tx.clone(), flight)
+            })
+            .collect();
+        Mutex::new(State {
+            in_flight,
+            early: HashMap::new(),
+            service: latency.clone(),
+            latency,
+            counts: Counts::default(),
+            errors: BTreeMap::new(),
+            last: None,
+        })
+    }
+
+    /// A state read: `status`, last written `ago`.
+    fn read(status: SagaStatus, ago: Duration) -> Option<Read> {
+        let now = multiagents_core::orchestrator::now_ms();
+        Some(Read {
+            status,
+            updated_ms: now - ago.as_millis() as u64,
+            error: None,
+        })
+    }
+
+    #[test]
+    fn the_budget_follows_the_rate_within_bounds() {
+        assert_eq!(sweep_budget(100.0), SWEEP_READS);
+        assert_eq!(sweep_budget(5_000.0), 2_000);
+        assert_eq!(sweep_budget(1e9), SWEEP_READS_MAX);
+        assert_eq!(sweep_budget(f64::NAN), SWEEP_READS);
+    }
+
+    /// At 5 000/s, 1 000 transactions fall quiet between two sweeps; with
+    /// their events lost, one sweep reads all 1 500 quiet ones (a fixed
+    /// budget of 256 read a sixth of them and fell behind).
+    #[tokio::test]
+    async fn one_sweep_keeps_up_with_the_transactions_the_rate_makes_quiet() {
+        let txs: Vec<String> = (0..1_500).map(|i| format!("tx-{i}")).collect();
+        let state = in_flight(&txs, Duration::from_secs(1));
+        let done = |_tx: String| async { read(SagaStatus::Completed, Duration::from_millis(400)) };
+        sweep(&state, Duration::from_secs(30), sweep_budget(5_000.0), done).await;
+        let s = state.lock().expect("state");
+        assert_eq!(s.counts.completed, 1_500);
+        assert!(s.in_flight.is_empty());
+    }
+
+    /// Past its timeout a transaction is read once more: completed in time,
+    /// it counts completed; final too late, still running, or unreadable,
+    /// it counts timed out.
+    #[tokio::test]
+    async fn an_overdue_transaction_is_read_before_it_counts_as_timed_out() {
+        let txs: Vec<String> = ["done", "late", "running", "unreadable"]
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        let state = in_flight(&txs, Duration::from_secs(4));
+        let reads = |tx: String| async move {
+            match tx.as_str() {
+                // Intended 4 s ago, timeout 2 s: final 1 s after its start.
+                "done" => read(SagaStatus::Completed, Duration::from_secs(3)),
+                // Final 3 s after its start.
+                "late" => read(SagaStatus::Completed, Duration::from_secs(1)),
+                "running" => read(SagaStatus::Running, Duration::from_secs(1)),
+                _ => None,
+            }
+        };
+        sweep(&state, Duration::from_secs(2), SWEEP_READS, reads).await;
+        let s = state.lock().expect("state");
+        assert_eq!((s.counts.completed, s.counts.timed_out), (1, 3));
+        assert!(s.in_flight.is_empty());
+        assert_eq!(s.errors.get("timed_out").map(|e| e.0), Some(3));
     }
 }

@@ -1,17 +1,24 @@
 //! Load tests: `multiagents loadtest` against the demo's in-memory runtime
-//! (its JSON report and thresholds), and the stress ramp finding the knee
-//! of a worker that fails above a known rate.
+//! (its JSON report and thresholds, the stress ramp), the stress ramp
+//! finding the knee of a worker that fails above a known rate, and a
+//! client's run (as `--submit-only` on a cluster) whose outcome events are
+//! all lost.
 
 use std::collections::VecDeque;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use bytes::Bytes;
-use multiagents::Runtime;
 use multiagents::loadtest::{self, LoadSpec, StressSpec};
+use multiagents::transport::QueueDepth;
 use multiagents::worker::{CallInfo, WorkerSpec, fatal, native};
 use multiagents::workflow::{StepDef, WorkflowDef};
+use multiagents::{
+    Capabilities, Envelope, MemoryStore, MemoryTransport, Runtime, StateStore, SubscribeMode,
+    SubscribeOptions, Subscription, Transport,
+};
 use serde_json::Value;
 
 use crate::support::{DEMO_ORDER, cli, said, temp_dir, wasm};
@@ -250,4 +257,92 @@ async fn the_stress_ramp_finds_the_knee_of_a_worker_that_fails_above_a_known_rat
     assert!(report.steps[..2].iter().all(|s| s.passed), "{report:#?}");
     assert!(started.elapsed() < Duration::from_secs(60));
     runtime.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}
+
+/// A transport that loses every lifecycle event broadcast through it (events
+/// are at most once: a cluster's may all be lost to a client).
+struct LosesEvents(Arc<dyn Transport>);
+
+#[async_trait]
+impl Transport for LosesEvents {
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+    async fn publish(&self, e: Envelope) -> multiagents::Result<()> {
+        self.0.publish(e).await
+    }
+    async fn publish_batch(&self, es: Vec<Envelope>) -> multiagents::Result<()> {
+        self.0.publish_batch(es).await
+    }
+    async fn subscribe(
+        &self,
+        t: &str,
+        m: SubscribeMode,
+        o: SubscribeOptions,
+    ) -> multiagents::Result<Subscription> {
+        self.0.subscribe(t, m, o).await
+    }
+    async fn broadcast(&self, es: Vec<Envelope>) -> multiagents::Result<()> {
+        let kept: Vec<Envelope> = es.into_iter().filter(|e| !e.topic.ends_with(".events")).collect();
+        self.0.broadcast(kept).await
+    }
+    async fn queue_depth(&self, topic: &str, group: &str) -> multiagents::Result<Option<QueueDepth>> {
+        self.0.queue_depth(topic, group).await
+    }
+}
+
+/// A client submits (as `loadtest --submit-only` does on a cluster) to an
+/// instance whose outcome events never reach it: every outcome is learnt
+/// from the stored state, each submission counted completed, none timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_run_learns_every_outcome_from_the_state_when_the_events_are_lost() {
+    let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let workflow = WorkflowDef::builder("noop")
+        .step(StepDef::new("call", "noop"))
+        .build();
+    let noop = native(|_c: CallInfo, _i: Bytes| async { Ok(Bytes::from_static(&[0xa0])) });
+    let server = Runtime::builder()
+        .transport(Arc::new(LosesEvents(transport.clone())))
+        .store(store.clone())
+        .worker_native("noop", noop, WorkerSpec::default())
+        .workflow(workflow.clone())
+        .build()
+        .await
+        .expect("server");
+    let client = Runtime::builder()
+        .transport(transport)
+        .store(store)
+        .workflow(workflow)
+        .client()
+        .build()
+        .await
+        .expect("client");
+    // What reaches the client: the `workflow.started` of its own
+    // submissions, and no final event.
+    let heard = Arc::new(Mutex::new((0_u64, 0_u64)));
+    let listener = {
+        let (heard, mut events) = (heard.clone(), client.events().await.expect("events"));
+        tokio::spawn(async move {
+            while let Some(Ok(e)) = events.next().await {
+                let mut heard = heard.lock().unwrap_or_else(|p| p.into_inner());
+                match e.status {
+                    Some(s) if s.is_final() => heard.1 += 1,
+                    _ => heard.0 += 1,
+                }
+            }
+        })
+    };
+
+    let spec = LoadSpec::new("noop", 200.0, Duration::from_secs(1));
+    let report = loadtest::run(&client, &spec, &|_| {}).await.expect("run");
+    assert_eq!(report.sent, 200, "{report:#?}");
+    assert_eq!(report.completed, 200, "{report:#?}");
+    assert_eq!(report.timed_out, 0, "{report:#?}");
+    listener.abort();
+    let (other, finals) = *heard.lock().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(finals, 0, "the outcome events are lost");
+    assert!(other > 0, "the client hears the events that do arrive");
+    client.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+    server.shutdown(Duration::from_secs(2)).await.expect("shutdown");
 }
