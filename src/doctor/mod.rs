@@ -6,9 +6,11 @@
 //! | module | owns |
 //! |---|---|
 //! | this file | [`Check`], [`Verdict`], [`check`]: the checks |
+//! | `backend` | the connection and batching checks, from the backend URLs' options ([`MIN_POOL_SIZE`], [`MIN_READ_BATCH`]) |
 //! | `live` | [`LiveFigures`]: the few `/metrics` values the checks read |
 //! | `record` | [`LoadRecord`]: the last load test of a config, kept by `loadtest` |
 
+mod backend;
 mod live;
 mod record;
 
@@ -18,6 +20,7 @@ use multiagents_core::codec::DEFAULT_COMPRESS_THRESHOLD;
 use multiagents_core::resilience::ProcessProbe;
 use serde::Serialize;
 
+pub use backend::{MIN_POOL_SIZE, MIN_READ_BATCH};
 pub use live::LiveFigures;
 pub use record::{LoadRecord, record_path};
 
@@ -88,33 +91,8 @@ pub fn check(
         item("backend", "A shared backend", Pass, format!("transport {transport}://, store {store}://"), None)
     });
 
-    out.push(item(
-        "pipelining",
-        "Connection pooling and pipelining",
-        Pass,
-        match transport.as_str() {
-            "redis" | "rediss" => {
-                "Redis: multiplexed connections; publishes and acks of concurrent calls share a round trip"
-                    .into()
-            }
-            "nats" | "tls" => {
-                "NATS: one multiplexed connection; publishes pipelined, acks awaited in windows".into()
-            }
-            "kafka" => {
-                "Kafka: one idempotent producer batching within linger (1 ms), one consumer per queue group; offsets committed every second".into()
-            }
-            _ => "in-process backends: no connections".into(),
-        },
-        None,
-    ));
-
-    out.push(item(
-        "batching",
-        "Batching",
-        Pass,
-        "state changes publish their commands in one batch; events go out in batches; concurrent Redis calls coalesce (multiagents_batch_size shows the sizes)".into(),
-        None,
-    ));
+    out.push(backend::pipelining(config));
+    out.push(backend::batching(config));
 
     out.push(item(
         "codec",

@@ -130,3 +130,128 @@ fn each_setting_the_checklist_warns_about_is_named_with_its_fix() {
     assert_eq!(verdict("loadtest"), (Verdict::Warn, true));
     assert_eq!(verdict("codec"), (Verdict::Pass, false));
 }
+
+/// The check `id` of `checks`.
+#[cfg(any(feature = "redis", feature = "nats", feature = "kafka"))]
+fn find<'c>(checks: &'c [doctor::Check], id: &str) -> &'c doctor::Check {
+    checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("check {id}"))
+}
+
+/// The connection and batching checks read the Redis URLs' options
+/// (through the backend's parser): below the recommended values they warn,
+/// naming the option and the fix; at the defaults they pass, naming the
+/// figures. A store's `read_batch` is not checked: a store reads no queue.
+#[cfg(feature = "redis")]
+#[test]
+fn a_small_redis_pool_or_read_batch_warns_with_its_fix() {
+    let mut config = Config::default();
+    config.transport.url = "redis://127.0.0.1:6379/0?pool_size=1&read_batch=8".into();
+    config.store.url = "redis://127.0.0.1:6379/0".into();
+    let checks = doctor::check(&config, None, None, 2);
+    let pool = find(&checks, "pipelining");
+    assert_eq!(pool.verdict, Verdict::Warn, "{pool:?}");
+    assert!(pool.reason.contains("Redis transport: pool_size=1"), "{pool:?}");
+    assert_eq!(
+        pool.fix.as_deref(),
+        Some("pool_size=2 (the default) or more in [transport] url")
+    );
+    let batch = find(&checks, "batching");
+    assert_eq!(batch.verdict, Verdict::Warn, "{batch:?}");
+    assert!(
+        batch.reason.contains("Redis transport: read_batch=8"),
+        "{batch:?}"
+    );
+    assert_eq!(
+        batch.fix.as_deref(),
+        Some("read_batch=256 (the default), or at least 32, in [transport] url")
+    );
+
+    config.transport.url = "redis://127.0.0.1:6379/0".into();
+    config.store.url = "redis://127.0.0.1:6379/1?read_batch=8".into();
+    let checks = doctor::check(&config, None, None, 2);
+    let pool = find(&checks, "pipelining");
+    assert_eq!(pool.verdict, Verdict::Pass, "{pool:?}");
+    assert!(pool.reason.contains("2 multiplexed connections"), "{pool:?}");
+    let batch = find(&checks, "batching");
+    assert_eq!(batch.verdict, Verdict::Pass, "{batch:?}");
+    assert!(
+        batch.reason.contains("up to 256 messages (read_batch)"),
+        "{batch:?}"
+    );
+
+    // One URL for both: named once, fixed in both settings.
+    config.transport.url = "redis://127.0.0.1:6379/0?pool_size=1".into();
+    config.store.url = config.transport.url.clone();
+    let pool = find(&doctor::check(&config, None, None, 2), "pipelining").clone();
+    assert!(
+        pool.reason.starts_with("Redis transport and store: pool_size=1"),
+        "{pool:?}"
+    );
+    assert!(
+        pool.fix
+            .as_deref()
+            .is_some_and(|f| f.ends_with("[transport] url and [store] url")),
+        "{pool:?}"
+    );
+}
+
+/// A NATS transport pulling fewer than 32 messages at a time warns.
+#[cfg(feature = "nats")]
+#[test]
+fn a_small_nats_fetch_batch_warns_with_its_fix() {
+    let mut config = Config::default();
+    config.transport.url = "nats://127.0.0.1:4222?fetch_batch=4".into();
+    let checks = doctor::check(&config, None, None, 2);
+    let batch = find(&checks, "batching");
+    assert_eq!(batch.verdict, Verdict::Warn, "{batch:?}");
+    assert!(
+        batch.reason.contains("NATS transport: fetch_batch=4"),
+        "{batch:?}"
+    );
+    assert_eq!(
+        batch.fix.as_deref(),
+        Some("fetch_batch=256 (the default), or at least 32, in [transport] url")
+    );
+    config.transport.url = "nats://127.0.0.1:4222".into();
+    let batch = find(&doctor::check(&config, None, None, 2), "batching").clone();
+    assert_eq!(batch.verdict, Verdict::Pass, "{batch:?}");
+}
+
+/// A Kafka producer that does not linger batches nothing: it warns.
+#[cfg(feature = "kafka")]
+#[test]
+fn a_kafka_linger_of_zero_warns_with_its_fix() {
+    let mut config = Config::default();
+    config.transport.url = "kafka://127.0.0.1:9092?linger=0ms".into();
+    let checks = doctor::check(&config, None, None, 2);
+    let batch = find(&checks, "batching");
+    assert_eq!(batch.verdict, Verdict::Warn, "{batch:?}");
+    assert!(batch.reason.contains("Kafka transport: linger=0"), "{batch:?}");
+    assert_eq!(
+        batch.fix.as_deref(),
+        Some("linger=1ms (the default) or more in [transport] url")
+    );
+}
+
+/// A URL this build cannot open fails both checks, with the reason.
+#[test]
+fn a_backend_url_that_cannot_be_opened_fails_the_connection_checks() {
+    let mut config = Config::default();
+    config.transport.url = "mongo://127.0.0.1".into();
+    let checks = doctor::check(&config, None, None, 2);
+    for id in ["pipelining", "batching"] {
+        let c = checks.iter().find(|c| c.id == id).expect("the check");
+        assert_eq!(c.verdict, Verdict::Fail, "{c:?}");
+        assert!(c.reason.contains("unknown scheme"), "{c:?}");
+    }
+    assert!(
+        checks
+            .iter()
+            .find(|c| c.id == "pipelining")
+            .is_some_and(|c| c.reason.contains("transport.url")),
+        "the setting is named"
+    );
+}
