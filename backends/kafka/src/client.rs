@@ -11,7 +11,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
@@ -48,8 +48,14 @@ pub(crate) fn producer(config: &KafkaConfig) -> Result<FutureProducer> {
 
 /// A consumer of `group` whose offsets are stored only when this backend
 /// says so (the contiguous watermark) and committed by librdkafka every
-/// second and on every revoke.
-pub(crate) fn queue_consumer<C, T>(config: &KafkaConfig, group: &str, context: C) -> Result<T>
+/// second and on every revoke. With `stats`, librdkafka hands `context`
+/// its statistics that often.
+pub(crate) fn queue_consumer<C, T>(
+    config: &KafkaConfig,
+    group: &str,
+    context: C,
+    stats: Option<std::time::Duration>,
+) -> Result<T>
 where
     C: ConsumerContext,
     T: FromClientConfigAndContext<C>,
@@ -70,9 +76,22 @@ where
         .set("fetch.wait.max.ms", millis(config.fetch_wait).to_string())
         .set("enable.partition.eof", "false")
         .set("max.partition.fetch.bytes", config.wire_max().to_string());
+    if let Some(every) = stats {
+        c.set("statistics.interval.ms", millis(every).to_string());
+    }
     create(with_user_options(c, config), "kafka.subscribe", |c| {
         c.create_with_context(context)
     })
+}
+
+/// A client of `group` that never joins it: it reads the group's
+/// committed offsets and its listing (queue depths).
+pub(crate) fn inspector(config: &KafkaConfig, group: &str) -> Result<BaseConsumer> {
+    let mut c = base(config);
+    c.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    create(with_user_options(c, config), "kafka.queue_depth", |c| c.create())
 }
 
 /// A consumer without a group, reading partitions it is assigned

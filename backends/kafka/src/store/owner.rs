@@ -149,7 +149,7 @@ pub(crate) fn serve(core: &Arc<Core>, owned: &Arc<Owned>, member: &str) -> Resul
         joined: joined_tx,
     };
     let consumer: StreamConsumer<Context> =
-        crate::client::queue_consumer(&core.config, &core.group, context)?;
+        crate::client::queue_consumer(&core.config, &core.group, context, None)?;
     consumer
         .subscribe(&[&core.requests])
         .map_err(|e| crate::error::kafka("kafka.store.join", e).with_context("group", core.group.clone()))?;

@@ -11,11 +11,13 @@
 //! | `delay` | the delay topic and its forwarder |
 //! | `broadcast` | broadcast subscribers from the topics' ends |
 //! | `dead_letters` | reading a topic's dead letters back |
+//! | `depth` | queue depths, from the brokers and this instance's members |
 
 mod acker;
 mod broadcast;
 mod dead_letters;
 mod delay;
+mod depth;
 mod produce;
 mod queue;
 mod reader;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use multiagents_core::transport::{check_batch, check_subscribe};
 use multiagents_core::{
-    Capabilities, Envelope, Result, SubscribeMode, SubscribeOptions, Subscription, Transport,
+    Capabilities, Envelope, QueueDepth, Result, SubscribeMode, SubscribeOptions, Subscription, Transport,
 };
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) closed: CancellationToken,
     /// Whether this transport's delay forwarder runs.
     pub(crate) forwarder: tokio::sync::Mutex<bool>,
+    /// This instance's queue members, and clients asking about groups.
+    pub(crate) depths: depth::Depths,
 }
 
 impl Shared {
@@ -173,6 +177,7 @@ impl KafkaTransport {
                 topics,
                 closed: CancellationToken::new(),
                 forwarder: tokio::sync::Mutex::new(false),
+                depths: depth::Depths::default(),
             }),
         })
     }
@@ -216,7 +221,6 @@ impl Transport for KafkaTransport {
         // Unsettled work returns when its partition moves, not after a
         // per-message timeout.
         c.ack_timeout = false;
-        c.queue_depth = false;
         // A rebalance moves whole partitions, unsettled work included.
         c.moves_work_on_join = true;
         // A dead consumer's work moves after `session_timeout`.
@@ -280,11 +284,20 @@ impl Transport for KafkaTransport {
         self.send(&envelopes, |t| names.broadcast(t), true, OP).await
     }
 
+    async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {
+        depth::queue_depth(&self.shared, topic, group).await
+    }
+
     async fn close(&self) -> Result<()> {
         if self.shared.closed.is_cancelled() {
             return Ok(());
         }
         self.shared.closed.cancel();
+        let inspectors = self.shared.depths.close();
+        if !inspectors.is_empty() {
+            // Closing a librdkafka client blocks.
+            drop(tokio::task::spawn_blocking(move || drop(inspectors)));
+        }
         let producer = self.shared.producer.clone();
         let timeout = self.shared.config.request_timeout;
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;

@@ -30,6 +30,7 @@ pub(super) async fn subscribe(
         max_in_flight,
         shared.closed.clone(),
     )?;
+    shared.depths.register(&group_id, &reading.tracker);
     // Return once a member of the group (a rebalance takes a few seconds):
     // a consumer that is still joining when the group's last member leaves
     // waits for another rebalance (and on Tansu, never gets one).

@@ -25,7 +25,7 @@ use multiagents_core::Result;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Offset, Statistics, TopicPartitionList};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +39,21 @@ pub(crate) struct Context {
     joined: watch::Sender<bool>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    /// librdkafka's statistics (every `statistics.interval.ms`): the high
+    /// watermark of each assigned partition's last fetch, for queue depths.
+    /// Brokers answer `ListOffsets` for it too, but Tansu's answer is wrong
+    /// after a batch of several records; its fetch responses are right.
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                if *id >= 0 && p.desired && p.hi_offset >= 0 {
+                    self.tracker.observe_high(name, *id, p.hi_offset);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -171,7 +185,13 @@ impl Ticket {
 pub(crate) struct Reading {
     pub(crate) records: mpsc::Receiver<Result<Received>>,
     pub(crate) joined: watch::Receiver<bool>,
+    /// Its partitions' watermarks (and what it has seen, for depths).
+    pub(crate) tracker: Arc<Tracker>,
 }
+
+/// How often librdkafka reports a consumer's statistics (the fetched high
+/// watermarks queue depths use): depths are at most this old.
+const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Joins `group` on `topics` and reads into a channel of `max_in_flight`.
 /// The reader stops when the receiver is dropped or `closed` fires.
@@ -191,6 +211,7 @@ pub(crate) fn start(
             tracker: tracker.clone(),
             joined: joined_tx,
         },
+        Some(STATS_EVERY),
     )?;
     consumer
         .subscribe(topics)
@@ -200,14 +221,18 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::channel(max_in_flight.clamp(1, 4096));
     let reader = Reader {
         member,
-        tracker,
+        tracker: tracker.clone(),
         slots,
         tx,
         stash: VecDeque::new(),
         paused: false,
     };
     tokio::spawn(reader.run(closed));
-    Ok(Reading { records: rx, joined })
+    Ok(Reading {
+        records: rx,
+        joined,
+        tracker,
+    })
 }
 
 /// A record read but not handed out yet (no free slot).
@@ -251,6 +276,7 @@ impl Reader {
                     Ok(m) => {
                         let stashed = self.stashed(&m);
                         self.stash.push_back(stashed);
+                        self.tracker.stashed(true);
                         // A rebalance may have assigned partitions since the pause.
                         if self.paused {
                             self.paused = false;
@@ -319,6 +345,7 @@ impl Reader {
         let Some(s) = self.stash.pop_front() else {
             return true;
         };
+        self.tracker.stashed(false);
         let received = Received {
             topic: s.topic.clone(),
             key: s.key,

@@ -35,6 +35,24 @@ pub(crate) struct Tracker {
 struct State {
     partitions: HashMap<(String, i32), Partition>,
     generations: u64,
+    /// The high watermark each fetched partition had in its last fetch
+    /// response (from librdkafka's statistics), for queue depths.
+    highs: HashMap<(String, i32), i64>,
+    /// Records read and not handed out yet (delivered to the tracker, but
+    /// waiting for a free slot): ready, not in flight.
+    stashed: usize,
+}
+
+/// What one consumer knows of one topic's partitions, for queue depths.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// Per partition it has delivered from: one past the highest offset
+    /// delivered, and how many deliveries are unsettled.
+    pub(crate) delivered: HashMap<i32, (i64, usize)>,
+    /// Per partition it fetches: the high watermark of its last fetch.
+    pub(crate) highs: HashMap<i32, i64>,
+    /// Read, not handed out yet (counted in `delivered`'s unsettled).
+    pub(crate) stashed: usize,
 }
 
 impl Tracker {
@@ -99,8 +117,51 @@ impl Tracker {
     pub(crate) fn revoke<'a>(&self, partitions: impl IntoIterator<Item = (&'a str, i32)>) {
         if let Ok(mut state) = self.inner.lock() {
             for (topic, partition) in partitions {
-                state.partitions.remove(&(topic.to_string(), partition));
+                let key = (topic.to_string(), partition);
+                state.partitions.remove(&key);
+                state.highs.remove(&key);
             }
+        }
+    }
+
+    /// Records the high watermark of a partition's last fetch.
+    pub(crate) fn observe_high(&self, topic: &str, partition: i32, high: i64) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.highs.insert((topic.to_string(), partition), high);
+        }
+    }
+
+    /// A record was read and waits for a slot (`true`), or was handed out
+    /// from that wait (`false`).
+    pub(crate) fn stashed(&self, waiting: bool) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.stashed = if waiting {
+                state.stashed + 1
+            } else {
+                state.stashed.saturating_sub(1)
+            };
+        }
+    }
+
+    /// What this consumer knows of `topic` (it reads one topic).
+    pub(crate) fn seen(&self, topic: &str) -> Seen {
+        let Ok(state) = self.inner.lock() else {
+            return Seen::default();
+        };
+        Seen {
+            delivered: state
+                .partitions
+                .iter()
+                .filter(|((t, _), _)| t == topic)
+                .map(|((_, p), part)| (*p, (part.next, part.unsettled.len())))
+                .collect(),
+            highs: state
+                .highs
+                .iter()
+                .filter(|((t, _), _)| t == topic)
+                .map(|((_, p), high)| (*p, *high))
+                .collect(),
+            stashed: state.stashed,
         }
     }
 
@@ -150,5 +211,27 @@ mod tests {
         assert_ne!(again, a);
         assert_eq!(t.settle("t", 0, 0, a), None);
         assert_eq!(t.settle("t", 0, 0, again), Some(1));
+    }
+
+    #[test]
+    fn what_it_has_seen_is_per_topic_and_revokes_forget_it() {
+        let t = Tracker::default();
+        let g = t.deliver("t", 0, 4);
+        t.deliver("t", 0, 5);
+        t.deliver("other", 0, 9);
+        t.observe_high("t", 0, 8);
+        t.observe_high("t", 1, 3);
+        t.stashed(true);
+        t.settle("t", 0, 4, g);
+        let seen = t.seen("t");
+        assert_eq!(seen.delivered, HashMap::from([(0, (6, 1))]));
+        assert_eq!(seen.highs, HashMap::from([(0, 8), (1, 3)]));
+        assert_eq!(seen.stashed, 1);
+        t.stashed(false);
+        t.revoke([("t", 0)]);
+        let seen = t.seen("t");
+        assert!(seen.delivered.is_empty(), "{seen:?}");
+        assert_eq!(seen.highs, HashMap::from([(1, 3)]));
+        assert_eq!(seen.stashed, 0);
     }
 }
