@@ -121,7 +121,12 @@ fn build_without_the_language_toolchain_names_its_install_command() {
             .expect("run multiagents");
         let t = text(&out);
         assert_eq!(out.status.code(), Some(4), "{dir}: unavailable: {t}");
-        for needle in ["`/nonexistent/tool` cannot be run", install, "scripts/toolchains.sh", env] {
+        for needle in [
+            "`/nonexistent/tool` cannot be run",
+            install,
+            "scripts/toolchains.sh",
+            env,
+        ] {
             assert!(t.contains(needle), "{dir}: {needle}: {t}");
         }
     }

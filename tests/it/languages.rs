@@ -269,9 +269,20 @@ async fn a_javascript_worker_reaching_for_the_network_fails_and_its_bugs_are_nam
     let reach = run("fetch").await;
     assert_eq!(reach.status, SagaStatus::Failed, "{reach:?}");
     assert!(reach.output.is_none(), "{reach:?}");
-    let inspected = cli(&["worker", "inspect", "--json", buggy_path.to_str().expect("utf-8 path")], None);
+    let inspected = cli(
+        &[
+            "worker",
+            "inspect",
+            "--json",
+            buggy_path.to_str().expect("utf-8 path"),
+        ],
+        None,
+    );
     let imports = said(&inspected);
-    assert!(imports.contains("wasi:keyvalue"), "the listing is of imports: {imports}");
+    assert!(
+        imports.contains("wasi:keyvalue"),
+        "the listing is of imports: {imports}"
+    );
     for absent in ["wasi:http", "wasi:sockets"] {
         assert!(!imports.contains(absent), "{absent} is imported: {imports}");
     }

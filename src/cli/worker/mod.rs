@@ -132,9 +132,7 @@ async fn tool(env: &str, default: &str, install: &str) -> Result<(String, String
         }
         _ => Err(Error::new(
             ErrorKind::Unavailable,
-            format!(
-                "`{tool}` cannot be run, and this build needs it: {install} (or set {env} to its path)"
-            ),
+            format!("`{tool}` cannot be run, and this build needs it: {install} (or set {env} to its path)"),
         )),
     }
 }
@@ -267,12 +265,19 @@ mod tests {
     fn detect_prefers_rust_then_python_then_javascript() {
         let py = "from multiagents_worker import handler\n\n@handler\ndef f(call, x):\n    return x\n";
         let js = "{\"main\": \"app.js\"}";
-        let all = dir_with(&[("Cargo.toml", "[package]\n"), ("app.py", py), ("package.json", js), ("app.js", "")]);
+        let all = dir_with(&[
+            ("Cargo.toml", "[package]\n"),
+            ("app.py", py),
+            ("package.json", js),
+            ("app.js", ""),
+        ]);
         assert!(matches!(detect(&all).expect("detected"), Language::Rust));
         let both = dir_with(&[("app.py", py), ("package.json", js), ("app.js", "")]);
         assert!(matches!(detect(&both).expect("detected"), Language::Python { module } if module == "app"));
         let js_only = dir_with(&[("package.json", js), ("app.js", "")]);
-        assert!(matches!(detect(&js_only).expect("detected"), Language::JavaScript { main } if main == "app.js"));
+        assert!(
+            matches!(detect(&js_only).expect("detected"), Language::JavaScript { main } if main == "app.js")
+        );
     }
 
     #[test]

@@ -211,9 +211,12 @@ mod tests {
     #[test]
     fn the_module_comes_from_pyproject_or_app_py() {
         assert_eq!(
-            module_of(&dir_with(&[("app.py", "@handler\ndef f(call, x):\n    return x\n")]))
-                .expect("ok")
-                .as_deref(),
+            module_of(&dir_with(&[(
+                "app.py",
+                "@handler\ndef f(call, x):\n    return x\n"
+            )]))
+            .expect("ok")
+            .as_deref(),
             Some("app")
         );
         let unmarked = module_of(&dir_with(&[("app.py", "print('hello')\n# @handler later\n")]))
