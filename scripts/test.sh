@@ -67,5 +67,21 @@ if ! have_chromium; then
     fi
 fi
 
+# OpenSSL's headers for the Kafka backend's TLS build (feature kafka-tls links
+# librdkafka with the system's OpenSSL): Debian's libssl-dev and pkg-config.
+if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl; }; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        mkdir -p target
+        log "installing libssl-dev and pkg-config (Debian packages) for the Kafka TLS build (log: target/openssl-apt.log)"
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -q libssl-dev pkg-config \
+            || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libssl-dev pkg-config; }; } \
+            >target/openssl-apt.log 2>&1 \
+            || { tail -n 20 target/openssl-apt.log >&2; echo "apt-get install libssl-dev pkg-config failed" >&2; exit 1; }
+    else
+        echo "OpenSSL's headers are missing (pkg-config finds no openssl) and cannot be installed here (needs root and apt-get): install libssl-dev and pkg-config" >&2
+        exit 1
+    fi
+fi
+
 log "cargo test --workspace --all-features"
 cargo test --workspace --all-features "$@"

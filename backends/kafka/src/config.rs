@@ -6,8 +6,9 @@
 //! crate knows are in [`URL_OPTIONS`]; any option named `rdkafka.<name>`
 //! goes to librdkafka as `<name>` (e.g.
 //! `rdkafka.security.protocol=SASL_PLAINTEXT`, `rdkafka.sasl.password=…`).
-//! The bundled librdkafka is built without OpenSSL: TLS (`SSL`,
-//! `SASL_SSL`) is refused by [`KafkaConfig::validate`]. Values are taken as
+//! TLS (`SSL`, `SASL_SSL`) needs the crate feature `tls`, which builds the
+//! bundled librdkafka with OpenSSL; without it [`KafkaConfig::validate`]
+//! refuses them, naming the feature. Values are taken as
 //! written (not percent-decoded). Values of secret options (names holding
 //! `password`, `secret`, `key` or `token`) are never shown: `Debug`,
 //! [`KafkaConfig::shown_url`] and every error print `***`.
@@ -322,11 +323,12 @@ impl KafkaConfig {
         }
         if let Some(protocol) = self.client.get("security.protocol")
             && protocol.to_ascii_lowercase().contains("ssl")
+            && !cfg!(feature = "tls")
         {
             return bad(
                 "client",
                 format!(
-                    "rdkafka.security.protocol={protocol}: this build's librdkafka has no TLS (it is built without OpenSSL); use PLAINTEXT or SASL_PLAINTEXT, e.g. behind a TLS-terminating proxy"
+                    "rdkafka.security.protocol={protocol}: this build's librdkafka has no TLS; build with the feature `kafka-tls` (multiagents) or `tls` (multiagents-kafka), which links OpenSSL (Debian: libssl-dev), or use PLAINTEXT or SASL_PLAINTEXT"
                 ),
             );
         }
@@ -396,7 +398,6 @@ mod tests {
             ("kafka://?prefix=a", "brokers"),
             ("kafka://h:1?rdkafka.=x", "rdkafka."),
             ("kafka://h:1?rdkafka.enable.auto.offset.store=true", "client"),
-            ("kafka://h:1?rdkafka.security.protocol=SASL_SSL", "client"),
             ("redis://h:1", "url"),
         ] {
             let err = KafkaConfig::from_url(url).expect_err(url);
@@ -407,5 +408,19 @@ mod tests {
             .expect("valid");
         let shown = format!("{c:?} {}", c.shown_url());
         assert!(!shown.contains("pw1") && !shown.contains("pw2"), "{shown}");
+    }
+
+    #[test]
+    fn tls_is_taken_with_the_feature_and_refused_by_name_without() {
+        let tls = KafkaConfig::from_url("kafka://h:1?rdkafka.security.protocol=SASL_SSL");
+        if cfg!(feature = "tls") {
+            let c = tls.expect("TLS with the feature");
+            assert_eq!(c.client["security.protocol"], "SASL_SSL");
+        } else {
+            let err = tls.expect_err("TLS without the feature");
+            assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+            assert_eq!(err.context_value("key"), Some("client"), "{err}");
+            assert!(err.to_string().contains("kafka-tls"), "{err}");
+        }
     }
 }

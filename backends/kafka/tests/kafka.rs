@@ -1,6 +1,7 @@
 //! Kafka-specific behaviour against a real broker (`KAFKA_URL`): dead
 //! letters, records that are not envelopes, errors, closing, and a consumer
-//! killed with work in hand, and the state store across instances. (The shared contract is in `conformance.rs`.)
+//! killed with work in hand, the state store across instances, and TLS
+//! (feature `tls`). (The shared contract is in `conformance.rs`.)
 
 mod kafka {
     mod closing;
@@ -11,4 +12,6 @@ mod kafka {
     mod rebalance;
     mod store;
     mod support;
+    #[cfg(feature = "tls")]
+    mod tls;
 }

@@ -17,7 +17,8 @@
 //!   [`orchestrator_conformance!`](crate::orchestrator_conformance): the
 //!   saga engine over a backend (sagas, compensation, retries, timeouts,
 //!   crash resume, two instances running each step once).
-//! * [`unique`], [`backend_url`], [`skip`]: isolation and visible skips.
+//! * [`unique`], [`backend_url`], [`skip`]: isolation and visible skips;
+//!   [`tls_certificates`]: a private CA for the backends' TLS tests.
 //!
 //! # Using it from a backend crate
 //!
@@ -174,6 +175,69 @@ pub fn backend_url(var: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Makes a private CA and a server certificate for 127.0.0.1 in `dir`
+/// with the `openssl` command, for the TLS tests: `ca.pem`, `server.pem`
+/// and `server.key` (valid one day). Panics when `openssl` fails.
+pub fn tls_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be installed for the TLS test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write ext.cnf");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=multiagents test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
 }
 
 /// Prints `SKIPPED <test>: <backend> lacks <capability>` to stderr (past the

@@ -1,75 +1,11 @@
 //! `rediss://` (crate feature `tls`) against a real TLS redis-server of the
 //! test's own, with a private CA made by `openssl` for the test.
 
-use std::path::Path;
-use std::process::Command;
-
 use bytes::Bytes;
 use multiagents_core::{Envelope, ErrorKind, StateStore, SubscribeMode, SubscribeOptions, Transport};
 use multiagents_redis::{RedisConfig, RedisStore, RedisTransport};
 
 use crate::support::{Server, free_port, next, server_bin};
-
-/// A CA and a server certificate for 127.0.0.1 in `dir`.
-fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl must be installed for the TLS test");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write ext.cnf");
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=multiagents test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-    ]);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_private_ca_carries_messages_and_state() {
@@ -78,7 +14,7 @@ async fn rediss_with_a_private_ca_carries_messages_and_state() {
     };
     let dir = std::env::temp_dir().join(multiagents_core::conformance::unique("multiagents-tls"));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    make_certificates(&dir);
+    multiagents_core::conformance::tls_certificates(&dir);
     let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let tls_port = free_port().to_string();
     let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
