@@ -146,7 +146,9 @@ pub(crate) fn page(p: &SagaPage) {
 
 /// One event, one line.
 pub(crate) fn event(e: &Event) {
-    let mut line = format!("{}  {}  {:<24}  {}", clock(e.at_ms), e.tx, e.name, e.workflow);
+    // An instance's own events (memory levels) belong to no transaction.
+    let tx = if e.tx.is_empty() { "(instance)" } else { &e.tx };
+    let mut line = format!("{}  {}  {:<24}  {}", clock(e.at_ms), tx, e.name, e.workflow);
     if let Some(step) = &e.step {
         line.push_str(&format!("/{step}"));
     }
