@@ -148,6 +148,14 @@ async fn a_profiled_runtime_times_every_stage_of_a_queued_step() {
     assert_eq!(count(Op::QueueWait, "prof.results"), 40, "{report}");
     assert_eq!(count(Op::Coordinate, "result"), 40, "{report}");
     assert!(count(Op::Instantiate, "echo") >= 1, "{report}");
+    assert_eq!(count(Op::GuestRun, "echo"), 40, "{report}");
+    let (run, call) = (
+        report.timing(Op::GuestRun, "echo"),
+        report.timing(Op::Call, "echo"),
+    );
+    if let (Some(run), Some(call)) = (run, call) {
+        assert!(run.total <= call.total, "the run nests in the call: {report}");
+    }
     assert!(count(Op::Publish, "prof.cmd.echo") >= 1, "{report}");
     assert!(report.timings.iter().any(|t| t.op == Op::Store), "{report}");
     rt.profiler().reset();

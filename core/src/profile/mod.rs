@@ -53,6 +53,10 @@ pub enum Op {
     Call,
     /// A fresh WebAssembly instance for a call; label: the worker.
     Instantiate,
+    /// The guest's run: its `handle` export, from the call into the
+    /// instance to its answer (its host calls included, instantiation
+    /// not); label: the worker.
+    GuestRun,
     /// The state (`wasi:keyvalue`) and `emit` calls a worker made; label:
     /// the worker.
     HostCalls,
@@ -72,12 +76,13 @@ pub enum Op {
 
 impl Op {
     /// Every op, in the order of a step's path.
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::QueueWait,
         Op::Dispatch,
         Op::PermitWait,
         Op::Call,
         Op::Instantiate,
+        Op::GuestRun,
         Op::HostCalls,
         Op::Coordinate,
         Op::Store,
@@ -91,7 +96,7 @@ impl Op {
         match self {
             Op::QueueWait => "queue",
             Op::Dispatch => "executor",
-            Op::PermitWait | Op::Call | Op::Instantiate | Op::HostCalls => "worker",
+            Op::PermitWait | Op::Call | Op::Instantiate | Op::GuestRun | Op::HostCalls => "worker",
             Op::Coordinate => "coordinator",
             Op::Store => "store",
             Op::Publish => "transport",
@@ -107,6 +112,7 @@ impl Op {
             Op::PermitWait => "permit_wait",
             Op::Call => "call",
             Op::Instantiate => "instantiate",
+            Op::GuestRun => "run",
             Op::HostCalls => "host_calls",
             Op::Coordinate => "coordinate",
             Op::Store => "call",
@@ -119,7 +125,8 @@ impl Op {
     /// not added twice to the step path), if any.
     pub fn within(self) -> Option<&'static str> {
         match self {
-            Op::Instantiate | Op::HostCalls => Some("worker:call"),
+            Op::Instantiate | Op::GuestRun => Some("worker:call"),
+            Op::HostCalls => Some("worker:run"),
             Op::Store | Op::Publish => Some("the stage that made the call, if any"),
             Op::TimerLag => Some("no stage: a delay, not work"),
             _ => None,

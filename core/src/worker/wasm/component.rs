@@ -221,10 +221,13 @@ impl Worker for WasmWorker {
             step: call.step.clone(),
             attempt: call.attempt,
         };
+        let profiler = &self.env.services.profiler;
+        let started = profiler.start();
         let result = pooled
             .instance
             .call_handle(&mut pooled.store, &wit_call, &input)
             .await;
+        profiler.finish(crate::profile::Op::GuestRun, &self.env.name, started);
         let stderr = pooled.store.data_mut().drain_output();
         let name = &self.env.name;
         let outcome = match result {
