@@ -225,8 +225,6 @@ macro_rules! cbor_too_deep {
         "nests arrays or maps deeper than the decoder's limit of 256 levels"
     };
 }
-#[cfg(feature = "wasm")]
-pub(crate) use cbor_too_deep;
 
 fn from_cbor<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     ciborium::from_reader(body).map_err(|e| match e {
@@ -254,6 +252,21 @@ fn encode_error(e: impl std::error::Error + Send + Sync + 'static, format: &'sta
         .with_operation("codec.encode")
         .with_context("format", format)
         .with_source(e)
+}
+
+/// `Ok` when `bytes` is exactly one well-formed CBOR item; otherwise what
+/// is wrong with it, for the error message.
+pub(crate) fn check_one_cbor_item(bytes: &[u8]) -> std::result::Result<(), String> {
+    let mut rest = bytes;
+    match ciborium::from_reader::<ciborium::Value, _>(&mut rest) {
+        Err(ciborium::de::Error::RecursionLimitExceeded) => Err(cbor_too_deep!().into()),
+        Err(e) => Err(format!("is not well-formed CBOR ({e:?})")),
+        Ok(_) if !rest.is_empty() => Err(format!(
+            "has {} bytes after its first CBOR item (one item expected)",
+            rest.len()
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

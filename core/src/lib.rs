@@ -64,6 +64,9 @@ pub mod workflow;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+#[cfg(test)]
+mod bad_input_props;
+
 pub use codec::{Format, PayloadCodec};
 pub use envelope::{Envelope, EnvelopeId};
 pub use error::{Error, ErrorKind, Result};

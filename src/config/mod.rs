@@ -62,6 +62,8 @@
 //! | `warnings` | settings that load but cannot work together ([`Config::warnings`]) |
 
 mod admin;
+#[cfg(test)]
+mod bad_input_props;
 pub mod env;
 mod memory;
 mod profile;

@@ -16,6 +16,28 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// The longest condition [`Condition::parse`] takes, in bytes.
+pub const MAX_CONDITION_LEN: usize = 4096;
+
+/// The parser's errors as `line:column: message` (at most three). Not the
+/// errors' own `Display`: cel 0.15 pads a caret to the error's column with
+/// a formatting width, which panics past column 65 535.
+fn parse_errors(e: &cel::ParseErrors) -> String {
+    let mut shown: Vec<String> = e
+        .errors
+        .iter()
+        .take(3)
+        .map(|p| format!("{}:{}: {}", p.pos.0, p.pos.1, p.msg))
+        .collect();
+    if e.errors.len() > 3 {
+        shown.push(format!("and {} more", e.errors.len() - 3));
+    }
+    if shown.is_empty() {
+        shown.push("the parser refused it".into());
+    }
+    shown.join("; ")
+}
+
 /// A parsed boolean CEL expression.
 #[derive(Clone)]
 pub struct Condition {
@@ -30,16 +52,23 @@ impl fmt::Debug for Condition {
 }
 
 impl Condition {
-    /// Parses `expression`; a syntax error is `Config` with the parser's
-    /// message.
+    /// Parses `expression`; a syntax error, or an expression longer than
+    /// [`MAX_CONDITION_LEN`] bytes, is `Config` with the parser's messages.
     pub fn parse(expression: &str) -> Result<Self> {
-        let program = cel::Program::compile(expression).map_err(|e| {
+        let bad = |why: String| {
             Error::new(
                 ErrorKind::Config,
-                format!("invalid condition {expression:?}: {e}"),
+                format!("invalid condition {expression:?}: {why}"),
             )
             .with_context("condition", expression)
-        })?;
+        };
+        if expression.len() > MAX_CONDITION_LEN {
+            return Err(bad(format!(
+                "{} bytes, more than the {MAX_CONDITION_LEN} a condition may have",
+                expression.len()
+            )));
+        }
+        let program = cel::Program::compile(expression).map_err(|e| bad(parse_errors(&e)))?;
         Ok(Condition {
             source: expression.into(),
             program: Arc::new(program),

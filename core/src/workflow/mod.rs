@@ -17,7 +17,7 @@ pub mod retry;
 use std::collections::HashSet;
 use std::time::Duration;
 
-pub use condition::Condition;
+pub use condition::{Condition, MAX_CONDITION_LEN};
 pub use retry::RetryPolicy;
 
 use crate::error::{Error, ErrorKind, Result};

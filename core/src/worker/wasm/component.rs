@@ -167,28 +167,13 @@ impl WasmWorker {
             .with_context("max", spec.max_output));
         }
         if spec.check_output
-            && let Err(why) = check_one_cbor_item(&output)
+            && let Err(why) = crate::codec::check_one_cbor_item(&output)
         {
             return Err(Error::new(ErrorKind::Codec, format!("worker output {why}"))
                 .with_context("worker", &self.env.name)
                 .with_context("len", output.len()));
         }
         Ok(Bytes::from(output))
-    }
-}
-
-/// `Ok` when `bytes` is exactly one well-formed CBOR item; otherwise what
-/// is wrong with it, for the error message.
-pub(crate) fn check_one_cbor_item(bytes: &[u8]) -> std::result::Result<(), String> {
-    let mut rest = bytes;
-    match ciborium::from_reader::<ciborium::Value, _>(&mut rest) {
-        Err(ciborium::de::Error::RecursionLimitExceeded) => Err(crate::codec::cbor_too_deep!().into()),
-        Err(e) => Err(format!("is not well-formed CBOR ({e:?})")),
-        Ok(_) if !rest.is_empty() => Err(format!(
-            "has {} bytes after its first CBOR item (one item expected)",
-            rest.len()
-        )),
-        Ok(_) => Ok(()),
     }
 }
 
