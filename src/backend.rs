@@ -5,7 +5,7 @@
 //! | `memory://` | in-process queues | in-process map | always (per process: nothing is shared across processes) |
 //! | `redis://`, `rediss://` | Redis Streams + Pub/Sub | Redis hashes | with the cargo feature `redis` (`rediss://` also needs `redis-tls`); options in the URL's query, e.g. `redis://127.0.0.1:6379/0?key_prefix=shop&ack_timeout=10s` |
 //! | `nats://`, `tls://` | JetStream + core NATS | JetStream KV | with the cargo feature `nats` |
-//! | `kafka://` | Kafka consumer groups + delay and dead-letter topics | none yet (use a `redis://` or `nats://` store beside it) | with the cargo feature `kafka`; options in the URL's query, e.g. `kafka://b1:9092,b2:9092?prefix=shop&rdkafka.security.protocol=SASL_PLAINTEXT` (no TLS in this build) |
+//! | `kafka://` | Kafka consumer groups + delay and dead-letter topics | a compacted changelog, one writer per partition (or a `redis://` or `nats://` store beside it) | with the cargo feature `kafka` (TLS: `kafka-tls`); options in the URL's query, e.g. `kafka://b1:9092,b2:9092?prefix=shop&rdkafka.security.protocol=SASL_PLAINTEXT` |
 //!
 //! A transport and a store may use different backends. The mapping itself
 //! is core's [`Registry`]; this file only lists what is compiled in: one

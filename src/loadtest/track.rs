@@ -22,6 +22,8 @@ const QUIET: Duration = Duration::from_millis(500);
 const SWEEP_READS: usize = 256;
 /// Most states one sweep reads, whatever the rate.
 const SWEEP_READS_MAX: usize = 16_384;
+/// The longest between two reads of one quiet transaction's state.
+const RECHECK_MAX: Duration = Duration::from_secs(8);
 /// State reads of one sweep in flight at once.
 const SWEEP_CONCURRENCY: usize = 64;
 /// An outcome seen before its submission returned is kept this long.
@@ -33,6 +35,10 @@ struct InFlight {
     sent: Instant,
     _slot: OwnedSemaphorePermit,
     checked: Option<Instant>,
+    /// How long after a read it is read again: doubled by each read (from
+    /// [`QUIET`] to [`RECHECK_MAX`]), so a slow system is not loaded by
+    /// re-reads of the same transactions.
+    recheck: Duration,
 }
 
 #[derive(Default)]
@@ -199,6 +205,7 @@ impl Tracker {
             sent,
             _slot: slot,
             checked: None,
+            recheck: QUIET,
         };
         if let Some((status, detail, at)) = s.early.remove(&tx) {
             s.land(&tx, &flight, status, detail, at);
@@ -361,7 +368,10 @@ where
             let age = now.saturating_duration_since(f.intended);
             if age > timeout {
                 overdue.push((tx.clone(), f.intended, true));
-            } else if age > QUIET && f.checked.is_none_or(|c| now.saturating_duration_since(c) > QUIET) {
+            } else if age > QUIET
+                && f.checked
+                    .is_none_or(|c| now.saturating_duration_since(c) > f.recheck)
+            {
                 quiet.push((tx.clone(), f.intended, false));
             }
         }
@@ -372,6 +382,9 @@ where
         due.truncate(budget);
         for (tx, _, _) in &due {
             if let Some(f) = s.in_flight.get_mut(tx) {
+                if f.checked.is_some() {
+                    f.recheck = (f.recheck * 2).min(RECHECK_MAX);
+                }
                 f.checked = Some(now);
             }
         }
@@ -423,6 +436,7 @@ mod tests {
                     sent: intended,
                     _slot: slots.clone().try_acquire_owned().expect("a slot"),
                     checked: None,
+                    recheck: QUIET,
                 };
                 (tx.clone(), flight)
             })
@@ -468,6 +482,43 @@ mod tests {
         let s = state.lock().expect("state");
         assert_eq!(s.counts.completed, 1_500);
         assert!(s.in_flight.is_empty());
+    }
+
+    /// A quiet transaction still running is read again later each time
+    /// (1 s, then 2 s, … at most 8 s after the last read), not every sweep.
+    #[tokio::test]
+    async fn a_quiet_transaction_is_read_again_less_and_less_often() {
+        let txs = vec!["slow".to_string()];
+        let state = in_flight(&txs, Duration::from_secs(1));
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let running = |_tx: String| {
+            reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async { read(SagaStatus::Running, Duration::from_millis(10)) }
+        };
+        for _ in 0..3 {
+            sweep(&state, Duration::from_secs(60), 256, &running).await;
+        }
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "read once, then left for 1 s"
+        );
+        let recheck = |s: &Mutex<State>| s.lock().expect("state").in_flight["slow"].recheck;
+        for (ago, then) in [
+            (501, 1_000),
+            (1_001, 2_000),
+            (2_001, 4_000),
+            (4_001, 8_000),
+            (8_001, 8_000),
+        ] {
+            // As if the last read was `ago` ms before.
+            if let Some(f) = state.lock().expect("state").in_flight.get_mut("slow") {
+                f.checked = Instant::now().checked_sub(Duration::from_millis(ago));
+            }
+            sweep(&state, Duration::from_secs(60), 256, &running).await;
+            assert_eq!(recheck(&state), Duration::from_millis(then));
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::Relaxed), 6);
     }
 
     /// Past its timeout a transaction is read once more: completed in time,

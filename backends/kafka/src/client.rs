@@ -91,7 +91,10 @@ pub(crate) fn inspector(config: &KafkaConfig, group: &str) -> Result<BaseConsume
     c.set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
-    create(with_user_options(c, config), "kafka.queue_depth", |c| c.create())
+    let mut c = with_user_options(c, config);
+    // Asking about a topic never makes it, whatever the user's options say.
+    c.set("allow.auto.create.topics", "false");
+    create(c, "kafka.queue_depth", |c| c.create())
 }
 
 /// A consumer without a group, reading partitions it is assigned

@@ -4,12 +4,12 @@
 //! on consumer groups (queue mode) and group-less readers (broadcast mode),
 //! and a [`StateStore`](multiagents_core::StateStore) on a compacted
 //! changelog with one writer per partition ([`KafkaStore`]), built on
-//! librdkafka (bundled, through `rdkafka`; without OpenSSL, so no TLS). It
-//! passes the core transport, store and orchestrator conformance suites
-//! against a Kafka-protocol broker, except what it declares it lacks: a
-//! per-message ack timeout, queue depths, and stable ownership of held work
-//! (a rebalance may hand it to a joining consumer; those parts of two
-//! behaviours are visible skips).
+//! librdkafka (bundled, through `rdkafka`; TLS with the crate feature
+//! `tls`, which links OpenSSL). It passes the core transport, store and
+//! orchestrator conformance suites against a Kafka-protocol broker, except
+//! what it declares it lacks: a per-message ack timeout, and stable
+//! ownership of held work (a rebalance may hand it to a joining consumer;
+//! those parts of two behaviours are visible skips).
 //!
 //! ```no_run
 //! use multiagents_core::{Envelope, SubscribeMode, SubscribeOptions, Transport};

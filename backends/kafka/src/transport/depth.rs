@@ -14,10 +14,16 @@
 //! * Nacked records waiting for their time are in `<prefix>.delay`, which
 //!   every queue shares; they are not counted (`delayed` is 0).
 //! * A group that is not listed by the brokers, has committed nothing and
-//!   has no member here has no depth (`None`).
+//!   has no member here has no depth (`None`); the listing (which asks
+//!   every broker) is asked for only then, within a second.
+//! * One question per group at a time: a second one, while the first is
+//!   still with the brokers (a scrape that gave up leaves it running), is
+//!   answered with the last figures, so a broker outage does not pile up
+//!   blocking threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use multiagents_core::{QueueDepth, Result, validate};
 use rdkafka::TopicPartitionList;
@@ -31,12 +37,57 @@ use crate::blocking::{off_runtime, watermarks};
 /// about); past it, one is made for the question and closed after.
 const KEPT_INSPECTORS: usize = 64;
 
-/// This instance's members of each group, and the clients that ask the
-/// brokers about a group.
+/// The longest the group listing may take (it asks every broker): only
+/// for a group that has committed nothing and has no member here.
+const LISTING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// This instance's members of each group, the clients that ask the
+/// brokers about a group, and the questions under way.
 #[derive(Default)]
 pub(crate) struct Depths {
     members: Mutex<HashMap<String, Vec<Weak<Tracker>>>>,
-    inspectors: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    inspectors: Mutex<HashMap<String, Arc<Inspector>>>,
+    /// Groups whose brokers' figures are being asked for now: a second
+    /// question gets the last answer instead of another blocking thread
+    /// (a scrape that gave up leaves its question running).
+    asking: Mutex<HashSet<String>>,
+    last: Mutex<HashMap<String, Option<QueueDepth>>>,
+}
+
+/// A client asking about one group; closed (which blocks) off the async
+/// threads, whoever drops it last.
+pub(crate) struct Inspector(Option<BaseConsumer>);
+
+impl Drop for Inspector {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => drop(handle.spawn_blocking(move || drop(client))),
+                Err(_) => drop(client),
+            }
+        }
+    }
+}
+
+impl Inspector {
+    fn client(&self) -> Option<&BaseConsumer> {
+        self.0.as_ref()
+    }
+}
+
+/// Marks a group as being asked about until dropped (with the blocking
+/// work that asks).
+struct Asking {
+    shared: Arc<Shared>,
+    group: String,
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        if let Ok(mut asking) = self.shared.depths.asking.lock() {
+            asking.remove(&self.group);
+        }
+    }
 }
 
 impl Depths {
@@ -58,24 +109,32 @@ impl Depths {
             .unwrap_or_default()
     }
 
-    fn inspector(&self, shared: &Shared, group: &str) -> Result<Arc<BaseConsumer>> {
-        let mut kept = self.inspectors.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = kept.get(group) {
-            return Ok(c.clone());
+    /// The kept client for `group`, or a new one (blocking: run it off the
+    /// async threads). A closed transport keeps none.
+    fn inspector(shared: &Shared, group: &str) -> Result<Arc<Inspector>> {
+        if let Some(c) = shared
+            .depths
+            .inspectors
+            .lock()
+            .ok()
+            .and_then(|k| k.get(group).cloned())
+        {
+            return Ok(c);
         }
-        let made = Arc::new(crate::client::inspector(&shared.config, group)?);
-        if kept.len() < KEPT_INSPECTORS {
+        let made = Arc::new(Inspector(Some(crate::client::inspector(&shared.config, group)?)));
+        let mut kept = shared.depths.inspectors.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < KEPT_INSPECTORS && !shared.closed.is_cancelled() {
             kept.insert(group.to_string(), made.clone());
         }
         Ok(made)
     }
 
-    /// Closes the inspecting clients (the transport is closing).
-    pub(crate) fn close(&self) -> Vec<Arc<BaseConsumer>> {
-        self.inspectors
-            .lock()
-            .map(|mut kept| kept.drain().map(|(_, c)| c).collect())
-            .unwrap_or_default()
+    /// Lets the inspecting clients go (the transport is closing); each
+    /// closes on a blocking thread.
+    pub(crate) fn close(&self) {
+        if let Ok(mut kept) = self.inspectors.lock() {
+            kept.clear();
+        }
     }
 }
 
@@ -102,17 +161,29 @@ pub(super) async fn queue_depth(
     let kafka_topic = shared.names.queue(topic);
     let group_id = shared.names.group(topic, group);
     let members = shared.depths.members(&group_id);
-    let inspector = shared.depths.inspector(shared, &group_id)?;
-    let timeout = shared.config.request_timeout;
-    let (name, id) = (kafka_topic.clone(), group_id.clone());
-    let (listed, partitions) = off_runtime(OP, move || {
+    {
+        let mut asking = shared.depths.asking.lock().unwrap_or_else(|p| p.into_inner());
+        if !asking.insert(group_id.clone()) {
+            let last = shared.depths.last.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(last.get(&group_id).copied().flatten());
+        }
+    }
+    let asking = Asking {
+        shared: shared.clone(),
+        group: group_id.clone(),
+    };
+    let (name, id, alone) = (kafka_topic.clone(), group_id.clone(), members.is_empty());
+    let (known, partitions) = off_runtime(OP, move || {
+        // Held until the brokers have answered, whether or not anyone waits.
+        let asking = asking;
+        let shared = &asking.shared;
+        let inspector = Depths::inspector(shared, &id)?;
+        let Some(client) = inspector.client() else {
+            return Ok((false, Vec::new()));
+        };
+        let timeout = shared.config.request_timeout;
         let failed = |e| crate::error::kafka(OP, e).with_context("group", &id);
-        let listed = !inspector
-            .fetch_group_list(Some(&id), timeout)
-            .map_err(failed)?
-            .groups()
-            .is_empty();
-        let marks = watermarks(&*inspector, &name, timeout, OP)?;
+        let marks = watermarks(client, &name, timeout, OP)?;
         let mut list = TopicPartitionList::new();
         for (p, _, _) in &marks {
             list.add_partition(&name, *p);
@@ -120,7 +191,7 @@ pub(super) async fn queue_depth(
         let committed = if marks.is_empty() {
             TopicPartitionList::new()
         } else {
-            inspector.committed_offsets(list, timeout).map_err(failed)?
+            client.committed_offsets(list, timeout).map_err(failed)?
         };
         let partitions = marks
             .into_iter()
@@ -134,21 +205,31 @@ pub(super) async fn queue_depth(
                     .filter(|o| *o >= 0),
             })
             .collect::<Vec<_>>();
-        Ok((listed, partitions))
+        // Whether the group exists at all: it has committed, has a member
+        // here, or the brokers list it (asked only then: every broker).
+        let known = !alone
+            || partitions.iter().any(|p| p.committed.is_some())
+            || client
+                .fetch_group_list(Some(&id), LISTING_TIMEOUT.min(timeout))
+                .is_ok_and(|l| !l.groups().is_empty());
+        Ok((known, partitions))
     })
     .await
     .map_err(|e| e.with_context("topic", topic).with_context("group", group))?;
-    let committed = partitions.iter().any(|p| p.committed.is_some());
-    if !listed && !committed && members.is_empty() {
-        return Ok(None);
+    let depth = known.then(|| {
+        let seen: Vec<Seen> = members.iter().map(|t| t.seen(&kafka_topic)).collect();
+        count(&partitions, &seen)
+    });
+    if let Ok(mut last) = shared.depths.last.lock() {
+        last.insert(group_id, depth);
     }
-    let seen: Vec<Seen> = members.iter().map(|t| t.seen(&kafka_topic)).collect();
-    Ok(Some(count(&partitions, &seen)))
+    Ok(depth)
 }
 
 /// The depth from the brokers' `partitions` and what members here have `seen`.
 fn count(partitions: &[Partition], seen: &[Seen]) -> QueueDepth {
     let (mut ready, mut in_flight) = (0i64, 0i64);
+    let n = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
     for p in partitions {
         let high = seen
             .iter()
@@ -156,23 +237,24 @@ fn count(partitions: &[Partition], seen: &[Seen]) -> QueueDepth {
             .fold(p.high, i64::max);
         // The member that read furthest in it (after a move, the old
         // owner has forgotten the partition).
-        match seen
+        let reader = seen
             .iter()
-            .filter_map(|s| s.delivered.get(&p.id))
-            .max_by_key(|(next, _)| *next)
-        {
-            Some(&(next, unsettled)) => {
-                ready += (high - next).max(0);
-                in_flight += i64::try_from(unsettled).unwrap_or(i64::MAX);
+            .filter_map(|s| s.delivered.get(&p.id).map(|d| (s, *d)))
+            .max_by_key(|(_, (next, _))| *next);
+        match reader {
+            Some((s, (next, unsettled))) => {
+                // Read but held back for a slot: unsettled, not handed out.
+                let waiting = s.stashed.get(&p.id).copied().unwrap_or(0).min(unsettled);
+                ready += (high - next).max(0) + n(waiting);
+                in_flight += n(unsettled - waiting);
             }
-            None => ready += (high - p.committed.unwrap_or(p.low)).max(0),
+            // Records the brokers deleted (retention) past the committed
+            // offset are not waiting: a consumer starts at the low mark.
+            None => ready += (high - p.committed.map_or(p.low, |c| c.max(p.low))).max(0),
         }
     }
-    // Read but held back for a slot: counted unsettled, but not handed out.
-    let stashed = seen.iter().map(|s| s.stashed).sum::<usize>();
-    let stashed = i64::try_from(stashed).unwrap_or(i64::MAX).min(in_flight);
     let size = |n: i64| usize::try_from(n.max(0)).unwrap_or(usize::MAX);
-    QueueDepth::new(size(ready.saturating_add(stashed)), size(in_flight - stashed), 0)
+    QueueDepth::new(size(ready), size(in_flight), 0)
 }
 
 #[cfg(test)]
@@ -204,16 +286,24 @@ mod tests {
         // a slot; its fetch saw 9 records (the brokers' answer is stale).
         seen.delivered.insert(0, (7, 3));
         seen.highs.insert(0, 9);
-        seen.stashed = 1;
+        seen.stashed.insert(0, 1);
         let d = count(&[part(0, 0, 2, Some(1)), part(1, 0, 4, Some(4))], &[seen]);
         // Ready: 9 - 7 unread + 1 held back; in flight: 3 - 1.
         assert_eq!(d, QueueDepth::new(3, 2, 0));
     }
 
     #[test]
+    fn a_committed_offset_behind_the_low_mark_counts_from_the_low_mark() {
+        let d = count(&[part(0, 10, 12, Some(4))], &[]);
+        assert_eq!(d, QueueDepth::new(2, 0, 0));
+    }
+
+    #[test]
     fn the_member_that_read_furthest_counts() {
         let mut old = Seen::default();
         old.delivered.insert(0, (3, 2));
+        // What the old owner held back is not the new owner's.
+        old.stashed.insert(0, 2);
         let mut new = Seen::default();
         new.delivered.insert(0, (6, 1));
         let d = count(&[part(0, 0, 6, Some(2))], &[old, new]);

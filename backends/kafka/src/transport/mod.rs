@@ -293,11 +293,7 @@ impl Transport for KafkaTransport {
             return Ok(());
         }
         self.shared.closed.cancel();
-        let inspectors = self.shared.depths.close();
-        if !inspectors.is_empty() {
-            // Closing a librdkafka client blocks.
-            drop(tokio::task::spawn_blocking(move || drop(inspectors)));
-        }
+        self.shared.depths.close();
         let producer = self.shared.producer.clone();
         let timeout = self.shared.config.request_timeout;
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;

@@ -257,6 +257,13 @@ struct Reader {
     paused: bool,
 }
 
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // Its stash goes with it (the tracker may outlive it in the consumer).
+        self.tracker.clear_stash();
+    }
+}
+
 impl Reader {
     async fn run(mut self, closed: CancellationToken) {
         loop {
@@ -275,8 +282,8 @@ impl Reader {
                 m = self.member.recv() => match m {
                     Ok(m) => {
                         let stashed = self.stashed(&m);
+                        self.tracker.stashed(&stashed.topic, stashed.partition, true);
                         self.stash.push_back(stashed);
-                        self.tracker.stashed(true);
                         // A rebalance may have assigned partitions since the pause.
                         if self.paused {
                             self.paused = false;
@@ -345,7 +352,7 @@ impl Reader {
         let Some(s) = self.stash.pop_front() else {
             return true;
         };
-        self.tracker.stashed(false);
+        self.tracker.stashed(&s.topic, s.partition, false);
         let received = Received {
             topic: s.topic.clone(),
             key: s.key,

@@ -39,8 +39,8 @@ struct State {
     /// response (from librdkafka's statistics), for queue depths.
     highs: HashMap<(String, i32), i64>,
     /// Records read and not handed out yet (delivered to the tracker, but
-    /// waiting for a free slot): ready, not in flight.
-    stashed: usize,
+    /// waiting for a free slot), per partition: ready, not in flight.
+    stashed: HashMap<(String, i32), usize>,
 }
 
 /// What one consumer knows of one topic's partitions, for queue depths.
@@ -51,8 +51,9 @@ pub(crate) struct Seen {
     pub(crate) delivered: HashMap<i32, (i64, usize)>,
     /// Per partition it fetches: the high watermark of its last fetch.
     pub(crate) highs: HashMap<i32, i64>,
-    /// Read, not handed out yet (counted in `delivered`'s unsettled).
-    pub(crate) stashed: usize,
+    /// Per partition: read, not handed out yet (counted in `delivered`'s
+    /// unsettled).
+    pub(crate) stashed: HashMap<i32, usize>,
 }
 
 impl Tracker {
@@ -120,6 +121,7 @@ impl Tracker {
                 let key = (topic.to_string(), partition);
                 state.partitions.remove(&key);
                 state.highs.remove(&key);
+                state.stashed.remove(&key);
             }
         }
     }
@@ -131,15 +133,26 @@ impl Tracker {
         }
     }
 
-    /// A record was read and waits for a slot (`true`), or was handed out
-    /// from that wait (`false`).
-    pub(crate) fn stashed(&self, waiting: bool) {
+    /// A record of `partition` was read and waits for a slot (`true`), or
+    /// was handed out from that wait (`false`).
+    pub(crate) fn stashed(&self, topic: &str, partition: i32, waiting: bool) {
         if let Ok(mut state) = self.inner.lock() {
-            state.stashed = if waiting {
-                state.stashed + 1
-            } else {
-                state.stashed.saturating_sub(1)
-            };
+            let key = (topic.to_string(), partition);
+            if waiting {
+                *state.stashed.entry(key).or_default() += 1;
+            } else if let Some(n) = state.stashed.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    state.stashed.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Nothing waits for a slot any more (the reader ended).
+    pub(crate) fn clear_stash(&self) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.stashed.clear();
         }
     }
 
@@ -161,7 +174,12 @@ impl Tracker {
                 .filter(|((t, _), _)| t == topic)
                 .map(|((_, p), high)| (*p, *high))
                 .collect(),
-            stashed: state.stashed,
+            stashed: state
+                .stashed
+                .iter()
+                .filter(|((t, _), _)| t == topic)
+                .map(|((_, p), n)| (*p, *n))
+                .collect(),
         }
     }
 
@@ -221,17 +239,21 @@ mod tests {
         t.deliver("other", 0, 9);
         t.observe_high("t", 0, 8);
         t.observe_high("t", 1, 3);
-        t.stashed(true);
+        t.stashed("t", 0, true);
+        t.stashed("t", 1, true);
         t.settle("t", 0, 4, g);
         let seen = t.seen("t");
         assert_eq!(seen.delivered, HashMap::from([(0, (6, 1))]));
         assert_eq!(seen.highs, HashMap::from([(0, 8), (1, 3)]));
-        assert_eq!(seen.stashed, 1);
-        t.stashed(false);
+        assert_eq!(seen.stashed, HashMap::from([(0, 1), (1, 1)]));
+        t.stashed("t", 1, false);
         t.revoke([("t", 0)]);
         let seen = t.seen("t");
         assert!(seen.delivered.is_empty(), "{seen:?}");
         assert_eq!(seen.highs, HashMap::from([(1, 3)]));
-        assert_eq!(seen.stashed, 0);
+        assert!(seen.stashed.is_empty(), "a revoke forgets what waited: {seen:?}");
+        t.stashed("t", 1, true);
+        t.clear_stash();
+        assert!(t.seen("t").stashed.is_empty());
     }
 }
