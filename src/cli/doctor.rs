@@ -1,5 +1,5 @@
 //! `multiagents doctor`: the tuning checklist against a config and, with
-//! `--live`, the instance serving it (its `/metrics`).
+//! `--live`, the instances serving it (their `/metrics`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,13 +16,14 @@ pub(crate) struct DoctorArgs {
     /// The config file.
     #[arg(long, short)]
     config: PathBuf,
-    /// Also read the running instance's /metrics (at [admin] listen, or
-    /// --url).
+    /// Also read the running instances' /metrics (at [admin] listen, or
+    /// each --url).
     #[arg(long)]
     live: bool,
-    /// The admin listener's address for --live, e.g. 127.0.0.1:9090.
+    /// An admin listener's address for --live, e.g. 127.0.0.1:9090; once
+    /// per instance of a cluster.
     #[arg(long)]
-    url: Option<String>,
+    url: Vec<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -31,15 +32,22 @@ pub(crate) struct DoctorArgs {
 pub(crate) async fn doctor(args: DoctorArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let live = if args.live {
-        let addr = args
-            .url
-            .clone()
-            .unwrap_or_else(|| config.admin.listen().replace("0.0.0.0", "127.0.0.1"));
-        let addr = addr
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        Some(scrape(&addr, config.admin.token.as_deref()).await)
+        let addrs = if args.url.is_empty() {
+            vec![config.admin.listen().replace("0.0.0.0", "127.0.0.1")]
+        } else {
+            args.url.clone()
+        };
+        let token = config.admin.token.as_deref();
+        let scrapes = addrs.iter().map(|addr| {
+            let addr = addr
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string();
+            async move { scrape(&addr, token).await }
+        });
+        Some(LiveFigures::cluster(
+            futures_util::future::join_all(scrapes).await,
+        ))
     } else {
         None
     };

@@ -1,5 +1,6 @@
 //! The few figures of a running instance's `/metrics` that the checklist
-//! reads (Prometheus text format, parsed just enough).
+//! reads (Prometheus text format, parsed just enough), and of a cluster's
+//! instances together.
 
 use serde::Serialize;
 
@@ -41,6 +42,67 @@ impl LiveFigures {
         }
     }
 
+    /// The figures of a cluster from each instance's scrape: reachable
+    /// only when all were (the ones that were not are named in `url`);
+    /// the mean cache hit ratio, the highest memory level, every open
+    /// breaker, and each queue's largest depth (every instance reports the
+    /// same shared queue, each a moment apart).
+    pub fn cluster(parts: Vec<LiveFigures>) -> Self {
+        if parts.len() == 1 {
+            return parts.into_iter().next().unwrap_or_default();
+        }
+        let down: Vec<String> = parts
+            .iter()
+            .filter(|p| !p.reachable)
+            .map(|p| {
+                if p.url.contains(" answered ") {
+                    p.url.clone()
+                } else {
+                    format!("{} does not answer", p.url)
+                }
+            })
+            .collect();
+        let url = if down.is_empty() {
+            parts
+                .iter()
+                .map(|p| p.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            down.join("; ")
+        };
+        let mut samples = Vec::new();
+        let ratios: Vec<f64> = parts.iter().filter_map(LiveFigures::cache_hit_ratio).collect();
+        if !ratios.is_empty() {
+            samples.push((
+                "multiagents_cache_hit_ratio".to_string(),
+                ratios.iter().sum::<f64>() / ratios.len() as f64,
+            ));
+        }
+        if let Some(level) = parts
+            .iter()
+            .filter_map(LiveFigures::memory_level)
+            .reduce(f64::max)
+        {
+            samples.push(("multiagents_memory_level".to_string(), level));
+        }
+        let mut depths: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+        for (name, v) in parts.iter().flat_map(|p| &p.samples) {
+            if name.starts_with("multiagents_worker_breaker_state{") {
+                samples.push((name.clone(), *v));
+            } else if name.starts_with("multiagents_queue_depth{") {
+                let d = depths.entry(name.clone()).or_insert(*v);
+                *d = d.max(*v);
+            }
+        }
+        samples.extend(depths);
+        LiveFigures {
+            url,
+            reachable: down.is_empty(),
+            samples,
+        }
+    }
+
     fn value(&self, name: &str) -> Option<f64> {
         self.samples
             .iter()
@@ -58,13 +120,17 @@ impl LiveFigures {
         self.value("multiagents_memory_level")
     }
 
-    /// Workers whose breaker is open now.
+    /// Workers whose breaker is open now (on any instance).
     pub fn open_breakers(&self) -> Vec<String> {
-        self.samples
+        let mut open: Vec<String> = self
+            .samples
             .iter()
             .filter(|(n, v)| n.starts_with("multiagents_worker_breaker_state{") && *v >= 2.0)
             .filter_map(|(n, _)| label(n, "worker"))
-            .collect()
+            .collect();
+        open.sort();
+        open.dedup();
+        open
     }
 
     /// Messages waiting (`ready`) in the queues the instance consumes.
@@ -112,5 +178,37 @@ mod tests {
         let none = LiveFigures::parse("u", "garbage line\n");
         assert_eq!(none.cache_hit_ratio(), None);
         assert_eq!(none.backlog(), None);
+    }
+
+    #[test]
+    fn a_cluster_is_read_from_every_instance() {
+        let a = LiveFigures::parse(
+            "http://a/metrics",
+            "multiagents_cache_hit_ratio 0.2\n\
+             multiagents_memory_level 0\n\
+             multiagents_worker_breaker_state{worker=\"charge\"} 2\n\
+             multiagents_queue_depth{topic=\"ma.results\",group=\"o\",state=\"ready\"} 1200\n",
+        );
+        let b = LiveFigures::parse(
+            "http://b/metrics",
+            "multiagents_cache_hit_ratio 0.6\n\
+             multiagents_memory_level 2\n\
+             multiagents_worker_breaker_state{worker=\"charge\"} 2\n\
+             multiagents_worker_breaker_state{worker=\"ship\"} 2\n\
+             multiagents_queue_depth{topic=\"ma.results\",group=\"o\",state=\"ready\"} 1100\n\
+             multiagents_queue_depth{topic=\"ma.cmd.ship\",group=\"w\",state=\"ready\"} 30\n",
+        );
+        let all = LiveFigures::cluster(vec![a.clone(), b.clone()]);
+        assert!(all.reachable);
+        assert_eq!(all.url, "http://a/metrics, http://b/metrics");
+        assert!((all.cache_hit_ratio().expect("ratio") - 0.4).abs() < 1e-9);
+        assert_eq!(all.memory_level(), Some(2.0));
+        assert_eq!(all.open_breakers(), ["charge", "ship"]);
+        // The shared results queue once (its largest figure), plus ship's.
+        assert_eq!(all.backlog(), Some(1230.0));
+        let down = LiveFigures::cluster(vec![a, LiveFigures::unreachable("http://c/metrics"), b]);
+        assert!(!down.reachable);
+        assert_eq!(down.url, "http://c/metrics does not answer");
+        assert_eq!(down.memory_level(), Some(2.0), "the others are still read");
     }
 }

@@ -336,7 +336,7 @@ pub fn check(
             "backlog",
             "Queue backlog",
             Warn,
-            format!("{backlog:.0} messages wait in the queues this instance consumes"),
+            format!("{backlog:.0} messages wait in the queues the instances consume"),
             Some("add instances, or raise the busy workers' max_concurrent"),
         ));
     }

@@ -89,6 +89,30 @@ async fn live_figures_come_from_a_running_instance_and_a_silent_one_fails() {
     .expect("doctor");
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("✓ The metrics endpoint"), "{}", text(&out));
+    // A cluster: every instance is read, and one that does not answer is named.
+    let silent = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("address").to_string()
+    };
+    let out = tokio::task::spawn_blocking({
+        let (addr, silent, state) = (addr.clone(), silent.clone(), state.clone());
+        move || {
+            multiagents(
+                &[
+                    "doctor", "--config", DEMO, "--live", "--url", &addr, "--url", &silent,
+                ],
+                &state,
+            )
+        }
+    })
+    .await
+    .expect("doctor");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("http://{silent}/metrics does not answer")),
+        "{}",
+        text(&out)
+    );
     admin.stop().await;
     runtime.shutdown(Duration::from_secs(2)).await.expect("shutdown");
 
