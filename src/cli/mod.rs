@@ -161,9 +161,12 @@ pub(crate) fn init_tracing(
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
+    // librdkafka's own messages (through the `log` crate) repeat every
+    // reconnect of every client: shown from -v on, where they say why a
+    // broker could not be reached (refused, TLS, SASL).
     let default = match verbose {
-        0 if quiet => "error",
-        0 => "warn",
+        0 if quiet => "error,librdkafka=off,rdkafka=off",
+        0 => "warn,librdkafka=off,rdkafka=off",
         1 => "info,multiagents=debug",
         _ => "trace",
     };
@@ -171,6 +174,7 @@ pub(crate) fn init_tracing(
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(filter);
     #[cfg(feature = "otel")]
     {

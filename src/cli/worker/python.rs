@@ -174,6 +174,9 @@ pub(super) async fn build(dir: &Path, module: &str) -> Result<PathBuf> {
     // The SDK this binary carries comes first on the path, so the component
     // speaks this binary's WIT whatever else is installed.
     let status = tokio::process::Command::new(&tool)
+        // Its error is the Python traceback; a Rust backtrace under it
+        // (with RUST_BACKTRACE set) only buries it.
+        .env("RUST_LIB_BACKTRACE", "0")
         .arg("-d")
         .arg(&wit)
         .args(["-w", "worker", "componentize", ENTRY, "-p"])

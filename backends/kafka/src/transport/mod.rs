@@ -163,10 +163,14 @@ impl KafkaTransport {
         let timeout = config.request_timeout;
         let brokers = config.brokers.clone();
         crate::blocking::off_runtime("kafka.connect", move || {
-            probe
-                .client()
-                .fetch_metadata(None, timeout)
-                .map_err(|e| crate::error::kafka("kafka.connect", e).with_context("brokers", brokers))
+            probe.client().fetch_metadata(None, timeout).map_err(|e| {
+                crate::error::kafka("kafka.connect", e)
+                    .with_context("brokers", brokers)
+                    .with_context(
+                        "why",
+                        "librdkafka's log says (multiagents -v, or RUST_LOG=librdkafka=warn)",
+                    )
+            })
         })
         .await?;
         Ok(KafkaTransport {
