@@ -67,7 +67,7 @@ impl fmt::Display for ProfileReport {
         }
         writeln!(
             f,
-            "(a share in brackets is already counted in another stage: instantiation and host calls in worker:call, store and publish calls in the stage that made them)"
+            "(a share in brackets is already counted in another stage: instantiation and the guest's run in worker:call, host calls in worker:run, store and publish calls in the stage that made them)"
         )?;
         if self.recommendations.is_empty() {
             writeln!(f, "\nno stage stands out: nothing to recommend")?;
