@@ -85,7 +85,7 @@ pub fn check(
             "A shared backend",
             Warn,
             format!("transport {transport}://, store {store}://: one process holds everything; no cluster, and nothing outlives a restart"),
-            Some("use redis:// or nats:// for both ([transport] url, [store] url), or kafka:// for the transport beside either store, to run several instances"),
+            Some("use redis://, nats:// or kafka:// for both ([transport] url, [store] url), or a Kafka transport beside a Redis or NATS store, to run several instances"),
         )
     } else {
         item("backend", "A shared backend", Pass, format!("transport {transport}://, store {store}://"), None)
