@@ -29,7 +29,7 @@ fn the_demo_passes_with_warnings_and_a_load_test_goes_on_record() {
     assert!(out.status.success(), "warnings only: {}", text(&out));
     let t = text(&out);
     assert!(t.contains("! A shared backend"), "{t}");
-    assert!(t.contains("fix: use redis:// or nats://"), "{t}");
+    assert!(t.contains("fix: use redis://, nats:// or kafka://"), "{t}");
     assert!(t.contains("✓ Circuit breakers"), "{t}");
     assert!(t.contains("✓ Memory thresholds"), "{t}");
     assert!(t.contains("no load test of this config on record"), "{t}");
