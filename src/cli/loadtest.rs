@@ -117,7 +117,7 @@ pub(super) async fn drive(args: LoadtestArgs, profile: bool) -> Result<()> {
         if !shared_backend(&config)? {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                "--submit-only needs a shared backend (redis://, nats://): with memory:// nothing else can run the workflows",
+                "--submit-only needs a shared backend (redis://, nats:// or kafka://): with memory:// nothing else can run the workflows",
             ));
         }
         Runtime::builder_from_config(&config)?.client().build().await?
