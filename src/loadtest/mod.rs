@@ -26,7 +26,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | this file | [`LoadSpec`], [`run`], [`LoadReport`] |
+//! | this file | [`LoadSpec`], [`run`], [`LoadReport`], [`TxOutcome`] |
 //! | `track` | the transactions in flight and their outcomes |
 //! | [`input`] | [`InputTemplate`]: per-submission inputs (`{{n}}`, `{{rand}}`, `{{uuid}}`) |
 //! | [`threshold`] | [`Threshold`]: `p99<50ms`, `errors<1%`, `rate>=500` |
@@ -40,6 +40,7 @@ mod track;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use multiagents_core::orchestrator::SagaStatus;
 use multiagents_core::{Error, ErrorKind, Result};
 use serde::Serialize;
 
@@ -68,6 +69,9 @@ pub struct LoadSpec {
     /// A transaction not final this long after its intended start counts
     /// as timed out (default 30 s).
     pub timeout: Duration,
+    /// Keep each transaction's id and outcome in [`LoadReport::outcomes`]
+    /// (default off: a history checker wants them, a load test does not).
+    pub keep_outcomes: bool,
 }
 
 impl LoadSpec {
@@ -80,6 +84,7 @@ impl LoadSpec {
             concurrency: 10_000,
             input: InputTemplate::default(),
             timeout: Duration::from_secs(30),
+            keep_outcomes: false,
         }
     }
 
@@ -101,6 +106,13 @@ impl LoadSpec {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Keeps each transaction's outcome in [`LoadReport::outcomes`].
+    #[must_use]
+    pub fn with_outcomes(mut self) -> Self {
+        self.keep_outcomes = true;
         self
     }
 
@@ -233,6 +245,10 @@ pub struct LoadReport {
     pub errors: Vec<ErrorGroup>,
     /// From the first intended start to the last outcome, in seconds.
     pub elapsed_s: f64,
+    /// With [`LoadSpec::with_outcomes`]: every accepted transaction and how
+    /// it ended, in the order the outcomes were learned (empty otherwise).
+    #[serde(skip)]
+    pub outcomes: Vec<TxOutcome>,
     #[serde(skip)]
     histogram: Option<Arc<hdrhistogram::Histogram<u64>>>,
 }
@@ -257,6 +273,16 @@ fn quantile(h: &hdrhistogram::Histogram<u64>, q: f64) -> Duration {
     } else {
         Duration::from_micros(h.value_at_quantile(q))
     }
+}
+
+/// How one accepted transaction of a load test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TxOutcome {
+    /// Its id.
+    pub tx: String,
+    /// Its final status; `None` when it was not final within the timeout.
+    pub status: Option<SagaStatus>,
 }
 
 /// How a run stands, for a progress display (about 4 times a second).

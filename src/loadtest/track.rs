@@ -11,7 +11,7 @@ use multiagents_core::orchestrator::{SagaStatus, TransactionId};
 use multiagents_core::{Error, Result};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{ErrorGroup, Latency, LoadReport, LoadSpec, Progress};
+use super::{ErrorGroup, Latency, LoadReport, LoadSpec, Progress, TxOutcome};
 use crate::Runtime;
 
 /// How often the sweep runs.
@@ -63,6 +63,8 @@ struct State {
     counts: Counts,
     errors: BTreeMap<String, (u64, String)>,
     last: Option<Instant>,
+    /// Every outcome, when the spec keeps them.
+    outcomes: Option<Vec<TxOutcome>>,
 }
 
 impl State {
@@ -92,11 +94,22 @@ impl State {
         self.time(&f, now);
         self.counts.timed_out += 1;
         self.last = Some(now);
+        self.keep(tx, None);
         self.error("timed_out", || format!("{tx}: not final within {timeout:?}"));
+    }
+
+    fn keep(&mut self, tx: &str, status: Option<SagaStatus>) {
+        if let Some(outcomes) = &mut self.outcomes {
+            outcomes.push(TxOutcome {
+                tx: tx.to_string(),
+                status,
+            });
+        }
     }
 
     fn land(&mut self, tx: &str, from: &InFlight, status: SagaStatus, detail: Option<String>, at: Instant) {
         self.time(from, at);
+        self.keep(tx, Some(status));
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
         let kind = match status {
             SagaStatus::Completed => {
@@ -151,6 +164,7 @@ impl Tracker {
             counts: Counts::default(),
             errors: BTreeMap::new(),
             last: None,
+            outcomes: spec.keep_outcomes.then(Vec::new),
         }));
         let mut events = runtime.events().await?;
         let listening = {
@@ -248,7 +262,8 @@ impl Tracker {
         for t in self.tasks.iter() {
             t.abort();
         }
-        let s = self.lock();
+        let mut s = self.lock();
+        let outcomes = s.outcomes.take().unwrap_or_default();
         let c = &s.counts;
         let finals = c.completed + c.failed + c.compensated + c.cancelled;
         let elapsed = s
@@ -294,6 +309,7 @@ impl Tracker {
             errors,
             elapsed_s: elapsed.as_secs_f64(),
             histogram: Some(Arc::new(s.latency.clone())),
+            outcomes,
         }
     }
 }
@@ -449,6 +465,7 @@ mod tests {
             counts: Counts::default(),
             errors: BTreeMap::new(),
             last: None,
+            outcomes: Some(Vec::new()),
         })
     }
 
@@ -546,5 +563,22 @@ mod tests {
         assert_eq!((s.counts.completed, s.counts.timed_out), (1, 3));
         assert!(s.in_flight.is_empty());
         assert_eq!(s.errors.get("timed_out").map(|e| e.0), Some(3));
+        // Kept outcomes name each transaction: timed out is `None`.
+        let mut kept: Vec<(&str, Option<SagaStatus>)> = s
+            .outcomes
+            .iter()
+            .flatten()
+            .map(|o| (o.tx.as_str(), o.status))
+            .collect();
+        kept.sort_by_key(|(tx, _)| *tx);
+        assert_eq!(
+            kept,
+            [
+                ("done", Some(SagaStatus::Completed)),
+                ("late", None),
+                ("running", None),
+                ("unreadable", None)
+            ]
+        );
     }
 }

@@ -9,6 +9,8 @@
 //!   same runtime reconnects and finishes every accepted transaction.
 //! * [`process_kill`]: a `multiagents run` process is killed with unacked
 //!   deliveries; a second process with the same config takes them over.
+//! * [`chaos`]: N `multiagents run` processes under a schedule of kills,
+//!   pauses and server restarts, the whole history checked.
 //! * [`split_work`]: two runtimes (own connections each) on one server
 //!   split 10 000 workflows, each step executed exactly once.
 //!
@@ -20,6 +22,7 @@
 //! `MULTIAGENTS_REQUIRE_BACKENDS=1`).
 #![cfg(any(feature = "redis", feature = "nats"))]
 
+mod chaos;
 #[cfg(feature = "nats")]
 mod nats;
 mod process_kill;
@@ -204,6 +207,11 @@ impl ChildGuard {
             name: name.to_string(),
             log: log.to_path_buf(),
         }
+    }
+
+    /// Its process id, while it has not been killed.
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `kill -9`, then reap.

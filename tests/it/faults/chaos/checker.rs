@@ -1,0 +1,458 @@
+//! The history checker: from what the load test acknowledged, what the
+//! idempotency ledger recorded and when each fault happened, it counts lost,
+//! stuck, wrongly ended, out-of-order and doubly applied transactions, and
+//! sorts each duplicate into *explained* (a crash, pause or broker restart
+//! between the two applications, on the process that applied first) or not.
+//!
+//! Pure: the harness gathers the inputs, the unit tests below feed it
+//! histories with each kind of fault in them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use multiagents::orchestrator::SagaStatus;
+
+/// The workflow the harness runs: forward steps in order; each but the last
+/// has a compensation.
+pub(super) const FORWARD: [&str; 3] = ["a", "b", "c"];
+/// The steps that are compensated, in the order their compensations run.
+pub(super) const UNDONE: [&str; 2] = ["b", "a"];
+/// How far a fault's recorded time may be from the applications it explains
+/// (the harness notes the time beside the signal, not in the same instant).
+const SLACK_MS: u64 = 500;
+
+/// One application of an effect, as the `ledger` worker recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Entry {
+    /// Its place in the transaction's ledger (`increment`, so total order).
+    pub(super) seq: u64,
+    /// `do` or `undo`.
+    pub(super) role: String,
+    pub(super) step: String,
+    pub(super) attempt: u32,
+    /// The process that applied it.
+    pub(super) instance: String,
+    /// Wall-clock time of the application (ms since the epoch).
+    pub(super) at_ms: u64,
+}
+
+impl Entry {
+    /// Parses a ledger value `"<role> <step> <attempt> <instance> <ms>"`.
+    pub(super) fn parse(seq: u64, value: &str) -> Option<Entry> {
+        let mut parts = value.split(' ');
+        let entry = Entry {
+            seq,
+            role: parts.next()?.to_string(),
+            step: parts.next()?.to_string(),
+            attempt: parts.next()?.parse().ok()?,
+            instance: parts.next()?.to_string(),
+            at_ms: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(entry)
+    }
+}
+
+/// What a fault hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    /// One `multiagents run` process, by its `instance` tag.
+    Instance(String),
+    /// The backend's server: every process lost it.
+    Broker,
+}
+
+/// A fault over `[from_ms, to_ms]` (a kill: both the same instant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Fault {
+    pub(super) what: &'static str,
+    pub(super) target: Target,
+    pub(super) from_ms: u64,
+    pub(super) to_ms: u64,
+}
+
+/// How an acknowledged transaction stood at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// Its state says it is final.
+    Final(SagaStatus),
+    /// Its state is there but not final.
+    Stuck(SagaStatus),
+    /// Its state is not in the store.
+    Missing,
+}
+
+/// The checker's findings; [`Verdict::clean`] when there is nothing wrong.
+#[derive(Debug, Default)]
+pub(super) struct Verdict {
+    pub(super) acknowledged: usize,
+    pub(super) completed: usize,
+    pub(super) compensated: usize,
+    /// Transactions in the ledger whose submission was not acknowledged
+    /// (refused while the broker was down, after the state was written).
+    pub(super) unacknowledged_ran: usize,
+    pub(super) effects: usize,
+    pub(super) explained_duplicates: usize,
+    pub(super) lost: Vec<String>,
+    pub(super) stuck: Vec<String>,
+    /// Ended in the wrong state, or with effects that contradict it.
+    pub(super) wrong: Vec<String>,
+    pub(super) out_of_order: Vec<String>,
+    pub(super) unexplained_duplicates: Vec<String>,
+}
+
+impl Verdict {
+    /// No lost, stuck, wrong, out-of-order or unexplained double-applied
+    /// transaction.
+    pub(super) fn clean(&self) -> bool {
+        self.lost.is_empty()
+            && self.stuck.is_empty()
+            && self.wrong.is_empty()
+            && self.out_of_order.is_empty()
+            && self.unexplained_duplicates.is_empty()
+    }
+
+    /// One line of counts, then up to 5 examples of each problem.
+    pub(super) fn summary(&self) -> String {
+        let mut text = format!(
+            "{} acknowledged ({} completed, {} compensated), {} effects applied, \
+             {} duplicates explained by a fault, {} ran unacknowledged; \
+             lost {}, stuck {}, wrong {}, out of order {}, unexplained duplicates {}",
+            self.acknowledged,
+            self.completed,
+            self.compensated,
+            self.effects,
+            self.explained_duplicates,
+            self.unacknowledged_ran,
+            self.lost.len(),
+            self.stuck.len(),
+            self.wrong.len(),
+            self.out_of_order.len(),
+            self.unexplained_duplicates.len()
+        );
+        for (name, list) in [
+            ("lost", &self.lost),
+            ("stuck", &self.stuck),
+            ("wrong", &self.wrong),
+            ("out of order", &self.out_of_order),
+            ("unexplained duplicate", &self.unexplained_duplicates),
+        ] {
+            for example in list.iter().take(5) {
+                text.push_str(&format!("\n  {name}: {example}"));
+            }
+        }
+        text
+    }
+}
+
+/// Checks a run. `ends`: every acknowledged transaction; `ledger`: every
+/// transaction's entries; `fails`: whether a transaction must end
+/// compensated (the ledger worker's rule).
+pub(super) fn check(
+    ends: &HashMap<String, End>,
+    ledger: &HashMap<String, Vec<Entry>>,
+    faults: &[Fault],
+    fails: impl Fn(&str) -> bool,
+) -> Verdict {
+    let mut v = Verdict {
+        acknowledged: ends.len(),
+        unacknowledged_ran: ledger.keys().filter(|tx| !ends.contains_key(*tx)).count(),
+        effects: ledger.values().map(Vec::len).sum(),
+        ..Verdict::default()
+    };
+    let none = Vec::new();
+    for (tx, end) in ends {
+        let status = match end {
+            End::Missing => {
+                v.lost.push(tx.clone());
+                continue;
+            }
+            End::Stuck(s) => {
+                v.stuck.push(format!("{tx} ({s})"));
+                continue;
+            }
+            End::Final(s) => *s,
+        };
+        let entries = ledger.get(tx).unwrap_or(&none);
+        let applied = by_effect(entries);
+        let expected = if fails(tx) {
+            SagaStatus::Compensated
+        } else {
+            SagaStatus::Completed
+        };
+        match status {
+            SagaStatus::Completed => v.completed += 1,
+            SagaStatus::Compensated => v.compensated += 1,
+            _ => {}
+        }
+        if status != expected {
+            v.wrong.push(format!("{tx} ended {status}, expected {expected}"));
+            continue;
+        }
+        if let Some(why) = contradiction(status, &applied) {
+            v.wrong.push(format!("{tx}: {why}"));
+            continue;
+        }
+        if let Some(why) = disorder(status, &applied) {
+            v.out_of_order.push(format!("{tx}: {why}"));
+        }
+        for ((role, step), runs) in &applied {
+            for (i, later) in runs.iter().enumerate().skip(1) {
+                if explained(&runs[..i], later, faults) {
+                    v.explained_duplicates += 1;
+                } else {
+                    v.unexplained_duplicates.push(format!(
+                        "{tx}: {role} {step} applied {} times ({runs:?}) with no fault of {} \
+                         or the broker between",
+                        runs.len(),
+                        runs[0].instance
+                    ));
+                }
+            }
+        }
+    }
+    v.lost.sort();
+    v.stuck.sort();
+    v
+}
+
+/// Entries by `(role, step)`, each list in ledger order.
+fn by_effect(entries: &[Entry]) -> BTreeMap<(String, String), Vec<Entry>> {
+    let mut map: BTreeMap<(String, String), Vec<Entry>> = BTreeMap::new();
+    for e in entries {
+        map.entry((e.role.clone(), e.step.clone()))
+            .or_default()
+            .push(e.clone());
+    }
+    for runs in map.values_mut() {
+        runs.sort_by_key(|e| e.seq);
+    }
+    map
+}
+
+/// The effects `status` requires, as `(role, step)`, in the order they
+/// must first be applied: every forward step, or those before the failing
+/// one and then their compensations in reverse.
+fn required(status: SagaStatus) -> Vec<(&'static str, &'static str)> {
+    let forward = match status {
+        SagaStatus::Completed => &FORWARD[..],
+        _ => &FORWARD[..UNDONE.len()],
+    };
+    let undone = match status {
+        SagaStatus::Completed => &[][..],
+        _ => &UNDONE[..],
+    };
+    forward
+        .iter()
+        .map(|s| ("do", *s))
+        .chain(undone.iter().map(|s| ("undo", *s)))
+        .collect()
+}
+
+/// Why the applied effects contradict `status`: one required is missing,
+/// or one is there that must not be (a completed saga compensated, a
+/// compensated one's failing step applied).
+fn contradiction(status: SagaStatus, applied: &BTreeMap<(String, String), Vec<Entry>>) -> Option<String> {
+    let needed = required(status);
+    if let Some((role, step)) = needed
+        .iter()
+        .find(|(r, s)| !applied.contains_key(&(r.to_string(), s.to_string())))
+    {
+        return Some(format!("ended {status} but `{role} {step}` was never applied"));
+    }
+    applied
+        .keys()
+        .find(|(r, s)| !needed.contains(&(r.as_str(), s.as_str())))
+        .map(|(r, s)| format!("ended {status} but `{r} {s}` was applied"))
+}
+
+/// Why the first applications are out of order: forward steps in workflow
+/// order, then compensations in reverse.
+fn disorder(status: SagaStatus, applied: &BTreeMap<(String, String), Vec<Entry>>) -> Option<String> {
+    let order = required(status);
+    let firsts: Vec<u64> = order
+        .iter()
+        .filter_map(|(r, s)| applied.get(&(r.to_string(), s.to_string())))
+        .map(|runs| runs[0].seq)
+        .collect();
+    firsts
+        .windows(2)
+        .any(|w| w[0] >= w[1])
+        .then(|| format!("first applications {order:?} at ledger places {firsts:?}"))
+}
+
+/// Whether `later` (a repeat application) is explained: some fault of the
+/// broker, or of a process that applied the effect (before, or this time:
+/// one paused mid-call applies late, after another took the step over),
+/// falls between the first application and `later`.
+fn explained(before: &[Entry], later: &Entry, faults: &[Fault]) -> bool {
+    let from = before[0].at_ms.saturating_sub(SLACK_MS);
+    let to = later.at_ms + SLACK_MS;
+    faults.iter().any(|f| {
+        let hit = match &f.target {
+            Target::Broker => true,
+            Target::Instance(i) => before.iter().chain([later]).any(|e| &e.instance == i),
+        };
+        hit && f.from_ms <= to && f.to_ms >= from
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, role: &str, step: &str, instance: &str, at_ms: u64) -> Entry {
+        Entry {
+            seq,
+            role: role.into(),
+            step: step.into(),
+            attempt: 1,
+            instance: instance.into(),
+            at_ms,
+        }
+    }
+
+    /// `do a, do b, do c` by `i1`, 10 ms apart from `t`.
+    fn completed(t: u64) -> Vec<Entry> {
+        FORWARD
+            .iter()
+            .enumerate()
+            .map(|(n, s)| entry(n as u64 + 1, "do", s, "i1", t + 10 * n as u64))
+            .collect()
+    }
+
+    fn one(tx: &str, end: End, entries: Vec<Entry>) -> (HashMap<String, End>, HashMap<String, Vec<Entry>>) {
+        (
+            HashMap::from([(tx.to_string(), end)]),
+            HashMap::from([(tx.to_string(), entries)]),
+        )
+    }
+
+    fn kill(instance: &str, at: u64) -> Fault {
+        Fault {
+            what: "kill -9",
+            target: Target::Instance(instance.into()),
+            from_ms: at,
+            to_ms: at,
+        }
+    }
+
+    #[test]
+    fn ledger_values_parse_and_junk_does_not() {
+        assert_eq!(
+            Entry::parse(3, "undo b 2 i1 1700"),
+            Some(Entry {
+                seq: 3,
+                role: "undo".into(),
+                step: "b".into(),
+                attempt: 2,
+                instance: "i1".into(),
+                at_ms: 1700
+            })
+        );
+        for junk in ["", "do a", "do a x i1 5", "do a 1 i1 5 extra"] {
+            assert_eq!(Entry::parse(1, junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn a_clean_history_is_clean() {
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), completed(1000));
+        let v = check(&ends, &ledger, &[], |_| false);
+        assert!(v.clean(), "{}", v.summary());
+        assert_eq!((v.completed, v.effects), (1, 3));
+    }
+
+    #[test]
+    fn lost_and_stuck_transactions_are_counted() {
+        let ends = HashMap::from([
+            ("gone".to_string(), End::Missing),
+            ("slow".to_string(), End::Stuck(SagaStatus::Running)),
+        ]);
+        let v = check(&ends, &HashMap::new(), &[], |_| false);
+        assert_eq!((v.lost.len(), v.stuck.len()), (1, 1));
+        assert!(!v.clean());
+    }
+
+    #[test]
+    fn a_duplicate_with_no_fault_is_a_bug_and_one_after_a_kill_is_not() {
+        let mut entries = completed(1000);
+        entries.push(entry(4, "do", "b", "i2", 4000));
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), entries);
+        let v = check(&ends, &ledger, &[], |_| false);
+        assert_eq!(v.unexplained_duplicates.len(), 1, "{}", v.summary());
+        // i1 applied `b` at 1010 and was killed at 2000: explained.
+        let v = check(&ends, &ledger, &[kill("i1", 2000)], |_| false);
+        assert!(v.clean(), "{}", v.summary());
+        assert_eq!(v.explained_duplicates, 1);
+        // A kill of another process, or one after both applications, does
+        // not explain it.
+        for fault in [kill("i3", 2000), kill("i1", 9000)] {
+            let v = check(&ends, &ledger, &[fault], |_| false);
+            assert_eq!(v.unexplained_duplicates.len(), 1, "{}", v.summary());
+        }
+        // A broker restart in between does.
+        let broker = Fault {
+            what: "broker restart",
+            target: Target::Broker,
+            from_ms: 3000,
+            to_ms: 3500,
+        };
+        assert!(check(&ends, &ledger, &[broker], |_| false).clean());
+        // i2 paused mid-call, applying `b` late after i1 took it over.
+        let mut late = completed(1000);
+        late.push(entry(4, "do", "b", "i2", 4000));
+        let pause = Fault {
+            what: "SIGSTOP",
+            target: Target::Instance("i2".into()),
+            from_ms: 500,
+            to_ms: 3900,
+        };
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), late);
+        assert!(check(&ends, &ledger, &[pause], |_| false).clean());
+    }
+
+    #[test]
+    fn a_compensated_saga_needs_both_compensations_in_reverse_order() {
+        let good = vec![
+            entry(1, "do", "a", "i1", 1),
+            entry(2, "do", "b", "i1", 2),
+            entry(3, "undo", "b", "i1", 3),
+            entry(4, "undo", "a", "i1", 4),
+        ];
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Compensated), good.clone());
+        assert!(check(&ends, &ledger, &[], |_| true).clean());
+
+        let mut reversed = good.clone();
+        reversed[2].seq = 5;
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Compensated), reversed);
+        assert_eq!(check(&ends, &ledger, &[], |_| true).out_of_order.len(), 1);
+
+        let missing = good[..3].to_vec();
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Compensated), missing);
+        assert_eq!(check(&ends, &ledger, &[], |_| true).wrong.len(), 1);
+    }
+
+    #[test]
+    fn an_outcome_against_the_rule_or_the_effects_is_wrong() {
+        // Completed, but the rule says it fails.
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), completed(1));
+        assert_eq!(check(&ends, &ledger, &[], |_| true).wrong.len(), 1);
+        // Completed and also compensated.
+        let mut both = completed(1);
+        both.push(entry(4, "undo", "a", "i1", 50));
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), both);
+        assert_eq!(check(&ends, &ledger, &[], |_| false).wrong.len(), 1);
+        // Forward steps out of order.
+        let mut swapped = completed(1);
+        swapped[0].seq = 9;
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), swapped);
+        assert_eq!(check(&ends, &ledger, &[], |_| false).out_of_order.len(), 1);
+    }
+
+    #[test]
+    fn ledger_transactions_never_acknowledged_are_counted_apart() {
+        let ledger = HashMap::from([("orphan".to_string(), completed(1))]);
+        let v = check(&HashMap::new(), &ledger, &[], |_| false);
+        assert_eq!(v.unacknowledged_ran, 1);
+        assert!(v.clean());
+    }
+}

@@ -1,0 +1,311 @@
+//! The chaos harness: N `multiagents run` processes on a private server of
+//! one backend, W workflows driven through the load-test engine, and a
+//! schedule of faults played meanwhile: `kill -9` and restart of an
+//! instance, `SIGSTOP` of one past its ack timeout, `kill -9` and restart
+//! of the server. Every step's side effect is an entry in an idempotency
+//! ledger (the `ledger` worker, in worker state); the [`checker`] reads the
+//! whole history and fails the run on any lost, stuck, wrongly ended,
+//! out-of-order or unexplained doubly applied transaction.
+//!
+//! In CI it runs shortened (1 000 workflows, 2 instances, one fault of each
+//! kind). By hand, larger (see docs/RELIABILITY.md):
+//!
+//! ```text
+//! MULTIAGENTS_CHAOS_WORKFLOWS=10000 MULTIAGENTS_CHAOS_RATE=200 MULTIAGENTS_CHAOS_INSTANCES=3 \
+//!   cargo test --features redis --test it faults::chaos -- --nocapture
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | this file | the test: config, run, evidence |
+//! | [`cluster`] | the processes and the fault schedule |
+//! | [`checker`] | the history checker (pure, unit-tested) |
+
+mod checker;
+mod cluster;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use multiagents::loadtest::{self, InputTemplate, LoadSpec};
+use multiagents::orchestrator::TransactionId;
+use multiagents::store::StateStore;
+use multiagents::{Config, ErrorKind, Runtime};
+use multiagents_core::conformance::backend_url;
+
+use super::{FaultBackend, PrivateServer};
+use crate::support::{repo_root, temp_dir, wasm};
+use checker::{End, Entry};
+use cluster::{Action, Cluster};
+
+/// Size of a run: from the environment, else CI's shortened run.
+struct Size {
+    workflows: u64,
+    rate: f64,
+    instances: usize,
+}
+
+impl Size {
+    fn from_env() -> Size {
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+        Size {
+            workflows: var("MULTIAGENTS_CHAOS_WORKFLOWS").map_or(1_000, |v| v as u64),
+            rate: var("MULTIAGENTS_CHAOS_RATE").unwrap_or(100.0),
+            instances: var("MULTIAGENTS_CHAOS_INSTANCES").map_or(2, |v| v.max(1.0) as usize),
+        }
+    }
+}
+
+/// One transaction in `FAIL_ONE_IN` fails at step `c` and is compensated.
+const FAIL_ONE_IN: u64 = 8;
+
+/// The ledger worker's rule ([`ledger`'s `fails`], the same FNV-1a): does
+/// `tx` fail at step `c`?
+fn fails(tx: &str) -> bool {
+    let hash = tx.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % FAIL_ONE_IN == 0
+}
+
+/// The fault schedule, one cycle: each kind of fault within ~10 s, so the
+/// CI run meets all three; repeated while submissions go on.
+fn cycle() -> Vec<Action> {
+    let s = Duration::from_secs;
+    let ms = Duration::from_millis;
+    vec![
+        Action::Wait(ms(500)),
+        Action::Kill(0, s(1)),
+        Action::Wait(ms(500)),
+        // Past the 2 s ack timeout: its deliveries go to the others.
+        Action::Pause(1, ms(3500)),
+        Action::Wait(ms(500)),
+        Action::RestartBroker(s(1)),
+        Action::Wait(s(1)),
+        Action::Kill(1, s(1)),
+        Action::Wait(ms(500)),
+        Action::Pause(0, ms(3500)),
+        Action::Wait(ms(500)),
+        Action::RestartBroker(s(1)),
+        Action::Wait(s(1)),
+    ]
+}
+
+/// Instance `tag`'s config: steps `a → b → c`, `a` and `b` compensated,
+/// every step and compensation run by the `ledger` worker (one namespace).
+fn config_text(url: &str, tag: &str) -> String {
+    let cache = repo_root().join("target/workers/cache");
+    let wasm = wasm("ledger");
+    let step = |name: &str, undo: bool| {
+        let compensation = if undo {
+            "compensation = \"ledger-undo\"\n  "
+        } else {
+            ""
+        };
+        format!(
+            "  [[workflows.steps]]\n  name = \"{name}\"\n  worker = \"ledger\"\n  {compensation}\
+             timeout = \"5m\"\n  retry = {{ max_attempts = 8, backoff = \"200ms\" }}\n\n"
+        )
+    };
+    format!(
+        r#"[runtime]
+prefix = "ma"
+shutdown_timeout = "2s"
+
+[transport]
+url = "{url}"
+
+[store]
+url = "{url}"
+
+[engine]
+max_instances = 64
+cache_dir = "{cache}"
+
+[workers.ledger]
+path = "{wasm}"
+namespace = "ledger"
+max_concurrent = 64
+timeout = "30s"
+memory_mb = 16
+
+[workers.ledger.config]
+instance = "{tag}"
+fail_one_in = "{FAIL_ONE_IN}"
+work_ms = "20"
+
+[workers.ledger-undo]
+path = "{wasm}"
+namespace = "ledger"
+max_concurrent = 64
+timeout = "30s"
+memory_mb = 16
+
+[workers.ledger-undo.config]
+role = "undo"
+instance = "{tag}"
+work_ms = "20"
+
+[[workflows]]
+name = "chaos"
+
+{a}{b}{c}"#,
+        cache = cache.display(),
+        wasm = wasm.display(),
+        a = step("a", true),
+        b = step("b", true),
+        c = step("c", false),
+    )
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_under_kills_pauses_and_server_restarts_loses_nothing() {
+    chaos::<super::redis::Redis>().await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_cluster_under_kills_pauses_and_server_restarts_loses_nothing() {
+    chaos::<super::nats::Nats>().await;
+}
+
+async fn chaos<B: FaultBackend + Send + 'static>() {
+    let Some(bin) = backend_url(B::BIN_VAR) else {
+        return;
+    };
+    let size = Size::from_env();
+    let dir = temp_dir(&format!("chaos-{}", B::NAME));
+    let server = PrivateServer::<B>::start(Path::new(&bin), &dir);
+    let url = server.url();
+    let mut cluster = Cluster::start(server, &dir, size.instances, |tag| config_text(&url, tag));
+    let config = Config::from_toml_str(&config_text(&url, "client"), None).expect("config");
+    let client = Runtime::builder_from_config(&config)
+        .expect("client")
+        .client()
+        .build()
+        .await
+        .expect("client runtime");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let schedule = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            cluster.play(&cycle(), &stop);
+            cluster
+        })
+    };
+    let started = Instant::now();
+    let spec = LoadSpec::new(
+        "chaos",
+        size.rate,
+        Duration::from_secs_f64(size.workflows as f64 / size.rate),
+    )
+    .with_input(InputTemplate::new(serde_json::json!({ "n": "{{n}}" })).expect("input"))
+    .with_timeout(Duration::from_secs(180))
+    .with_outcomes();
+    let run = loadtest::run(&client, &spec, &|_| {}).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut cluster = schedule.join().expect("the fault schedule panicked");
+    let report = run.expect("load test");
+    cluster.assert_running();
+
+    let mut ends = HashMap::new();
+    for o in &report.outcomes {
+        let end = match o.status {
+            Some(s) => End::Final(s),
+            None => end_of(&client, &o.tx).await,
+        };
+        ends.insert(o.tx.clone(), end);
+    }
+    let ledger = read_ledger(client.store().as_ref()).await;
+    let faults = cluster.faults().to_vec();
+    let verdict = checker::check(&ends, &ledger, &faults, fails);
+    let kinds = |what: &str| faults.iter().filter(|f| f.what.starts_with(what)).count();
+    eprintln!(
+        "chaos {}: {} instances, {} workflows at {}/s: {} refused while the server was down; \
+         faults: {} kill -9, {} SIGSTOP, {} server restarts; all final {:.1?} after the start\n{}",
+        B::NAME,
+        size.instances,
+        size.workflows,
+        size.rate,
+        report.rejected,
+        kinds("kill"),
+        kinds("SIGSTOP"),
+        kinds("server"),
+        started.elapsed(),
+        verdict.summary()
+    );
+    let logs: Vec<String> = cluster.logs().iter().map(|l| l.display().to_string()).collect();
+    assert!(
+        verdict.clean(),
+        "the history has problems (logs: {logs:?}):\n{}",
+        verdict.summary()
+    );
+    assert_eq!(
+        verdict.acknowledged as u64,
+        report.sent - report.rejected,
+        "an outcome per accepted submission"
+    );
+    assert!(
+        verdict.compensated > 0,
+        "no saga failed: the compensations went unchecked"
+    );
+    for what in ["kill", "SIGSTOP", "server"] {
+        assert!(kinds(what) > 0, "the run ended before a {what} fault was played");
+    }
+    client
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("client shutdown");
+}
+
+/// How `tx`, not final when the load test gave up on it, stands now.
+async fn end_of(client: &Runtime, tx: &str) -> End {
+    match client.status(&TransactionId::from(tx)).await {
+        Ok(s) if s.status.is_final() => End::Final(s.status),
+        Ok(s) => End::Stuck(s.status),
+        Err(e) if e.kind() == ErrorKind::NotFound => End::Missing,
+        Err(e) => panic!("cannot read the state of {tx}: {e}"),
+    }
+}
+
+/// Every ledger entry, by transaction (keys `kv/ledger/ledger/<tx>/<n>`;
+/// the `<tx>/seq` counters are skipped).
+async fn read_ledger(store: &dyn StateStore) -> HashMap<String, Vec<Entry>> {
+    const PREFIX: &str = "kv/ledger/ledger/";
+    let mut entries: HashMap<String, Entry> = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .scan(PREFIX, cursor.as_deref(), 1_000)
+            .await
+            .expect("scan the ledger");
+        for (key, value) in page.entries {
+            let rest = key.strip_prefix(PREFIX).unwrap_or(&key);
+            let Some((tx, seq)) = rest.rsplit_once('/') else {
+                continue;
+            };
+            let Ok(seq) = seq.parse::<u64>() else { continue };
+            let text = String::from_utf8_lossy(&value.value);
+            let entry = Entry::parse(seq, &text).unwrap_or_else(|| panic!("ledger entry {key}: {text:?}"));
+            entries.insert(format!("{tx}/{seq}"), entry);
+        }
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let mut ledger: HashMap<String, Vec<Entry>> = HashMap::new();
+    for (key, entry) in entries {
+        let tx = key
+            .rsplit_once('/')
+            .map_or(key.as_str(), |(tx, _)| tx)
+            .to_string();
+        ledger.entry(tx).or_default().push(entry);
+    }
+    ledger
+}
