@@ -7,7 +7,7 @@
 //! Pure: the harness gathers the inputs, the unit tests below feed it
 //! histories with each kind of fault in them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use multiagents::orchestrator::SagaStatus;
 
@@ -91,6 +91,11 @@ pub(super) struct Verdict {
     pub(super) unacknowledged_ran: usize,
     pub(super) effects: usize,
     pub(super) explained_duplicates: usize,
+    /// Repeats by a later attempt after the runtime recorded the earlier
+    /// one failed (the worker reported an error after its effect landed,
+    /// e.g. its own store call lost its reply during a server restart):
+    /// a retry, which the saga's at-least-once contract allows.
+    pub(super) retried_after_failure: usize,
     pub(super) lost: Vec<String>,
     pub(super) stuck: Vec<String>,
     /// Ended in the wrong state, or with effects that contradict it.
@@ -114,13 +119,15 @@ impl Verdict {
     pub(super) fn summary(&self) -> String {
         let mut text = format!(
             "{} acknowledged ({} completed, {} compensated), {} effects applied, \
-             {} duplicates explained by a fault, {} ran unacknowledged; \
+             {} duplicates explained by a fault, {} repeated by a retry of a failed attempt, \
+             {} ran unacknowledged; \
              lost {}, stuck {}, wrong {}, out of order {}, unexplained duplicates {}",
             self.acknowledged,
             self.completed,
             self.compensated,
             self.effects,
             self.explained_duplicates,
+            self.retried_after_failure,
             self.unacknowledged_ran,
             self.lost.len(),
             self.stuck.len(),
@@ -143,13 +150,19 @@ impl Verdict {
     }
 }
 
+/// An attempt the runtime's history records as failed: `(tx, role, step,
+/// attempt)`.
+pub(super) type FailedAttempt = (String, String, String, u32);
+
 /// Checks a run. `ends`: every acknowledged transaction; `ledger`: every
-/// transaction's entries; `fails`: whether a transaction must end
-/// compensated (the ledger worker's rule).
+/// transaction's entries; `failed`: attempts the history records as failed
+/// (the harness reads them for transactions with repeats); `fails`: whether
+/// a transaction must end compensated (the ledger worker's rule).
 pub(super) fn check(
     ends: &HashMap<String, End>,
     ledger: &HashMap<String, Vec<Entry>>,
     faults: &[Fault],
+    failed: &HashSet<FailedAttempt>,
     fails: impl Fn(&str) -> bool,
 ) -> Verdict {
     let mut v = Verdict {
@@ -196,8 +209,14 @@ pub(super) fn check(
         }
         for ((role, step), runs) in &applied {
             for (i, later) in runs.iter().enumerate().skip(1) {
+                let retry_of_failed = runs[..i].iter().any(|e| {
+                    e.attempt < later.attempt
+                        && failed.contains(&(tx.clone(), role.clone(), step.clone(), e.attempt))
+                });
                 if explained(&runs[..i], later, faults) {
                     v.explained_duplicates += 1;
+                } else if retry_of_failed {
+                    v.retried_after_failure += 1;
                 } else {
                     v.unexplained_duplicates.push(format!(
                         "{tx}: {role} {step} applied {} times ({runs:?}) with no fault of {} \
@@ -244,6 +263,15 @@ fn required(status: SagaStatus) -> Vec<(&'static str, &'static str)> {
         .iter()
         .map(|s| ("do", *s))
         .chain(undone.iter().map(|s| ("undo", *s)))
+        .collect()
+}
+
+/// The transactions with an effect applied more than once.
+pub(super) fn repeated(ledger: &HashMap<String, Vec<Entry>>) -> Vec<String> {
+    ledger
+        .iter()
+        .filter(|(_, entries)| by_effect(entries).values().any(|runs| runs.len() > 1))
+        .map(|(tx, _)| tx.clone())
         .collect()
 }
 
@@ -326,6 +354,10 @@ mod tests {
         )
     }
 
+    fn none() -> HashSet<FailedAttempt> {
+        HashSet::new()
+    }
+
     fn kill(instance: &str, at: u64) -> Fault {
         Fault {
             what: "kill -9",
@@ -356,7 +388,7 @@ mod tests {
     #[test]
     fn a_clean_history_is_clean() {
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), completed(1000));
-        let v = check(&ends, &ledger, &[], |_| false);
+        let v = check(&ends, &ledger, &[], &none(), |_| false);
         assert!(v.clean(), "{}", v.summary());
         assert_eq!((v.completed, v.effects), (1, 3));
     }
@@ -367,7 +399,7 @@ mod tests {
             ("gone".to_string(), End::Missing),
             ("slow".to_string(), End::Stuck(SagaStatus::Running)),
         ]);
-        let v = check(&ends, &HashMap::new(), &[], |_| false);
+        let v = check(&ends, &HashMap::new(), &[], &none(), |_| false);
         assert_eq!((v.lost.len(), v.stuck.len()), (1, 1));
         assert!(!v.clean());
     }
@@ -377,16 +409,16 @@ mod tests {
         let mut entries = completed(1000);
         entries.push(entry(4, "do", "b", "i2", 4000));
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), entries);
-        let v = check(&ends, &ledger, &[], |_| false);
+        let v = check(&ends, &ledger, &[], &none(), |_| false);
         assert_eq!(v.unexplained_duplicates.len(), 1, "{}", v.summary());
         // i1 applied `b` at 1010 and was killed at 2000: explained.
-        let v = check(&ends, &ledger, &[kill("i1", 2000)], |_| false);
+        let v = check(&ends, &ledger, &[kill("i1", 2000)], &none(), |_| false);
         assert!(v.clean(), "{}", v.summary());
         assert_eq!(v.explained_duplicates, 1);
         // A kill of another process, or one after both applications, does
         // not explain it.
         for fault in [kill("i3", 2000), kill("i1", 9000)] {
-            let v = check(&ends, &ledger, &[fault], |_| false);
+            let v = check(&ends, &ledger, &[fault], &none(), |_| false);
             assert_eq!(v.unexplained_duplicates.len(), 1, "{}", v.summary());
         }
         // A broker restart in between does.
@@ -396,7 +428,7 @@ mod tests {
             from_ms: 3000,
             to_ms: 3500,
         };
-        assert!(check(&ends, &ledger, &[broker], |_| false).clean());
+        assert!(check(&ends, &ledger, &[broker], &none(), |_| false).clean());
         // i2 paused mid-call, applying `b` late after i1 took it over.
         let mut late = completed(1000);
         late.push(entry(4, "do", "b", "i2", 4000));
@@ -407,7 +439,26 @@ mod tests {
             to_ms: 3900,
         };
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), late);
-        assert!(check(&ends, &ledger, &[pause], |_| false).clean());
+        assert!(check(&ends, &ledger, &[pause], &none(), |_| false).clean());
+    }
+
+    /// Attempt 1 applied `a` and failed (its reply lost), attempt 2 applied
+    /// it again: a retry when the history says attempt 1 failed, a bug
+    /// when it does not.
+    #[test]
+    fn a_retry_after_a_recorded_failure_is_not_a_double_apply() {
+        let mut entries = completed(1000);
+        let mut again = entry(4, "do", "a", "i1", 1500);
+        again.attempt = 2;
+        entries.push(again);
+        let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), entries);
+        assert_eq!(repeated(&ledger), ["t1"]);
+        let v = check(&ends, &ledger, &[], &none(), |_| false);
+        assert_eq!(v.unexplained_duplicates.len(), 1);
+        let failed = HashSet::from([("t1".to_string(), "do".to_string(), "a".to_string(), 1)]);
+        let v = check(&ends, &ledger, &[], &failed, |_| false);
+        assert!(v.clean(), "{}", v.summary());
+        assert_eq!(v.retried_after_failure, 1);
     }
 
     #[test]
@@ -419,39 +470,45 @@ mod tests {
             entry(4, "undo", "a", "i1", 4),
         ];
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Compensated), good.clone());
-        assert!(check(&ends, &ledger, &[], |_| true).clean());
+        assert!(check(&ends, &ledger, &[], &none(), |_| true).clean());
 
         let mut reversed = good.clone();
         reversed[2].seq = 5;
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Compensated), reversed);
-        assert_eq!(check(&ends, &ledger, &[], |_| true).out_of_order.len(), 1);
+        assert_eq!(
+            check(&ends, &ledger, &[], &none(), |_| true).out_of_order.len(),
+            1
+        );
 
         let missing = good[..3].to_vec();
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Compensated), missing);
-        assert_eq!(check(&ends, &ledger, &[], |_| true).wrong.len(), 1);
+        assert_eq!(check(&ends, &ledger, &[], &none(), |_| true).wrong.len(), 1);
     }
 
     #[test]
     fn an_outcome_against_the_rule_or_the_effects_is_wrong() {
         // Completed, but the rule says it fails.
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), completed(1));
-        assert_eq!(check(&ends, &ledger, &[], |_| true).wrong.len(), 1);
+        assert_eq!(check(&ends, &ledger, &[], &none(), |_| true).wrong.len(), 1);
         // Completed and also compensated.
         let mut both = completed(1);
         both.push(entry(4, "undo", "a", "i1", 50));
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), both);
-        assert_eq!(check(&ends, &ledger, &[], |_| false).wrong.len(), 1);
+        assert_eq!(check(&ends, &ledger, &[], &none(), |_| false).wrong.len(), 1);
         // Forward steps out of order.
         let mut swapped = completed(1);
         swapped[0].seq = 9;
         let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), swapped);
-        assert_eq!(check(&ends, &ledger, &[], |_| false).out_of_order.len(), 1);
+        assert_eq!(
+            check(&ends, &ledger, &[], &none(), |_| false).out_of_order.len(),
+            1
+        );
     }
 
     #[test]
     fn ledger_transactions_never_acknowledged_are_counted_apart() {
         let ledger = HashMap::from([("orphan".to_string(), completed(1))]);
-        let v = check(&HashMap::new(), &ledger, &[], |_| false);
+        let v = check(&HashMap::new(), &ledger, &[], &none(), |_| false);
         assert_eq!(v.unacknowledged_ran, 1);
         assert!(v.clean());
     }

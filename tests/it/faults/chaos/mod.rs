@@ -24,14 +24,14 @@
 mod checker;
 mod cluster;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use multiagents::loadtest::{self, InputTemplate, LoadSpec};
-use multiagents::orchestrator::TransactionId;
+use multiagents::orchestrator::{StepKind, TransactionId};
 use multiagents::store::StateStore;
 use multiagents::{Config, ErrorKind, Runtime};
 use multiagents_core::conformance::backend_url;
@@ -46,6 +46,8 @@ struct Size {
     workflows: u64,
     rate: f64,
     instances: usize,
+    /// `MULTIAGENTS_CHAOS_FAULTS=off`: no faults (the scaling figures).
+    faults: bool,
 }
 
 impl Size {
@@ -55,6 +57,7 @@ impl Size {
             workflows: var("MULTIAGENTS_CHAOS_WORKFLOWS").map_or(1_000, |v| v as u64),
             rate: var("MULTIAGENTS_CHAOS_RATE").unwrap_or(100.0),
             instances: var("MULTIAGENTS_CHAOS_INSTANCES").map_or(2, |v| v.max(1.0) as usize),
+            faults: std::env::var("MULTIAGENTS_CHAOS_FAULTS").map_or(true, |v| v.trim() != "off"),
         }
     }
 }
@@ -107,7 +110,7 @@ fn config_text(url: &str, tag: &str) -> String {
         };
         format!(
             "  [[workflows.steps]]\n  name = \"{name}\"\n  worker = \"ledger\"\n  {compensation}\
-             timeout = \"5m\"\n  retry = {{ max_attempts = 8, backoff = \"200ms\" }}\n\n"
+             timeout = \"30s\"\n  retry = {{ max_attempts = 8, backoff = \"200ms\" }}\n\n"
         )
     };
     format!(
@@ -194,7 +197,9 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
     let schedule = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            cluster.play(&cycle(), &stop);
+            if size.faults {
+                cluster.play(&cycle(), &stop);
+            }
             cluster
         })
     };
@@ -223,11 +228,13 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
     }
     let ledger = read_ledger(client.store().as_ref()).await;
     let faults = cluster.faults().to_vec();
-    let verdict = checker::check(&ends, &ledger, &faults, fails);
+    let failed = failed_attempts(&client, &checker::repeated(&ledger)).await;
+    let verdict = checker::check(&ends, &ledger, &faults, &failed, fails);
     let kinds = |what: &str| faults.iter().filter(|f| f.what.starts_with(what)).count();
     eprintln!(
         "chaos {}: {} instances, {} workflows at {}/s: {} refused while the server was down; \
-         faults: {} kill -9, {} SIGSTOP, {} server restarts; all final {:.1?} after the start\n{}",
+         faults: {} kill -9, {} SIGSTOP, {} server restarts; all final {:.1?} after the start; \
+         {:.0} workflows/s, latency p50 {:.1?} p99 {:.1?}\n{}",
         B::NAME,
         size.instances,
         size.workflows,
@@ -237,6 +244,9 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
         kinds("SIGSTOP"),
         kinds("server"),
         started.elapsed(),
+        report.throughput,
+        report.latency.p50,
+        report.latency.p99,
         verdict.summary()
     );
     let logs: Vec<String> = cluster.logs().iter().map(|l| l.display().to_string()).collect();
@@ -254,7 +264,7 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
         verdict.compensated > 0,
         "no saga failed: the compensations went unchecked"
     );
-    for what in ["kill", "SIGSTOP", "server"] {
+    for what in ["kill", "SIGSTOP", "server"].iter().filter(|_| size.faults) {
         assert!(kinds(what) > 0, "the run ended before a {what} fault was played");
     }
     client
@@ -271,6 +281,33 @@ async fn end_of(client: &Runtime, tx: &str) -> End {
         Err(e) if e.kind() == ErrorKind::NotFound => End::Missing,
         Err(e) => panic!("cannot read the state of {tx}: {e}"),
     }
+}
+
+/// The attempts of `txs` that their histories record as failed.
+async fn failed_attempts(client: &Runtime, txs: &[String]) -> HashSet<checker::FailedAttempt> {
+    let mut failed = HashSet::new();
+    for tx in txs {
+        let history = client
+            .history(&TransactionId::from(tx.as_str()))
+            .await
+            .unwrap_or_else(|e| panic!("cannot read the history of {tx}: {e}"));
+        for a in history {
+            if let Some(outcome) = a.outcome.as_deref().filter(|o| *o != "ok") {
+                if failed.len() < 3 {
+                    eprintln!(
+                        "a repeated effect's failed attempt: {tx} {} #{}: {outcome}",
+                        a.step, a.attempt
+                    );
+                }
+                let role = match a.kind {
+                    StepKind::Forward => "do",
+                    StepKind::Compensate => "undo",
+                };
+                failed.insert((tx.clone(), role.to_string(), a.step, a.attempt));
+            }
+        }
+    }
+    failed
 }
 
 /// Every ledger entry, by transaction (keys `kv/ledger/ledger/<tx>/<n>`;
