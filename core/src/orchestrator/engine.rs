@@ -463,6 +463,7 @@ impl Orchestrator {
             decoded: Default::default(),
             wake: Default::default(),
             gate: Default::default(),
+            running: Default::default(),
             memory: Default::default(),
             transport,
             store,

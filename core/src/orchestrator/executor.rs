@@ -10,7 +10,9 @@
 //! backpressure, not failure: the command is handed back and the attempt
 //! is not spent. While it runs, the delivery is kept in progress (see
 //! [`Delivery::progress`]), so a run longer than the transport's ack
-//! timeout is not handed to another consumer.
+//! timeout is not handed to another consumer. A second delivery of a
+//! command that is running here (`running`) is handed back, not run beside
+//! the first.
 
 use std::time::Duration;
 
@@ -32,6 +34,10 @@ use crate::worker::CallInfo;
 const EARLY_WAIT: Duration = Duration::from_millis(500);
 /// How long a command refused by a full worker (`Overloaded`) stays away.
 const OVERLOADED_NAP: Duration = Duration::from_millis(50);
+/// How long a second delivery of a command already running here stays
+/// away (by then the first copy has usually written its result, and the
+/// fence drops the second).
+const DUPLICATE_NAP: Duration = Duration::from_secs(1);
 /// How long a command refused by an open breaker stays away.
 const BREAKER_NAP: Duration = Duration::from_millis(500);
 /// How long a handed-back early message (command or timer) stays away.
@@ -104,6 +110,11 @@ impl Shared {
             }
             Fence::Early => return Ok(After::Retry(EARLY_NAP)),
         }
+        let Some(_running) = self.running.claim(&cmd) else {
+            tracing::debug!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt,
+                "a second delivery of a command running here; handed back");
+            return Ok(After::Retry(DUPLICATE_NAP));
+        };
         let outcome = match cmd.queue_deadline_ms {
             Some(deadline) if now_ms() > deadline => {
                 let waited = Duration::from_millis(now_ms().saturating_sub(cmd.created_ms));

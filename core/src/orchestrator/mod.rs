@@ -58,6 +58,7 @@
 //! | `events` | the queue and sender task of this instance's lifecycle events |
 //! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
 //! | `gate` | which transactions this instance is advancing (in-process ordering) |
+//! | `running` | which dispatches the executor runs (a second delivery is handed back) |
 //! | `local` | running a step in-process instead of through the queue, guarded by a timer |
 //! | `timers` | the store's timers (claimed by a poll loop) or timer messages: retries, queue timeouts, guards |
 //! | `needs` | the backend capabilities it requires, checked at start |
@@ -72,6 +73,7 @@ mod gate;
 mod local;
 mod messages;
 mod needs;
+mod running;
 mod saga;
 mod serve;
 mod timers;
@@ -179,6 +181,8 @@ pub(crate) struct Shared {
     pub(crate) serving: bool,
     /// Transactions this instance is advancing right now.
     pub(crate) gate: gate::Gate,
+    /// Dispatches this instance's executor is running right now.
+    pub(crate) running: running::Running,
     /// The transport's ack timeout: long handlers report progress within it.
     pub(crate) ack_wait: Option<Duration>,
     /// This instance itself, for the tasks it spawns.

@@ -61,6 +61,15 @@ impl ConsumerContext for Context {
             // librdkafka commits the stored watermarks of these partitions
             // before it lets them go; late settles then change nothing.
             let elements = list.elements();
+            if !elements.is_empty() {
+                // Worth an info line: the acked deliveries above a revoked
+                // partition's watermark are read again by its next owner
+                // (the chaos harness reads this line to explain repeats).
+                tracing::info!(
+                    partitions = elements.len(),
+                    "kafka: partitions revoked by a rebalance; deliveries not yet committed will be read again"
+                );
+            }
             self.tracker
                 .revoke(elements.iter().map(|e| (e.topic(), e.partition())));
         }

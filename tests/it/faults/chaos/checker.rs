@@ -19,6 +19,13 @@ pub(super) const UNDONE: [&str; 2] = ["b", "a"];
 /// How far a fault's recorded time may be from the applications it explains
 /// (the harness notes the time beside the signal, not in the same instant).
 const SLACK_MS: u64 = 500;
+/// How long a server restart goes on causing repeats after the server is
+/// back: clients reconnect (a second or so), and the deliveries and calls
+/// held across the restart are redelivered or time out within the 2 s ack
+/// and request timeouts. A repeat applied this long after the restart can
+/// still be its doing (seen on NATS: a command delivered before the crash
+/// and again after it, both applied 0.9 s after the server was back).
+const AFTERMATH_MS: u64 = 3_000;
 
 /// One application of an effect, as the `ledger` worker recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,11 +322,11 @@ fn explained(before: &[Entry], later: &Entry, faults: &[Fault]) -> bool {
     let from = before[0].at_ms.saturating_sub(SLACK_MS);
     let to = later.at_ms + SLACK_MS;
     faults.iter().any(|f| {
-        let hit = match &f.target {
-            Target::Broker => true,
-            Target::Instance(i) => before.iter().chain([later]).any(|e| &e.instance == i),
+        let (hit, end) = match &f.target {
+            Target::Broker => (true, f.to_ms + AFTERMATH_MS),
+            Target::Instance(i) => (before.iter().chain([later]).any(|e| &e.instance == i), f.to_ms),
         };
-        hit && f.from_ms <= to && f.to_ms >= from
+        hit && f.from_ms <= to && end >= from
     })
 }
 
@@ -421,14 +428,30 @@ mod tests {
             let v = check(&ends, &ledger, &[fault], &none(), |_| false);
             assert_eq!(v.unexplained_duplicates.len(), 1, "{}", v.summary());
         }
-        // A broker restart in between does.
-        let broker = Fault {
+        // A broker restart in between does, and so does one that ended less
+        // than its aftermath before the first application; not one longer before.
+        let broker = |from_ms, to_ms| Fault {
             what: "broker restart",
             target: Target::Broker,
-            from_ms: 3000,
-            to_ms: 3500,
+            from_ms,
+            to_ms,
         };
-        assert!(check(&ends, &ledger, &[broker], &none(), |_| false).clean());
+        assert!(check(&ends, &ledger, &[broker(3000, 3500)], &none(), |_| false).clean());
+        for (t, explained) in [(1000, true), (10_000, false)] {
+            // `b` applied twice, 5 ms apart, `t` ms after a restart that
+            // ended at 100.
+            let mut twice = completed(t);
+            twice.push(entry(4, "do", "b", "i1", t + 15));
+            let (ends, ledger) = one("t1", End::Final(SagaStatus::Completed), twice);
+            let v = check(&ends, &ledger, &[broker(0, 100)], &none(), |_| false);
+            assert_eq!(
+                v.explained_duplicates,
+                usize::from(explained),
+                "{t}: {}",
+                v.summary()
+            );
+            assert_eq!(v.clean(), explained, "{t}");
+        }
         // i2 paused mid-call, applying `b` late after i1 took it over.
         let mut late = completed(1000);
         late.push(entry(4, "do", "b", "i2", 4000));

@@ -33,18 +33,38 @@ pub(super) enum Action {
     Wait(Duration),
 }
 
+/// The backend's server, as the schedule restarts it.
+pub(super) trait Server: Send {
+    /// `kill -9`.
+    fn kill9(&mut self);
+    /// Starts it again on the same data; returns once it serves.
+    fn restart(&mut self);
+}
+
+impl<B: FaultBackend + Send> Server for PrivateServer<B> {
+    fn kill9(&mut self) {
+        PrivateServer::kill9(self);
+    }
+
+    fn restart(&mut self) {
+        PrivateServer::restart(self);
+    }
+}
+
 /// The instances and the server; every fault played on them is noted.
-pub(super) struct Cluster<B: FaultBackend> {
-    server: PrivateServer<B>,
+pub(super) struct Cluster {
+    /// `None` where the harness cannot restart the server (a shared Tansu,
+    /// which keeps its data in memory): server restarts are skipped.
+    server: Option<Box<dyn Server>>,
     instances: Vec<Instance>,
     faults: Vec<Fault>,
 }
 
-impl<B: FaultBackend> Cluster<B> {
+impl Cluster {
     /// Starts `n` instances; instance `i<k>`'s config is `config(tag)`,
     /// written in `dir` with its log.
     pub(super) fn start(
-        server: PrivateServer<B>,
+        server: Option<Box<dyn Server>>,
         dir: &Path,
         n: usize,
         config: impl Fn(&str) -> String,
@@ -76,14 +96,17 @@ impl<B: FaultBackend> Cluster<B> {
         &self.faults
     }
 
-    /// Plays `cycle` over and over until `stop` is set, finishing the
-    /// action under way (so nothing is left paused or down).
+    /// Plays `cycle` whole, over and over, until `stop` is set (so every
+    /// kind of fault in it is played at least once, and nothing is left
+    /// paused or down).
     pub(super) fn play(&mut self, cycle: &[Action], stop: &Arc<AtomicBool>) {
-        for action in cycle.iter().cycle() {
+        loop {
+            for action in cycle {
+                self.act(*action);
+            }
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            self.act(*action);
         }
     }
 
@@ -119,10 +142,13 @@ impl<B: FaultBackend> Cluster<B> {
                 });
             }
             Action::RestartBroker(down) => {
+                let Some(server) = self.server.as_mut() else {
+                    return;
+                };
                 let from_ms = now_ms();
-                self.server.kill9();
+                server.kill9();
                 std::thread::sleep(down);
-                self.server.restart();
+                server.restart();
                 self.faults.push(Fault {
                     what: "server kill -9 and restart",
                     target: Target::Broker,
@@ -141,24 +167,58 @@ impl<B: FaultBackend> Cluster<B> {
         }
     }
 
+    /// Every rebalance that revoked partitions of an instance (read from
+    /// its log; Kafka only): a membership change, or a member that missed
+    /// its heartbeats, makes the next owner read again what was acked
+    /// above the committed watermark. These explain repeats as faults do.
+    pub(super) fn rebalances(&self) -> Vec<Fault> {
+        let mut found = Vec::new();
+        for i in &self.instances {
+            let text = std::fs::read_to_string(&i.log).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains(REVOKED)) {
+                let stamp = line.split_whitespace().next().unwrap_or_default();
+                let Ok(at) = humantime::parse_rfc3339(stamp) else {
+                    continue;
+                };
+                let at_ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                found.push(Fault {
+                    what: "rebalance",
+                    target: Target::Instance(i.tag.clone()),
+                    from_ms: at_ms,
+                    to_ms: at_ms,
+                });
+            }
+        }
+        found
+    }
+
     /// Each instance's log file.
     pub(super) fn logs(&self) -> Vec<&Path> {
         self.instances.iter().map(|i| i.log.as_path()).collect()
     }
 }
 
+/// The level at which the Kafka transport logs a revoke ([`REVOKED`]).
+const REVOKES_LEVEL: &str = "info";
+/// What the Kafka transport logs when a rebalance revokes partitions.
+const REVOKED: &str = "kafka: partitions revoked by a rebalance";
+
 /// What an instance logs once it serves.
 const SERVING: &str = "serving ";
 
 /// `multiagents run --config <config>`, output appended to `log`; returns
-/// once the log holds more than `served` lines saying it serves.
+/// once the log holds more than `served` lines saying it serves. The binary
+/// is this build's, or `MULTIAGENTS_CHAOS_BIN` (e.g. a release build, for
+/// the scaling figures).
 fn spawn(tag: &str, config: &Path, log: &Path, served: usize) -> ChildGuard {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiagents"));
+    let bin = std::env::var_os("MULTIAGENTS_CHAOS_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multiagents")), PathBuf::from);
+    let mut cmd = Command::new(bin);
     cmd.arg("run")
         .arg("--config")
         .arg(config)
         .current_dir(repo_root())
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", format!("warn,multiagents_kafka={REVOKES_LEVEL}"));
     let mut child = ChildGuard::spawn(tag, cmd, log);
     let end = Instant::now() + Duration::from_secs(60);
     while count(log, SERVING) <= served {

@@ -39,7 +39,7 @@ use multiagents_core::conformance::backend_url;
 use super::{FaultBackend, PrivateServer};
 use crate::support::{repo_root, temp_dir, wasm};
 use checker::{End, Entry};
-use cluster::{Action, Cluster};
+use cluster::{Action, Cluster, Server};
 
 /// Size of a run: from the environment, else CI's shortened run.
 struct Size {
@@ -167,25 +167,51 @@ name = "chaos"
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_under_kills_pauses_and_server_restarts_loses_nothing() {
-    chaos::<super::redis::Redis>().await;
+    on_private_server::<super::redis::Redis>().await;
 }
 
 #[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_cluster_under_kills_pauses_and_server_restarts_loses_nothing() {
-    chaos::<super::nats::Nats>().await;
+    on_private_server::<super::nats::Nats>().await;
 }
 
-async fn chaos<B: FaultBackend + Send + 'static>() {
+/// Kafka-only, on the shared Tansu (its data lives in memory, so it is not
+/// restarted: instance kills and pauses only). Tansu never assigns a
+/// newcomer to a group whose last member died, so kills take one instance
+/// of several at a time.
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_only_cluster_under_kills_and_pauses_loses_nothing() {
+    let Some(base) = backend_url("KAFKA_URL") else {
+        return;
+    };
+    let prefix: String = multiagents_core::conformance::unique("chaos")
+        .chars()
+        .take(30)
+        .collect();
+    let url = super::with_options(&base, &format!("prefix={prefix}"));
+    chaos("kafka", &url, None, &temp_dir("chaos-kafka")).await;
+}
+
+/// A run on a private server of `B`, restarted by the schedule.
+async fn on_private_server<B: FaultBackend + Send + 'static>() {
     let Some(bin) = backend_url(B::BIN_VAR) else {
         return;
     };
-    let size = Size::from_env();
     let dir = temp_dir(&format!("chaos-{}", B::NAME));
     let server = PrivateServer::<B>::start(Path::new(&bin), &dir);
     let url = server.url();
-    let mut cluster = Cluster::start(server, &dir, size.instances, |tag| config_text(&url, tag));
-    let config = Config::from_toml_str(&config_text(&url, "client"), None).expect("config");
+    chaos(B::NAME, &url, Some(Box::new(server)), &dir).await;
+}
+
+/// The run: instances on `url`, the schedule (server restarts only with a
+/// `server`), the load, the checker.
+async fn chaos(name: &str, url: &str, server: Option<Box<dyn Server>>, dir: &Path) {
+    let size = Size::from_env();
+    let restarts = server.is_some();
+    let mut cluster = Cluster::start(server, dir, size.instances, |tag| config_text(url, tag));
+    let config = Config::from_toml_str(&config_text(url, "client"), None).expect("config");
     let client = Runtime::builder_from_config(&config)
         .expect("client")
         .client()
@@ -212,8 +238,19 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
     .with_input(InputTemplate::new(serde_json::json!({ "n": "{{n}}" })).expect("input"))
     .with_timeout(Duration::from_secs(180))
     .with_outcomes();
+    // Faults while submissions go on (whole cycles); the last transactions
+    // finish in peace.
+    let submitting = spec.duration;
+    let stopper = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(submitting).await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
     let run = loadtest::run(&client, &spec, &|_| {}).await;
     stop.store(true, Ordering::Relaxed);
+    stopper.abort();
     let mut cluster = schedule.join().expect("the fault schedule panicked");
     let report = run.expect("load test");
     cluster.assert_running();
@@ -227,15 +264,15 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
         ends.insert(o.tx.clone(), end);
     }
     let ledger = read_ledger(client.store().as_ref()).await;
-    let faults = cluster.faults().to_vec();
+    let mut faults = cluster.faults().to_vec();
+    faults.extend(cluster.rebalances());
     let failed = failed_attempts(&client, &checker::repeated(&ledger)).await;
     let verdict = checker::check(&ends, &ledger, &faults, &failed, fails);
     let kinds = |what: &str| faults.iter().filter(|f| f.what.starts_with(what)).count();
     eprintln!(
-        "chaos {}: {} instances, {} workflows at {}/s: {} refused while the server was down; \
-         faults: {} kill -9, {} SIGSTOP, {} server restarts; all final {:.1?} after the start; \
+        "chaos {name}: {} instances, {} workflows at {}/s: {} refused while the server was down; \
+         faults: {} kill -9, {} SIGSTOP, {} server restarts ({} rebalances); all final {:.1?} after the start; \
          {:.0} workflows/s, latency p50 {:.1?} p99 {:.1?}\n{}",
-        B::NAME,
         size.instances,
         size.workflows,
         size.rate,
@@ -243,6 +280,7 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
         kinds("kill"),
         kinds("SIGSTOP"),
         kinds("server"),
+        kinds("rebalance"),
         started.elapsed(),
         report.throughput,
         report.latency.p50,
@@ -250,9 +288,13 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
         verdict.summary()
     );
     let logs: Vec<String> = cluster.logs().iter().map(|l| l.display().to_string()).collect();
+    let played: Vec<String> = faults
+        .iter()
+        .map(|f| format!("{} {:?} {}..{}", f.what, f.target, f.from_ms, f.to_ms))
+        .collect();
     assert!(
         verdict.clean(),
-        "the history has problems (logs: {logs:?}):\n{}",
+        "the history has problems (logs: {logs:?}; faults: {played:#?}):\n{}",
         verdict.summary()
     );
     assert_eq!(
@@ -264,7 +306,11 @@ async fn chaos<B: FaultBackend + Send + 'static>() {
         verdict.compensated > 0,
         "no saga failed: the compensations went unchecked"
     );
-    for what in ["kill", "SIGSTOP", "server"].iter().filter(|_| size.faults) {
+    let kinds_played = ["kill", "SIGSTOP", "server"];
+    for what in kinds_played
+        .iter()
+        .filter(|w| size.faults && (restarts || **w != "server"))
+    {
         assert!(kinds(what) > 0, "the run ended before a {what} fault was played");
     }
     client
