@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use multiagents_core::resilience::AdaptiveConfig;
-use multiagents_core::worker::WorkerSpec;
+use multiagents_core::worker::{StateQuota, WorkerSpec};
 use serde::Deserialize;
 
 use super::source::{Invalid, KeyPath};
@@ -21,6 +21,8 @@ use super::values::{opt_duration, settings};
 /// timeout = "5s"
 /// memory_mb = 64
 /// namespace = "payments"
+/// state_max_keys = 100000    # the namespace's quota (the defaults)
+/// state_max_mb = 64
 /// [workers.charge-payment.config]
 /// max_amount = 50000
 /// ```
@@ -74,6 +76,14 @@ pub struct WorkerConfig {
     /// TTL of the state values the worker writes (default: kept).
     #[serde(default, with = "opt_duration")]
     pub state_ttl: Option<Duration>,
+    /// Most keys its state namespace may hold (default 100 000; `0`: no
+    /// bound on keys).
+    #[serde(default)]
+    pub state_max_keys: Option<u64>,
+    /// Most MiB (keys and values) its state namespace may hold (default
+    /// 64; `0`: no bound on bytes).
+    #[serde(default)]
+    pub state_max_mb: Option<u64>,
     /// Topics the worker may emit to: exact names or prefixes ending in `*`.
     #[serde(default)]
     pub emit: Vec<String>,
@@ -99,6 +109,8 @@ impl WorkerConfig {
             namespace: None,
             buckets: None,
             state_ttl: None,
+            state_max_keys: None,
+            state_max_mb: None,
             emit: Vec::new(),
             config: BTreeMap::new(),
         }
@@ -155,8 +167,26 @@ impl WorkerConfig {
             .with_namespace(self.namespace.clone())
             .with_buckets(self.buckets.clone())
             .with_state_ttl(self.state_ttl)
+            .with_state_quota(self.state_quota())
             .with_emit_topics(self.emit.clone())
             .with_config(self.config.clone())
+    }
+
+    /// The namespace's quota: the defaults, with `0` lifting a bound (both
+    /// `0`: none).
+    fn state_quota(&self) -> Option<StateQuota> {
+        let defaults = StateQuota::default();
+        let keys = match self.state_max_keys {
+            Some(0) => u64::MAX,
+            Some(n) => n,
+            None => defaults.max_keys,
+        };
+        let bytes = match self.state_max_mb {
+            Some(0) => u64::MAX,
+            Some(mb) => mb.saturating_mul(1 << 20),
+            None => defaults.max_bytes,
+        };
+        (keys != u64::MAX || bytes != u64::MAX).then(|| StateQuota::new(keys, bytes))
     }
 
     /// Checks the worker: its spec, the engine's memory ceiling and fuel, and
@@ -238,5 +268,25 @@ impl WorkerConfig {
                 ),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(keys: Option<u64>, mb: Option<u64>) -> Option<StateQuota> {
+        let mut w = WorkerConfig::new("w.wasm");
+        w.state_max_keys = keys;
+        w.state_max_mb = mb;
+        w.state_quota()
+    }
+
+    #[test]
+    fn the_state_quota_has_defaults_and_zero_lifts_a_bound() {
+        assert_eq!(quota(None, None), Some(StateQuota::default()));
+        assert_eq!(quota(Some(10), Some(1)), Some(StateQuota::new(10, 1 << 20)));
+        assert_eq!(quota(Some(0), None), Some(StateQuota::new(u64::MAX, 64 << 20)));
+        assert_eq!(quota(Some(0), Some(0)), None);
     }
 }

@@ -321,3 +321,74 @@ async fn compiled_components_are_cached_on_disk_and_a_corrupt_file_is_recompiled
     assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A worker cannot fill the store: past its namespace's quota a write is
+/// refused with the typed error (the guest sees `QuotaExceeded`), nothing
+/// more is written, and deleting makes room again; without a quota the
+/// same worker writes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cannot_write_past_its_state_quota() {
+    use multiagents::store::StateStore;
+    use multiagents::worker::StateQuota;
+    let (host, store, _) = host();
+    let filler = wasm("hostile-state-filler");
+    let spec = WorkerSpec::default().with_state_quota(Some(StateQuota::new(10, 1 << 20)));
+    host.register_wasm("filler", filler.as_path(), spec)
+        .await
+        .expect("register");
+    let out: Value = from_cbor(
+        &host
+            .invoke("filler", &call(0), cbor(&json!({ "limit": 50 })))
+            .await
+            .expect("call"),
+    );
+    assert_eq!(out["written"], json!(10), "{out}");
+    assert_eq!(out["quota_exceeded"], json!(true), "{out}");
+    let error = out["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("state quota exceeded: namespace \"filler\" would hold 11 keys"),
+        "{error}"
+    );
+    assert!(store.get("kv/filler/fill/k/10").await.expect("get").is_none());
+    // Bytes too: a 2 MiB value does not fit in a 1 MiB quota.
+    let big: Value = from_cbor(
+        &host
+            .invoke(
+                "filler",
+                &call(1),
+                cbor(&json!({ "value_bytes": 2 << 20, "limit": 1, "start": 100 })),
+            )
+            .await
+            .expect("call"),
+    );
+    assert_eq!(
+        (big["written"].clone(), big["quota_exceeded"].clone()),
+        (json!(0), json!(true)),
+        "{big}"
+    );
+    // Room again once a key is gone: deleted behind the record's back here,
+    // so it is the recount before a refusal that finds the room.
+    store.delete("kv/filler/fill/k/0").await.expect("delete");
+    let again: Value = from_cbor(
+        &host
+            .invoke("filler", &call(2), cbor(&json!({ "limit": 5, "start": 200 })))
+            .await
+            .expect("call"),
+    );
+    assert_eq!(again["written"], json!(1), "recounted before refusing: {again}");
+    // Without a quota the same worker writes on.
+    host.register_wasm(
+        "unbounded",
+        filler.as_path(),
+        WorkerSpec::default().with_state_quota(None),
+    )
+    .await
+    .expect("register");
+    let free: Value = from_cbor(
+        &host
+            .invoke("unbounded", &call(3), cbor(&json!({ "limit": 50 })))
+            .await
+            .expect("call"),
+    );
+    assert_eq!(free["written"], json!(50), "{free}");
+}

@@ -51,6 +51,10 @@ pub enum StateError {
     },
     /// The store failed (I/O, timeout, conflict); usually transient.
     Store(String),
+    /// The write would take the worker's state namespace past its quota
+    /// (`state_max_keys`, `state_max_mb` in the worker's registration).
+    /// Deleting keys makes room; retrying the same write does not.
+    QuotaExceeded(String),
     /// A typed value could not be encoded, or the stored bytes could not be
     /// decoded as the requested type.
     Codec {
@@ -72,6 +76,7 @@ impl fmt::Display for StateError {
                 write!(f, "state bucket `{bucket}` is not granted to this worker")
             }
             StateError::Store(m) => write!(f, "state store failed: {m}"),
+            StateError::QuotaExceeded(m) => f.write_str(m),
             StateError::Codec { key, message } => write!(f, "state value at `{key}`: {message}"),
             StateError::Protocol(m) => write!(f, "state store protocol error: {m}"),
         }
@@ -81,7 +86,8 @@ impl fmt::Display for StateError {
 impl std::error::Error for StateError {}
 
 /// [`StateError::Store`] is retryable (the store may come back); every other
-/// variant is fatal (a missing grant or a malformed value does not heal).
+/// variant is fatal (a missing grant, a full namespace or a malformed value
+/// does not heal by retrying).
 impl From<StateError> for crate::WorkerError {
     fn from(e: StateError) -> Self {
         match e {
@@ -238,6 +244,9 @@ mod imp {
 
     pub(super) use store::{Bucket, Error};
 
+    /// How the host's quota refusal starts (`core/src/worker/wasm/quota.rs`).
+    const QUOTA_EXCEEDED: &str = "state quota exceeded";
+
     pub(super) fn to_state_error(e: Error, bucket: &str) -> super::StateError {
         match e {
             Error::NoSuchStore => super::StateError::NoSuchStore {
@@ -246,6 +255,8 @@ mod imp {
             Error::AccessDenied => super::StateError::AccessDenied {
                 bucket: bucket.to_owned(),
             },
+            // The host's quota refusal comes as `other` with this prefix.
+            Error::Other(m) if m.starts_with(QUOTA_EXCEEDED) => super::StateError::QuotaExceeded(m),
             Error::Other(m) => super::StateError::Store(m),
         }
     }

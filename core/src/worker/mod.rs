@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use host::{WorkerHost, WorkerHostBuilder, WorkerStats};
 pub use native::native;
-pub use spec::WorkerSpec;
+pub use spec::{StateQuota, WorkerSpec};
 
 use crate::error::{Error, ErrorKind, Result};
 

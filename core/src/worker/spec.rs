@@ -41,11 +41,43 @@ pub struct WorkerSpec {
     pub buckets: Option<Vec<String>>,
     /// TTL of values the worker writes (`None`: kept until deleted).
     pub state_ttl: Option<Duration>,
+    /// Most keys and bytes its state namespace may hold (`None`: no bound).
+    /// Default: [`StateQuota::default`].
+    pub state_quota: Option<StateQuota>,
     /// Topics the worker may `emit` to: exact names, or prefixes ending in
     /// `*` (`"orders.*"` allows `orders.shipped`).
     pub emit_topics: Vec<String>,
     /// Most events one call may emit.
     pub max_emits_per_call: u32,
+}
+
+/// The most a state namespace may hold: a write that would pass either
+/// bound is refused (the guest sees an error starting "state quota
+/// exceeded"; the Rust SDK's `StateError::QuotaExceeded`). Keys count
+/// once each; bytes are each key's name within the namespace plus its
+/// value. Workers sharing a namespace should give it the same quota: each
+/// write is judged against the writing worker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateQuota {
+    /// Most keys.
+    pub max_keys: u64,
+    /// Most bytes.
+    pub max_bytes: u64,
+}
+
+impl StateQuota {
+    /// At most `max_keys` keys and `max_bytes` bytes.
+    pub fn new(max_keys: u64, max_bytes: u64) -> Self {
+        StateQuota { max_keys, max_bytes }
+    }
+}
+
+impl Default for StateQuota {
+    /// 100 000 keys and 64 MiB per namespace.
+    fn default() -> Self {
+        StateQuota::new(100_000, 64 << 20)
+    }
 }
 
 impl Default for WorkerSpec {
@@ -62,6 +94,7 @@ impl Default for WorkerSpec {
             namespace: None,
             buckets: None,
             state_ttl: None,
+            state_quota: Some(StateQuota::default()),
             emit_topics: Vec::new(),
             max_emits_per_call: 100,
         }
@@ -102,6 +135,8 @@ impl WorkerSpec {
         with_buckets, buckets: Option<Vec<String>>);
     setter!(/// Sets the TTL of state values.
         with_state_ttl, state_ttl: Option<Duration>);
+    setter!(/// Sets the state quota of the worker's namespace (`None`: unbounded).
+        with_state_quota, state_quota: Option<StateQuota>);
     setter!(/// Sets the topics the worker may emit to.
         with_emit_topics, emit_topics: Vec<String>);
 

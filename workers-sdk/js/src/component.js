@@ -19,7 +19,10 @@ function stateError(e, what) {
   const tag = v && typeof v === 'object' ? v.tag : undefined;
   if (tag === 'no-such-store') return new StateError('no-such-store', what);
   if (tag === 'access-denied') return new StateError('access-denied', what);
-  return new StateError('other', `${what}: ${v?.val ?? v}`);
+  const message = String(v?.val ?? v);
+  // The host's quota refusal comes as `other` with this prefix.
+  const kind = message.startsWith('state quota exceeded') ? 'quota-exceeded' : 'other';
+  return new StateError(kind, `${what}: ${message}`);
 }
 
 function guarded(what, f) {

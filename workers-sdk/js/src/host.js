@@ -38,7 +38,10 @@ export class Fatal extends WorkerError {
   }
 }
 
-/** A state call failed: kind is no-such-store, access-denied, codec or other (the store failed). */
+/**
+ * A state call failed: kind is no-such-store, access-denied, quota-exceeded (the write would take
+ * the worker's namespace past its quota, state_max_keys/state_max_mb), codec or other (the store failed).
+ */
 export class StateError extends Error {
   constructor(kind, message) {
     super(`${kind}: ${message}`);

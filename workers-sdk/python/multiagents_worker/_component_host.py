@@ -22,7 +22,10 @@ def _state_error(e: Err, what: str) -> StateError:
         return StateError("no-such-store", what)
     if isinstance(v, wasi_keyvalue_store.Error_AccessDenied):
         return StateError("access-denied", what)
-    return StateError("other", f"{what}: {getattr(v, 'value', v)}")
+    message = str(getattr(v, "value", v))
+    # The host's quota refusal comes as `other` with this prefix.
+    kind = "quota-exceeded" if message.startswith("state quota exceeded") else "other"
+    return StateError(kind, f"{what}: {message}")
 
 
 class _Bucket:

@@ -37,7 +37,9 @@ class Fatal(WorkerError):
 
 class StateError(Exception):
     """A state call failed: ``kind`` is ``no-such-store``, ``access-denied``,
-    ``codec`` (a value that is not CBOR) or ``other`` (the store failed)."""
+    ``quota-exceeded`` (the write would take the worker's namespace past its
+    quota, ``state_max_keys``/``state_max_mb``), ``codec`` (a value that is
+    not CBOR) or ``other`` (the store failed)."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(f"{kind}: {message}")

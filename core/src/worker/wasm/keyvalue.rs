@@ -5,12 +5,14 @@
 //! keys `kv/<ns>/<b>/<key>`: workers with different namespaces can never see
 //! each other's state. `increment` is a compare-and-swap loop, atomic across
 //! instances and runtimes sharing the store. Store failures reach the guest
-//! as `error::other(message)`.
+//! as `error::other(message)`. Writes that grow the namespace are bounded
+//! by the worker's [`StateQuota`](crate::worker::StateQuota) (`quota`).
 
 use bytes::Bytes;
 use wasmtime::component::Resource;
 
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::quota::{self, Change};
 use super::state::HostState;
 use crate::store::{Expected, PutEntry};
 
@@ -69,6 +71,66 @@ impl HostState {
     }
 }
 
+/// The quota bookkeeping of a worker's writes (on the shared env, so the
+/// host's futures stay `Send`).
+impl super::state::WorkerEnv {
+    /// What writing `value_len` bytes at store key `full` changes in the
+    /// namespace (`None` without a quota: nothing is read).
+    async fn write_change(&self, full: &str, value_len: usize) -> Result<Option<Change>, KvError> {
+        if self.spec.state_quota.is_none() {
+            return Ok(None);
+        }
+        let old = self.services.store.get(full).await?.map(|v| v.value.len());
+        Ok(Some(Change::of_write(self.counted(full), old, value_len)))
+    }
+
+    /// `full` without `kv/<ns>/`: the name the quota counts.
+    fn counted<'a>(&self, full: &'a str) -> &'a str {
+        full.strip_prefix("kv/")
+            .and_then(|rest| rest.strip_prefix(self.namespace.as_str()))
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(full)
+    }
+
+    /// Reserves what grows (`change`), before the write.
+    async fn reserve(&self, change: Option<Change>) -> Result<(), KvError> {
+        match (change, &self.spec.state_quota) {
+            (Some(c), Some(q)) if c.grows() => {
+                quota::reserve(self.services.store.as_ref(), &self.namespace, q, c).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// After the write: gives back what shrank, or (`failed`) what was
+    /// reserved for a write that did not happen.
+    async fn settle(&self, change: Option<Change>, failed: bool) {
+        let Some(c) = change else { return };
+        let back = match (failed, c.grows()) {
+            (true, true) => c.negated(),
+            (false, false) => c,
+            _ => return,
+        };
+        if back != Change::default() {
+            quota::release(self.services.store.as_ref(), &self.namespace, back).await;
+        }
+    }
+
+    /// Deletes store key `full`, giving its keys and bytes back.
+    async fn delete_counted(&self, full: &str) -> Result<(), KvError> {
+        let old = match self.spec.state_quota {
+            Some(_) => self.services.store.get(full).await?.map(|v| v.value.len()),
+            None => None,
+        };
+        let deleted = self.services.store.delete(full).await?;
+        if let (true, Some(len)) = (deleted, old) {
+            let change = Change::of_delete(self.counted(full), len);
+            quota::release(self.services.store.as_ref(), &self.namespace, change).await;
+        }
+        Ok(())
+    }
+}
+
 impl store::Host for HostState {
     async fn open(&mut self, identifier: String) -> Result<Resource<BucketHandle>, KvError> {
         let name = if identifier.is_empty() {
@@ -114,18 +176,23 @@ impl store::HostBucket for HostState {
         value: Vec<u8>,
     ) -> Result<(), KvError> {
         let key = self.store_key(&bucket, &key)?;
-        self.env
+        let env = self.env.clone();
+        let change = env.write_change(&key, value.len()).await?;
+        env.reserve(change).await?;
+        let put = self
+            .env
             .services
             .store
             .put(&key, Bytes::from(value), self.ttl())
-            .await?;
+            .await;
+        env.settle(change, put.is_err()).await;
+        put?;
         Ok(())
     }
 
     async fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<(), KvError> {
         let key = self.store_key(&bucket, &key)?;
-        self.env.services.store.delete(&key).await?;
-        Ok(())
+        self.env.clone().delete_counted(&key).await
     }
 
     async fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> Result<bool, KvError> {
@@ -186,6 +253,7 @@ impl atomics::Host for HostState {
         delta: u64,
     ) -> Result<u64, KvError> {
         let key = self.store_key(&bucket, &key)?;
+        let env = self.env.clone();
         let store = self.env.services.store.clone();
         for _ in 0..INCREMENT_ATTEMPTS {
             let current = store.get(&key).await?;
@@ -204,10 +272,19 @@ impl atomics::Host for HostState {
             let next = value
                 .checked_add(delta)
                 .ok_or_else(|| KvError::Other(format!("counter {key:?} would overflow")))?;
-            match store
-                .compare_and_swap(&key, expected, Bytes::from(next.to_string()), self.ttl())
-                .await
-            {
+            let text = next.to_string();
+            // The quota counts a counter's key and its first value (its
+            // digits then grow by a few bytes at most).
+            let change = match (&current, &env.spec.state_quota) {
+                (None, Some(_)) => Some(Change::of_write(env.counted(&key), None, text.len())),
+                _ => None,
+            };
+            env.reserve(change).await?;
+            let swapped = store
+                .compare_and_swap(&key, expected, Bytes::from(text), self.ttl())
+                .await;
+            env.settle(change, swapped.is_err()).await;
+            match swapped {
                 Ok(_) => return Ok(next),
                 Err(e) if e.kind() == crate::ErrorKind::Conflict => continue,
                 Err(e) => return Err(e.into()),
@@ -252,11 +329,20 @@ impl batch::Host for HostState {
             return Err(KvError::Other(format!("at most {MAX_KEYS} keys per batch")));
         }
         let ttl = self.ttl();
+        let env = self.env.clone();
         let mut entries = Vec::with_capacity(key_values.len());
+        let mut change: Option<Change> = None;
         for (key, value) in key_values {
-            entries.push(PutEntry::new(self.store_key(&bucket, &key)?, value, ttl));
+            let full = self.store_key(&bucket, &key)?;
+            if let Some(c) = env.write_change(&full, value.len()).await? {
+                change = Some(change.unwrap_or_default().plus(c));
+            }
+            entries.push(PutEntry::new(full, value, ttl));
         }
-        self.env.services.store.put_batch(entries).await?;
+        env.reserve(change).await?;
+        let put = self.env.services.store.put_batch(entries).await;
+        env.settle(change, put.is_err()).await;
+        put?;
         Ok(())
     }
 
@@ -268,9 +354,10 @@ impl batch::Host for HostState {
         if keys.len() > MAX_KEYS {
             return Err(KvError::Other(format!("at most {MAX_KEYS} keys per batch")));
         }
+        let env = self.env.clone();
         for key in keys {
             let full = self.store_key(&bucket, &key)?;
-            self.env.services.store.delete(&full).await?;
+            env.delete_counted(&full).await?;
         }
         Ok(())
     }

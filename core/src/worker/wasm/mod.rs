@@ -36,6 +36,7 @@ mod errors;
 mod imports;
 pub mod inspect;
 mod keyvalue;
+mod quota;
 mod state;
 
 use std::path::{Path, PathBuf};

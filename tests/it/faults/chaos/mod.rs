@@ -62,6 +62,10 @@ impl Size {
     }
 }
 
+/// How long past the load test's timeout a transaction still running may
+/// take to finish before it counts as stuck.
+const STUCK_GRACE: Duration = Duration::from_secs(120);
+
 /// One transaction in `FAIL_ONE_IN` fails at step `c` and is compensated.
 const FAIL_ONE_IN: u64 = 8;
 
@@ -255,11 +259,24 @@ async fn chaos(name: &str, url: &str, server: Option<Box<dyn Server>>, dir: &Pat
     let report = run.expect("load test");
     cluster.assert_running();
 
+    // Those the load test gave up on (not final within its timeout) get a
+    // last grace: "stuck" means they never finish, "late" that they did.
     let mut ends = HashMap::new();
+    let mut late = 0;
+    let grace = Instant::now() + STUCK_GRACE;
     for o in &report.outcomes {
         let end = match o.status {
             Some(s) => End::Final(s),
-            None => end_of(&client, &o.tx).await,
+            None => loop {
+                let end = end_of(&client, &o.tx).await;
+                if matches!(end, End::Final(_)) {
+                    late += 1;
+                }
+                if !matches!(end, End::Stuck(_)) || Instant::now() >= grace {
+                    break end;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            },
         };
         ends.insert(o.tx.clone(), end);
     }
@@ -271,7 +288,8 @@ async fn chaos(name: &str, url: &str, server: Option<Box<dyn Server>>, dir: &Pat
     let kinds = |what: &str| faults.iter().filter(|f| f.what.starts_with(what)).count();
     eprintln!(
         "chaos {name}: {} instances, {} workflows at {}/s: {} refused while the server was down; \
-         faults: {} kill -9, {} SIGSTOP, {} server restarts ({} rebalances); all final {:.1?} after the start; \
+         faults: {} kill -9, {} SIGSTOP, {} server restarts ({} rebalances); {late} final only after the \
+         load test's 180 s; all final {:.1?} after the start; \
          {:.0} workflows/s, latency p50 {:.1?} p99 {:.1?}\n{}",
         size.instances,
         size.workflows,

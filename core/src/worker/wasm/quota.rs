@@ -1,0 +1,349 @@
+//! Per-namespace state quotas ([`StateQuota`]): a worker cannot fill the
+//! store.
+//!
+//! Each namespace has a usage record, `kvmeta/<ns>/usage`: the keys it
+//! holds and their bytes (key plus value). It is kept outside `kv/<ns>/`, so
+//! no worker can read or write it. A write that adds keys or bytes reserves
+//! them first, with a compare-and-swap of the record, and is refused past the
+//! bound. A delete or a shrinking write gives them back afterwards.
+//!
+//! Before any refusal the namespace is counted again (scanned). That forgets
+//! values that expired (`state_ttl`) and reservations left by writes that
+//! died halfway, so a refusal is always judged against a fresh count. Such
+//! leftovers can only make the record too high, never too low.
+//!
+//! The record can run low in one case: writers that overwrite or delete the
+//! same key at the same moment. Then the namespace can pass its bound by
+//! those writes' sizes. The refusal reaches the guest as `error::other` with
+//! a message starting [`QUOTA_EXCEEDED`]; the SDKs turn that into a typed
+//! error.
+
+use bytes::Bytes;
+
+use super::keyvalue::KvError;
+use crate::store::{Expected, StateStore};
+use crate::worker::StateQuota;
+
+/// How a refusal's message starts (the SDKs match it).
+pub(crate) const QUOTA_EXCEEDED: &str = "state quota exceeded";
+/// Compare-and-swap attempts of one reservation before giving up.
+const ATTEMPTS: usize = 64;
+/// Keys per scan page of a recount.
+const PAGE: usize = 1000;
+
+/// What a write changes: keys and bytes added (negative: taken away).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) keys: i64,
+    pub(crate) bytes: i64,
+}
+
+impl Change {
+    /// Writing `key` with a value of `new` bytes over `old` (None: absent).
+    pub(crate) fn of_write(key: &str, old: Option<usize>, new: usize) -> Change {
+        let size = |len: usize| (key.len() + len) as i64;
+        Change {
+            keys: i64::from(old.is_none()),
+            bytes: size(new) - old.map_or(0, size),
+        }
+    }
+
+    /// Deleting `key`, whose value had `old` bytes.
+    pub(crate) fn of_delete(key: &str, old: usize) -> Change {
+        Change {
+            keys: -1,
+            bytes: -((key.len() + old) as i64),
+        }
+    }
+
+    /// Whether it adds keys or bytes (and so needs a reservation first).
+    pub(crate) fn grows(self) -> bool {
+        self.keys > 0 || self.bytes > 0
+    }
+
+    pub(crate) fn plus(self, other: Change) -> Change {
+        Change {
+            keys: self.keys + other.keys,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+
+    pub(crate) fn negated(self) -> Change {
+        Change {
+            keys: -self.keys,
+            bytes: -self.bytes,
+        }
+    }
+}
+
+/// Keys and bytes of a namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Usage {
+    keys: u64,
+    bytes: u64,
+}
+
+impl Usage {
+    fn decode(raw: &[u8]) -> Option<Usage> {
+        let text = std::str::from_utf8(raw).ok()?;
+        let (keys, bytes) = text.split_once(' ')?;
+        Some(Usage {
+            keys: keys.parse().ok()?,
+            bytes: bytes.parse().ok()?,
+        })
+    }
+
+    fn encode(self) -> Bytes {
+        Bytes::from(format!("{} {}", self.keys, self.bytes))
+    }
+
+    fn apply(self, c: Change) -> Usage {
+        Usage {
+            keys: self.keys.saturating_add_signed(c.keys),
+            bytes: self.bytes.saturating_add_signed(c.bytes),
+        }
+    }
+
+    fn within(self, q: &StateQuota) -> bool {
+        self.keys <= q.max_keys && self.bytes <= q.max_bytes
+    }
+}
+
+fn record_key(ns: &str) -> String {
+    format!("kvmeta/{ns}/usage")
+}
+
+/// Reserves `change` (which [`Change::grows`]) in namespace `ns`, or
+/// refuses it past `quota` (after a recount).
+pub(crate) async fn reserve(
+    store: &dyn StateStore,
+    ns: &str,
+    quota: &StateQuota,
+    change: Change,
+) -> Result<(), KvError> {
+    let key = record_key(ns);
+    let mut recounted = false;
+    for _ in 0..ATTEMPTS {
+        let (usage, expected) = match store.get(&key).await? {
+            Some(v) => match Usage::decode(&v.value) {
+                Some(u) => (u, Expected::Version(v.version)),
+                None => (recount(store, ns).await?, Expected::Version(v.version)),
+            },
+            None => (recount(store, ns).await?, Expected::Absent),
+        };
+        let next = usage.apply(change);
+        let (next, expected) = if next.within(quota) || recounted {
+            (next, expected)
+        } else {
+            // Judge a refusal against a fresh count: expired values and
+            // half-done writes leave the record high.
+            recounted = true;
+            let fresh = recount(store, ns).await?;
+            (fresh.apply(change), expected)
+        };
+        if !next.within(quota) {
+            return Err(KvError::Other(format!(
+                "{QUOTA_EXCEEDED}: namespace {ns:?} would hold {} keys and {} bytes, past its quota of \
+                 {} keys and {} bytes (the worker's state_max_keys and state_max_mb)",
+                next.keys, next.bytes, quota.max_keys, quota.max_bytes
+            )));
+        }
+        match store.compare_and_swap(&key, expected, next.encode(), None).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == crate::ErrorKind::Conflict => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(KvError::Other(format!(
+        "the state usage record of namespace {ns:?} lost {ATTEMPTS} races; try again"
+    )))
+}
+
+/// Applies `change` to the record without a bound: a release (best effort:
+/// a lost release leaves the record high, which the next recount fixes).
+pub(crate) async fn release(store: &dyn StateStore, ns: &str, change: Change) {
+    let key = record_key(ns);
+    for _ in 0..ATTEMPTS {
+        let Ok(Some(v)) = store.get(&key).await else {
+            return;
+        };
+        let Some(usage) = Usage::decode(&v.value) else {
+            return;
+        };
+        let next = usage.apply(change).encode();
+        match store
+            .compare_and_swap(&key, Expected::Version(v.version), next, None)
+            .await
+        {
+            Err(e) if e.kind() == crate::ErrorKind::Conflict => continue,
+            _ => return,
+        }
+    }
+}
+
+/// Counts namespace `ns` from the store.
+async fn recount(store: &dyn StateStore, ns: &str) -> Result<Usage, KvError> {
+    let prefix = format!("kv/{ns}/");
+    let mut usage = Usage::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.scan(&prefix, cursor.as_deref(), PAGE).await?;
+        for (k, v) in &page.entries {
+            // A scan may return a key twice; count it once.
+            if seen.insert(k.clone()) {
+                let inner = k.strip_prefix(&prefix).unwrap_or(k);
+                usage = usage.apply(Change::of_write(inner, None, v.value.len()));
+            }
+        }
+        cursor = page.cursor;
+        if cursor.is_none() {
+            return Ok(usage);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn quota(keys: u64, bytes: u64) -> StateQuota {
+        StateQuota::new(keys, bytes)
+    }
+
+    /// Writes `key` (a name inside namespace `ns`) as the host does: reserve,
+    /// then put.
+    async fn write(
+        store: &MemoryStore,
+        ns: &str,
+        q: &StateQuota,
+        key: &str,
+        len: usize,
+    ) -> Result<(), KvError> {
+        let full = format!("kv/{ns}/{key}");
+        let old = store.get(&full).await?.map(|v| v.value.len());
+        let change = Change::of_write(key, old, len);
+        if change.grows() {
+            reserve(store, ns, q, change).await?;
+        }
+        store.put(&full, Bytes::from(vec![b'x'; len]), None).await?;
+        if !change.grows() {
+            release(store, ns, change).await;
+        }
+        Ok(())
+    }
+
+    fn refused(r: Result<(), KvError>) -> String {
+        match r {
+            Err(KvError::Other(m)) => m,
+            Err(_) => "another error".into(),
+            Ok(()) => "accepted".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_past_the_key_bound_are_refused_with_a_clear_message() {
+        let store = MemoryStore::new();
+        let q = quota(3, 1 << 20);
+        for k in ["b/1", "b/2", "b/3"] {
+            write(&store, "ns", &q, k, 10)
+                .await
+                .map_err(|_| k)
+                .expect("within the quota");
+        }
+        // Overwriting an existing key adds no key.
+        write(&store, "ns", &q, "b/2", 12)
+            .await
+            .map_err(|_| ())
+            .expect("an overwrite");
+        let message = refused(write(&store, "ns", &q, "b/4", 10).await);
+        assert!(message.starts_with(QUOTA_EXCEEDED), "{message}");
+        assert!(
+            message.contains("\"ns\"") && message.contains("4 keys") && message.contains("3 keys"),
+            "{message}"
+        );
+        assert!(
+            store.get("kv/ns/b/4").await.expect("get").is_none(),
+            "nothing written"
+        );
+        // Another namespace has its own record.
+        write(&store, "other", &q, "b/4", 10)
+            .await
+            .map_err(|_| ())
+            .expect("another namespace");
+    }
+
+    #[tokio::test]
+    async fn bytes_count_keys_and_values_and_shrinking_gives_them_back() {
+        let store = MemoryStore::new();
+        let q = quota(100, 100);
+        // "b/k" is 3 bytes: 3 + 90 = 93 of 100.
+        write(&store, "ns", &q, "b/k", 90)
+            .await
+            .map_err(|_| ())
+            .expect("93 bytes");
+        let message = refused(write(&store, "ns", &q, "b/j", 10).await);
+        assert!(message.starts_with(QUOTA_EXCEEDED), "{message}");
+        write(&store, "ns", &q, "b/k", 10)
+            .await
+            .map_err(|_| ())
+            .expect("shrink");
+        write(&store, "ns", &q, "b/j", 10)
+            .await
+            .map_err(|_| ())
+            .expect("room again");
+    }
+
+    /// Values that vanish without the host knowing (expired, or removed
+    /// behind its back) are forgotten by the recount before a refusal.
+    #[tokio::test]
+    async fn a_refusal_is_judged_against_a_fresh_count() {
+        let store = MemoryStore::new();
+        let q = quota(2, 1 << 20);
+        write(&store, "ns", &q, "b/1", 1)
+            .await
+            .map_err(|_| ())
+            .expect("1");
+        write(&store, "ns", &q, "b/2", 1)
+            .await
+            .map_err(|_| ())
+            .expect("2");
+        store
+            .delete("kv/ns/b/1")
+            .await
+            .expect("delete behind the record's back");
+        write(&store, "ns", &q, "b/3", 1)
+            .await
+            .map_err(|_| ())
+            .expect("recounted: 2 keys");
+        let message = refused(write(&store, "ns", &q, "b/4", 1).await);
+        assert!(message.contains("3 keys"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_record_is_recounted_not_trusted() {
+        let store = MemoryStore::new();
+        let q = quota(1, 1 << 20);
+        store
+            .put("kvmeta/ns/usage", Bytes::from_static(b"junk"), None)
+            .await
+            .expect("put");
+        write(&store, "ns", &q, "b/1", 1)
+            .await
+            .map_err(|_| ())
+            .expect("recounted: empty");
+        let message = refused(write(&store, "ns", &q, "b/2", 1).await);
+        assert!(message.starts_with(QUOTA_EXCEEDED), "{message}");
+    }
+
+    #[test]
+    fn changes_of_writes_and_deletes() {
+        assert_eq!(Change::of_write("ab", None, 3), Change { keys: 1, bytes: 5 });
+        assert_eq!(Change::of_write("ab", Some(5), 3), Change { keys: 0, bytes: -2 });
+        assert_eq!(Change::of_delete("ab", 3), Change { keys: -1, bytes: -5 });
+        assert!(!Change::of_write("ab", Some(5), 3).grows());
+        assert_eq!(Usage::decode(b"3 40"), Some(Usage { keys: 3, bytes: 40 }));
+        assert_eq!(Usage::decode(b"3"), None);
+    }
+}
