@@ -367,7 +367,9 @@ async fn a_worker_cannot_write_past_its_state_quota() {
         "{big}"
     );
     // Room again once a key is gone: deleted behind the record's back here,
-    // so it is the recount before a refusal that finds the room.
+    // so it is the recount before a refusal that finds the room (at most
+    // one such recount a second per namespace: wait past the last one).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     store.delete("kv/filler/fill/k/0").await.expect("delete");
     let again: Value = from_cbor(
         &host
@@ -391,4 +393,72 @@ async fn a_worker_cannot_write_past_its_state_quota() {
             .expect("call"),
     );
     assert_eq!(free["written"], json!(50), "{free}");
+}
+
+/// The quota's bookkeeping through every guest call that changes state:
+/// a repeated key in one batch counts once, a guest delete gives room back,
+/// a counter counts its key, and a failed write gives nothing back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_quota_counts_batches_deletes_and_counters() {
+    use multiagents::worker::StateQuota;
+    let (host, _, _) = host();
+    let filler = wasm("hostile-state-filler");
+    let script = |name: &'static str, ops: Value| {
+        let host = host.clone();
+        async move {
+            let out: Value = from_cbor(
+                &host
+                    .invoke(name, &call(0), cbor(&json!({ "ops": ops })))
+                    .await
+                    .expect("call"),
+            );
+            out["results"].clone()
+        }
+    };
+    // 100 keys, 1 MiB. `a` and `k` nearly fill it; a batch writing `k`
+    // empty 50 times frees `k`'s bytes once (counted 50 times, it zeroed
+    // the record while `a` still held 900 kB), so `b` does not fit.
+    let spec = |keys, bytes| WorkerSpec::default().with_state_quota(Some(StateQuota::new(keys, bytes)));
+    host.register_wasm("batch", filler.as_path(), spec(100, 1 << 20))
+        .await
+        .expect("register");
+    let results = script(
+        "batch",
+        json!([
+            { "set": "a", "bytes": 900_000 },
+            { "set": "k", "bytes": 100_000 },
+            { "set_many": vec!["k"; 50], "bytes": 0 },
+            { "set": "b", "bytes": 900_000 },
+            { "set": "b", "bytes": 100_000 },
+        ]),
+    )
+    .await;
+    assert_eq!(results, json!(["ok", "ok", "ok", "quota", "ok"]));
+
+    // 3 keys: a guest delete makes room at once (no recount needed).
+    host.register_wasm("keys", filler.as_path(), spec(3, 1 << 20))
+        .await
+        .expect("register");
+    let results = script(
+        "keys",
+        json!([
+            { "set": "x1" }, { "set": "x2" }, { "set": "x3" }, { "set": "x4" },
+            { "delete": "x1" }, { "set": "x4" }, { "set": "x5" },
+        ]),
+    )
+    .await;
+    assert_eq!(results, json!(["ok", "ok", "ok", "quota", "ok", "ok", "quota"]));
+
+    // 2 keys: counters count as keys; an existing counter still counts up.
+    host.register_wasm("counters", filler.as_path(), spec(2, 1 << 20))
+        .await
+        .expect("register");
+    let results = script(
+        "counters",
+        json!([
+            { "incr": "c1" }, { "incr": "c2" }, { "incr": "c3" }, { "incr": "c1", "by": 1_000_000 },
+        ]),
+    )
+    .await;
+    assert_eq!(results, json!(["ok", "ok", "quota", "ok"]));
 }

@@ -80,7 +80,7 @@ impl super::state::WorkerEnv {
         if self.spec.state_quota.is_none() {
             return Ok(None);
         }
-        let old = self.services.store.get(full).await?.map(|v| v.value.len());
+        let old = self.services.store.get_fresh(full).await?.map(|v| v.value.len());
         Ok(Some(Change::of_write(self.counted(full), old, value_len)))
     }
 
@@ -102,24 +102,22 @@ impl super::state::WorkerEnv {
         }
     }
 
-    /// After the write: gives back what shrank, or (`failed`) what was
-    /// reserved for a write that did not happen.
+    /// After a successful write: gives back what shrank. (After a failed
+    /// one nothing is given back: a write that timed out may have landed,
+    /// and a record left high is repaired by the next recount, while one
+    /// left low would let the namespace pass its bound.)
     async fn settle(&self, change: Option<Change>, failed: bool) {
         let Some(c) = change else { return };
-        let back = match (failed, c.grows()) {
-            (true, true) => c.negated(),
-            (false, false) => c,
-            _ => return,
-        };
-        if back != Change::default() {
-            quota::release(self.services.store.as_ref(), &self.namespace, back).await;
+        if failed || c.grows() || c == Change::default() {
+            return;
         }
+        quota::release(self.services.store.as_ref(), &self.namespace, c).await;
     }
 
     /// Deletes store key `full`, giving its keys and bytes back.
     async fn delete_counted(&self, full: &str) -> Result<(), KvError> {
         let old = match self.spec.state_quota {
-            Some(_) => self.services.store.get(full).await?.map(|v| v.value.len()),
+            Some(_) => self.services.store.get_fresh(full).await?.map(|v| v.value.len()),
             None => None,
         };
         let deleted = self.services.store.delete(full).await?;
@@ -273,12 +271,10 @@ impl atomics::Host for HostState {
                 .checked_add(delta)
                 .ok_or_else(|| KvError::Other(format!("counter {key:?} would overflow")))?;
             let text = next.to_string();
-            // The quota counts a counter's key and its first value (its
-            // digits then grow by a few bytes at most).
-            let change = match (&current, &env.spec.state_quota) {
-                (None, Some(_)) => Some(Change::of_write(env.counted(&key), None, text.len())),
-                _ => None,
-            };
+            let change = env.spec.state_quota.map(|_| {
+                let old = current.as_ref().map(|v| v.value.len());
+                Change::of_write(env.counted(&key), old, text.len())
+            });
             env.reserve(change).await?;
             let swapped = store
                 .compare_and_swap(&key, expected, Bytes::from(text), self.ttl())
@@ -330,6 +326,18 @@ impl batch::Host for HostState {
         }
         let ttl = self.ttl();
         let env = self.env.clone();
+        // One entry per key, the last value winning (as the store would
+        // leave it): repeats must not be counted, or given back, twice.
+        let mut last = std::collections::HashMap::with_capacity(key_values.len());
+        for (i, (key, _)) in key_values.iter().enumerate() {
+            last.insert(key.clone(), i);
+        }
+        let key_values: Vec<(String, Vec<u8>)> = key_values
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (key, _))| last.get(key) == Some(i))
+            .map(|(_, kv)| kv)
+            .collect();
         let mut entries = Vec::with_capacity(key_values.len());
         let mut change: Option<Change> = None;
         for (key, value) in key_values {

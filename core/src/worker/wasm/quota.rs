@@ -7,20 +7,27 @@
 //! them first, with a compare-and-swap of the record, and is refused past the
 //! bound. A delete or a shrinking write gives them back afterwards.
 //!
-//! Before any refusal the namespace is counted again (scanned). That forgets
-//! values that expired (`state_ttl`) and reservations left by writes that
-//! died halfway, so a refusal is always judged against a fresh count. Such
-//! leftovers can only make the record too high, never too low.
+//! Before a refusal the namespace is counted again (scanned) and the count
+//! written back, at most once a second per namespace. That forgets values
+//! that expired (`state_ttl`) and reservations left by writes that failed
+//! or died halfway (a failed write gives nothing back: it may have landed).
+//! Such leftovers only make the record too high.
 //!
-//! The record can run low in one case: writers that overwrite or delete the
-//! same key at the same moment. Then the namespace can pass its bound by
-//! those writes' sizes. The refusal reaches the guest as `error::other` with
+//! The record can run low in two cases, and then the namespace can pass its
+//! bound by the sizes involved:
+//! - writers that overwrite or delete the same key at the same moment (both
+//!   read the same old size);
+//! - a recount that overwrites reservations made while it scanned, whose
+//!   writes had not landed yet. The refusal reaches the guest as `error::other` with
 //! a message starting [`QUOTA_EXCEEDED`]; the SDKs turn that into a typed
 //! error.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::keyvalue::KvError;
+use crate::scheduler::millis;
 use crate::store::{Expected, StateStore};
 use crate::worker::StateQuota;
 
@@ -30,6 +37,8 @@ pub(crate) const QUOTA_EXCEEDED: &str = "state quota exceeded";
 const ATTEMPTS: usize = 64;
 /// Keys per scan page of a recount.
 const PAGE: usize = 1000;
+/// Fewest time between two recounts of one namespace made for refusals.
+const RECOUNT_EVERY: Duration = Duration::from_secs(1);
 
 /// What a write changes: keys and bytes added (negative: taken away).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,40 +76,39 @@ impl Change {
             bytes: self.bytes + other.bytes,
         }
     }
-
-    pub(crate) fn negated(self) -> Change {
-        Change {
-            keys: -self.keys,
-            bytes: -self.bytes,
-        }
-    }
 }
 
-/// Keys and bytes of a namespace.
+/// Keys and bytes of a namespace, and when a refusal last recounted it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Usage {
     keys: u64,
     bytes: u64,
+    /// When a refusal last recounted the namespace (ms since the epoch;
+    /// 0: never).
+    recounted_ms: u64,
 }
 
 impl Usage {
     fn decode(raw: &[u8]) -> Option<Usage> {
         let text = std::str::from_utf8(raw).ok()?;
-        let (keys, bytes) = text.split_once(' ')?;
-        Some(Usage {
-            keys: keys.parse().ok()?,
-            bytes: bytes.parse().ok()?,
-        })
+        let mut parts = text.split(' ');
+        let usage = Usage {
+            keys: parts.next()?.parse().ok()?,
+            bytes: parts.next()?.parse().ok()?,
+            recounted_ms: parts.next().map_or(Some(0), |p| p.parse().ok())?,
+        };
+        parts.next().is_none().then_some(usage)
     }
 
     fn encode(self) -> Bytes {
-        Bytes::from(format!("{} {}", self.keys, self.bytes))
+        Bytes::from(format!("{} {} {}", self.keys, self.bytes, self.recounted_ms))
     }
 
     fn apply(self, c: Change) -> Usage {
         Usage {
             keys: self.keys.saturating_add_signed(c.keys),
             bytes: self.bytes.saturating_add_signed(c.bytes),
+            recounted_ms: self.recounted_ms,
         }
     }
 
@@ -114,7 +122,10 @@ fn record_key(ns: &str) -> String {
 }
 
 /// Reserves `change` (which [`Change::grows`]) in namespace `ns`, or
-/// refuses it past `quota` (after a recount).
+/// refuses it past `quota`. Before refusing, the namespace is recounted
+/// and the fresh count written back, at most once per [`RECOUNT_EVERY`]
+/// per namespace (a guest looping at its bound does not scan the store on
+/// every call).
 pub(crate) async fn reserve(
     store: &dyn StateStore,
     ns: &str,
@@ -123,7 +134,7 @@ pub(crate) async fn reserve(
 ) -> Result<(), KvError> {
     let key = record_key(ns);
     let mut recounted = false;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
         let (usage, expected) = match store.get(&key).await? {
             Some(v) => match Usage::decode(&v.value) {
                 Some(u) => (u, Expected::Version(v.version)),
@@ -132,31 +143,43 @@ pub(crate) async fn reserve(
             None => (recount(store, ns).await?, Expected::Absent),
         };
         let next = usage.apply(change);
-        let (next, expected) = if next.within(quota) || recounted {
-            (next, expected)
-        } else {
+        let now = crate::orchestrator::now_ms();
+        let write = if next.within(quota) {
+            next
+        } else if !recounted && now.saturating_sub(usage.recounted_ms) >= millis(RECOUNT_EVERY) {
             // Judge a refusal against a fresh count: expired values and
-            // half-done writes leave the record high.
+            // half-done writes leave the record high. Write it back, then
+            // read again.
             recounted = true;
-            let fresh = recount(store, ns).await?;
-            (fresh.apply(change), expected)
-        };
-        if !next.within(quota) {
+            Usage {
+                recounted_ms: now,
+                ..recount(store, ns).await?
+            }
+        } else {
             return Err(KvError::Other(format!(
                 "{QUOTA_EXCEEDED}: namespace {ns:?} would hold {} keys and {} bytes, past its quota of \
                  {} keys and {} bytes (the worker's state_max_keys and state_max_mb)",
                 next.keys, next.bytes, quota.max_keys, quota.max_bytes
             )));
-        }
-        match store.compare_and_swap(&key, expected, next.encode(), None).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == crate::ErrorKind::Conflict => continue,
+        };
+        match store.compare_and_swap(&key, expected, write.encode(), None).await {
+            Ok(_) if write == next => return Ok(()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == crate::ErrorKind::Conflict => backoff(attempt).await,
             Err(e) => return Err(e.into()),
         }
     }
     Err(KvError::Other(format!(
         "the state usage record of namespace {ns:?} lost {ATTEMPTS} races; try again"
     )))
+}
+
+/// A short, jittered wait after a lost race on the record (writers of one
+/// namespace all update it).
+async fn backoff(attempt: usize) {
+    let cap = 1u64 << attempt.min(4);
+    let jitter = u64::from(std::process::id() ^ crate::orchestrator::now_ms() as u32) % (cap * 500);
+    tokio::time::sleep(Duration::from_micros(100 + jitter)).await;
 }
 
 /// Applies `change` to the record without a bound: a release (best effort:
@@ -343,7 +366,15 @@ mod tests {
         assert_eq!(Change::of_write("ab", Some(5), 3), Change { keys: 0, bytes: -2 });
         assert_eq!(Change::of_delete("ab", 3), Change { keys: -1, bytes: -5 });
         assert!(!Change::of_write("ab", Some(5), 3).grows());
-        assert_eq!(Usage::decode(b"3 40"), Some(Usage { keys: 3, bytes: 40 }));
+        let usage = |keys, bytes, recounted_ms| Usage {
+            keys,
+            bytes,
+            recounted_ms,
+        };
+        assert_eq!(Usage::decode(b"3 40"), Some(usage(3, 40, 0)));
+        assert_eq!(Usage::decode(b"3 40 7"), Some(usage(3, 40, 7)));
+        assert_eq!(Usage::decode(&usage(3, 40, 7).encode()), Some(usage(3, 40, 7)));
         assert_eq!(Usage::decode(b"3"), None);
+        assert_eq!(Usage::decode(b"3 40 7 1"), None);
     }
 }
