@@ -4,7 +4,8 @@
 CBOR with ``get_value``/``set_value`` (an encode failure is ``StateError``
 ``codec``). Counters are atomic across every
 instance sharing the store. Failures raise ``StateError`` (its ``kind`` is
-``no-such-store``, ``access-denied``, ``codec`` or ``other``: the store
+``no-such-store``, ``access-denied``, ``quota-exceeded`` (the namespace is
+full: ``state_max_keys``/``state_max_mb``), ``codec`` or ``other``: the store
 failed); one the worker does not catch fails the call, retryable for
 ``other`` and fatal for the rest.
 """

@@ -87,7 +87,8 @@ fn cycle() -> Vec<Action> {
         Action::Wait(ms(500)),
         Action::Kill(0, s(1)),
         Action::Wait(ms(500)),
-        // Past the 2 s ack timeout: its deliveries go to the others.
+        // Past the 2 s ack timeout on Redis and NATS: its deliveries go to
+        // the others. (Within Kafka's 6 s session timeout: no rebalance.)
         Action::Pause(1, ms(3500)),
         Action::Wait(ms(500)),
         Action::RestartBroker(s(1)),
