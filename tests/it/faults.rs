@@ -167,6 +167,30 @@ fn worker_spec() -> WorkerSpec {
     WorkerSpec::default().with_guard(guard)
 }
 
+/// The sections every fault test's `multiagents run` config starts with:
+/// runtime, transport and store on `url`, the engine (compiled components
+/// cached under `target/`).
+fn runtime_sections(url: &str) -> String {
+    let cache = crate::support::repo_root().join("target/workers/cache");
+    format!(
+        r#"[runtime]
+prefix = "ma"
+shutdown_timeout = "2s"
+
+[transport]
+url = "{url}"
+
+[store]
+url = "{url}"
+
+[engine]
+max_instances = 64
+cache_dir = "{cache}"
+"#,
+        cache = cache.display()
+    )
+}
+
 /// `base` with `options` (`k=v&…`) added to its query.
 fn with_options(base: &str, options: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };

@@ -27,22 +27,8 @@ const NAP_MS: u64 = 1500;
 /// Two `sleep` steps; step timeouts far beyond the test, so a step that
 /// finishes was taken over by redelivery (ack timeout 2 s), not retried.
 fn config_text(url: &str, sleep_wasm: &Path) -> String {
-    let cache = repo_root().join("target/workers/cache");
     format!(
-        r#"[runtime]
-prefix = "ma"
-shutdown_timeout = "2s"
-
-[transport]
-url = "{url}"
-
-[store]
-url = "{url}"
-
-[engine]
-max_instances = 64
-cache_dir = "{cache}"
-
+        r#"{sections}
 [workers.sleep]
 path = "{wasm}"
 max_concurrent = 32
@@ -64,7 +50,7 @@ name = "naps"
   timeout = "5m"
   retry = {{ max_attempts = 1 }}
 "#,
-        cache = cache.display(),
+        sections = super::runtime_sections(url),
         wasm = sleep_wasm.display(),
     )
 }

@@ -37,7 +37,7 @@ use multiagents::{Config, ErrorKind, Runtime};
 use multiagents_core::conformance::backend_url;
 
 use super::{FaultBackend, PrivateServer};
-use crate::support::{repo_root, temp_dir, wasm};
+use crate::support::{temp_dir, wasm};
 use checker::{End, Entry};
 use cluster::{Action, Cluster, Server};
 
@@ -105,7 +105,6 @@ fn cycle() -> Vec<Action> {
 /// Instance `tag`'s config: steps `a → b → c`, `a` and `b` compensated,
 /// every step and compensation run by the `ledger` worker (one namespace).
 fn config_text(url: &str, tag: &str) -> String {
-    let cache = repo_root().join("target/workers/cache");
     let wasm = wasm("ledger");
     let step = |name: &str, undo: bool| {
         let compensation = if undo {
@@ -119,20 +118,7 @@ fn config_text(url: &str, tag: &str) -> String {
         )
     };
     format!(
-        r#"[runtime]
-prefix = "ma"
-shutdown_timeout = "2s"
-
-[transport]
-url = "{url}"
-
-[store]
-url = "{url}"
-
-[engine]
-max_instances = 64
-cache_dir = "{cache}"
-
+        r#"{sections}
 [workers.ledger]
 path = "{wasm}"
 namespace = "ledger"
@@ -167,7 +153,7 @@ work_ms = "20"
 name = "chaos"
 
 {a}{b}{c}"#,
-        cache = cache.display(),
+        sections = super::runtime_sections(url),
         wasm = wasm.display(),
         a = step("a", true),
         b = step("b", true),
