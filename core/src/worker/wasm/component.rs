@@ -72,6 +72,7 @@ impl WasmWorker {
                 namespace,
                 services,
                 memory: Arc::default(),
+                lease: Default::default(),
             }),
             info,
             idle: Mutex::new(Vec::new()),

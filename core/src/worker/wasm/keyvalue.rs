@@ -92,26 +92,71 @@ impl super::state::WorkerEnv {
             .unwrap_or(full)
     }
 
-    /// Reserves what grows (`change`), before the write.
+    /// Reserves what grows (`change`), before the write: from this
+    /// process's lease when it holds enough, else a chunk (or, near the
+    /// bound, just `change`) from the namespace's record.
     async fn reserve(&self, change: Option<Change>) -> Result<(), KvError> {
-        match (change, &self.spec.state_quota) {
-            (Some(c), Some(q)) if c.grows() => {
-                quota::reserve(self.services.store.as_ref(), &self.namespace, q, c).await
+        let (Some(c), Some(q)) = (change, &self.spec.state_quota) else {
+            return Ok(());
+        };
+        if !c.grows() || self.lease.take(c) {
+            return Ok(());
+        }
+        let need = Change {
+            keys: c.keys.max(0),
+            bytes: c.bytes.max(0),
+        };
+        let chunk = quota::chunk(q);
+        let ask = Change {
+            keys: need.keys.max(chunk.keys),
+            bytes: need.bytes.max(chunk.bytes),
+        };
+        let store = self.services.store.as_ref();
+        let got = match quota::reserve(store, &self.namespace, q, ask).await {
+            Ok(()) => ask,
+            Err(_) => {
+                quota::reserve(store, &self.namespace, q, need).await?;
+                need
             }
-            _ => Ok(()),
+        };
+        let spare = Change {
+            keys: got.keys - need.keys,
+            bytes: got.bytes - need.bytes,
+        };
+        self.give_back(spare).await;
+        Ok(())
+    }
+
+    /// Puts `spare` in the lease, returning to the record what passes two
+    /// chunks.
+    async fn give_back(&self, spare: Change) {
+        let Some(q) = &self.spec.state_quota else { return };
+        let chunk = quota::chunk(q);
+        let cap = chunk.plus(chunk);
+        let excess = self.lease.refill(spare, cap);
+        if excess != Change::default() {
+            let back = Change {
+                keys: -excess.keys,
+                bytes: -excess.bytes,
+            };
+            quota::release(self.services.store.as_ref(), &self.namespace, back).await;
         }
     }
 
-    /// After a successful write: gives back what shrank. (After a failed
-    /// one nothing is given back: a write that timed out may have landed,
-    /// and a record left high is repaired by the next recount, while one
-    /// left low would let the namespace pass its bound.)
+    /// After a successful write: gives back what shrank (to the lease).
+    /// After a failed one nothing is given back: a write that timed out may
+    /// have landed, and a record left high is repaired by the next recount,
+    /// while one left low would let the namespace pass its bound.
     async fn settle(&self, change: Option<Change>, failed: bool) {
         let Some(c) = change else { return };
         if failed || c.grows() || c == Change::default() {
             return;
         }
-        quota::release(self.services.store.as_ref(), &self.namespace, c).await;
+        self.give_back(Change {
+            keys: -c.keys,
+            bytes: -c.bytes,
+        })
+        .await;
     }
 
     /// Deletes store key `full`, giving its keys and bytes back.
@@ -123,7 +168,11 @@ impl super::state::WorkerEnv {
         let deleted = self.services.store.delete(full).await?;
         if let (true, Some(len)) = (deleted, old) {
             let change = Change::of_delete(self.counted(full), len);
-            quota::release(self.services.store.as_ref(), &self.namespace, change).await;
+            self.give_back(Change {
+                keys: -change.keys,
+                bytes: -change.bytes,
+            })
+            .await;
         }
         Ok(())
     }

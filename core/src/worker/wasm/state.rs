@@ -25,6 +25,9 @@ pub(crate) struct WorkerEnv {
     /// for reuse), in bytes: grown by [`Limiter`], given back when an
     /// instance's store is dropped.
     pub(crate) memory: Arc<AtomicUsize>,
+    /// State quota this process has reserved in the namespace's usage
+    /// record and not used yet (`super::quota::Lease`).
+    pub(crate) lease: super::quota::Lease,
 }
 
 /// The entry points of WASI capabilities the host never grants. A call to

