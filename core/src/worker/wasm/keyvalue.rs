@@ -102,6 +102,12 @@ impl super::state::WorkerEnv {
         if !c.grows() || self.lease.take(c) {
             return Ok(());
         }
+        // One reservation at a time per process; the one before may have
+        // refilled the lease.
+        let _turn = self.lease.refilling().await;
+        if self.lease.take(c) {
+            return Ok(());
+        }
         let need = Change {
             keys: c.keys.max(0),
             bytes: c.bytes.max(0),
