@@ -20,9 +20,10 @@
 //! - writers that overwrite or delete the same key at the same moment (both
 //!   read the same old size);
 //! - a recount that overwrites reservations made while it scanned, whose
-//!   writes had not landed yet. The refusal reaches the guest as `error::other` with
-//! a message starting [`QUOTA_EXCEEDED`]; the SDKs turn that into a typed
-//! error.
+//!   writes had not landed yet.
+//!
+//! The refusal reaches the guest as `error::other` with a message starting
+//! [`QUOTA_EXCEEDED`]; the SDKs turn that into a typed error.
 
 use std::time::Duration;
 
