@@ -145,7 +145,29 @@ async fn state_never_crosses_key_prefixes() {
     // Every key each side wrote lies under its own prefix, and each side
     // holds exactly its own state keys.
     let mut con = raw(&url).await;
-    let written: Vec<String> = run(&mut con, redis::cmd("KEYS").arg(format!("{prefix_a}*"))).await;
+    // SCAN, not KEYS: on a shared server holding millions of keys, KEYS
+    // outlasts the connection's response timeout.
+    let mut written: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = run(
+            &mut con,
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix_a}*"))
+                .arg("COUNT")
+                .arg(10_000),
+        )
+        .await;
+        written.extend(keys);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    written.sort();
+    written.dedup();
     let (under_b, under_a): (Vec<_>, Vec<_>) = written
         .iter()
         .partition(|k| k.starts_with(&format!("{prefix_b}:")));
