@@ -125,10 +125,7 @@ impl super::state::WorkerEnv {
                 need
             }
         };
-        let spare = Change {
-            keys: got.keys - need.keys,
-            bytes: got.bytes - need.bytes,
-        };
+        let spare = got.minus(need);
         self.give_back(spare).await;
         Ok(())
     }
@@ -141,10 +138,7 @@ impl super::state::WorkerEnv {
         let cap = chunk.plus(chunk);
         let excess = self.lease.refill(spare, cap);
         if excess != Change::default() {
-            let back = Change {
-                keys: -excess.keys,
-                bytes: -excess.bytes,
-            };
+            let back = excess.negated();
             quota::release(self.services.store.as_ref(), &self.namespace, back).await;
         }
     }
@@ -158,11 +152,7 @@ impl super::state::WorkerEnv {
         if failed || c.grows() || c == Change::default() {
             return;
         }
-        self.give_back(Change {
-            keys: -c.keys,
-            bytes: -c.bytes,
-        })
-        .await;
+        self.give_back(c.negated()).await;
     }
 
     /// Deletes store key `full`, giving its keys and bytes back.
@@ -174,11 +164,7 @@ impl super::state::WorkerEnv {
         let deleted = self.services.store.delete(full).await?;
         if let (true, Some(len)) = (deleted, old) {
             let change = Change::of_delete(self.counted(full), len);
-            self.give_back(Change {
-                keys: -change.keys,
-                bytes: -change.bytes,
-            })
-            .await;
+            self.give_back(change.negated()).await;
         }
         Ok(())
     }

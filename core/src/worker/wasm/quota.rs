@@ -79,6 +79,17 @@ impl Change {
             bytes: self.bytes + other.bytes,
         }
     }
+
+    pub(crate) fn minus(self, other: Change) -> Change {
+        self.plus(other.negated())
+    }
+
+    pub(crate) fn negated(self) -> Change {
+        Change {
+            keys: -self.keys,
+            bytes: -self.bytes,
+        }
+    }
 }
 
 /// Quota a process reserved in the usage record ahead of its writes, and
@@ -134,10 +145,7 @@ impl Lease {
             bytes: total.bytes.min(cap.bytes),
         };
         *held = kept;
-        Change {
-            keys: total.keys - kept.keys,
-            bytes: total.bytes - kept.bytes,
-        }
+        total.minus(kept)
     }
 }
 
