@@ -13,6 +13,19 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error;
 
+/// A redelivery's strikes: its earlier deliveries less those that ended in
+/// a nack. When the nack count cannot be read (the server is restarting,
+/// say), none: every earlier delivery is taken for a nack. A poison message
+/// is dead-lettered a few deliveries late; guessing the other way would
+/// dead-letter healthy work (a timer nacked until due, a command retried
+/// through an outage) and strand its transaction.
+pub(super) fn strikes(deliveries: u32, nacked: Option<u32>) -> u32 {
+    match nacked {
+        Some(n) => deliveries.saturating_sub(1).saturating_sub(n),
+        None => 0,
+    }
+}
+
 /// How many times one message was nacked by one group, kept in the nacks
 /// bucket under `<consumer, encoded>/<stream sequence>`.
 #[derive(Clone)]
@@ -37,19 +50,21 @@ impl NackCount {
         crate::names::encode_key(consumer)
     }
 
-    /// The recorded count; 0 when there is none or it cannot be read (the
-    /// redelivery then counts as strikes: dead-lettering errs early, never
-    /// silently late).
-    pub(super) async fn read(&self) -> u32 {
+    /// The recorded count: 0 when there is none, `None` when it cannot be
+    /// read (see [`strikes`]).
+    pub(super) async fn read(&self) -> Option<u32> {
         match self.bucket.get(self.key.as_str()).await {
-            Ok(Some(bytes)) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-            Ok(None) => 0,
+            Ok(Some(bytes)) => Some(
+                std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            ),
+            Ok(None) => Some(0),
             Err(e) => {
-                tracing::warn!(error = %e, key = %self.key, "cannot read a nack count; counting its redeliveries as strikes");
-                0
+                tracing::warn!(error = %e, key = %self.key,
+                    "cannot read a nack count; this redelivery is not counted as a strike");
+                None
             }
         }
     }
@@ -181,5 +196,24 @@ impl Acker for NatsAcker {
                 tracing::debug!(error = %e, "NAK of an abandoned delivery failed; it returns after the ack timeout");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strikes;
+
+    #[test]
+    fn strikes_are_deliveries_that_ended_without_a_nack() {
+        assert_eq!(strikes(1, Some(0)), 0, "a first delivery");
+        assert_eq!(strikes(6, Some(5)), 0, "five nacks");
+        assert_eq!(strikes(6, Some(2)), 3, "two nacks, three drops");
+        assert_eq!(strikes(2, Some(9)), 0, "a count ahead of the deliveries");
+    }
+
+    #[test]
+    fn an_unreadable_count_is_no_strike() {
+        assert_eq!(strikes(7, None), 0);
+        assert_eq!(strikes(u32::MAX, None), 0);
     }
 }

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use multiagents_core::{Delivery, Envelope, Result, Subscription};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::acker::{NackCount, NatsAcker};
+use super::acker::{NackCount, NatsAcker, strikes};
 use super::dead_letters::{self, Reason};
 use crate::connection::Conn;
 use crate::error;
@@ -161,8 +161,15 @@ impl Reader {
         let wire_max = self.link.max_payload.saturating_add(super::ENVELOPE_ROOM);
         let envelope = Envelope::from_wire(&message.payload, wire_max);
         let nacks = NackCount::new(self.link.nacks.clone(), &self.nacks_key, seq);
-        let nacked = if deliveries > 1 { nacks.read().await } else { 0 };
-        let strikes = deliveries.saturating_sub(1).saturating_sub(nacked);
+        let nacked = if deliveries > 1 {
+            nacks.read().await
+        } else {
+            Some(0)
+        };
+        let strikes = strikes(deliveries, nacked);
+        // Unreadable: counted as all nacks (see `strikes`), and a nack
+        // of this delivery records one more, keeping that guess.
+        let nacked = nacked.unwrap_or(deliveries.saturating_sub(1));
         let reason = match &envelope {
             Err(_) => Some(Reason::NotAnEnvelope),
             Ok(_) if strikes >= self.link.conn.config.max_deliveries => Some(Reason::MaxDeliveries),

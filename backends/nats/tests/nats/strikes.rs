@@ -107,3 +107,41 @@ async fn bytes_that_are_not_an_envelope_go_to_the_dead_letters() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The chaos run's stuck transactions: a server restart made the nack
+/// count unreadable, every earlier nack was counted as a strike, and a
+/// healthy command went to the dead letters. An unreadable count is now no
+/// strike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_nack_count_is_not_a_strike() {
+    let Some(url) = url() else { return };
+    let cfg = config(&url, "unread").with_max_deliveries(2);
+    let t = NatsTransport::with_config(cfg.clone()).await.expect("connect");
+    let mut sub = t
+        .subscribe("jobs", SubscribeMode::queue("g"), SubscribeOptions::default())
+        .await
+        .expect("subscribe");
+    t.publish(Envelope::new("jobs", "k", &b"retried"[..]))
+        .await
+        .expect("publish");
+    for count in 1..=2 {
+        let mut d = next(&mut sub, "a nacked message").await;
+        assert_eq!(d.delivery_count(), count);
+        d.nack(Duration::ZERO).await.expect("nack");
+    }
+    let third = next(&mut sub, "the third delivery").await;
+    // The nack counts become unreadable: their bucket's stream is gone.
+    let raw = async_nats::connect(url.as_str()).await.expect("raw client");
+    let js = async_nats::jetstream::new(raw);
+    js.delete_stream(format!("KV_{}_nacks", cfg.prefix))
+        .await
+        .expect("delete the nacks bucket");
+    // One strike (two nacks, then a drop): under the bound of two. Read
+    // as no nacks, it would be three strikes: a dead letter.
+    drop(third);
+    let mut d = next(&mut sub, "the fourth delivery, its nacks unread").await;
+    assert_eq!(d.delivery_count(), 4);
+    d.ack().await.expect("ack");
+    quiet(&mut sub, Duration::from_millis(500), "after the ack").await;
+    assert!(t.dead_letters("jobs", 10).await.expect("dead letters").is_empty());
+}
