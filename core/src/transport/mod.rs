@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use dead_letter::DeadLetter;
+pub use dead_letter::{DeadLetter, DeadLetterHook, HookFuture};
 pub use delivery::{Acker, Delivery, Subscription};
 pub use memory::{MemoryTransport, MemoryTransportConfig};
 
@@ -57,18 +57,34 @@ pub struct SubscribeOptions {
     /// once. When reached, the subscription receives nothing more until one
     /// is acked or nacked: that is the backpressure bound. Default 256.
     pub max_in_flight: usize,
+    /// Queue mode: told of each message a backend dead-letters for strikes,
+    /// before the original is settled (see [`DeadLetterHook`]). Default
+    /// none. Backends without dead letters (the in-memory one) never call it.
+    pub on_dead_letter: Option<DeadLetterHook>,
 }
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        SubscribeOptions { max_in_flight: 256 }
+        SubscribeOptions {
+            max_in_flight: 256,
+            on_dead_letter: None,
+        }
     }
 }
 
 impl SubscribeOptions {
     /// Options with the given in-flight bound.
     pub fn max_in_flight(max_in_flight: usize) -> Self {
-        SubscribeOptions { max_in_flight }
+        SubscribeOptions {
+            max_in_flight,
+            ..SubscribeOptions::default()
+        }
+    }
+
+    /// These options with `hook` told of dead letters.
+    pub fn with_dead_letter_hook(mut self, hook: DeadLetterHook) -> Self {
+        self.on_dead_letter = Some(hook);
+        self
     }
 }
 

@@ -10,7 +10,7 @@
 //! | `ack` | — | the original is settled |
 //! | `nack(0)` | its own topic | the original is settled |
 //! | `nack(d)` | the delay topic, due in `d` (see `delay`) | the original is settled |
-//! | dropped unsettled (a strike) | its own topic, or its dead letters after `max_deliveries` strikes | the original is settled |
+//! | dropped unsettled (a strike) | its own topic, or its dead letters after `max_deliveries` strikes (the subscription's dead-letter hook is told first) | the original is settled |
 //!
 //! A copy that cannot be published leaves the original unsettled, so
 //! nothing is lost: a nack returns the error; a dropped delivery's copy is
@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use multiagents_core::{Acker, Result};
+use multiagents_core::transport::DeadLetterHook;
+use multiagents_core::{Acker, Envelope, Result};
 
 use super::Shared;
 use super::produce::Record;
@@ -44,6 +45,8 @@ pub(crate) struct KafkaAcker {
     pub(crate) deliveries: u32,
     /// Earlier deliveries that ended without an ack or nack.
     pub(crate) strikes: u32,
+    /// Told before a dead letter replaces the original.
+    pub(crate) on_dead_letter: Option<DeadLetterHook>,
 }
 
 impl KafkaAcker {
@@ -102,10 +105,48 @@ impl Acker for KafkaAcker {
         };
         let (record, dead) = self.strike_record();
         let (shared, ticket) = (self.shared.clone(), self.ticket.clone());
+        let hook = self.on_dead_letter.clone().filter(|_| dead);
+        let told = hook.and_then(|h| {
+            Envelope::from_wire(&self.value, shared.wire_max())
+                .ok()
+                .map(|e| (h, e))
+        });
+        let deliveries = self.deliveries;
         handle.spawn(async move {
+            if let Some((hook, envelope)) = told
+                && !tell_until_done(&shared, &ticket, &hook, envelope, deliveries).await
+            {
+                return;
+            }
             shared
                 .replace_until_done(&ticket, record, dead, "kafka.strike")
                 .await;
         });
     }
+}
+
+/// Runs a dead letter's hook until it succeeds (`true`), or until the
+/// partition moves or the transport closes (`false`: the original stays
+/// unsettled, and its new owner redelivers it).
+async fn tell_until_done(
+    shared: &Shared,
+    ticket: &Ticket,
+    hook: &DeadLetterHook,
+    envelope: Envelope,
+    deliveries: u32,
+) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    while ticket.is_current() {
+        match hook.call(envelope.clone(), deliveries).await {
+            Ok(()) => return true,
+            Err(e) => tracing::warn!(error = %e, origin = %ticket.origin(),
+                "kafka: the dead letter's hook failed; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shared.closed.cancelled() => return false,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    false
 }

@@ -264,9 +264,7 @@ impl Transport for KafkaTransport {
         check_subscribe(OP, topic, &mode, &options)?;
         self.shared.check_open(OP)?;
         match mode {
-            SubscribeMode::Queue { group } => {
-                queue::subscribe(&self.shared, topic, &group, options.max_in_flight).await
-            }
+            SubscribeMode::Queue { group } => queue::subscribe(&self.shared, topic, &group, options).await,
             SubscribeMode::Broadcast => {
                 let names = &self.shared.names;
                 let topics = vec![names.queue(topic), names.broadcast(topic)];

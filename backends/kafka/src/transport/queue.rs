@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use multiagents_core::{Delivery, Envelope, Result, Subscription};
+use multiagents_core::transport::DeadLetterHook;
+use multiagents_core::{Delivery, Envelope, Result, SubscribeOptions, Subscription};
 
 use super::Shared;
 use super::acker::KafkaAcker;
@@ -17,8 +18,9 @@ pub(super) async fn subscribe(
     shared: &Arc<Shared>,
     topic: &str,
     group: &str,
-    max_in_flight: usize,
+    options: SubscribeOptions,
 ) -> Result<Subscription> {
+    let max_in_flight = options.max_in_flight;
     let kafka_topic = shared.names.queue(topic);
     shared.topics.ensure(&[&kafka_topic]).await?;
     super::delay::ensure_forwarder(shared).await?;
@@ -40,11 +42,16 @@ pub(super) async fn subscribe(
         tracing::warn!(group = %group_id, ?wait, "kafka: the consumer has not joined its group yet; it keeps trying");
     }
     let rx = reading.records;
-    let ctx = Arc::new((shared.clone(), topic.to_string(), group.to_string()));
+    let ctx = Arc::new(Ctx {
+        shared: shared.clone(),
+        topic: topic.to_string(),
+        group: group.to_string(),
+        on_dead_letter: options.on_dead_letter,
+    });
     let deliveries = futures_util::stream::unfold((rx, ctx), |(mut rx, ctx)| async move {
         loop {
             let next = match rx.recv().await? {
-                Ok(r) => hand_out(&ctx.0, &ctx.1, &ctx.2, r),
+                Ok(r) => hand_out(&ctx, r),
                 Err(e) => Some(Err(e)),
             };
             if let Some(next) = next {
@@ -55,13 +62,22 @@ pub(super) async fn subscribe(
     Ok(Subscription::new(deliveries))
 }
 
+/// What every delivery of one subscription shares.
+struct Ctx {
+    shared: Arc<Shared>,
+    topic: String,
+    group: String,
+    on_dead_letter: Option<DeadLetterHook>,
+}
+
 fn count(r: &Received, name: &str) -> u32 {
     r.header(name).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// The delivery of `r`, or `None` when it was not an envelope (it is
 /// dead-lettered).
-fn hand_out(shared: &Arc<Shared>, topic: &str, group: &str, r: Received) -> Option<Result<Delivery>> {
+fn hand_out(ctx: &Ctx, r: Received) -> Option<Result<Delivery>> {
+    let (shared, topic, group) = (&ctx.shared, ctx.topic.as_str(), ctx.group.as_str());
     let deliveries = count(&r, names::DELIVERIES).saturating_add(1);
     let strikes = count(&r, names::STRIKES);
     match Envelope::from_wire(&r.value, shared.wire_max()) {
@@ -76,6 +92,7 @@ fn hand_out(shared: &Arc<Shared>, topic: &str, group: &str, r: Received) -> Opti
                 value: r.value,
                 deliveries,
                 strikes,
+                on_dead_letter: ctx.on_dead_letter.clone(),
             };
             Some(Ok(Delivery::new(envelope, deliveries, Box::new(acker))))
         }

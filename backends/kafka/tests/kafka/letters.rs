@@ -95,3 +95,24 @@ async fn a_record_that_is_not_an_envelope_is_dead_lettered_and_the_queue_goes_on
     assert!(letters[0].envelope.is_none());
     t.close().await.expect("close");
 }
+
+/// The orchestrator fails a dead-lettered command's attempt from this hook:
+/// it is told before the dead letter replaces the original, and again
+/// after it failed. One dead letter is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_tells_the_subscriptions_hook_first() {
+    let Some(url) = url() else { return };
+    let t = KafkaTransport::with_config(config(&url, "hook").with_max_deliveries(1))
+        .await
+        .expect("connect");
+    let s = multiagents_core::conformance::Settings::new().with_redelivery(Duration::from_secs(20));
+    let Some(topic) =
+        multiagents_core::conformance::transport::struck_out_messages_tell_the_hook_until_it_succeeds(&t, &s)
+            .await
+    else {
+        return;
+    };
+    let letters = t.dead_letters(&topic, 10).await.expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    t.close().await.expect("close");
+}

@@ -6,7 +6,7 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::message::Acker as JsAcker;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use async_nats::jetstream::stream::DirectGetErrorKind;
-use multiagents_core::transport::DeadLetter;
+use multiagents_core::transport::{DeadLetter, DeadLetterHook};
 use multiagents_core::{Envelope, Result, validate};
 
 use super::NatsTransport;
@@ -43,11 +43,15 @@ pub(super) struct Letter<'a> {
     pub(super) seq: u64,
     pub(super) deliveries: u32,
     pub(super) reason: Reason,
+    /// The subscription's hook and the envelope to tell it of (none for
+    /// bytes that are not an envelope).
+    pub(super) hook: Option<(&'a DeadLetterHook, Envelope)>,
 }
 
-/// Copies the message to the topic's dead letters, then terminates it for
-/// the group. A failed copy leaves the message alone: it comes back after
-/// the ack timeout and is buried then (the copy is deduplicated by id).
+/// Copies the message to the topic's dead letters, tells the
+/// subscription's hook, then terminates it for the group. A failed copy or
+/// hook leaves the message alone: it comes back after the ack timeout and
+/// is buried then (the copy is deduplicated by id, the hook called again).
 pub(super) async fn bury(conn: &Conn, letter: Letter<'_>, message: &async_nats::Message, acker: &JsAcker) {
     const OP: &str = "nats.dead_letter";
     let mut headers = HeaderMap::new();
@@ -69,6 +73,13 @@ pub(super) async fn bury(conn: &Conn, letter: Letter<'_>, message: &async_nats::
     };
     match copied {
         Ok(()) => {
+            if let Some((hook, envelope)) = letter.hook
+                && let Err(e) = hook.call(envelope, letter.deliveries).await
+            {
+                tracing::warn!(error = %e, topic = letter.topic, seq = letter.seq,
+                    "the dead letter's hook failed; the message returns after the ack timeout");
+                return;
+            }
             tracing::warn!(
                 topic = letter.topic,
                 group = letter.group,

@@ -169,7 +169,7 @@ impl Transport for NatsTransport {
                     nacks: self.nacks.clone(),
                     max_payload: self.max_payload,
                 };
-                queue::subscribe(link, topic, &group, options.max_in_flight).await
+                queue::subscribe(link, topic, &group, options).await
             }
             SubscribeMode::Broadcast => self.subscribe_broadcast(topic).await,
         }

@@ -10,7 +10,8 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::Stream;
 use futures_util::StreamExt;
-use multiagents_core::{Delivery, Envelope, Result, Subscription};
+use multiagents_core::transport::DeadLetterHook;
+use multiagents_core::{Delivery, Envelope, Result, SubscribeOptions, Subscription};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::acker::{NackCount, NatsAcker, strikes};
@@ -42,13 +43,15 @@ struct Reader {
     nacks_key: String,
     slots: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Result<Delivery>>,
+    /// Told of each dead letter of this subscription before its TERM.
+    on_dead_letter: Option<DeadLetterHook>,
 }
 
 pub(super) async fn subscribe(
     link: Link,
     topic: &str,
     group: &str,
-    max_in_flight: usize,
+    options: SubscribeOptions,
 ) -> Result<Subscription> {
     let consumer_name = link.conn.names.consumer(topic, group);
     let consumer = create_consumer(&link, topic, &consumer_name).await?;
@@ -59,8 +62,9 @@ pub(super) async fn subscribe(
         group: group.to_string(),
         consumer,
         nacks_key: NackCount::consumer_key(&consumer_name),
-        slots: Arc::new(Semaphore::new(max_in_flight)),
+        slots: Arc::new(Semaphore::new(options.max_in_flight)),
         tx,
+        on_dead_letter: options.on_dead_letter,
     };
     tokio::spawn(reader.run());
     let deliveries = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -183,6 +187,7 @@ impl Reader {
                 seq,
                 deliveries,
                 reason,
+                hook: self.on_dead_letter.as_ref().zip(envelope.ok()),
             };
             dead_letters::bury(&self.link.conn, letter, &message, &acker).await;
             nacks.forget();

@@ -145,3 +145,24 @@ async fn an_unreadable_nack_count_is_not_a_strike() {
     quiet(&mut sub, Duration::from_millis(500), "after the ack").await;
     assert!(t.dead_letters("jobs", 10).await.expect("dead letters").is_empty());
 }
+
+/// The orchestrator fails a dead-lettered command's attempt from this hook:
+/// it is told after the copy and before the `TERM`, and again (after the
+/// ack timeout) when it failed. The copy is kept once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_tells_the_subscriptions_hook_before_its_term() {
+    let Some(url) = url() else { return };
+    let cfg = config(&url, "hook")
+        .with_max_deliveries(1)
+        .with_ack_timeout(Duration::from_secs(1));
+    let t = NatsTransport::with_config(cfg).await.expect("connect");
+    let s = multiagents_core::conformance::Settings::new().with_redelivery(Duration::from_secs(5));
+    let Some(topic) =
+        multiagents_core::conformance::transport::struck_out_messages_tell_the_hook_until_it_succeeds(&t, &s)
+            .await
+    else {
+        return;
+    };
+    let letters = t.dead_letters(&topic, 10).await.expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+}

@@ -1,14 +1,19 @@
 -- Claims work for consumer ARGV[2] of group ARGV[1]: first nacked entries
 -- that are due, then (when ARGV[4] > 0) entries other consumers have held
 -- unsettled for ARGV[4] ms or more (a strike each). An entry with
--- ARGV[5] strikes goes to the dead-letter stream instead.
+-- ARGV[5] strikes goes to the dead-letter stream instead; when ARGV[6] is
+-- '1' (the subscription has a dead-letter hook) it is returned as doomed,
+-- still pending with this consumer: the caller runs the hook, then moves it.
 -- KEYS[1] = stream, KEYS[2] = delayed set, KEYS[3] = strikes hash,
 -- KEYS[4] = dead-letter stream
 -- ARGV[3] = most entries to claim
--- Returns {dead-lettered count, {id, fields, delivery count, strikes}...}.
+-- Returns {dead-lettered count, {id, fields, delivery count, strikes}...,
+-- doomed {id, fields, delivery count, strikes}...}.
 local stream, delayed, strikes, dlq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, me = ARGV[1], ARGV[2]
 local count, idle, maxd = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local hooked = ARGV[6] == '1'
+local doomed = {}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out, dead = {}, 0
@@ -36,6 +41,10 @@ local function take(id, strike, reason)
     return
   end
   local deliveries = p[1][4] + 1
+  if s >= maxd and hooked then
+    doomed[#doomed + 1] = {id, e[1][2], p[1][4], s}
+    return
+  end
   if s >= maxd then
     redis.call('XADD', dlq, '*', 'e', field(e[1][2], 'e'), 'group', group, 'id', id,
       'deliveries', p[1][4], 'reason', reason .. ' ' .. s .. ' times')
@@ -67,4 +76,4 @@ if idle > 0 and #out < count and redis.call('EXISTS', stream) == 1 then
     end
   end
 end
-return {dead, out}
+return {dead, out, doomed}

@@ -42,6 +42,7 @@
 
 mod acker;
 mod broadcast;
+mod burial;
 mod publish;
 mod queue;
 mod reply;
@@ -251,8 +252,7 @@ impl Transport for RedisTransport {
         self.conn.check_open(OP)?;
         match mode {
             SubscribeMode::Queue { group } => {
-                let sub = queue::subscribe(&self.conn, topic, &group, options.max_in_flight, self.wire_max())
-                    .await?;
+                let sub = queue::subscribe(&self.conn, topic, &group, options, self.wire_max()).await?;
                 self.streams.grouped(&self.conn.keys().stream(topic));
                 self.trim.watch(self.conn.keys().stream(topic));
                 Ok(sub)

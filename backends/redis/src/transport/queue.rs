@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use multiagents_core::{Envelope, Error, ErrorKind, Result, Subscription};
+use multiagents_core::transport::DeadLetterHook;
+use multiagents_core::{Envelope, Error, ErrorKind, Result, SubscribeOptions, Subscription};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::acker::RedisAcker;
+use super::burial;
 use super::reply::{self, Counted, field};
 use crate::connection::Conn;
 use crate::error::map;
@@ -27,7 +29,9 @@ pub(crate) struct Group {
     pub(crate) delayed: String,
     pub(crate) strikes: String,
     pub(crate) dlq: String,
-    wire_max: usize,
+    pub(crate) wire_max: usize,
+    /// Told of each entry that strikes out, before it moves (`burial`).
+    pub(crate) on_dead_letter: Option<DeadLetterHook>,
     /// Coalesces concurrent acks into one `XACK` (see `batch`).
     pub(crate) acks: Batcher<(String, bool)>,
 }
@@ -75,9 +79,10 @@ pub(crate) async fn subscribe(
     conn: &Conn,
     topic: &str,
     group: &str,
-    max_in_flight: usize,
+    options: SubscribeOptions,
     wire_max: usize,
 ) -> Result<Subscription> {
+    let max_in_flight = options.max_in_flight;
     let keys = conn.keys();
     let g = Arc::new(Group {
         conn: conn.clone(),
@@ -89,6 +94,7 @@ pub(crate) async fn subscribe(
         strikes: keys.strikes(topic, group),
         dlq: keys.dead_letters(topic),
         wire_max,
+        on_dead_letter: options.on_dead_letter,
         acks: ack_batcher(
             conn.clone(),
             keys.stream(topic),
@@ -299,53 +305,13 @@ impl Reader {
                     strikes,
                     permit: permits.split(1),
                 }),
-                Err(e) => Err(self.bury(id, fields, e).await),
+                Err(e) => Err(burial::bury_unreadable(&self.g, id, fields, e).await),
             };
             if self.tx.send(item).await.is_err() {
                 return false;
             }
         }
         true
-    }
-
-    /// An entry that is not an envelope goes to the dead-letter stream.
-    async fn bury(&self, id: String, fields: Vec<(String, Vec<u8>)>, e: Error) -> Error {
-        let g = &self.g;
-        let raw = field(&fields, "e").map(<[u8]>::to_vec).unwrap_or_default();
-        let mut pipe = redis::pipe();
-        pipe.cmd("XADD")
-            .arg(&g.dlq)
-            .arg("*")
-            .arg("e")
-            .arg(raw)
-            .arg("group")
-            .arg(&g.group)
-            .arg("id")
-            .arg(&id)
-            .arg("deliveries")
-            .arg(1)
-            .arg("reason")
-            .arg(format!("not an envelope: {}", e.message()))
-            .ignore();
-        pipe.cmd("XACK").arg(&g.stream).arg(&g.group).arg(&id).ignore();
-        pipe.cmd("HDEL").arg(&g.strikes).arg(&id).ignore();
-        let moved: redis::RedisResult<()> = pipe.query_async(&mut g.conn.cmd()).await;
-        tracing::error!(error = %e, stream = %g.stream, id = %id, "a stream entry is not an envelope; dead-lettered");
-        let mut err = Error::new(
-            ErrorKind::Codec,
-            format!(
-                "stream entry {id} of {:?} is not an envelope; moved to {}",
-                g.topic, g.dlq
-            ),
-        )
-        .with_operation("redis.subscribe")
-        .with_context("topic", &g.topic)
-        .with_context("id", &id)
-        .with_source(e);
-        if let Err(m) = moved {
-            err = err.with_context("dead_letter_failed", m);
-        }
-        err
     }
 
     async fn dedicated(&mut self) -> Result<MultiplexedConnection> {
@@ -395,6 +361,7 @@ impl Reader {
             .arg(count)
             .arg(idle_ms)
             .arg(max_deliveries)
+            .arg(if g.on_dead_letter.is_some() { "1" } else { "0" })
             .invoke_async(&mut g.conn.cmd())
             .await
             .map_err(|e| {
@@ -402,7 +369,12 @@ impl Reader {
                     .with_context("stream", &g.stream)
                     .with_context("group", &g.group)
             })?;
-        let (dead, claimed) = reply::claimed(OP, reply)?;
+        let (dead, claimed, doomed) = reply::claimed(OP, reply)?;
+        if let Some(hook) = &g.on_dead_letter {
+            for entry in doomed {
+                burial::bury_struck(g, hook, entry).await;
+            }
+        }
         if dead > 0 {
             tracing::warn!(topic = %g.topic, group = %g.group, dead, dlq = %g.dlq, "messages dead-lettered after too many unsettled deliveries");
             metrics::counter!("multiagents_redis_dead_letters_total", "topic" => g.topic.clone())

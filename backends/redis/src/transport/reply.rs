@@ -56,21 +56,29 @@ pub(crate) fn read_group(op: &'static str, reply: Value) -> Result<Vec<Counted>>
     Ok(entries.into_iter().map(|e| (e, 1, 0)).collect())
 }
 
-/// `claim.lua`: how many were dead-lettered, and the claimed entries.
-pub(crate) fn claimed(op: &'static str, reply: Value) -> Result<(u64, Vec<Counted>)> {
+/// `claim.lua`: how many were dead-lettered, the claimed entries, and
+/// the doomed ones (struck out, left pending for the subscription's hook).
+pub(crate) fn claimed(op: &'static str, reply: Value) -> Result<(u64, Vec<Counted>, Vec<Counted>)> {
     let Value::Array(parts) = reply else {
-        return Err(shape(op, "[dead, claimed]", &reply));
+        return Err(shape(op, "[dead, claimed, doomed]", &reply));
     };
     let mut parts = parts.into_iter();
     let dead = match parts.next() {
         Some(Value::Int(n)) => n.max(0) as u64,
         _ => 0,
     };
-    let Some(Value::Array(claimed)) = parts.next() else {
-        return Ok((dead, Vec::new()));
+    let claimed = counted(op, parts.next())?;
+    let doomed = counted(op, parts.next())?;
+    Ok((dead, claimed, doomed))
+}
+
+/// A list of `{id, fields, delivery count, strikes}` (absent: empty).
+fn counted(op: &'static str, list: Option<Value>) -> Result<Vec<Counted>> {
+    let Some(Value::Array(items)) = list else {
+        return Ok(Vec::new());
     };
-    let mut out = Vec::with_capacity(claimed.len());
-    for item in claimed {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
         let Value::Array(f) = item else {
             return Err(shape(op, "[id, fields, deliveries, strikes]", &item));
         };
@@ -87,7 +95,7 @@ pub(crate) fn claimed(op: &'static str, reply: Value) -> Result<(u64, Vec<Counte
             num(&strikes),
         ));
     }
-    Ok((dead, out))
+    Ok(out)
 }
 
 /// `depth.lua`: `None` for a missing stream or group, else the figures

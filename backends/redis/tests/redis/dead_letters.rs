@@ -157,3 +157,30 @@ async fn a_message_held_by_a_dead_consumer_past_the_ack_timeout_counts_a_strike(
     assert_eq!(d.delivery_count(), 1);
     d.ack().await.expect("ack");
 }
+
+/// The orchestrator fails a dead-lettered command's attempt from this hook:
+/// `claim.lua` leaves the struck-out entry pending, the hook is told, then
+/// the entry moves; a failed hook leaves it to be claimed (and told) again.
+/// One dead letter is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_tells_the_subscriptions_hook_before_it_moves() {
+    let Some(url) = url() else { return };
+    let config = config(&url, "dlq-hook")
+        .with_max_deliveries(1)
+        .with_ack_timeout(Duration::from_secs(1));
+    let transport = RedisTransport::with_config(config).await.expect("connect");
+    let s = multiagents_core::conformance::Settings::new().with_redelivery(Duration::from_secs(5));
+    let Some(topic) =
+        multiagents_core::conformance::transport::struck_out_messages_tell_the_hook_until_it_succeeds(
+            &transport, &s,
+        )
+        .await
+    else {
+        return;
+    };
+    let letters = dead_letters(&transport, &topic, 1).await;
+    assert_eq!(
+        letters[0].reason, "dropped unsettled or timed out 2 times",
+        "{letters:?}"
+    );
+}

@@ -24,12 +24,15 @@
 //! | [`batch_of_10k_arrives_exactly_once`] | a 10 000-envelope `publish_batch` arrives exactly once when acked | queue |
 //! | [`batch_with_invalid_envelope_publishes_nothing`] | one bad envelope fails the batch and nothing is published | queue |
 //! | [`publish_rejects_bad_input`] | bad topic or key → `InvalidInput`, oversized payload → `TooLarge`, naming the value | — |
+//! | [`struck_out_messages_tell_the_hook_until_it_succeeds`] (not in the suite: run it on a transport with `max_deliveries = 1`) | a dead letter's hook is told before the original is settled; a failed hook is told again; the subscriber never sees the message again | queue, dead letters |
 //! | [`subscribe_rejects_bad_input`] | bad topic or group, `max_in_flight` 0 → `InvalidInput`; a mode the backend lacks → `Unsupported` | — |
 
+mod dead_letters;
 mod delivery;
 mod input;
 mod messages;
 
+pub use dead_letters::struck_out_messages_tell_the_hook_until_it_succeeds;
 pub use delivery::{
     ack_timeout_redelivers, backpressure_bound, dropped_consumer_work_is_redelivered,
     dropped_delivery_is_redelivered, nack_redelivers_after_delay, nack_zero_redelivers_promptly,
