@@ -13,6 +13,8 @@ mod cli_worker;
 mod client;
 mod config;
 mod crash_windows;
+#[cfg(feature = "redis")]
+mod dead_letters;
 mod demo;
 mod doctor;
 mod faults;

@@ -12,8 +12,12 @@
 //! [`Delivery::progress`]), so a run longer than the transport's ack
 //! timeout is not handed to another consumer. A second delivery of a
 //! command that is running here (`running`) is handed back, not run beside
-//! the first.
+//! the first. A command the transport dead-letters (too many deliveries
+//! that ended without an ack or nack) fails its attempt, retryably
+//! ([`dead_letter_hook`]): the saga retries or compensates the step instead
+//! of waiting for a result that will never come.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,7 +30,7 @@ use crate::envelope::Envelope;
 use crate::error::{ErrorKind, Result};
 use crate::profile::Op;
 use crate::trace;
-use crate::transport::Delivery;
+use crate::transport::{DeadLetterHook, Delivery};
 use crate::worker::CallInfo;
 
 /// How long an executor waits in place for a command's state write before
@@ -143,6 +147,32 @@ impl Shared {
         };
         self.publish_result(cmd.result(outcome)).await?;
         Ok(After::Ack)
+    }
+
+    /// Fails the attempt a dead-lettered command carried (see
+    /// [`dead_letter_hook`]).
+    async fn fail_dead_letter(&self, envelope: Envelope, deliveries: u32) -> Result<()> {
+        let cmd = match self.codec.decode::<Command>(&envelope.payload) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                tracing::error!(error = %e, topic = %envelope.topic, "a dead-lettered command cannot be decoded; nothing to fail");
+                return Ok(());
+            }
+        };
+        tracing::warn!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt, deliveries,
+            "a command was dead-lettered; its attempt fails");
+        metrics::counter!("multiagents_commands_dead_lettered_total", "worker" => cmd.worker.clone())
+            .increment(1);
+        let outcome = Outcome::Err {
+            kind: ErrorKind::Unavailable.as_str().into(),
+            retryable: true,
+            message: format!(
+                "the command was dead-lettered after {deliveries} deliveries, too many of which ended \
+                 without an ack or nack (instances killed or paused past the ack timeout, or the \
+                 backend unreachable); the attempt may not have run"
+            ),
+        };
+        self.publish_result(cmd.result(outcome)).await
     }
 
     /// Publishes a result on the results queue (with its run's trace
@@ -268,4 +298,16 @@ pub(crate) async fn kept_in_progress<F: Future>(
             }
         }
     }
+}
+
+/// The hook the command subscriptions give their transport: a dead-lettered
+/// command fails its attempt with a retryable `unavailable` result on the
+/// results queue (fenced like any result: one for an attempt the state no
+/// longer waits for changes nothing). The transport awaits it before it
+/// settles the original, so a crash in between calls it again.
+pub(crate) fn dead_letter_hook(shared: Arc<super::Shared>) -> DeadLetterHook {
+    DeadLetterHook::new(move |envelope: Envelope, deliveries: u32| {
+        let s = shared.clone();
+        async move { s.fail_dead_letter(envelope, deliveries).await }
+    })
 }

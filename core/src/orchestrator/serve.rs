@@ -55,19 +55,18 @@ const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
 pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Result<()> {
     let p = shared.config.prefix.clone();
     let workers = shared.host.names();
+    // A dead-lettered command fails its attempt (see `executor`).
+    let dead_letters = super::executor::dead_letter_hook(shared.clone());
     let commands = futures_util::future::try_join_all(workers.iter().map(|worker| {
         // Prefetch follows the worker's limits: what this instance
         // cannot run soon stays queued for the others.
         let prefetch = shared.host.prefetch(worker).unwrap_or(1).clamp(1, 4096);
         let topic = command_topic(&p, worker);
+        let options = SubscribeOptions::max_in_flight(prefetch).with_dead_letter_hook(dead_letters.clone());
         async move {
             shared
                 .transport
-                .subscribe(
-                    &topic,
-                    SubscribeMode::queue(GROUP_WORKERS),
-                    SubscribeOptions::max_in_flight(prefetch),
-                )
+                .subscribe(&topic, SubscribeMode::queue(GROUP_WORKERS), options)
                 .await
         }
     }));
