@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use multiagents::orchestrator::{SagaSnapshot, SagaStatus};
-use multiagents::worker::{CallInfo, WorkerSpec, fatal, native};
+use multiagents::worker::{CallInfo, StateQuota, WorkerSpec, fatal, native};
 use multiagents::workflow::{RetryPolicy, StepDef, WorkflowDef};
 use multiagents::{Config, Runtime};
 use serde_json::{Value, json};
@@ -186,9 +186,14 @@ async fn the_order_saga_with_python_and_javascript_workers_ends_as_the_all_rust_
 /// A runtime whose one workflow, `name`, runs the component at `path` once
 /// (no retry) as its only step.
 async fn one_step(name: &str, path: PathBuf) -> Runtime {
+    one_step_with(name, path, WorkerSpec::default()).await
+}
+
+/// [`one_step`] with the worker registered as `spec` says.
+async fn one_step_with(name: &str, path: PathBuf, spec: WorkerSpec) -> Runtime {
     Runtime::builder()
         .engine(engine_config())
-        .worker_wasm(name, path, WorkerSpec::default())
+        .worker_wasm(name, path, spec)
         .workflow(
             WorkflowDef::builder(name)
                 .step(StepDef::new(name, name).retry(RetryPolicy::none()))
@@ -287,6 +292,32 @@ async fn a_javascript_worker_reaching_for_the_network_fails_and_its_bugs_are_nam
         assert!(!imports.contains(absent), "{absent} is imported: {imports}");
     }
     rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+}
+
+/// The host's quota refusal reaches Python and JavaScript workers as a
+/// `StateError` of kind `quota-exceeded`, one they can catch, not as a
+/// failure of the store (`other`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_javascript_workers_past_their_state_quota_get_quota_exceeded() {
+    let workers = [
+        ("peek", python_worker("hostile-peek")),
+        ("buggy", js_worker("buggy")),
+    ];
+    for (name, path) in workers {
+        let Some(path) = path else { continue };
+        let spec = WorkerSpec::default().with_state_quota(Some(StateQuota::new(3, 1 << 20)));
+        let rt = one_step_with(name, path, spec).await;
+        let done = ask(&rt, name, "fill").await;
+        assert_eq!(done.status, SagaStatus::Completed, "{name}: {done:?}");
+        let output = done.output.clone().unwrap_or_default();
+        assert_eq!(output["refused"], json!("quota-exceeded"), "{name}: {output}");
+        assert_eq!(
+            output["written"],
+            json!(3),
+            "{name}: the bound is 3 keys: {output}"
+        );
+        rt.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    }
 }
 
 /// The examples keep to the promise: a worker in Python or
