@@ -12,8 +12,9 @@
 //! [`Delivery::progress`]), so a run longer than the transport's ack
 //! timeout is not handed to another consumer. A second delivery of a
 //! command that is running here (`running`) is handed back, not run beside
-//! the first. A command the transport dead-letters (too many deliveries
-//! that ended without an ack or nack) fails its attempt, retryably
+//! the first; one this instance already ran and answered is acked unrun.
+//! A command the transport dead-letters (too many deliveries that ended
+//! without an ack or nack) fails its attempt, retryably
 //! ([`dead_letter_hook`]): the saga retries or compensates the step instead
 //! of waiting for a result that will never come.
 
@@ -25,6 +26,7 @@ use bytes::Bytes;
 use super::Shared;
 use super::engine::{After, now_ms, topic};
 use super::messages::{Command, Outcome, StepResult};
+use super::running::Seen;
 use super::saga::{Fence, Stage, Waiting, WaitingOnly};
 use crate::envelope::Envelope;
 use crate::error::{ErrorKind, Result};
@@ -114,10 +116,20 @@ impl Shared {
             }
             Fence::Early => return Ok(After::Retry(EARLY_NAP)),
         }
-        let Some(_running) = self.running.claim(&cmd) else {
-            tracing::debug!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt,
-                "a second delivery of a command running here; handed back");
-            return Ok(After::Retry(DUPLICATE_NAP));
+        let claim = match self.running.claim(&cmd) {
+            Ok(claim) => claim,
+            Err(Seen::Running) => {
+                tracing::debug!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt,
+                    "a second delivery of a command running here; handed back");
+                return Ok(After::Retry(DUPLICATE_NAP));
+            }
+            Err(Seen::Finished) => {
+                metrics::counter!("multiagents_commands_repeated_total", "worker" => cmd.worker.clone())
+                    .increment(1);
+                tracing::debug!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt,
+                    "another delivery of a command this instance ran and answered; acked unrun");
+                return Ok(After::Ack);
+            }
         };
         let outcome = match cmd.queue_deadline_ms {
             Some(deadline) if now_ms() > deadline => {
@@ -146,6 +158,7 @@ impl Shared {
             },
         };
         self.publish_result(cmd.result(outcome)).await?;
+        claim.finished();
         Ok(After::Ack)
     }
 
