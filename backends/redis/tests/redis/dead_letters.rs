@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use multiagents_core::conformance::Settings;
+use multiagents_core::conformance::transport::struck_out_messages_tell_the_hook_until_it_succeeds;
 use multiagents_core::{Envelope, SubscribeMode, SubscribeOptions, Transport};
 use multiagents_redis::{DeadLetter, RedisTransport};
 
@@ -169,18 +171,15 @@ async fn a_dead_letter_tells_the_subscriptions_hook_before_it_moves() {
         .with_max_deliveries(1)
         .with_ack_timeout(Duration::from_secs(1));
     let transport = RedisTransport::with_config(config).await.expect("connect");
-    let s = multiagents_core::conformance::Settings::new().with_redelivery(Duration::from_secs(5));
-    let Some(topic) =
-        multiagents_core::conformance::transport::struck_out_messages_tell_the_hook_until_it_succeeds(
-            &transport, &s,
-        )
-        .await
-    else {
-        return;
+    let s = Settings::new().with_redelivery(Duration::from_secs(5));
+    let read = |topic: String| {
+        let t = &transport;
+        async move { t.dead_letters(&topic, 10).await }
     };
-    let letters = dead_letters(&transport, &topic, 1).await;
-    assert_eq!(
-        letters[0].reason, "dropped unsettled or timed out 2 times",
-        "{letters:?}"
-    );
+    if let Some(letters) = struck_out_messages_tell_the_hook_until_it_succeeds(&transport, &s, read).await {
+        assert_eq!(
+            letters[0].reason, "dropped unsettled or timed out 2 times",
+            "{letters:?}"
+        );
+    }
 }

@@ -3,27 +3,34 @@
 //! `max_deliveries = 1`, and backends without dead letters never call
 //! hooks), but one check every backend with dead letters runs the same way.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::conformance::util::{expect_quiet, must, recv};
 use crate::conformance::{Settings, unique};
 use crate::envelope::{Envelope, EnvelopeId};
-use crate::error::{Error, ErrorKind};
-use crate::transport::{DeadLetterHook, SubscribeMode, SubscribeOptions, Transport};
+use crate::error::{Error, ErrorKind, Result};
+use crate::transport::{DeadLetter, DeadLetterHook, SubscribeMode, SubscribeOptions, Transport};
 
 /// On a transport with `max_deliveries = 1`: a message whose first delivery
 /// is dropped unsettled (one strike) is dead-lettered, and the hook is told
 /// with its envelope before the original is settled. The hook fails the
 /// first time: the message is not settled, strikes out again (within
 /// `redelivery`), and the hook is told again; it succeeds, and nothing more
-/// happens. The subscriber never sees the message again. Returns the topic
-/// (its dead letters are the backend's to check: one is expected), or
-/// `None` when skipped.
-pub async fn struck_out_messages_tell_the_hook_until_it_succeeds<T: Transport + ?Sized>(
+/// happens. The subscriber never sees the message again, and the topic's
+/// dead letters (read with `dead_letters(topic)`: the backend's own
+/// listing) hold it once. Returns them (`None` when skipped).
+pub async fn struck_out_messages_tell_the_hook_until_it_succeeds<T, F, Fut>(
     t: &T,
     s: &Settings,
-) -> Option<String> {
+    dead_letters: F,
+) -> Option<Vec<DeadLetter>>
+where
+    T: Transport + ?Sized,
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Vec<DeadLetter>>>,
+{
     let caps = t.capabilities();
     if !caps.queue {
         crate::conformance::skip(
@@ -82,5 +89,12 @@ pub async fn struck_out_messages_tell_the_hook_until_it_succeeds<T: Transport + 
         vec![sent.id, sent.id],
         "the hook is told of the message, once more after it failed, then never again"
     );
-    Some(topic)
+    let letters = must(s, "read the dead letters", dead_letters(topic)).await;
+    assert_eq!(letters.len(), 1, "one dead letter is kept: {letters:?}");
+    assert_eq!(
+        letters[0].envelope.as_ref().map(|e| e.id),
+        Some(sent.id),
+        "{letters:?}"
+    );
+    Some(letters)
 }
