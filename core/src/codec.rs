@@ -255,9 +255,10 @@ fn encode_error(e: impl std::error::Error + Send + Sync + 'static, format: &'sta
 }
 
 /// `Ok` when `bytes` is exactly one well-formed CBOR item; otherwise what
-/// is wrong with it, for the error message (the worker output check).
-#[cfg(any(feature = "wasm", test))]
-pub(crate) fn check_one_cbor_item(bytes: &[u8]) -> std::result::Result<(), String> {
+/// is wrong with it, for the error message. The worker host checks every
+/// worker output with it before anything decodes the output (public for
+/// the fuzz targets in `tests/fuzz`).
+pub fn check_one_cbor_item(bytes: &[u8]) -> std::result::Result<(), String> {
     let mut rest = bytes;
     match ciborium::from_reader::<ciborium::Value, _>(&mut rest) {
         Err(ciborium::de::Error::RecursionLimitExceeded) => Err(cbor_too_deep!().into()),
