@@ -37,25 +37,26 @@ impl Reason {
 }
 
 /// What is known of a message being dead-lettered.
-pub(super) struct Letter<'a> {
-    pub(super) topic: &'a str,
-    pub(super) group: &'a str,
+pub(super) struct Letter {
+    pub(super) topic: String,
+    pub(super) group: String,
     pub(super) seq: u64,
     pub(super) deliveries: u32,
     pub(super) reason: Reason,
     /// The subscription's hook and the envelope to tell it of (none for
     /// bytes that are not an envelope).
-    pub(super) hook: Option<(&'a DeadLetterHook, Envelope)>,
+    pub(super) hook: Option<(DeadLetterHook, Envelope)>,
 }
 
 /// Copies the message to the topic's dead letters, tells the
 /// subscription's hook, then terminates it for the group. A failed copy or
 /// hook leaves the message alone: it comes back after the ack timeout and
-/// is buried then (the copy is deduplicated by id, the hook called again).
-pub(super) async fn bury(conn: &Conn, letter: Letter<'_>, message: &async_nats::Message, acker: &JsAcker) {
+/// is buried then (the hook called again; the copy is deduplicated by id
+/// within the stream's duplicate window, 2 minutes by default).
+pub(super) async fn bury(conn: &Conn, letter: Letter, message: &async_nats::Message, acker: &JsAcker) {
     const OP: &str = "nats.dead_letter";
     let mut headers = HeaderMap::new();
-    headers.insert(GROUP, letter.group);
+    headers.insert(GROUP, letter.group.as_str());
     headers.insert(ORIGINAL, letter.seq.to_string().as_str());
     headers.insert(DELIVERIES, letter.deliveries.to_string().as_str());
     headers.insert(REASON, letter.reason.as_str());
@@ -65,7 +66,7 @@ pub(super) async fn bury(conn: &Conn, letter: Letter<'_>, message: &async_nats::
         .message_id(format!("dlq-{}-{}", letter.group, letter.seq));
     let copied = match conn
         .js
-        .send_publish(conn.names.dead_letter_subject(letter.topic), publish)
+        .send_publish(conn.names.dead_letter_subject(&letter.topic), publish)
         .await
     {
         Ok(ack) => ack.await.map(drop).map_err(|e| error::js_publish(OP, e)),
@@ -76,13 +77,13 @@ pub(super) async fn bury(conn: &Conn, letter: Letter<'_>, message: &async_nats::
             if let Some((hook, envelope)) = letter.hook
                 && let Err(e) = hook.call(envelope, letter.deliveries).await
             {
-                tracing::warn!(error = %e, topic = letter.topic, seq = letter.seq,
+                tracing::warn!(error = %e, topic = %letter.topic, seq = letter.seq,
                     "the dead letter's hook failed; the message returns after the ack timeout");
                 return;
             }
             tracing::warn!(
-                topic = letter.topic,
-                group = letter.group,
+                topic = %letter.topic,
+                group = %letter.group,
                 seq = letter.seq,
                 deliveries = letter.deliveries,
                 reason = letter.reason.as_str(),
@@ -93,7 +94,7 @@ pub(super) async fn bury(conn: &Conn, letter: Letter<'_>, message: &async_nats::
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, topic = letter.topic, seq = letter.seq, "cannot dead-letter a message; it returns after the ack timeout")
+            tracing::warn!(error = %e, topic = %letter.topic, seq = letter.seq, "cannot dead-letter a message; it returns after the ack timeout")
         }
     }
 }

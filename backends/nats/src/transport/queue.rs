@@ -182,15 +182,20 @@ impl Reader {
         let (message, acker) = message.split();
         if let Some(reason) = reason {
             let letter = dead_letters::Letter {
-                topic: &self.topic,
-                group: &self.group,
+                topic: self.topic.clone(),
+                group: self.group.clone(),
                 seq,
                 deliveries,
                 reason,
-                hook: self.on_dead_letter.as_ref().zip(envelope.ok()),
+                hook: self.on_dead_letter.clone().zip(envelope.ok()),
             };
-            dead_letters::bury(&self.link.conn, letter, &message, &acker).await;
-            nacks.forget();
+            // In the background: a slow hook must not hold up the rest of
+            // this pull, whose ack timers run.
+            let conn = self.link.conn.clone();
+            tokio::spawn(async move {
+                dead_letters::bury(&conn, letter, &message, &acker).await;
+                nacks.forget();
+            });
             return;
         }
         let Ok(envelope) = envelope else { return };

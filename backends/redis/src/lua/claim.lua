@@ -42,7 +42,7 @@ local function take(id, strike, reason)
   end
   local deliveries = p[1][4] + 1
   if s >= maxd and hooked then
-    doomed[#doomed + 1] = {id, e[1][2], p[1][4], s}
+    doomed[#doomed + 1] = {id, e[1][2], deliveries, s}
     return
   end
   if s >= maxd then

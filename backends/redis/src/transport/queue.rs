@@ -371,8 +371,11 @@ impl Reader {
             })?;
         let (dead, claimed, doomed) = reply::claimed(OP, reply)?;
         if let Some(hook) = &g.on_dead_letter {
+            // In the background: a slow hook must not hold up the entries
+            // just claimed, whose idle clocks run.
             for entry in doomed {
-                burial::bury_struck(g, hook, entry).await;
+                let (g, hook) = (self.g.clone(), hook.clone());
+                tokio::spawn(async move { burial::bury_struck(&g, &hook, entry).await });
             }
         }
         if dead > 0 {
