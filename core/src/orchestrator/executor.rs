@@ -165,13 +165,14 @@ impl Shared {
     /// Fails the attempt a dead-lettered command carried (see
     /// [`dead_letter_hook`]).
     async fn fail_dead_letter(&self, envelope: Envelope, deliveries: u32) -> Result<()> {
-        let cmd = match self.codec.decode::<Command>(&envelope.payload) {
+        let mut cmd = match self.codec.decode::<Command>(&envelope.payload) {
             Ok(cmd) => cmd,
             Err(e) => {
                 tracing::error!(error = %e, topic = %envelope.topic, "a dead-lettered command cannot be decoded; nothing to fail");
                 return Ok(());
             }
         };
+        cmd.trace = trace::read(&envelope);
         tracing::warn!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt, deliveries,
             "a command was dead-lettered; its attempt fails");
         metrics::counter!("multiagents_commands_dead_lettered_total", "worker" => cmd.worker.clone())

@@ -81,6 +81,10 @@ impl Running {
             "{}/{}/{:?}/{}/{}",
             cmd.tx, cmd.step, cmd.kind, cmd.attempt, cmd.token
         );
+        // Locks in one order, `keys` then `finished`, here and in
+        // `finished()`: a copy cannot slip between a run's end and its
+        // record as finished.
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         {
             let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
             finished.forget_old(Instant::now());
@@ -88,7 +92,6 @@ impl Running {
                 return Err(Seen::Finished);
             }
         }
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         // Not `then_some`: it would build (and drop) a claim on refusal too,
         // and that drop would free the running copy's key.
         if !keys.insert(key.clone()) {
@@ -104,12 +107,16 @@ impl Claim<'_> {
     /// unrun (for [`FINISHED_KEPT`]).
     pub(crate) fn finished(self) {
         let now = Instant::now();
+        let mut keys = self.running.keys.lock().unwrap_or_else(|p| p.into_inner());
         let mut finished = self.running.finished.lock().unwrap_or_else(|p| p.into_inner());
         if finished.keys.insert(self.key.clone()) {
             finished.order.push_back((now, self.key.clone()));
         }
         finished.forget_old(now);
-        // `self` drops here: the running key goes.
+        keys.remove(&self.key);
+        drop(finished);
+        drop(keys);
+        // `self` drops here; its key is already gone.
     }
 }
 

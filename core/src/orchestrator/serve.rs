@@ -14,8 +14,9 @@ use super::Shared;
 use super::engine::{After, Tasks, command_topic, now_ms, topic};
 use super::executor::kept_in_progress;
 use super::messages::{Command, StepResult, Timer};
+use crate::envelope::Envelope;
 use crate::error::Result;
-use crate::transport::{Delivery, SubscribeMode, SubscribeOptions, Subscription};
+use crate::transport::{DeadLetterHook, Delivery, SubscribeMode, SubscribeOptions, Subscription};
 
 /// The queue group of every instance's executor of a worker's commands.
 const GROUP_WORKERS: &str = "workers";
@@ -46,6 +47,26 @@ impl super::Orchestrator {
     }
 }
 
+/// The dead-letter hook of the results and timers subscriptions: a result
+/// or timer the transport gave up on goes back on its topic as a new
+/// message (a new id, strikes from zero). Both are fenced, so a copy of one
+/// already acted on changes nothing; given up, the transaction it would
+/// move would wait forever. (Commands fail their attempt instead:
+/// `executor::dead_letter_hook`.)
+fn republish_hook(shared: &Arc<Shared>) -> DeadLetterHook {
+    let transport = shared.transport.clone();
+    DeadLetterHook::new(move |e: Envelope, deliveries: u32| {
+        let transport = transport.clone();
+        async move {
+            tracing::warn!(topic = %e.topic, key = %e.key, deliveries,
+                "a result or timer was dead-lettered; it goes back on its topic");
+            let mut copy = Envelope::new(e.topic.clone(), e.key.clone(), e.payload.clone());
+            copy.headers = e.headers.clone();
+            transport.publish(copy).await
+        }
+    })
+}
+
 /// Longest single nack delay of a timer (it is re-checked when it comes back).
 const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
 
@@ -71,10 +92,12 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         }
     }));
     let results_topic = topic(&p, "results");
+    let republish = republish_hook(shared);
     let results = shared.transport.subscribe(
         &results_topic,
         SubscribeMode::queue(GROUP_RESULTS),
-        SubscribeOptions::max_in_flight(shared.config.max_in_flight_results),
+        SubscribeOptions::max_in_flight(shared.config.max_in_flight_results)
+            .with_dead_letter_hook(republish.clone()),
     );
     // A store without timers: timer messages, redelivered until due.
     let timers = async {
@@ -86,7 +109,7 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
             .subscribe(
                 &topic(&p, "timers"),
                 SubscribeMode::queue(GROUP_TIMERS),
-                SubscribeOptions::max_in_flight(100_000),
+                SubscribeOptions::max_in_flight(100_000).with_dead_letter_hook(republish),
             )
             .await
             .map(Some)
