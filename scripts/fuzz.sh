@@ -11,7 +11,8 @@
 # It installs what it needs (as a user would, once): the nightly toolchain
 # (rustup) and cargo-fuzz (cargo install). The corpus grows in
 # target/fuzz/corpus/<target> (seeded from tests/fuzz/seeds/<target>), a
-# crash lands in target/fuzz/artifacts/<target>/ and the script exits 1;
+# crash lands in target/fuzz/artifacts/<target>/ and the script exits 1 (also when a
+# target fails to build or run);
 # replay one with
 #   cargo +nightly fuzz run --fuzz-dir tests/fuzz --target-dir target/fuzz/build \
 #     -s none <target> <artifact>
@@ -35,7 +36,14 @@ case "$seconds" in
     '' | *[!0-9]*) echo "fuzz: error: seconds must be a whole number, not '$seconds'" >&2; exit 2 ;;
 esac
 
-if ! rustup toolchain list | grep -q '^nightly'; then
+for t in "${targets[@]}"; do
+    if [ ! -f "tests/fuzz/fuzz_targets/$t.rs" ]; then
+        echo "fuzz: error: no target '$t' (see tests/fuzz/fuzz_targets)" >&2
+        exit 2
+    fi
+done
+
+if ! rustup toolchain list | grep '^nightly' >/dev/null; then
     echo "fuzz: installing the nightly toolchain (rustup)" >&2
     rustup toolchain install nightly --profile minimal
 fi
@@ -48,10 +56,6 @@ build=target/fuzz/build
 found=0
 printf '%-14s %12s %8s %8s  %s\n' target runs seconds corpus result
 for t in "${targets[@]}"; do
-    if [ ! -f "tests/fuzz/fuzz_targets/$t.rs" ]; then
-        echo "fuzz: error: no target '$t' (see tests/fuzz/fuzz_targets)" >&2
-        exit 2
-    fi
     corpus="target/fuzz/corpus/$t"
     artifacts="target/fuzz/artifacts/$t"
     log="target/fuzz/$t.log"
@@ -64,10 +68,13 @@ for t in "${targets[@]}"; do
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
     took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{print $5}' | tail -1 || true)
     size=$(find "$corpus" -type f | wc -l)
-    if [ "$status" -eq 0 ]; then
+    if [ -n "$(ls -A "$artifacts")" ]; then
+        result="FOUND: see $log and $artifacts/"
+        found=1
+    elif [ "$status" -eq 0 ]; then
         result="nothing found"
     else
-        result="FOUND: see $log and $artifacts/"
+        result="FAILED (exit $status, nothing found): see $log"
         found=1
     fi
     printf '%-14s %12s %8s %8s  %s\n' "$t" "${runs:-?}" "${took:-$seconds}" "$size" "$result"
