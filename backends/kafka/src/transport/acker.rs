@@ -113,40 +113,19 @@ impl Acker for KafkaAcker {
         });
         let deliveries = self.deliveries;
         handle.spawn(async move {
-            if let Some((hook, envelope)) = told
-                && !tell_until_done(&shared, &ticket, &hook, envelope, deliveries).await
-            {
-                return;
+            // The hook first, retried like the copy: a partition that
+            // moved, or a closed transport, leaves the original unsettled
+            // for its next owner.
+            if let Some((hook, envelope)) = told {
+                let tell = || hook.call(envelope.clone(), deliveries);
+                let what = "kafka: the dead letter's hook failed; retrying";
+                if !shared.while_held(&ticket, what, &record.topic, tell).await {
+                    return;
+                }
             }
             shared
                 .replace_until_done(&ticket, record, dead, "kafka.strike")
                 .await;
         });
     }
-}
-
-/// Runs a dead letter's hook until it succeeds (`true`), or until the
-/// partition moves or the transport closes (`false`: the original stays
-/// unsettled, and its new owner redelivers it).
-async fn tell_until_done(
-    shared: &Shared,
-    ticket: &Ticket,
-    hook: &DeadLetterHook,
-    envelope: Envelope,
-    deliveries: u32,
-) -> bool {
-    let mut backoff = Duration::from_millis(100);
-    while ticket.is_current() {
-        match hook.call(envelope.clone(), deliveries).await {
-            Ok(()) => return true,
-            Err(e) => tracing::warn!(error = %e, origin = %ticket.origin(),
-                "kafka: the dead letter's hook failed; retrying"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = shared.closed.cancelled() => return false,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-    false
 }

@@ -87,10 +87,11 @@ impl Shared {
         result
     }
 
-    /// [`replace`](Self::replace), retried with backoff (100 ms to 5 s)
-    /// until it succeeds, the transport closes, or the record's partition
-    /// moved to another consumer (which then has it). For copies nobody
-    /// waits on: a dropped delivery's, a dead letter, a delayed message due.
+    /// [`replace`](Self::replace), retried with backoff until it succeeds,
+    /// the transport closes, or the record's partition moved to another
+    /// consumer (which then has it); see [`while_held`](Self::while_held).
+    /// For copies nobody waits on: a dropped delivery's, a dead letter, a
+    /// delayed message due.
     pub(crate) async fn replace_until_done(
         &self,
         ticket: &reader::Ticket,
@@ -98,20 +99,41 @@ impl Shared {
         ordered: bool,
         op: &'static str,
     ) {
+        let topic = record.topic.clone();
+        self.while_held(ticket, "kafka: publishing a copy; retrying", &topic, || {
+            self.replace(ticket, record.clone(), ordered, op)
+        })
+        .await;
+    }
+
+    /// Runs `attempt` until it succeeds (`true`), retrying with backoff
+    /// (100 ms to 5 s, each failure logged as `what`), while `ticket`'s
+    /// partition is still this consumer's and the transport open (`false`
+    /// once either ends: the record's new owner redelivers it).
+    pub(crate) async fn while_held<F, Fut>(
+        &self,
+        ticket: &reader::Ticket,
+        what: &'static str,
+        topic: &str,
+        mut attempt: F,
+    ) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let mut backoff = std::time::Duration::from_millis(100);
         while ticket.is_current() {
-            match self.replace(ticket, record.clone(), ordered, op).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, topic = %record.topic, origin = %ticket.origin(), "kafka: publishing a copy; retrying");
-                }
+            match attempt().await {
+                Ok(()) => return true,
+                Err(e) => tracing::warn!(error = %e, topic = %topic, origin = %ticket.origin(), "{what}"),
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                () = self.closed.cancelled() => return,
+                () = self.closed.cancelled() => return false,
             }
             backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
         }
+        false
     }
 
     fn check_open(&self, op: &'static str) -> Result<()> {
