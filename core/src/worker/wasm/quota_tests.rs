@@ -23,6 +23,13 @@ async fn write(store: &MemoryStore, ns: &str, q: &StateQuota, key: &str, len: us
     Ok(())
 }
 
+/// [`write`], which must be accepted (`what` says why it should be).
+async fn accept(store: &MemoryStore, ns: &str, q: &StateQuota, key: &str, len: usize, what: &str) {
+    if let Err(e) = write(store, ns, q, key, len).await {
+        panic!("{what}: {key} refused: {}", refused(Err(e)));
+    }
+}
+
 fn refused(r: Result<(), KvError>) -> String {
     match r {
         Err(KvError::Other(m)) => m,
@@ -36,16 +43,10 @@ async fn writes_past_the_key_bound_are_refused_with_a_clear_message() {
     let store = MemoryStore::new();
     let q = quota(3, 1 << 20);
     for k in ["b/1", "b/2", "b/3"] {
-        write(&store, "ns", &q, k, 10)
-            .await
-            .map_err(|_| k)
-            .expect("within the quota");
+        accept(&store, "ns", &q, k, 10, "within the quota").await;
     }
     // Overwriting an existing key adds no key.
-    write(&store, "ns", &q, "b/2", 12)
-        .await
-        .map_err(|_| ())
-        .expect("an overwrite");
+    accept(&store, "ns", &q, "b/2", 12, "an overwrite").await;
     let message = refused(write(&store, "ns", &q, "b/4", 10).await);
     assert!(message.starts_with(QUOTA_EXCEEDED), "{message}");
     assert!(
@@ -57,10 +58,7 @@ async fn writes_past_the_key_bound_are_refused_with_a_clear_message() {
         "nothing written"
     );
     // Another namespace has its own record.
-    write(&store, "other", &q, "b/4", 10)
-        .await
-        .map_err(|_| ())
-        .expect("another namespace");
+    accept(&store, "other", &q, "b/4", 10, "another namespace").await;
 }
 
 #[tokio::test]
@@ -68,20 +66,11 @@ async fn bytes_count_keys_and_values_and_shrinking_gives_them_back() {
     let store = MemoryStore::new();
     let q = quota(100, 100);
     // "b/k" is 3 bytes: 3 + 90 = 93 of 100.
-    write(&store, "ns", &q, "b/k", 90)
-        .await
-        .map_err(|_| ())
-        .expect("93 bytes");
+    accept(&store, "ns", &q, "b/k", 90, "93 bytes").await;
     let message = refused(write(&store, "ns", &q, "b/j", 10).await);
     assert!(message.starts_with(QUOTA_EXCEEDED), "{message}");
-    write(&store, "ns", &q, "b/k", 10)
-        .await
-        .map_err(|_| ())
-        .expect("shrink");
-    write(&store, "ns", &q, "b/j", 10)
-        .await
-        .map_err(|_| ())
-        .expect("room again");
+    accept(&store, "ns", &q, "b/k", 10, "shrink").await;
+    accept(&store, "ns", &q, "b/j", 10, "room again").await;
 }
 
 /// Values that vanish without the host knowing (expired, or removed
@@ -90,22 +79,13 @@ async fn bytes_count_keys_and_values_and_shrinking_gives_them_back() {
 async fn a_refusal_is_judged_against_a_fresh_count() {
     let store = MemoryStore::new();
     let q = quota(2, 1 << 20);
-    write(&store, "ns", &q, "b/1", 1)
-        .await
-        .map_err(|_| ())
-        .expect("1");
-    write(&store, "ns", &q, "b/2", 1)
-        .await
-        .map_err(|_| ())
-        .expect("2");
+    accept(&store, "ns", &q, "b/1", 1, "1").await;
+    accept(&store, "ns", &q, "b/2", 1, "2").await;
     store
         .delete("kv/ns/b/1")
         .await
         .expect("delete behind the record's back");
-    write(&store, "ns", &q, "b/3", 1)
-        .await
-        .map_err(|_| ())
-        .expect("recounted: 2 keys");
+    accept(&store, "ns", &q, "b/3", 1, "recounted: 2 keys").await;
     let message = refused(write(&store, "ns", &q, "b/4", 1).await);
     assert!(message.contains("3 keys"), "{message}");
 }
@@ -118,10 +98,7 @@ async fn a_damaged_record_is_recounted_not_trusted() {
         .put("kvmeta/ns/usage", Bytes::from_static(b"junk"), None)
         .await
         .expect("put");
-    write(&store, "ns", &q, "b/1", 1)
-        .await
-        .map_err(|_| ())
-        .expect("recounted: empty");
+    accept(&store, "ns", &q, "b/1", 1, "recounted: empty").await;
     let message = refused(write(&store, "ns", &q, "b/2", 1).await);
     assert!(message.starts_with(QUOTA_EXCEEDED), "{message}");
 }
