@@ -16,7 +16,9 @@ use super::executor::kept_in_progress;
 use super::messages::{Command, StepResult, Timer};
 use crate::envelope::Envelope;
 use crate::error::Result;
-use crate::transport::{DeadLetterHook, Delivery, SubscribeMode, SubscribeOptions, Subscription};
+use crate::transport::{
+    DeadLetterHook, Delivery, SubscribeMode, SubscribeOptions, Subscription, Transport,
+};
 
 /// The queue group of every instance's executor of a worker's commands.
 const GROUP_WORKERS: &str = "workers";
@@ -53,8 +55,7 @@ impl super::Orchestrator {
 /// already acted on changes nothing; given up, the transaction it would
 /// move would wait forever. (Commands fail their attempt instead:
 /// `executor::dead_letter_hook`.)
-fn republish_hook(shared: &Arc<Shared>) -> DeadLetterHook {
-    let transport = shared.transport.clone();
+fn republish_hook(transport: Arc<dyn Transport>) -> DeadLetterHook {
     DeadLetterHook::new(move |e: Envelope, deliveries: u32| {
         let transport = transport.clone();
         async move {
@@ -92,7 +93,7 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         }
     }));
     let results_topic = topic(&p, "results");
-    let republish = republish_hook(shared);
+    let republish = republish_hook(shared.transport.clone());
     let results = shared.transport.subscribe(
         &results_topic,
         SubscribeMode::queue(GROUP_RESULTS),
@@ -294,5 +295,55 @@ async fn settle(mut d: Delivery, result: Result<After>, what: &'static str) {
     };
     if let Err(e) = settled {
         tracing::warn!(error = %e, what, "cannot settle a delivery");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::MemoryTransport;
+
+    /// A dead-lettered result goes back on its topic as a new message:
+    /// same key, payload and headers (its trace), a new id, and the group
+    /// that gave up on it gets it again.
+    #[tokio::test]
+    async fn a_dead_lettered_result_goes_back_on_its_topic_as_a_new_message() {
+        let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
+        let mut results = transport
+            .subscribe(
+                "ma.results",
+                SubscribeMode::queue(GROUP_RESULTS),
+                SubscribeOptions::max_in_flight(8),
+            )
+            .await
+            .expect("subscribe");
+        let original = Envelope::new("ma.results", "tx-1", bytes::Bytes::from_static(b"result"))
+            .with_header("traceparent", "00-abc-def-01");
+        let hook = republish_hook(transport.clone());
+        hook.call(original.clone(), 5).await.expect("republished");
+        let delivery = tokio::time::timeout(Duration::from_secs(5), results.next())
+            .await
+            .expect("the copy arrives")
+            .expect("open")
+            .expect("a delivery");
+        let copy = delivery.envelope();
+        assert_ne!(copy.id, original.id, "a new message, with strikes from zero");
+        assert_eq!(copy.topic, original.topic);
+        assert_eq!(copy.key, original.key);
+        assert_eq!(copy.payload, original.payload);
+        assert_eq!(copy.headers, original.headers);
+    }
+
+    /// While the transport cannot publish, the hook fails, so the dead
+    /// letter is not settled and the hook is called again later.
+    #[tokio::test]
+    async fn the_republish_hook_fails_while_the_transport_cannot_publish() {
+        let transport = Arc::new(MemoryTransport::new());
+        transport.close().await.expect("close");
+        let hook = republish_hook(transport);
+        let original = Envelope::new("ma.timers", "tx-1", bytes::Bytes::from_static(b"timer"));
+        hook.call(original, 5)
+            .await
+            .expect_err("a closed transport cannot take the copy");
     }
 }

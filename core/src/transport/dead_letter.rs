@@ -5,9 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::envelope::Envelope;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// A message a backend moved to its topic's dead letters: after
 /// `max_deliveries` strikes (deliveries that ended without an ack or nack),
@@ -66,22 +67,61 @@ pub type HookFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// idempotent. (The orchestrator's fails the attempt the command carried:
 /// a dead-lettered step is retried or compensated, never left waiting.)
 /// Bytes that are not an envelope are dead-lettered without it.
+///
+/// Each call is bounded ([`DeadLetterHook::DEFAULT_TIMEOUT`], or
+/// [`with_timeout`](DeadLetterHook::with_timeout)): a call that has not
+/// finished by then fails with a retryable [`ErrorKind::Timeout`], so a hook
+/// stuck on a dead connection cannot hold the message (on Kafka, its
+/// partition's in-flight slot) for ever. A hook that keeps *failing* is
+/// called again and again, by design: giving up would drop what the hook
+/// exists to save (the orchestrator's hooks fail only while the transport
+/// cannot publish).
 #[derive(Clone)]
-pub struct DeadLetterHook(Arc<dyn Fn(Envelope, u32) -> HookFuture + Send + Sync>);
+pub struct DeadLetterHook {
+    f: Arc<dyn Fn(Envelope, u32) -> HookFuture + Send + Sync>,
+    timeout: Duration,
+}
 
 impl DeadLetterHook {
+    /// How long one call may take unless [`with_timeout`](Self::with_timeout)
+    /// says otherwise.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// A hook running `f(envelope, deliveries)`.
     pub fn new<F, Fut>(f: F) -> DeadLetterHook
     where
         F: Fn(Envelope, u32) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
-        DeadLetterHook(Arc::new(move |e, n| Box::pin(f(e, n))))
+        DeadLetterHook {
+            f: Arc::new(move |e, n| Box::pin(f(e, n))),
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
     }
 
-    /// Runs the hook for `envelope`, delivered `deliveries` times.
+    /// The same hook, each call bounded by `timeout` instead.
+    pub fn with_timeout(mut self, timeout: Duration) -> DeadLetterHook {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs the hook for `envelope`, delivered `deliveries` times; a
+    /// retryable `timeout` error if it takes longer than its bound.
     pub fn call(&self, envelope: Envelope, deliveries: u32) -> HookFuture {
-        (self.0)(envelope, deliveries)
+        let topic = envelope.topic.clone();
+        let run = (self.f)(envelope, deliveries);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            tokio::time::timeout(timeout, run).await.unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the dead-letter hook did not finish within {timeout:?}"),
+                )
+                .with_operation("dead_letter_hook")
+                .with_context("topic", topic)
+                .with_retryable(true))
+            })
+        })
     }
 }
 
@@ -94,8 +134,45 @@ impl fmt::Debug for DeadLetterHook {
 /// Two hooks are equal when they are the same hook.
 impl PartialEq for DeadLetterHook {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.f, &other.f) && self.timeout == other.timeout
     }
 }
 
 impl Eq for DeadLetterHook {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        Envelope::new("ma.cmd.w", "tx-1", bytes::Bytes::from_static(b"x"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_never_finishes_fails_as_a_retryable_timeout() {
+        let hook = DeadLetterHook::new(|_e: Envelope, _n: u32| std::future::pending::<Result<()>>())
+            .with_timeout(Duration::from_secs(5));
+        let e = hook
+            .call(envelope(), 3)
+            .await
+            .expect_err("a hook that never finishes must time out");
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(e.is_retryable(), "{e}");
+        assert_eq!(e.context_value("topic"), Some("ma.cmd.w"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_within_its_bound_returns_what_the_hook_returned() {
+        let ok = DeadLetterHook::new(|_e: Envelope, n: u32| async move {
+            tokio::time::sleep(Duration::from_secs(29)).await;
+            assert_eq!(n, 2);
+            Ok(())
+        });
+        ok.call(envelope(), 2).await.expect("within the default 30 s");
+        let refused = DeadLetterHook::new(|_e: Envelope, _n: u32| async {
+            Err(Error::new(ErrorKind::Unavailable, "down"))
+        });
+        let e = refused.call(envelope(), 1).await.expect_err("the hook's own error");
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    }
+}
