@@ -32,7 +32,7 @@ mod server_restart;
 mod split_work;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -59,17 +59,16 @@ trait FaultBackend {
     /// fail within seconds (connect 1 s, responses 2 s).
     const SHORT_TIMEOUTS: &'static str;
 
-    /// The command line of a private server listening on
-    /// `127.0.0.1:<port>` that keeps its data in `dir` and fsyncs every
-    /// write before acknowledging it (what makes acknowledged writes
-    /// survive `kill -9`).
-    fn server_command(bin: &Path, port: u16, dir: &Path) -> Command;
+    /// The command line of a private server listening on `addr` (only)
+    /// that keeps its data in `dir` and fsyncs every write before
+    /// acknowledging it (what makes acknowledged writes survive `kill -9`).
+    fn server_command(bin: &Path, addr: SocketAddr, dir: &Path) -> Command;
 
-    /// Whether the server on `port` is ready for clients (its data loaded).
-    fn server_ready(port: u16) -> bool;
+    /// Whether the server on `addr` is ready for clients (its data loaded).
+    fn server_ready(addr: SocketAddr) -> bool;
 
-    /// The URL of the server on `port`, without options.
-    fn server_url(port: u16) -> String;
+    /// The URL of the server on `addr`, without options.
+    fn server_url(addr: SocketAddr) -> String;
 
     /// What [`held`](Self::held) reads from: a connection or an address.
     type Probe;
@@ -287,43 +286,48 @@ impl Drop for ChildGuard {
     }
 }
 
-/// A private server of backend `B` on a free loopback port, its data in
-/// `dir`; killed when dropped.
+/// A private server of backend `B` on a free port, its data in `dir`;
+/// killed when dropped.
 struct PrivateServer<B: FaultBackend> {
     bin: PathBuf,
-    port: u16,
+    addr: SocketAddr,
     dir: PathBuf,
     process: ChildGuard,
     backend: std::marker::PhantomData<B>,
 }
 
 impl<B: FaultBackend> PrivateServer<B> {
-    /// Starts it and waits until it is ready.
+    /// Starts it on the loopback address and waits until it is ready.
     fn start(bin: &Path, dir: &Path) -> PrivateServer<B> {
-        let port = TcpListener::bind("127.0.0.1:0")
+        Self::start_on(bin, dir, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// Starts it on `host` (the chaos harness's bridge, reachable from its
+    /// network namespaces) and waits until it is ready.
+    fn start_on(bin: &Path, dir: &Path, host: IpAddr) -> PrivateServer<B> {
+        let addr = TcpListener::bind((host, 0))
             .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+            .expect("a free port");
         let mut server = PrivateServer {
             bin: bin.to_path_buf(),
-            port,
+            addr,
             dir: dir.to_path_buf(),
-            process: Self::spawn(bin, port, dir),
+            process: Self::spawn(bin, addr, dir),
             backend: std::marker::PhantomData,
         };
         server.wait_ready();
         server
     }
 
-    fn spawn(bin: &Path, port: u16, dir: &Path) -> ChildGuard {
+    fn spawn(bin: &Path, addr: SocketAddr, dir: &Path) -> ChildGuard {
         let name = format!("{}-server", B::NAME);
         let log = dir.join(format!("{}.log", B::NAME));
-        ChildGuard::spawn(&name, B::server_command(bin, port, dir), &log)
+        ChildGuard::spawn(&name, B::server_command(bin, addr, dir), &log)
     }
 
     /// Its URL under the prefix `faults`, with [`FaultBackend::SHORT_TIMEOUTS`].
     fn url(&self) -> String {
-        namespaced::<B>(&B::server_url(self.port), "faults", B::SHORT_TIMEOUTS)
+        namespaced::<B>(&B::server_url(self.addr), "faults", B::SHORT_TIMEOUTS)
     }
 
     /// `kill -9`: no chance to write anything more.
@@ -334,7 +338,7 @@ impl<B: FaultBackend> PrivateServer<B> {
     /// Starts it again on the same port and directory (it recovers what it
     /// had written there).
     fn restart(&mut self) {
-        self.process = Self::spawn(&self.bin, self.port, &self.dir);
+        self.process = Self::spawn(&self.bin, self.addr, &self.dir);
         self.wait_ready();
     }
 
@@ -342,15 +346,15 @@ impl<B: FaultBackend> PrivateServer<B> {
         const WITHIN: Duration = Duration::from_secs(30);
         let end = Instant::now() + WITHIN;
         loop {
-            if B::server_ready(self.port) {
+            if B::server_ready(self.addr) {
                 return;
             }
             self.process.assert_running();
             assert!(
                 Instant::now() < end,
-                "{} on port {} is not ready after {WITHIN:?}:\n{}",
+                "{} on {} is not ready after {WITHIN:?}:\n{}",
                 self.process.name,
-                self.port,
+                self.addr,
                 tail(&self.process.log, 40)
             );
             std::thread::sleep(Duration::from_millis(20));

@@ -16,9 +16,7 @@ use super::executor::kept_in_progress;
 use super::messages::{Command, StepResult, Timer};
 use crate::envelope::Envelope;
 use crate::error::Result;
-use crate::transport::{
-    DeadLetterHook, Delivery, SubscribeMode, SubscribeOptions, Subscription, Transport,
-};
+use crate::transport::{DeadLetterHook, Delivery, SubscribeMode, SubscribeOptions, Subscription, Transport};
 
 /// The queue group of every instance's executor of a worker's commands.
 const GROUP_WORKERS: &str = "workers";

@@ -172,7 +172,10 @@ mod tests {
         let refused = DeadLetterHook::new(|_e: Envelope, _n: u32| async {
             Err(Error::new(ErrorKind::Unavailable, "down"))
         });
-        let e = refused.call(envelope(), 1).await.expect_err("the hook's own error");
+        let e = refused
+            .call(envelope(), 1)
+            .await
+            .expect_err("the hook's own error");
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     }
 }

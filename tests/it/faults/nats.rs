@@ -3,7 +3,7 @@
 //! every write, and [`NatsTransport::pending`] for evidence.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -27,7 +27,7 @@ impl FaultBackend for Nats {
     /// before every acknowledgement; the default fsyncs every 2 minutes, and
     /// acknowledged writes can die with the process), and the services
     /// script's `max_payload`.
-    fn server_command(bin: &Path, port: u16, dir: &Path) -> Command {
+    fn server_command(bin: &Path, addr: SocketAddr, dir: &Path) -> Command {
         let store = dir.join("jetstream");
         let store = store.to_str().expect("a UTF-8 temporary directory");
         assert!(
@@ -36,7 +36,7 @@ impl FaultBackend for Nats {
         );
         let config = dir.join("nats.conf");
         let text = format!(
-            "listen: 127.0.0.1:{port}\nmax_payload: 8MB\njetstream {{\n    store_dir: \"{store}\"\n    sync_interval: always\n}}\n"
+            "listen: {addr}\nmax_payload: 8MB\njetstream {{\n    store_dir: \"{store}\"\n    sync_interval: always\n}}\n"
         );
         std::fs::write(&config, text).expect("write the nats-server config");
         let mut cmd = Command::new(bin);
@@ -47,8 +47,7 @@ impl FaultBackend for Nats {
     /// Its greeting (`INFO {…}`, sent to every new client) says
     /// `"jetstream":true`. (nats-server enables JetStream, recovering its
     /// streams from `store_dir`, before it accepts clients.)
-    fn server_ready(port: u16) -> bool {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    fn server_ready(addr: SocketAddr) -> bool {
         let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
             return false;
         };
@@ -59,8 +58,8 @@ impl FaultBackend for Nats {
             && line.contains("\"jetstream\":true")
     }
 
-    fn server_url(port: u16) -> String {
-        format!("nats://127.0.0.1:{port}")
+    fn server_url(addr: SocketAddr) -> String {
+        format!("nats://{addr}")
     }
 
     /// A transport on the namespace.

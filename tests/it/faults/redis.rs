@@ -3,7 +3,7 @@
 //! `appendfsync always`, and `redis-cli` for evidence and clean-up.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -23,11 +23,13 @@ impl FaultBackend for Redis {
     /// AOF with `appendfsync always` fsyncs every write before Redis
     /// replies. (With `everysec` the last second could be lost, and with it
     /// accepted transactions.)
-    fn server_command(bin: &Path, port: u16, dir: &Path) -> Command {
+    fn server_command(bin: &Path, addr: SocketAddr, dir: &Path) -> Command {
         let mut cmd = Command::new(bin);
         cmd.arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--protected-mode", "no"])
+            .arg(addr.port().to_string())
+            .arg("--bind")
+            .arg(addr.ip().to_string())
+            .args(["--protected-mode", "no"])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .args(["--save", "", "--daemonize", "no"])
             .arg("--dir")
@@ -36,12 +38,12 @@ impl FaultBackend for Redis {
     }
 
     /// It answers `PING` (not `-LOADING` while it replays the AOF).
-    fn server_ready(port: u16) -> bool {
-        ping(port)
+    fn server_ready(addr: SocketAddr) -> bool {
+        ping(addr)
     }
 
-    fn server_url(port: u16) -> String {
-        format!("redis://127.0.0.1:{port}/0")
+    fn server_url(addr: SocketAddr) -> String {
+        format!("redis://{addr}/0")
     }
 
     /// The shared server's URL and the prefix (`redis-cli` runs per call).
@@ -111,9 +113,8 @@ fn delete_prefix(url: &str, key_prefix: &str) {
     }
 }
 
-/// Whether a server on `port` answers `PING` with `+PONG` (not `-LOADING`).
-fn ping(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+/// Whether a server on `addr` answers `PING` with `+PONG` (not `-LOADING`).
+fn ping(addr: SocketAddr) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::super::{ChildGuard, FaultBackend, PrivateServer, tail};
 use super::checker::{Fault, Target};
+use super::network::Network;
 use crate::support::repo_root;
 
 /// One `multiagents run` process, tagged `i<n>` (its ledger entries say so).
@@ -17,6 +18,8 @@ struct Instance {
     tag: String,
     config: PathBuf,
     log: PathBuf,
+    /// Its network namespace, where the run plays partitions.
+    netns: Option<String>,
     process: ChildGuard,
 }
 
@@ -29,6 +32,9 @@ pub(super) enum Action {
     Pause(usize, Duration),
     /// `kill -9` the server, start it again after that long.
     RestartBroker(Duration),
+    /// Cut instance `n % N` off the network for that long, then join it
+    /// again (only with a [`Network`]).
+    Partition(usize, Duration),
     /// Nothing, for that long.
     Wait(Duration),
 }
@@ -58,13 +64,18 @@ pub(super) struct Cluster {
     server: Option<Box<dyn Server>>,
     instances: Vec<Instance>,
     faults: Vec<Fault>,
+    /// Where partitions are played; `None`: they are skipped. Last, so it
+    /// is deleted after the instances in it are killed.
+    network: Option<Network>,
 }
 
 impl Cluster {
-    /// Starts `n` instances; instance `i<k>`'s config is `config(tag)`,
-    /// written in `dir` with its log.
+    /// Starts `n` instances, each in a namespace of `network` when there is
+    /// one; instance `i<k>`'s config is `config(tag)`, written in `dir`
+    /// with its log.
     pub(super) fn start(
         server: Option<Box<dyn Server>>,
+        mut network: Option<Network>,
         dir: &Path,
         n: usize,
         config: impl Fn(&str) -> String,
@@ -75,11 +86,13 @@ impl Cluster {
                 let path = dir.join(format!("{tag}.toml"));
                 std::fs::write(&path, config(&tag)).expect("write instance config");
                 let log = dir.join(format!("{tag}.log"));
-                let process = spawn(&tag, &path, &log, 0);
+                let netns = network.as_mut().map(|net| net.join(k));
+                let process = spawn(&tag, &path, &log, netns.as_deref(), 0);
                 Instance {
                     tag,
                     config: path,
                     log,
+                    netns,
                     process,
                 }
             })
@@ -88,7 +101,13 @@ impl Cluster {
             server,
             instances,
             faults: Vec::new(),
+            network,
         }
+    }
+
+    /// Whether partitions are played.
+    pub(super) fn partitions(&self) -> bool {
+        self.network.is_some()
     }
 
     /// The faults played so far.
@@ -125,7 +144,7 @@ impl Cluster {
                 });
                 std::thread::sleep(down);
                 let served = count(&i.log, SERVING);
-                i.process = spawn(&i.tag, &i.config, &i.log, served);
+                i.process = spawn(&i.tag, &i.config, &i.log, i.netns.as_deref(), served);
             }
             Action::Pause(k, long) => {
                 let i = &mut self.instances[k % n];
@@ -152,6 +171,22 @@ impl Cluster {
                 self.faults.push(Fault {
                     what: "server kill -9 and restart",
                     target: Target::Broker,
+                    from_ms,
+                    to_ms: now_ms(),
+                });
+            }
+            Action::Partition(k, long) => {
+                let i = &self.instances[k % n];
+                let (Some(network), Some(ns)) = (self.network.as_ref(), i.netns.as_deref()) else {
+                    return;
+                };
+                let from_ms = now_ms();
+                network.cut(ns);
+                std::thread::sleep(long);
+                network.heal(ns);
+                self.faults.push(Fault {
+                    what: "partition",
+                    target: Target::Instance(i.tag.clone()),
                     from_ms,
                     to_ms: now_ms(),
                 });
@@ -206,14 +241,22 @@ const REVOKED: &str = "kafka: partitions revoked by a rebalance";
 /// What an instance logs once it serves.
 const SERVING: &str = "serving ";
 
-/// `multiagents run --config <config>`, output appended to `log`; returns
-/// once the log holds more than `served` lines saying it serves. The binary
-/// is this build's, or `MULTIAGENTS_CHAOS_BIN` (e.g. a release build, for
-/// the scaling figures).
-fn spawn(tag: &str, config: &Path, log: &Path, served: usize) -> ChildGuard {
+/// `multiagents run --config <config>`, in network namespace `netns` when
+/// given (`ip netns exec` execs it: the pid is the instance's), output
+/// appended to `log`; returns once the log holds more than `served` lines
+/// saying it serves. The binary is this build's, or `MULTIAGENTS_CHAOS_BIN`
+/// (e.g. a release build, for the scaling figures).
+fn spawn(tag: &str, config: &Path, log: &Path, netns: Option<&str>, served: usize) -> ChildGuard {
     let bin = std::env::var_os("MULTIAGENTS_CHAOS_BIN")
         .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_multiagents")), PathBuf::from);
-    let mut cmd = Command::new(bin);
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns]).arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    };
     cmd.arg("run")
         .arg("--config")
         .arg(config)

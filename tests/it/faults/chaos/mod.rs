@@ -2,7 +2,8 @@
 //! one backend, W workflows driven through the load-test engine, and a
 //! schedule of faults played meanwhile: `kill -9` and restart of an
 //! instance, `SIGSTOP` of one past its ack timeout, `kill -9` and restart
-//! of the server. Every step's side effect is an entry in an idempotency
+//! of the server, and (as root, on a private server) a network partition
+//! of one instance past its ack timeout. Every step's side effect is an entry in an idempotency
 //! ledger (the `ledger` worker, in worker state); the [`checker`] reads the
 //! whole history and fails the run on any lost, stuck, wrongly ended,
 //! out-of-order or unexplained doubly applied transaction.
@@ -19,10 +20,12 @@
 //! |---|---|
 //! | this file | the test: config, run, evidence |
 //! | [`cluster`] | the processes and the fault schedule |
+//! | [`network`] | the namespaces and bridge partitions are played on |
 //! | [`checker`] | the history checker (pure, unit-tested) |
 
 mod checker;
 mod cluster;
+mod network;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -40,6 +43,7 @@ use super::{FaultBackend, PrivateServer};
 use crate::support::{temp_dir, wasm};
 use checker::{End, Entry};
 use cluster::{Action, Cluster, Server};
+use network::Network;
 
 /// Size of a run: from the environment, else CI's shortened run.
 struct Size {
@@ -98,6 +102,11 @@ fn cycle() -> Vec<Action> {
         Action::Pause(0, ms(3500)),
         Action::Wait(ms(500)),
         Action::RestartBroker(s(1)),
+        Action::Wait(s(1)),
+        // Past the ack timeout too, but the instance runs on: its steps
+        // finish and their results wait for the link (skipped without a
+        // network of the harness's making).
+        Action::Partition(1, ms(4000)),
         Action::Wait(s(1)),
     ]
 }
@@ -206,32 +215,48 @@ async fn a_kafka_only_cluster_under_kills_and_pauses_loses_nothing() {
         "kafka",
         &url,
         None,
+        None,
         &temp_dir("chaos-kafka"),
         Size::from_env().faults,
     )
     .await;
 }
 
-/// A run on a private server of `B`, restarted by the schedule.
+/// A run on a private server of `B`, restarted by the schedule. With
+/// faults, the server listens on a bridge of the run's own making where
+/// this machine allows one, and the instances run in namespaces on it
+/// (partitions); else on the loopback address.
 async fn on_private_server<B: FaultBackend + Send + 'static>(faults: bool) {
     let Some(bin) = backend_url(B::BIN_VAR) else {
         return;
     };
     let dir = temp_dir(&format!("chaos-{}", B::NAME));
-    let server = PrivateServer::<B>::start(Path::new(&bin), &dir);
+    let network = if faults { Network::create() } else { None };
+    let server = match &network {
+        Some(net) => PrivateServer::<B>::start_on(Path::new(&bin), &dir, net.host().into()),
+        None => PrivateServer::<B>::start(Path::new(&bin), &dir),
+    };
     let url = server.url();
-    chaos(B::NAME, &url, Some(Box::new(server)), &dir, faults).await;
+    chaos(B::NAME, &url, Some(Box::new(server)), network, &dir, faults).await;
 }
 
 /// The run: instances on `url`, the schedule (server restarts only with a
-/// `server`), the load, the checker.
-async fn chaos(name: &str, url: &str, server: Option<Box<dyn Server>>, dir: &Path, faults: bool) {
+/// `server`, partitions only with a `network`), the load, the checker.
+async fn chaos(
+    name: &str,
+    url: &str,
+    server: Option<Box<dyn Server>>,
+    network: Option<Network>,
+    dir: &Path,
+    faults: bool,
+) {
     let size = Size {
         faults,
         ..Size::from_env()
     };
     let restarts = server.is_some();
-    let mut cluster = Cluster::start(server, dir, size.instances, |tag| config_text(url, tag));
+    let mut cluster = Cluster::start(server, network, dir, size.instances, |tag| config_text(url, tag));
+    let partitions = cluster.partitions();
     let config = Config::from_toml_str(&config_text(url, "client"), None).expect("config");
     let client = Runtime::builder_from_config(&config)
         .expect("client")
@@ -323,7 +348,7 @@ async fn chaos(name: &str, url: &str, server: Option<Box<dyn Server>>, dir: &Pat
     let kinds = |what: &str| faults.iter().filter(|f| f.what.starts_with(what)).count();
     eprintln!(
         "chaos {name}: {} instances, {} workflows at {}/s: {} refused while the server was down ({} of them ran); \
-         faults: {} kill -9, {} SIGSTOP, {} server restarts ({} rebalances); {late} final only after the \
+         faults: {} kill -9, {} SIGSTOP, {} server restarts, {} partitions ({} rebalances); {late} final only after the \
          load test's 180 s; all final {:.1?} after the start; \
          {:.0} workflows/s, latency p50 {:.1?} p99 {:.1?}\n{}",
         size.instances,
@@ -334,6 +359,7 @@ async fn chaos(name: &str, url: &str, server: Option<Box<dyn Server>>, dir: &Pat
         kinds("kill"),
         kinds("SIGSTOP"),
         kinds("server"),
+        kinds("partition"),
         kinds("rebalance"),
         started.elapsed(),
         report.throughput,
@@ -364,10 +390,10 @@ async fn chaos(name: &str, url: &str, server: Option<Box<dyn Server>>, dir: &Pat
         verdict.compensated > 0,
         "no saga failed: the compensations went unchecked"
     );
-    let kinds_played = ["kill", "SIGSTOP", "server"];
+    let kinds_played = ["kill", "SIGSTOP", "server", "partition"];
     for what in kinds_played
         .iter()
-        .filter(|w| size.faults && (restarts || **w != "server"))
+        .filter(|w| size.faults && (restarts || **w != "server") && (partitions || **w != "partition"))
     {
         assert!(kinds(what) > 0, "the run ended before a {what} fault was played");
     }
