@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use multiagents_core::Result;
@@ -83,8 +84,17 @@ impl ConsumerContext for Context {
 }
 
 /// A group member whose close (blocking until the group lets it go) runs
-/// on a blocking thread, whoever drops it last.
+/// on a blocking thread, whoever drops it last, bounded by [`CLOSE_WAIT`].
 pub(crate) struct Member(Option<StreamConsumer<Context>>);
+
+/// How long a dropped member's blocking task waits for its consumer to
+/// leave the group. rdkafka's drop of a group consumer polls until the
+/// close is done, without a bound; after a Tansu broker restart it never
+/// was (the broker-restart fault test hung in the tokio runtime's drop,
+/// which waits for its blocking tasks). Past this the close goes on in a
+/// thread of its own, and the group drops the member after its session
+/// timeout.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl Deref for Member {
     type Target = StreamConsumer<Context>;
@@ -101,10 +111,37 @@ impl Drop for Member {
         if let Some(consumer) = self.0.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(handle) => {
-                    handle.spawn_blocking(move || drop(consumer));
+                    handle.spawn_blocking(move || close(consumer, CLOSE_WAIT));
                 }
-                Err(_) => drop(consumer),
+                Err(_) => close(consumer, CLOSE_WAIT),
             }
+        }
+    }
+}
+
+/// Drops `consumer` (it leaves its group) in a thread of its own, and
+/// waits for that at most `wait`.
+fn close<T: Send + 'static>(consumer: T, wait: Duration) {
+    let (done, closed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = done.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            if closed.recv_timeout(wait).is_err() {
+                tracing::warn!(
+                    ?wait,
+                    "kafka: a consumer did not leave its group in time; \
+                    it goes on closing in the background (the group drops it after its session timeout)"
+                );
+            }
+        }
+        // The closure, and the consumer in it, were dropped here.
+        Err(e) => {
+            tracing::warn!(error = %e, "kafka: no thread to close a consumer in; it was closed in place")
         }
     }
 }
@@ -200,7 +237,7 @@ pub(crate) struct Reading {
 
 /// How often librdkafka reports a consumer's statistics (the fetched high
 /// watermarks queue depths use): depths are at most this old.
-const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Joins `group` on `topics` and reads into a channel of `max_in_flight`.
 /// The reader stops when the receiver is dropped or `closed` fires.
@@ -303,7 +340,7 @@ impl Reader {
                         // Transient (a broker restarting, a rebalance):
                         // librdkafka recovers by itself. Say so, go on.
                         tracing::warn!(error = %e, "kafka: consuming");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
                 // A slot freed: hand out what waits, or resume (the permit
@@ -381,5 +418,57 @@ impl Reader {
             sent = self.tx.send(Ok(received)) => sent.is_ok(),
             () = closed.cancelled() => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Stands for a consumer whose drop blocks until `release` is set.
+    struct Stuck(Arc<AtomicBool>, Arc<AtomicBool>);
+
+    impl Drop for Stuck {
+        fn drop(&mut self) {
+            while !self.0.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_close_that_never_finishes_is_waited_for_only_so_long() {
+        let (release, dropped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let started = Instant::now();
+        close(
+            Stuck(release.clone(), dropped.clone()),
+            Duration::from_millis(200),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(!dropped.load(Ordering::SeqCst), "still closing in its own thread");
+        release.store(true, Ordering::SeqCst);
+        let end = Instant::now() + Duration::from_secs(5);
+        while !dropped.load(Ordering::SeqCst) {
+            assert!(Instant::now() < end, "the close never finished once released");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_quick_close_is_done_when_close_returns() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        close(
+            Stuck(Arc::new(AtomicBool::new(true)), dropped.clone()),
+            Duration::from_secs(30),
+        );
+        assert!(dropped.load(Ordering::SeqCst));
     }
 }
