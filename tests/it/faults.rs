@@ -20,9 +20,11 @@
 //! up` writes all four), how to start one and when it is ready, its URL
 //! options. Without the variables the tests skip visibly (a failure with
 //! `MULTIAGENTS_REQUIRE_BACKENDS=1`).
-#![cfg(any(feature = "redis", feature = "nats"))]
+#![cfg(any(feature = "redis", feature = "nats", feature = "kafka"))]
 
 mod chaos;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "nats")]
 mod nats;
 mod process_kill;

@@ -17,6 +17,8 @@ use multiagents::orchestrator::{SagaStatus, TransactionId};
 use multiagents_core::conformance::backend_url;
 use serde_json::json;
 
+#[cfg(feature = "kafka")]
+use super::kafka::{Kafka, S3_VAR};
 #[cfg(feature = "nats")]
 use super::nats::Nats;
 #[cfg(feature = "redis")]
@@ -29,12 +31,24 @@ const UP: u8 = 0;
 const DOWN: u8 = 1;
 const RESTARTED: u8 = 2;
 
-/// At least this many submissions in all.
-const SUBMISSIONS: usize = 300;
-/// Accepted before the kill.
-const BEFORE_KILL: usize = 100;
-/// Accepted after the restart (proves the same runtime submits again).
-const AFTER_RESTART: usize = 50;
+/// How many submissions a run makes.
+#[derive(Clone, Copy)]
+struct Scale {
+    /// At least this many submissions in all.
+    submissions: usize,
+    /// Accepted before the kill.
+    before_kill: usize,
+    /// Accepted after the restart (proves the same runtime submits again).
+    after_restart: usize,
+}
+
+/// Redis and NATS: a few hundred submissions, one every 10 ms.
+const FULL: Scale = Scale {
+    submissions: 300,
+    before_kill: 100,
+    after_restart: 50,
+};
+
 /// The submitter gives up after this long.
 const SUBMIT_FOR: Duration = Duration::from_secs(90);
 
@@ -61,18 +75,41 @@ async fn runtime_on<B: FaultBackend>(server: &PrivateServer<B>, journal: &Journa
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_mid_run_loses_no_accepted_transaction() {
-    killed_and_restarted_mid_run::<Redis>().await;
+    killed_and_restarted_mid_run::<Redis>(FULL).await;
 }
 
 #[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_killed_and_restarted_mid_run_loses_no_accepted_transaction() {
-    killed_and_restarted_mid_run::<Nats>().await;
+    killed_and_restarted_mid_run::<Nats>(FULL).await;
+}
+
+/// Kafka-only, on a private Tansu keeping its data in S3 (`S3_URL`; with
+/// its memory storage a restart would lose every topic and offset). Fewer
+/// submissions: every store write is a record Tansu stores in S3 (moto,
+/// over HTTP) and the store reads back, so one `execute` takes ~300 ms.
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_killed_and_restarted_mid_run_loses_no_accepted_transaction() {
+    if backend_url(S3_VAR).is_none() {
+        return;
+    }
+    let scale = Scale {
+        submissions: 60,
+        before_kill: 20,
+        after_restart: 10,
+    };
+    killed_and_restarted_mid_run::<Kafka>(scale).await;
 }
 
 /// The server of `B` is killed mid-run and restarted after 1 s; the same
 /// runtime accepts transactions again, and every accepted one completes.
-async fn killed_and_restarted_mid_run<B: FaultBackend>() {
+async fn killed_and_restarted_mid_run<B: FaultBackend>(scale: Scale) {
+    let Scale {
+        submissions,
+        before_kill,
+        after_restart: wanted_after_restart,
+    } = scale;
     let Some(bin) = backend_url(B::BIN_VAR) else {
         return;
     };
@@ -83,7 +120,7 @@ async fn killed_and_restarted_mid_run<B: FaultBackend>() {
     let runtime = runtime_on(&server, &journal).await;
 
     // The submitter: one `execute` every 10 ms, each bounded, until it has
-    // made SUBMISSIONS calls and AFTER_RESTART were accepted after the
+    // made `submissions` calls and `after_restart` were accepted after the
     // restart (or SUBMIT_FOR passed); records which were accepted and in
     // which server phase each call started.
     let phase = Arc::new(AtomicU8::new(UP));
@@ -103,7 +140,7 @@ async fn killed_and_restarted_mid_run<B: FaultBackend>() {
             let mut i = 0usize;
             let end = Instant::now() + SUBMIT_FOR;
             while Instant::now() < end
-                && (i < SUBMISSIONS || after_restart.load(Ordering::Acquire) < AFTER_RESTART)
+                && (i < submissions || after_restart.load(Ordering::Acquire) < wanted_after_restart)
             {
                 let at = phase.load(Ordering::Acquire);
                 let call = runtime.execute("abc", json!({ "i": i }));
@@ -131,10 +168,10 @@ async fn killed_and_restarted_mid_run<B: FaultBackend>() {
     };
 
     let end = Instant::now() + Duration::from_secs(30);
-    while accepted_count.load(Ordering::Acquire) < BEFORE_KILL {
+    while accepted_count.load(Ordering::Acquire) < before_kill {
         assert!(
             Instant::now() < end,
-            "only {} of {BEFORE_KILL} submissions accepted in 30 s before the kill",
+            "only {} of {before_kill} submissions accepted in 30 s before the kill",
             accepted_count.load(Ordering::Acquire)
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -154,7 +191,7 @@ async fn killed_and_restarted_mid_run<B: FaultBackend>() {
             .expect("submitter task");
     // The same runtime (no new one is built) submits again: it reconnected.
     assert!(
-        after_restart.load(Ordering::Acquire) >= AFTER_RESTART,
+        after_restart.load(Ordering::Acquire) >= wanted_after_restart,
         "the runtime accepted only {} transactions after the restart within {SUBMIT_FOR:?}; \
          last refusal: {:?}",
         after_restart.load(Ordering::Acquire),
