@@ -34,6 +34,7 @@
 //! | `blocking` | librdkafka's blocking calls (metadata, watermarks), off the async threads |
 //! | [`config`] | [`KafkaConfig`]: brokers, prefix, tunables, librdkafka options (secrets never shown) |
 //! | `client` | building librdkafka clients with the settings the guarantees rest on |
+//! | `closing` | closing group consumers off the async threads, waited for at most 10 s |
 //! | `error` | the one mapping from rdkafka errors to core error kinds |
 //! | `headers` | record headers, built for a produce and read back |
 //! | `names` | every topic, group and header name |
@@ -67,6 +68,7 @@
 mod backend;
 mod blocking;
 mod client;
+mod closing;
 pub mod config;
 mod error;
 mod headers;

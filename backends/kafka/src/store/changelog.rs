@@ -156,7 +156,7 @@ pub(crate) fn follow(
     closed: CancellationToken,
 ) -> Result<Progress> {
     let partitions = view.read().map(|v| v.partitions()).unwrap_or(1);
-    let consumer = crate::client::plain_consumer(config)?;
+    let consumer = crate::closing::Closing::new(crate::client::plain_consumer(config)?);
     let mut list = TopicPartitionList::new();
     for p in 0..partitions {
         list.add_partition_offset(topic, p, Offset::Beginning)

@@ -307,13 +307,13 @@ fn rand_nanos() -> u32 {
 /// The partitions of the changelog and of the requests topic.
 async fn partition_counts(config: &KafkaConfig, changelog: &str, requests: &str) -> Result<(i32, i32)> {
     const OP: &str = "kafka.store.open";
-    let consumer = crate::client::plain_consumer(config)?;
+    let consumer = crate::closing::Closing::new(crate::client::plain_consumer(config)?);
     let (topics, timeout) = (
         vec![changelog.to_string(), requests.to_string()],
         config.request_timeout,
     );
     let counts = crate::blocking::off_runtime(OP, move || {
-        crate::blocking::partition_counts(&consumer, &topics, timeout, OP)
+        crate::blocking::partition_counts(&*consumer, &topics, timeout, OP)
     })
     .await?;
     let count = |i: usize, topic: &str| {

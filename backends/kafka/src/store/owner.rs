@@ -150,6 +150,7 @@ pub(crate) fn serve(core: &Arc<Core>, owned: &Arc<Owned>, member: &str) -> Resul
     };
     let consumer: StreamConsumer<Context> =
         crate::client::queue_consumer(&core.config, &core.group, context, None)?;
+    let consumer = crate::closing::Closing::new(consumer);
     consumer
         .subscribe(&[&core.requests])
         .map_err(|e| crate::error::kafka("kafka.store.join", e).with_context("group", core.group.clone()))?;

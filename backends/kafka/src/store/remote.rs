@@ -45,7 +45,7 @@ impl Remote {
     /// Creating or assigning the reader.
     pub(crate) fn start(core: &Arc<Core>, member: &str) -> Result<Remote> {
         let reply_partition = super::record::partition_of(member, core.partitions);
-        let consumer = crate::client::plain_consumer(&core.config)?;
+        let consumer = crate::closing::Closing::new(crate::client::plain_consumer(&core.config)?);
         let mut list = TopicPartitionList::new();
         // From the beginning (the topic keeps an hour): a reader placed at
         // the end could miss a reply produced before the end was resolved.

@@ -17,13 +17,13 @@ use super::Shared;
 pub(super) async fn subscribe(shared: &Arc<Shared>, topics: Vec<String>) -> Result<Subscription> {
     const OP: &str = "kafka.subscribe";
     let consumer: StreamConsumer = crate::client::plain_consumer(&shared.config)?;
-    let consumer = Arc::new(consumer);
+    let consumer = Arc::new(crate::closing::Closing::new(consumer));
     let timeout = shared.config.request_timeout;
     let c = consumer.clone();
     let assignment = crate::blocking::off_runtime(OP, move || {
         let mut list = TopicPartitionList::new();
         for topic in &topics {
-            for (p, _, high) in crate::blocking::watermarks(&*c, topic, timeout, OP)? {
+            for (p, _, high) in crate::blocking::watermarks(&**c, topic, timeout, OP)? {
                 list.add_partition_offset(topic, p, Offset::Offset(high))
                     .map_err(|e| crate::error::kafka(OP, e))?;
             }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use multiagents_core::transport::DeadLetter;
 use multiagents_core::{Envelope, Result, validate};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -34,12 +34,12 @@ impl KafkaTransport {
         let shared = &self.shared;
         let kafka_topic = shared.names.dead_letters(topic);
         shared.topics.ensure_ordered(&[&kafka_topic]).await?;
-        let consumer: StreamConsumer = crate::client::plain_consumer(&shared.config)?;
+        let consumer = crate::closing::Closing::new(crate::client::plain_consumer(&shared.config)?);
         let timeout = shared.config.request_timeout;
         let (consumer, ends) = crate::blocking::off_runtime(OP, move || {
             let mut ends = Vec::new();
             let mut list = TopicPartitionList::new();
-            for (p, low, high) in crate::blocking::watermarks(&consumer, &kafka_topic, timeout, OP)? {
+            for (p, low, high) in crate::blocking::watermarks(&*consumer, &kafka_topic, timeout, OP)? {
                 if high > low {
                     ends.push((p, high));
                     list.add_partition_offset(&kafka_topic, p, Offset::Offset(low))

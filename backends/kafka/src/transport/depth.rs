@@ -62,8 +62,10 @@ impl Drop for Inspector {
     fn drop(&mut self) {
         if let Some(client) = self.0.take() {
             match tokio::runtime::Handle::try_current() {
-                Ok(handle) => drop(handle.spawn_blocking(move || drop(client))),
-                Err(_) => drop(client),
+                Ok(handle) => drop(
+                    handle.spawn_blocking(move || crate::closing::close(client, crate::closing::CLOSE_WAIT)),
+                ),
+                Err(_) => crate::closing::close(client, crate::closing::CLOSE_WAIT),
             }
         }
     }

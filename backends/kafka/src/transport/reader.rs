@@ -17,7 +17,6 @@
 //!   the reader, or a ticket still publishing a copy.
 
 use std::collections::VecDeque;
-use std::ops::Deref;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -31,6 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::tracker::Tracker;
+use crate::closing::Closing;
 use crate::config::KafkaConfig;
 
 /// The consumer context: keeps the [`Tracker`] in step with rebalances,
@@ -83,68 +83,9 @@ impl ConsumerContext for Context {
     }
 }
 
-/// A group member whose close (blocking until the group lets it go) runs
-/// on a blocking thread, whoever drops it last, bounded by [`CLOSE_WAIT`].
-pub(crate) struct Member(Option<StreamConsumer<Context>>);
-
-/// How long a dropped member's blocking task waits for its consumer to
-/// leave the group. rdkafka's drop of a group consumer polls until the
-/// close is done, without a bound; after a Tansu broker restart it never
-/// was (the broker-restart fault test hung in the tokio runtime's drop,
-/// which waits for its blocking tasks). Past this the close goes on in a
-/// thread of its own, and the group drops the member after its session
-/// timeout.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
-
-impl Deref for Member {
-    type Target = StreamConsumer<Context>;
-    fn deref(&self) -> &Self::Target {
-        match &self.0 {
-            Some(c) => c,
-            None => unreachable!("taken only in drop"),
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        if let Some(consumer) = self.0.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn_blocking(move || close(consumer, CLOSE_WAIT));
-                }
-                Err(_) => close(consumer, CLOSE_WAIT),
-            }
-        }
-    }
-}
-
-/// Drops `consumer` (it leaves its group) in a thread of its own, and
-/// waits for that at most `wait`.
-fn close<T: Send + 'static>(consumer: T, wait: Duration) {
-    let (done, closed) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("kafka-close".into())
-        .spawn(move || {
-            drop(consumer);
-            let _ = done.send(());
-        });
-    match spawned {
-        Ok(_) => {
-            if closed.recv_timeout(wait).is_err() {
-                tracing::warn!(
-                    ?wait,
-                    "kafka: a consumer did not leave its group in time; \
-                    it goes on closing in the background (the group drops it after its session timeout)"
-                );
-            }
-        }
-        // The closure, and the consumer in it, were dropped here.
-        Err(e) => {
-            tracing::warn!(error = %e, "kafka: no thread to close a consumer in; it was closed in place")
-        }
-    }
-}
+/// A group member, closed (bounded) off the async threads whoever drops
+/// it last.
+pub(crate) type Member = Closing<StreamConsumer<Context>>;
 
 /// One record read, with what settles it.
 pub(crate) struct Received {
@@ -262,7 +203,7 @@ pub(crate) fn start(
     consumer
         .subscribe(topics)
         .map_err(|e| crate::error::kafka("kafka.subscribe", e).with_context("group", group))?;
-    let member = Arc::new(Member(Some(consumer)));
+    let member = Arc::new(Closing::new(consumer));
     let slots = Arc::new(Semaphore::new(max_in_flight.clamp(1, Semaphore::MAX_PERMITS)));
     let (tx, rx) = mpsc::channel(max_in_flight.clamp(1, 4096));
     let reader = Reader {
@@ -418,57 +359,5 @@ impl Reader {
             sent = self.tx.send(Ok(received)) => sent.is_ok(),
             () = closed.cancelled() => false,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Instant;
-
-    use super::*;
-
-    /// Stands for a consumer whose drop blocks until `release` is set.
-    struct Stuck(Arc<AtomicBool>, Arc<AtomicBool>);
-
-    impl Drop for Stuck {
-        fn drop(&mut self) {
-            while !self.0.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            self.1.store(true, Ordering::SeqCst);
-        }
-    }
-
-    #[test]
-    fn a_close_that_never_finishes_is_waited_for_only_so_long() {
-        let (release, dropped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-        let started = Instant::now();
-        close(
-            Stuck(release.clone(), dropped.clone()),
-            Duration::from_millis(200),
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
-        assert!(!dropped.load(Ordering::SeqCst), "still closing in its own thread");
-        release.store(true, Ordering::SeqCst);
-        let end = Instant::now() + Duration::from_secs(5);
-        while !dropped.load(Ordering::SeqCst) {
-            assert!(Instant::now() < end, "the close never finished once released");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    #[test]
-    fn a_quick_close_is_done_when_close_returns() {
-        let dropped = Arc::new(AtomicBool::new(false));
-        close(
-            Stuck(Arc::new(AtomicBool::new(true)), dropped.clone()),
-            Duration::from_secs(30),
-        );
-        assert!(dropped.load(Ordering::SeqCst));
     }
 }
