@@ -8,8 +8,9 @@
 #
 # scripts/test.sh runs `up` and exports the variables of $SERVICES_DIR/env to cargo.
 #
-# Services managed today: Redis, NATS (with JetStream), and a Kafka-protocol broker
-# (Tansu; Apache Kafka itself needs a JVM and is not packaged for Debian or PyPI).
+# Services managed today: Redis, NATS (with JetStream), a Kafka-protocol broker (Tansu;
+# Apache Kafka itself needs a JVM and is not packaged for Debian or PyPI), and an S3 server
+# (moto's) that private Tansu brokers of the fault tests keep their data in.
 #
 # Environment (all optional):
 #   SERVICES_DIR   state folder: pid files, logs/, per-service data, the env file
@@ -18,6 +19,7 @@
 #   REDIS_PORT     6379
 #   NATS_PORT      4222
 #   KAFKA_PORT     9092
+#   S3_PORT        9095
 #   WAIT_SECS      30   how long to wait for a server to answer
 #
 # The env file ($SERVICES_DIR/env, KEY=VALUE lines, sourceable by sh):
@@ -29,7 +31,7 @@
 #                  their own server)
 #   KAFKA_URL=kafka://127.0.0.1:<port>
 #   KAFKA_BROKER_BIN=<absolute path of tansu>
-#   S3_URL=http://127.0.0.1:<port>
+#   S3_URL=http://127.0.0.1:<port>  (moto checks no credentials)
 #
 # Installing Redis needs root: it runs apt-get directly as root, through `sudo -n`
 # otherwise (passwordless sudo), and fails with a clear message when neither is possible.
@@ -55,7 +57,7 @@
 #   NAME_probe      exit 0 iff something answers the protocol on the configured port
 #                   (must work even when NAME_install has not run: `status`)
 #   NAME_command    print nothing; fill the array CMD with the foreground command line
-#   NAME_exe_ok     EXE: exit 0 iff /proc/<pid>/exe EXE is this server's binary
+#   NAME_exe_ok     EXE PID: exit 0 iff /proc/<pid>/exe EXE is this server's binary
 #   NAME_addr       print the address, for messages
 #   NAME_env        print the env-file lines
 set -euo pipefail
@@ -127,7 +129,7 @@ pip_install() { # SPEC DIR BIN [DEPS]
     log "pip install $spec into $dir (log: $plog)"
     rm -rf "$tmp"
     PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
-            --no-warn-script-location "${deps[@]}" --target "$tmp" "$spec" \
+            --no-warn-script-location ${deps[@]+"${deps[@]}"} --target "$tmp" "$spec" \
             >>"$plog" 2>&1 9>&- \
         || { rm -rf "$tmp"; tail -n 20 "$plog" >&2; die "pip install $spec failed (log: $plog)"; }
     [ -x "$tmp/$bin" ] \
@@ -150,7 +152,7 @@ is_ours() { # NAME PID
     local exe
     alive "$2" || return 1
     exe=$(readlink "/proc/$2/exe" 2>/dev/null) || return 1
-    "$1"_exe_ok "$exe"
+    "$1"_exe_ok "$exe" "$2"
 }
 
 # ------------------------------------------------------------------ redis
@@ -305,8 +307,12 @@ s3_command() {
          -H 127.0.0.1 -p "$S3_PORT")
 }
 
-# moto runs in python3: the pid's executable is the interpreter.
-s3_exe_ok() { case "$1" in *python3*) return 0 ;; *) return 1 ;; esac; }
+# moto runs in python3: the pid's executable is the interpreter, and its command line
+# names moto.server.
+s3_exe_ok() { # EXE PID
+    case "$1" in *python3*) ;; *) return 1 ;; esac
+    tr '\0' ' ' <"/proc/$2/cmdline" 2>/dev/null | grep -q moto.server
+}
 s3_addr() { echo "127.0.0.1:$S3_PORT"; }
 s3_env() { echo "S3_URL=http://127.0.0.1:$S3_PORT"; }
 
@@ -360,7 +366,7 @@ svc_stop() { # NAME -> 0 stopped/nothing to do, 1 could not kill
         log "$name (pid $pid) was not running"; rm -f "$pidf"; return 0
     fi
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-    if ! "$name"_exe_ok "$exe"; then
+    if ! "$name"_exe_ok "$exe" "$pid"; then
         log "$name: pid $pid is '$exe', not $name; leaving it alone"; rm -f "$pidf"; return 0
     fi
     kill -TERM "$pid" 2>/dev/null || true

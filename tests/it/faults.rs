@@ -1,5 +1,5 @@
 //! Fault tests against real servers, once per backend (Redis with feature
-//! `redis`, NATS with feature `nats`). Each checks a history: every
+//! `redis`, NATS with feature `nats`, Kafka with feature `kafka`). Each checks a history: every
 //! transaction whose `execute` returned `Ok` (it was accepted) reaches a
 //! final state — none is lost — and, where a test says "once", no step ran
 //! twice.
@@ -14,11 +14,12 @@
 //! * [`split_work`]: two runtimes (own connections each) on one server
 //!   split 10 000 workflows, each step executed exactly once.
 //!
-//! What differs per backend is a [`FaultBackend`] ([`redis`], [`nats`]):
-//! the shared server's variable (`REDIS_URL`, `NATS_URL`), the binary for
-//! private servers (`REDIS_SERVER_BIN`, `NATS_SERVER_BIN`; `scripts/services.sh
-//! up` writes all four), how to start one and when it is ready, its URL
-//! options. Without the variables the tests skip visibly (a failure with
+//! What differs per backend is a [`FaultBackend`] ([`redis`], [`nats`],
+//! [`kafka`]): the shared server's variable (`REDIS_URL`, `NATS_URL`,
+//! `KAFKA_URL`), the binary for private servers (`REDIS_SERVER_BIN`,
+//! `NATS_SERVER_BIN`, `KAFKA_BROKER_BIN`, and `S3_URL` for the S3 server
+//! private Tansu brokers keep their data in; `scripts/services.sh up` writes
+//! them all), how to start one and when it is ready, its URL options. Without the variables the tests skip visibly (a failure with
 //! `MULTIAGENTS_REQUIRE_BACKENDS=1`).
 #![cfg(any(feature = "redis", feature = "nats", feature = "kafka"))]
 
@@ -57,8 +58,8 @@ trait FaultBackend {
     /// The URL option naming the namespace (keys, streams) of a test.
     const PREFIX_OPTION: &'static str;
     /// URL options under which deliveries held by a dead consumer come
-    /// back within seconds (ack timeout 2 s) and calls into a dead server
-    /// fail within seconds (connect 1 s, responses 2 s).
+    /// back within seconds and calls into a dead server fail within seconds
+    /// (on Redis and NATS: ack timeout 2 s, connect 1 s, responses 2 s).
     const SHORT_TIMEOUTS: &'static str;
 
     /// The command line of a private server listening on `addr` (only)

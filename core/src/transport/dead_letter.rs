@@ -70,9 +70,11 @@ pub type HookFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 ///
 /// Each call is bounded ([`DeadLetterHook::DEFAULT_TIMEOUT`], or
 /// [`with_timeout`](DeadLetterHook::with_timeout)): a call that has not
-/// finished by then fails with a retryable [`ErrorKind::Timeout`], so a hook
-/// stuck on a dead connection cannot hold the message (on Kafka, its
-/// partition's in-flight slot) for ever. A hook that keeps *failing* is
+/// finished by then fails with a retryable [`ErrorKind::Timeout`] and is
+/// called again, so one call stuck on a dead connection does not hold the
+/// message for ever (a hook that hangs on every call still does, a bound
+/// at a time; on Kafka with its partition's in-flight slot). A hook that
+/// keeps *failing* is
 /// called again and again, by design: giving up would drop what the hook
 /// exists to save (the orchestrator's hooks fail only while the transport
 /// cannot publish).

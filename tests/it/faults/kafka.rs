@@ -32,17 +32,28 @@ impl FaultBackend for Kafka {
     /// read again by the others); calls into a dead broker fail within 5 s.
     const SHORT_TIMEOUTS: &'static str = "session_timeout=6s&request_timeout=5s";
 
-    /// `tansu broker` on `addr`, its data in the bucket `tansu-<port>-<pid>`
-    /// of the S3 server at `S3_URL` (made here if it is not there yet: a
-    /// restart finds it). `dir` holds nothing: the data is in S3.
-    fn server_command(bin: &Path, addr: SocketAddr, _dir: &Path) -> Command {
+    /// `tansu broker` on `addr`, its data in a bucket of its own on the S3
+    /// server at `S3_URL`: made at the first start and named in
+    /// `dir/s3-bucket`, where a restart finds it again.
+    fn server_command(bin: &Path, addr: SocketAddr, dir: &Path) -> Command {
         let s3 = std::env::var(S3_VAR).unwrap_or_else(|_| {
             panic!(
                 "{S3_VAR} is not set: `scripts/services.sh up` starts the S3 server Tansu keeps its data in"
             )
         });
-        let bucket = format!("tansu-{}-{}", addr.port(), std::process::id());
-        make_bucket(&s3, &bucket);
+        let named = dir.join("s3-bucket");
+        let bucket = match std::fs::read_to_string(&named) {
+            Ok(bucket) => bucket,
+            Err(_) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                let bucket = format!("tansu-{}-{nanos}", std::process::id());
+                make_bucket(&s3, &bucket);
+                std::fs::write(&named, &bucket).expect("note the bucket's name");
+                bucket
+            }
+        };
         let listener = format!("tcp://{addr}");
         let mut cmd = Command::new(bin);
         cmd.args(["broker", "--listener-url", &listener])
@@ -88,8 +99,9 @@ impl FaultBackend for Kafka {
     fn clean_up(_base: &str, _prefix: &str) {}
 }
 
-/// `PUT /<bucket>` on the S3 server at `url` (`http://host:port`): made, or
-/// already there.
+/// `PUT /<bucket>` on the S3 server at `url` (`http://host:port`). The
+/// buckets are not deleted: a test's data is small, and moto's memory goes
+/// with `scripts/services.sh down`.
 fn make_bucket(url: &str, bucket: &str) {
     let host = url
         .strip_prefix("http://")
@@ -107,7 +119,7 @@ fn make_bucket(url: &str, bucket: &str) {
     let _ = s.read_to_string(&mut answer);
     let status = answer.split_whitespace().nth(1).unwrap_or_default();
     assert!(
-        status == "200" || answer.contains("BucketAlreadyOwnedByYou"),
+        status == "200",
         "the S3 server at {url} did not make bucket {bucket}:\n{answer}"
     );
 }

@@ -82,8 +82,8 @@ fn fails(tx: &str) -> bool {
     hash % FAIL_ONE_IN == 0
 }
 
-/// The fault schedule, one cycle: each kind of fault within ~10 s, so the
-/// CI run meets all three; repeated while submissions go on.
+/// The fault schedule, one cycle of about 25 s holding every kind of
+/// fault, so the CI run meets each; repeated while submissions go on.
 fn cycle() -> Vec<Action> {
     let s = Duration::from_secs;
     let ms = Duration::from_millis;
@@ -266,6 +266,9 @@ async fn chaos(
         .expect("client runtime");
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Should this test panic before it joins the schedule, the schedule
+    // ends its cycle and drops the cluster (instances, network) anyway.
+    let _stop_on_unwind = StopOnDrop(stop.clone());
     let schedule = {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -401,6 +404,15 @@ async fn chaos(
         .shutdown(Duration::from_secs(5))
         .await
         .expect("client shutdown");
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// How `tx`, not final when the load test gave up on it, stands now.
