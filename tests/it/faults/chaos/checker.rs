@@ -205,7 +205,11 @@ pub(super) fn check(
             continue;
         }
         if let Some(why) = contradiction(status, &applied) {
-            v.wrong.push(format!("{tx}: {why}"));
+            // Every effect, with who applied it when, for the forensics.
+            v.wrong.push(format!(
+                "{tx}: {why}; effects: {:?}",
+                applied.values().flatten().collect::<Vec<_>>()
+            ));
             continue;
         }
         if let Some(why) = disorder(status, &applied) {
