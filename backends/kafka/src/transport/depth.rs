@@ -32,6 +32,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use super::Shared;
 use super::tracker::{Seen, Tracker};
 use crate::blocking::{off_runtime, watermarks};
+use crate::closing::Closing;
 
 /// At most this many inspecting clients are kept (one per group asked
 /// about); past it, one is made for the question and closed after.
@@ -55,27 +56,8 @@ pub(crate) struct Depths {
 }
 
 /// A client asking about one group; closed (which blocks) off the async
-/// threads, whoever drops it last.
-pub(crate) struct Inspector(Option<BaseConsumer>);
-
-impl Drop for Inspector {
-    fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => drop(
-                    handle.spawn_blocking(move || crate::closing::close(client, crate::closing::CLOSE_WAIT)),
-                ),
-                Err(_) => crate::closing::close(client, crate::closing::CLOSE_WAIT),
-            }
-        }
-    }
-}
-
-impl Inspector {
-    fn client(&self) -> Option<&BaseConsumer> {
-        self.0.as_ref()
-    }
-}
+/// threads, whoever drops it last (see `closing`).
+pub(crate) type Inspector = Closing<BaseConsumer>;
 
 /// Marks a group as being asked about until dropped (with the blocking
 /// work that asks).
@@ -123,7 +105,7 @@ impl Depths {
         {
             return Ok(c);
         }
-        let made = Arc::new(Inspector(Some(crate::client::inspector(&shared.config, group)?)));
+        let made = Arc::new(Closing::new(crate::client::inspector(&shared.config, group)?));
         let mut kept = shared.depths.inspectors.lock().unwrap_or_else(|p| p.into_inner());
         if kept.len() < KEPT_INSPECTORS && !shared.closed.is_cancelled() {
             kept.insert(group.to_string(), made.clone());
@@ -180,9 +162,7 @@ pub(super) async fn queue_depth(
         let asking = asking;
         let shared = &asking.shared;
         let inspector = Depths::inspector(shared, &id)?;
-        let Some(client) = inspector.client() else {
-            return Ok((false, Vec::new()));
-        };
+        let client: &BaseConsumer = &inspector;
         let timeout = shared.config.request_timeout;
         let failed = |e| crate::error::kafka(OP, e).with_context("group", &id);
         let marks = watermarks(client, &name, timeout, OP)?;
