@@ -33,7 +33,7 @@ use crate::error::{ErrorKind, Result};
 use crate::profile::Op;
 use crate::trace;
 use crate::transport::{DeadLetterHook, Delivery};
-use crate::worker::CallInfo;
+use crate::worker::{CallInfo, Lease};
 
 /// How long an executor waits in place for a command's state write before
 /// it hands the command back.
@@ -286,7 +286,14 @@ pub(crate) fn orphaned(created_ms: u64) -> bool {
 }
 
 /// Awaits `work` while keeping `delivery` in progress every third of the
-/// transport's ack timeout (`ack_wait`; nothing to do when unknown).
+/// transport's ack timeout (`ack_wait`; nothing to do when unknown), under
+/// a [`Lease`] that lasts while the hold does: no other consumer takes the
+/// delivery over before an ack timeout after its receipt, or after a kept
+/// progress (counted from when it was asked). A worker call in `work` cannot write
+/// its state once the lease lapsed (a process frozen past the ack timeout
+/// wakes up to find its delivery taken over). A progress the backend
+/// could not answer is tried again at the next beat; one that finds the
+/// delivery gone ends the lease.
 pub(crate) async fn kept_in_progress<F: Future>(
     delivery: &Delivery,
     ack_wait: Option<Duration>,
@@ -295,7 +302,9 @@ pub(crate) async fn kept_in_progress<F: Future>(
     let Some(ack_wait) = ack_wait else {
         return work.await;
     };
+    let lease = Lease::new(delivery.received() + ack_wait, ack_wait);
     let beat = (ack_wait / 3).max(Duration::from_millis(10));
+    let work = lease.clone().scope(work);
     tokio::pin!(work);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -304,10 +313,18 @@ pub(crate) async fn kept_in_progress<F: Future>(
         tokio::select! {
             out = &mut work => return out,
             _ = ticker.tick(), if keeping => {
-                if let Err(e) = delivery.progress().await {
-                    // Expired already: the message is someone else's now.
-                    tracing::warn!(error = %e, "cannot keep a delivery in progress");
-                    keeping = false;
+                let asked = std::time::Instant::now();
+                match delivery.progress().await {
+                    Ok(()) => lease.renew(asked + ack_wait),
+                    Err(e) if e.is_retryable() => {
+                        tracing::warn!(error = %e, "cannot keep a delivery in progress; trying again");
+                    }
+                    Err(e) => {
+                        // Expired already: the message is someone else's now.
+                        tracing::warn!(error = %e, "cannot keep a delivery in progress; its lease ends");
+                        lease.lose();
+                        keeping = false;
+                    }
                 }
             }
         }
@@ -325,3 +342,7 @@ pub(crate) fn dead_letter_hook(shared: Arc<super::Shared>) -> DeadLetterHook {
         async move { s.fail_dead_letter(envelope, deliveries).await }
     })
 }
+
+#[cfg(test)]
+#[path = "lease_tests.rs"]
+mod lease_tests;

@@ -27,6 +27,7 @@ use super::executor::Ran;
 use super::messages::Command;
 use super::saga::Stage;
 use crate::scheduler::{Scheduler, millis};
+use crate::worker::Lease;
 
 impl Shared {
     /// Starts `cmd` in-process (its dispatch is written).
@@ -51,9 +52,19 @@ impl Shared {
     }
 
     async fn run_local(&self, cmd: &Command) {
-        let ran = match (&self.scheduler, cmd.guard_due_ms) {
-            (Some(sched), Some(due)) => self.renewing(sched.as_ref(), cmd, due, self.run(cmd)).await,
-            _ => self.run(cmd).await,
+        let slack = self.config.guard_slack;
+        let lease = cmd.guard_due_ms.map(|due| Lease::new(instant_of(due), slack));
+        let run = async {
+            match &lease {
+                Some(lease) => lease.clone().scope(self.run(cmd)).await,
+                None => self.run(cmd).await,
+            }
+        };
+        let ran = match (&self.scheduler, cmd.guard_due_ms, &lease) {
+            (Some(sched), Some(due), Some(lease)) => {
+                self.renewing(sched.as_ref(), cmd, due, lease, run).await
+            }
+            _ => run.await,
         };
         let outcome = match ran {
             Ran::Done(outcome) => outcome,
@@ -72,9 +83,18 @@ impl Shared {
 
     /// Awaits `run` while renewing the step's guard timer (due at `due`)
     /// every third of the guard slack, so that only a dead (or frozen)
-    /// runner's step is dispatched again. A renewal that finds the timer
-    /// moved (claimed, or the state went on) stops renewing.
-    async fn renewing<F: Future>(&self, sched: &dyn Scheduler, cmd: &Command, due: u64, run: F) -> F::Output {
+    /// runner's step is dispatched again; each renewal extends `lease`
+    /// (the run's writes stop a margin before the guard can fire). A
+    /// renewal that finds the timer moved (claimed, or the state went on)
+    /// stops renewing and ends the lease.
+    async fn renewing<F: Future>(
+        &self,
+        sched: &dyn Scheduler,
+        cmd: &Command,
+        due: u64,
+        lease: &Lease,
+        run: F,
+    ) -> F::Output {
         let slack = self.config.guard_slack;
         let beat = (slack / 3).max(Duration::from_millis(10));
         let key = self.saga_key(&cmd.tx);
@@ -89,10 +109,14 @@ impl Shared {
                 _ = ticker.tick(), if renewing => {
                     let next = now_ms().saturating_add(millis(slack));
                     match sched.move_if(&key, due, next).await {
-                        Ok(true) => due = next,
+                        Ok(true) => {
+                            due = next;
+                            lease.renew(instant_of(next));
+                        }
                         Ok(false) => {
                             tracing::warn!(tx = %cmd.tx, step = %cmd.step_name,
                                 "the guard of a running step fired or moved; it may run again elsewhere");
+                            lease.lose();
                             renewing = false;
                         }
                         Err(e) => tracing::warn!(error = %e, tx = %cmd.tx, "cannot renew a step's guard; retrying"),
@@ -119,4 +143,10 @@ impl Shared {
                 "cannot hand a step over to the queue; its guard timer will dispatch it again");
         }
     }
+}
+
+/// The monotonic instant of wall-clock time `ms` (ms since the epoch; now
+/// when it is past).
+fn instant_of(ms: u64) -> std::time::Instant {
+    std::time::Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms()))
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::{FutureExt, Stream, StreamExt};
@@ -40,6 +40,7 @@ pub trait Acker: Send + Sync {
 pub struct Delivery {
     envelope: Envelope,
     delivery_count: u32,
+    received: Instant,
     acker: Option<Box<dyn Acker>>,
     settled: bool,
 }
@@ -50,6 +51,7 @@ impl Delivery {
         Delivery {
             envelope,
             delivery_count,
+            received: Instant::now(),
             acker: Some(acker),
             settled: false,
         }
@@ -60,9 +62,18 @@ impl Delivery {
         Delivery {
             envelope,
             delivery_count: 1,
+            received: Instant::now(),
             acker: None,
             settled: false,
         }
+    }
+
+    /// Sets when the backend handed this message out (a transport that
+    /// buffers deliveries before they are received: the time it read them).
+    #[must_use]
+    pub fn received_at(mut self, at: Instant) -> Self {
+        self.received = at;
+        self
     }
 
     /// The message.
@@ -79,6 +90,14 @@ impl Delivery {
     /// including this time (1 for the first delivery).
     pub fn delivery_count(&self) -> u32 {
         self.delivery_count
+    }
+
+    /// When the transport made this delivery (close after the backend
+    /// started its ack timeout): with
+    /// [`Capabilities::ack_wait`](crate::Capabilities::ack_wait), how long the
+    /// hold lasts without [`progress`](Self::progress).
+    pub fn received(&self) -> Instant {
+        self.received
     }
 
     /// Whether this delivery has been acked or nacked.

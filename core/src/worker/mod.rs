@@ -12,10 +12,12 @@
 //! | this file | [`Worker`], [`CallInfo`], the worker-error helpers |
 //! | [`spec`] | [`WorkerSpec`]: limits and grants of one registration |
 //! | [`host`] | [`WorkerHost`]: registry, invocation through the guard, stats |
+//! | [`lease`] | [`Lease`]: until when a run may still write worker state |
 //! | [`native`] | [`native`](native::native): closures as workers |
 //! | [`wasm`] | the wasmtime engine, component cache, host imports, fresh/reuse instances |
 
 pub mod host;
+pub mod lease;
 pub mod native;
 pub mod spec;
 #[cfg(feature = "wasm")]
@@ -28,6 +30,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use host::{WorkerHost, WorkerHostBuilder, WorkerStats};
+pub use lease::Lease;
 pub use native::native;
 pub use spec::{StateQuota, WorkerSpec};
 

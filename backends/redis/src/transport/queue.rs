@@ -46,6 +46,8 @@ pub(crate) struct Pending {
     count: u32,
     strikes: u32,
     permit: Option<OwnedSemaphorePermit>,
+    /// When it was read (its ack timeout runs from about then).
+    read_at: Instant,
 }
 
 impl Pending {
@@ -61,7 +63,7 @@ impl Pending {
             self.strikes,
             self.permit.take(),
         );
-        multiagents_core::Delivery::new(envelope, self.count, Box::new(acker))
+        multiagents_core::Delivery::new(envelope, self.count, Box::new(acker)).received_at(self.read_at)
     }
 }
 
@@ -291,6 +293,7 @@ impl Reader {
     /// Hands entries to the subscriber, one permit each. `false` when the
     /// subscriber left (the entries go back to the group).
     async fn forward(&mut self, entries: Vec<Counted>, permits: &mut OwnedSemaphorePermit) -> bool {
+        let read_at = Instant::now();
         for ((id, fields), count, strikes) in entries {
             let decoded = match field(&fields, "e") {
                 Some(wire) => Envelope::from_wire(wire, self.g.wire_max),
@@ -304,6 +307,7 @@ impl Reader {
                     count,
                     strikes,
                     permit: permits.split(1),
+                    read_at,
                 }),
                 Err(e) => Err(burial::bury_unreadable(&self.g, id, fields, e).await),
             };

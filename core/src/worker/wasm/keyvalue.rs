@@ -7,6 +7,8 @@
 //! instances and runtimes sharing the store. Store failures reach the guest
 //! as `error::other(message)`. Writes that grow the namespace are bounded
 //! by the worker's [`StateQuota`](crate::worker::StateQuota) (`quota`).
+//! Every write is refused once the run's [`Lease`](crate::worker::Lease)
+//! lapsed.
 
 use bytes::Bytes;
 use wasmtime::component::Resource;
@@ -15,6 +17,7 @@ use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::quota::{self, Change};
 use super::state::HostState;
 use crate::store::{Expected, PutEntry};
+use crate::worker::lease;
 
 /// Most keys per `list-keys` page and per batch call.
 const MAX_KEYS: usize = 1000;
@@ -58,6 +61,13 @@ fn check_key(key: &str) -> Result<(), KvError> {
         )));
     }
     Ok(())
+}
+
+/// Whether the run being served may still write ([`lease`]): checked
+/// right before each store write, so a run frozen past its hold and
+/// woken up cannot apply a superseded effect.
+fn fenced() -> crate::Result<()> {
+    lease::check_current()
 }
 
 impl HostState {
@@ -161,6 +171,7 @@ impl super::state::WorkerEnv {
             Some(_) => self.services.store.get_fresh(full).await?.map(|v| v.value.len()),
             None => None,
         };
+        fenced()?;
         let deleted = self.services.store.delete(full).await?;
         if let (true, Some(len)) = (deleted, old) {
             let change = Change::of_delete(self.counted(full), len);
@@ -218,12 +229,16 @@ impl store::HostBucket for HostState {
         let env = self.env.clone();
         let change = env.write_change(&key, value.len()).await?;
         env.reserve(change).await?;
-        let put = self
-            .env
-            .services
-            .store
-            .put(&key, Bytes::from(value), self.ttl())
-            .await;
+        let put = match fenced() {
+            Ok(()) => {
+                self.env
+                    .services
+                    .store
+                    .put(&key, Bytes::from(value), self.ttl())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         env.settle(change, put.is_err()).await;
         put?;
         Ok(())
@@ -317,6 +332,9 @@ impl atomics::Host for HostState {
                 Change::of_write(env.counted(&key), old, text.len())
             });
             env.reserve(change).await?;
+            // A refusal is not a lost race: no retry (nothing was written,
+            // and a failed write gives nothing back).
+            fenced()?;
             let swapped = store
                 .compare_and_swap(&key, expected, Bytes::from(text), self.ttl())
                 .await;
@@ -389,7 +407,10 @@ impl batch::Host for HostState {
             entries.push(PutEntry::new(full, value, ttl));
         }
         env.reserve(change).await?;
-        let put = self.env.services.store.put_batch(entries).await;
+        let put = match fenced() {
+            Ok(()) => self.env.services.store.put_batch(entries).await,
+            Err(e) => Err(e),
+        };
         env.settle(change, put.is_err()).await;
         put?;
         Ok(())

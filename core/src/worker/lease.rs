@@ -1,0 +1,193 @@
+//! The lease a call runs under: until when this process may still apply
+//! the call's effects to worker state.
+//!
+//! A step's run is held by something that lapses when its process stops
+//! answering: a queued command's delivery (taken over by another consumer
+//! after the transport's ack timeout), an in-process run's guard timer
+//! (claimed by another instance once due). A process frozen past that
+//! point (a `SIGSTOP`, a stalled VM, a lost network) wakes up while the
+//! step runs elsewhere, and its saga may have gone on to compensate it; its
+//! late write would undo the undo. So the runtime holds a [`Lease`] for each
+//! run, extends it each time it keeps its hold (a delivery kept in
+//! progress, a guard renewed), and the host refuses the run's writes to
+//! worker state ([`check_current`]) once the lease lapsed: the call gets an
+//! error instead of applying a superseded effect.
+//!
+//! The deadline is kept by the monotonic clock, which goes on while a
+//! process is stopped, and is set short of the point where another process
+//! may take the run over ([`Lease::margin`]). A write checked just before
+//! the process freezes still lands late: the window is the time between
+//! the check and the store receiving the write. Effects outside worker
+//! state (a payment API) are not fenced: see `docs/RELIABILITY.md`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+
+tokio::task_local! {
+    static CURRENT: Lease;
+}
+
+/// A run's hold on its step (cheap to clone: clones share it).
+#[derive(Debug, Clone)]
+pub struct Lease {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    origin: Instant,
+    /// How far short of a takeover point the lease ends.
+    margin: Duration,
+    /// The deadline, in microseconds after `origin`.
+    until_us: AtomicU64,
+    /// Set when the holder learnt the hold went elsewhere.
+    lost: AtomicBool,
+}
+
+impl Lease {
+    /// A lease on a hold that another process may take over from
+    /// `takeover` on, and that is renewed for `period` at a time (the ack
+    /// timeout, the guard slack): it ends [`margin`](Self::margin)`(period)`
+    /// before `takeover`.
+    pub fn new(takeover: Instant, period: Duration) -> Lease {
+        let lease = Lease {
+            inner: Arc::new(Inner {
+                origin: Instant::now(),
+                margin: Lease::margin(period),
+                until_us: AtomicU64::new(0),
+                lost: AtomicBool::new(false),
+            }),
+        };
+        lease.renew(takeover);
+        lease
+    }
+
+    /// How far short of the takeover point a hold renewed for `period`
+    /// ends: a quarter of it, at most a second (room for the network, the
+    /// claimers' clocks and their polling).
+    pub fn margin(period: Duration) -> Duration {
+        (period / 4).min(Duration::from_secs(1))
+    }
+
+    /// The hold was kept: no takeover before `takeover`. Moves the deadline
+    /// to a margin before it, if that is later.
+    pub fn renew(&self, takeover: Instant) {
+        let since = takeover.saturating_duration_since(self.inner.origin);
+        let us = since.saturating_sub(self.inner.margin).as_micros();
+        let us = u64::try_from(us).unwrap_or(u64::MAX);
+        self.inner.until_us.fetch_max(us, Ordering::AcqRel);
+    }
+
+    /// The hold went to another process: the lease is over for good.
+    pub fn lose(&self) {
+        self.inner.lost.store(true, Ordering::Release);
+    }
+
+    /// Whether the run may still apply effects.
+    pub fn is_valid(&self) -> bool {
+        let now = self.inner.origin.elapsed().as_micros();
+        !self.inner.lost.load(Ordering::Acquire)
+            && u64::try_from(now).unwrap_or(u64::MAX) < self.inner.until_us.load(Ordering::Acquire)
+    }
+
+    /// `Ok` while valid; `Conflict` (not retryable: the step may be running
+    /// elsewhere, this run's result will not count) once lapsed or lost.
+    pub fn check(&self) -> Result<()> {
+        if self.is_valid() {
+            return Ok(());
+        }
+        let why = if self.inner.lost.load(Ordering::Acquire) {
+            "its hold on the step went to another process"
+        } else {
+            "it was not renewed in time (the process was paused, or cut off from the backend)"
+        };
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "write refused: this run's lease on its step lapsed ({why}); the step may be \
+                 running elsewhere, and this run's result will not count"
+            ),
+        )
+        .with_retryable(false)
+        .with_operation("worker.lease"))
+    }
+
+    /// Runs `f` with this lease as the current one ([`check_current`]).
+    pub async fn scope<F: Future>(self, f: F) -> F::Output {
+        CURRENT.scope(self, f).await
+    }
+}
+
+/// Checks the lease of the run being polled, if it has one (a call made
+/// outside a leased run, e.g. a test or a direct `invoke`, always passes).
+pub fn check_current() -> Result<()> {
+    CURRENT.try_with(Lease::check).unwrap_or(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PERIOD: Duration = Duration::from_millis(40);
+
+    fn in_ms(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn valid_until_a_margin_before_the_takeover_then_lapsed() {
+        // Takeover in 40 ms, margin 10 ms: valid for about 30 ms.
+        let lease = Lease::new(in_ms(40), PERIOD);
+        assert!(lease.check().is_ok());
+        std::thread::sleep(Duration::from_millis(32));
+        let e = lease.check().expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("not renewed in time"), "{e}");
+    }
+
+    #[test]
+    fn renew_moves_the_deadline_only_later() {
+        let lease = Lease::new(in_ms(40), PERIOD);
+        lease.renew(in_ms(60_000));
+        lease.renew(Instant::now());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(lease.is_valid());
+    }
+
+    #[test]
+    fn a_lost_lease_stays_lost() {
+        let lease = Lease::new(in_ms(60_000), PERIOD);
+        lease.lose();
+        lease.renew(in_ms(120_000));
+        let e = lease.check().expect_err("refused");
+        assert!(e.to_string().contains("went to another process"), "{e}");
+    }
+
+    #[test]
+    fn a_takeover_within_the_margin_is_lapsed_at_once() {
+        assert!(!Lease::new(Instant::now(), PERIOD).is_valid());
+        assert!(!Lease::new(in_ms(5), PERIOD).is_valid());
+    }
+
+    #[test]
+    fn margin_is_a_quarter_of_the_period_at_most_a_second() {
+        assert_eq!(Lease::margin(Duration::from_secs(2)), Duration::from_millis(500));
+        assert_eq!(Lease::margin(Duration::from_secs(30)), Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn check_current_sees_the_scoped_lease_only() {
+        assert!(check_current().is_ok(), "no lease: passes");
+        let lapsed = Lease::new(Instant::now(), PERIOD);
+        let inside = lapsed.clone().scope(async { check_current() }).await;
+        assert!(inside.is_err());
+        let valid = Lease::new(in_ms(60_000), PERIOD);
+        assert!(valid.scope(async { check_current() }).await.is_ok());
+        assert!(check_current().is_ok(), "out of scope again");
+    }
+}
