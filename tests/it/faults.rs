@@ -9,6 +9,9 @@
 //!   same runtime reconnects and finishes every accepted transaction.
 //! * [`process_kill`]: a `multiagents run` process is killed with unacked
 //!   deliveries; a second process with the same config takes them over.
+//! * [`paused_run`]: a process frozen mid-step past the point where
+//!   another takes the step over wakes up after its compensation; its late
+//!   run must not apply the effect.
 //! * [`chaos`]: N `multiagents run` processes under a schedule of kills,
 //!   pauses and server restarts, the whole history checked.
 //! * [`split_work`]: two runtimes (own connections each) on one server
@@ -28,6 +31,7 @@ mod chaos;
 mod kafka;
 #[cfg(feature = "nats")]
 mod nats;
+mod paused_run;
 mod process_kill;
 #[cfg(feature = "redis")]
 mod redis;

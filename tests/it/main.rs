@@ -41,3 +41,4 @@ mod wasm_examples;
 mod wasm_hostile;
 mod wasm_limits;
 mod wit_compat;
+mod worker_lease;

@@ -87,7 +87,7 @@ async fn all_complete(client: &Orchestrator, txs: &[TransactionId], within: Dura
 }
 
 /// `multiagents run --config <config>`, output to `log`.
-fn serve(name: &str, config: &Path, log: &Path) -> ChildGuard {
+pub(super) fn serve(name: &str, config: &Path, log: &Path) -> ChildGuard {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_multiagents"));
     cmd.arg("run")
         .arg("--config")

@@ -7,9 +7,11 @@
 //! 1. fails, before applying anything, when `s` is the configured
 //!    `fail_step` and [`fails`]`(t, fail_one_in)` (a fatal error: the saga
 //!    compensates);
-//! 2. applies its effect: `n = increment("<t>/seq")`, then sets
+//! 2. sleeps `delay_ms` (so a process frozen mid-call can wake up to a
+//!    step taken over and compensated elsewhere);
+//! 3. applies its effect: `n = increment("<t>/seq")`, then sets
 //!    `"<t>/<n>"` (bucket `ledger`) to `"<role> <s> <a> <instance> <unix ms>"`;
-//! 3. sleeps `work_ms`, so a process killed while steps run leaves applied
+//! 4. sleeps `work_ms`, so a process killed while steps run leaves applied
 //!    effects whose results were never recorded (their redelivery applies
 //!    them again: the duplicates the checker must explain by a crash).
 //!
@@ -17,7 +19,8 @@
 //! compensation's call names the step it undoes, so the registration that
 //! compensates says `undo`), `instance` (default `-`: which process applied
 //! it, from the config each process of the harness gets), `fail_step`
-//! (default `c`), `fail_one_in` (default 0: never fail), `work_ms` (default 0).
+//! (default `c`), `fail_one_in` (default 0: never fail), `delay_ms` and
+//! `work_ms` (default 0).
 //! Output: `{ "seq": n }`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -51,6 +54,10 @@ fn apply(call: &Call, _input: serde::de::IgnoredAny) -> Result<Out, WorkerError>
             "{} fails at step {} by the ledger's rule",
             call.transaction_id, call.step
         )));
+    }
+    let delay_ms: u64 = config::parse_or("delay_ms", 0)?;
+    if delay_ms > 0 {
+        std::thread::sleep(Duration::from_millis(delay_ms));
     }
     let ledger = state::open("ledger")?;
     let seq = ledger.increment(&format!("{}/seq", call.transaction_id), 1)?;
