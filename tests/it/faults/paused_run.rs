@@ -231,6 +231,12 @@ async fn frozen_run<B: FaultBackend>(hold: Hold) {
          i2 log:\n{}",
         tail(&log2, 40)
     );
+    let log = std::fs::read_to_string(&log2).unwrap_or_default();
+    assert!(
+        log.contains("a state write of a superseded run refused"),
+        "the woken run's write was refused by its lapsed lease; i2 log:\n{}",
+        tail(&log2, 40)
+    );
     assert!(
         after.iter().all(|e| e.ends_with(" i1") || e.starts_with("do a")),
         "the taken-over step and everything after it ran on i1: {after:?}"

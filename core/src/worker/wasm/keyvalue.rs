@@ -63,11 +63,16 @@ fn check_key(key: &str) -> Result<(), KvError> {
     Ok(())
 }
 
-/// Whether the run being served may still write ([`lease`]): checked
-/// right before each store write, so a run frozen past its hold and
-/// woken up cannot apply a superseded effect.
-fn fenced() -> crate::Result<()> {
-    lease::check_current()
+/// Whether the run being served by worker `worker` may still write
+/// ([`lease`]): checked right before each store write, so a run frozen
+/// past its hold and woken up cannot apply a superseded effect. A refusal
+/// is logged and counted (`multiagents_worker_writes_refused_total`).
+fn fenced(worker: &str) -> crate::Result<()> {
+    lease::check_current().inspect_err(|e| {
+        metrics::counter!("multiagents_worker_writes_refused_total", "worker" => worker.to_string())
+            .increment(1);
+        tracing::warn!(worker, error = %e, "a state write of a superseded run refused");
+    })
 }
 
 impl HostState {
@@ -171,7 +176,7 @@ impl super::state::WorkerEnv {
             Some(_) => self.services.store.get_fresh(full).await?.map(|v| v.value.len()),
             None => None,
         };
-        fenced()?;
+        fenced(&self.name)?;
         let deleted = self.services.store.delete(full).await?;
         if let (true, Some(len)) = (deleted, old) {
             let change = Change::of_delete(self.counted(full), len);
@@ -229,7 +234,7 @@ impl store::HostBucket for HostState {
         let env = self.env.clone();
         let change = env.write_change(&key, value.len()).await?;
         env.reserve(change).await?;
-        let put = match fenced() {
+        let put = match fenced(&env.name) {
             Ok(()) => {
                 self.env
                     .services
@@ -334,7 +339,7 @@ impl atomics::Host for HostState {
             env.reserve(change).await?;
             // A refusal is not a lost race: no retry (nothing was written,
             // and a failed write gives nothing back).
-            fenced()?;
+            fenced(&env.name)?;
             let swapped = store
                 .compare_and_swap(&key, expected, Bytes::from(text), self.ttl())
                 .await;
@@ -407,7 +412,7 @@ impl batch::Host for HostState {
             entries.push(PutEntry::new(full, value, ttl));
         }
         env.reserve(change).await?;
-        let put = match fenced() {
+        let put = match fenced(&env.name) {
             Ok(()) => self.env.services.store.put_batch(entries).await,
             Err(e) => Err(e),
         };
