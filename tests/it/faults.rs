@@ -31,6 +31,7 @@ mod chaos;
 mod kafka;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(any(feature = "redis", feature = "nats"))]
 mod paused_run;
 mod process_kill;
 #[cfg(feature = "redis")]

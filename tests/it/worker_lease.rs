@@ -85,3 +85,91 @@ async fn a_lost_lease_refuses_every_later_write() {
         "one effect, not two"
     );
 }
+
+/// Every kind of write is refused under a lapsed lease: `set`,
+/// `set-many`, `delete` and `increment` (`hostile-state-filler`'s op
+/// script), and the store keeps what it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_write_is_refused_under_a_lapsed_lease() {
+    let (host, store, _) = host();
+    host.register_wasm(
+        "filler",
+        wasm("hostile-state-filler").as_path(),
+        WorkerSpec::default(),
+    )
+    .await
+    .expect("register");
+    let call = CallInfo::new("tx-1", "wf", "step", 1);
+    let key = |k: &str| format!("kv/filler/fill/{k}");
+    let before = json!({ "ops": [{ "set": "kept", "bytes": 3 }] });
+    host.invoke("filler", &call, cbor(&before))
+        .await
+        .expect("set outside a lease");
+
+    let ops = json!({ "ops": [
+        { "set": "new", "bytes": 3 },
+        { "set_many": ["m1", "m2"], "bytes": 3 },
+        { "delete": "kept" },
+        { "incr": "n", "by": 1 },
+    ]});
+    let lapsed = Lease::new(Instant::now(), PERIOD);
+    let out: Value = from_cbor(
+        &lapsed
+            .scope(host.invoke("filler", &call, cbor(&ops)))
+            .await
+            .expect("the script reports each op"),
+    );
+    let results = out["results"].as_array().expect("results");
+    assert_eq!(results.len(), 4, "{out}");
+    for r in results {
+        let r = r.as_str().unwrap_or_default();
+        assert!(r.contains("lease on its step lapsed"), "{out}");
+    }
+    for k in ["new", "m1", "m2", "n"] {
+        assert!(
+            store.get(&key(k)).await.expect("read").is_none(),
+            "{k} was written: {out}"
+        );
+    }
+    assert!(
+        store.get(&key("kept")).await.expect("read").is_some(),
+        "`kept` was deleted"
+    );
+}
+
+/// A run under a lapsed lease emits nothing either (`ship-order` emits
+/// `orders.shipped`): the call fails with the refusal, and no event is
+/// published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_lapsed_emits_nothing() {
+    use multiagents::{SubscribeMode, SubscribeOptions, Transport};
+    let (host, _, transport) = host();
+    let spec = WorkerSpec::default().with_emit_topics(vec!["orders.*".into()]);
+    host.register_wasm("ship", wasm("ship-order").as_path(), spec)
+        .await
+        .expect("register");
+    let mut events = transport
+        .subscribe(
+            "orders.shipped",
+            SubscribeMode::Broadcast,
+            SubscribeOptions::default(),
+        )
+        .await
+        .expect("subscribe");
+    let order = json!({
+        "id": "o-1", "customer": "c-1", "currency": "EUR",
+        "items": [{ "sku": "BOOK-1", "qty": 1, "unit_price": 150 }],
+    });
+    let call = CallInfo::new("tx-1", "order-saga", "ship", 1);
+    let err = Lease::new(Instant::now(), PERIOD)
+        .scope(host.invoke("ship", &call, cbor(&order)))
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("lease on its step lapsed"), "{err}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.next())
+            .await
+            .is_err(),
+        "a refused emit published nothing"
+    );
+}

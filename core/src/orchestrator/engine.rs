@@ -45,6 +45,10 @@ pub(crate) enum After {
     Ack,
     /// Not yet: bring it back after this long.
     Retry(Duration),
+    /// Leave it to the ack timeout, unsettled: this holder's hold lapsed,
+    /// and the delivery may be another consumer's now
+    /// ([`Delivery::forget`](crate::Delivery::forget)).
+    Forget,
 }
 
 /// What [`Shared::commit`] did.

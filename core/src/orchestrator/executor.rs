@@ -157,6 +157,20 @@ impl Shared {
                 }
             },
         };
+        if let Err(e) = crate::worker::lease::check_current() {
+            // Frozen or cut off past the ack timeout while it ran: the
+            // command may be running elsewhere, under a hold that is valid.
+            // Its result must not count (a failure caused by the refused
+            // writes would spend the other run's attempt), and an ack
+            // could settle the other holder's delivery. Unclaimed (not
+            // `finished`): if it comes back here, it runs.
+            metrics::counter!("multiagents_commands_superseded_total", "worker" => cmd.worker.clone())
+                .increment(1);
+            tracing::warn!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt, error = %e,
+                "a run outlived its hold on the command; its result is dropped and the delivery left to its ack timeout");
+            drop(claim);
+            return Ok(After::Forget);
+        }
         self.publish_result(cmd.result(outcome)).await?;
         claim.finished();
         Ok(After::Ack)
@@ -292,8 +306,9 @@ pub(crate) fn orphaned(created_ms: u64) -> bool {
 /// progress (counted from when it was asked). A worker call in `work` cannot write
 /// its state once the lease lapsed (a process frozen past the ack timeout
 /// wakes up to find its delivery taken over). A progress the backend
-/// could not answer is tried again at the next beat; one that finds the
-/// delivery gone ends the lease.
+/// could not answer (in a beat) is tried again at the next beat; one that
+/// finds the delivery gone, or is answered after the lease lapsed, ends
+/// the lease.
 pub(crate) async fn kept_in_progress<F: Future>(
     delivery: &Delivery,
     ack_wait: Option<Duration>,
@@ -302,7 +317,11 @@ pub(crate) async fn kept_in_progress<F: Future>(
     let Some(ack_wait) = ack_wait else {
         return work.await;
     };
-    let lease = Lease::new(delivery.received() + ack_wait, ack_wait);
+    // An ack timeout too long to add to an instant: no hold to count.
+    let Some(takeover) = delivery.received().checked_add(ack_wait) else {
+        return work.await;
+    };
+    let lease = Lease::new(takeover, ack_wait);
     let beat = (ack_wait / 3).max(Duration::from_millis(10));
     let work = lease.clone().scope(work);
     tokio::pin!(work);
@@ -314,8 +333,17 @@ pub(crate) async fn kept_in_progress<F: Future>(
             out = &mut work => return out,
             _ = ticker.tick(), if keeping => {
                 let asked = std::time::Instant::now();
-                match delivery.progress().await {
-                    Ok(()) => lease.renew(asked + ack_wait),
+                // Bounded by a beat: the run is not polled meanwhile.
+                let progress = tokio::time::timeout(beat, delivery.progress())
+                    .await
+                    .unwrap_or_else(|_| Err(crate::Error::new(crate::ErrorKind::Timeout,
+                        format!("no answer within {beat:?}")).with_operation("delivery.progress")));
+                match progress {
+                    Ok(()) => {
+                        if let Some(takeover) = asked.checked_add(ack_wait) {
+                            lease.renewed(asked, takeover);
+                        }
+                    }
                     Err(e) if e.is_retryable() => {
                         tracing::warn!(error = %e, "cannot keep a delivery in progress; trying again");
                     }

@@ -2,16 +2,21 @@
 //! progress is, lapsed after a freeze past the ack timeout, lost when the
 //! delivery went to another consumer, absent without an ack timeout.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use super::kept_in_progress;
 use crate::envelope::Envelope;
-use crate::error::ErrorKind;
+use crate::error::{Error, ErrorKind, Result};
 use crate::transport::memory::{MemoryTransport, MemoryTransportConfig};
-use crate::transport::{Delivery, SubscribeMode, SubscribeOptions, Subscription, Transport};
+use crate::transport::{Acker, Delivery, SubscribeMode, SubscribeOptions, Subscription, Transport};
 use crate::worker::lease::check_current;
 
-const ACK: Duration = Duration::from_millis(150);
+/// Margin 250 ms: a fresh delivery's lease lasts about 750 ms, and each
+/// beat (every 333 ms) extends it to 750 ms past its asking.
+const ACK: Duration = Duration::from_secs(1);
 
 async fn one_delivery() -> (MemoryTransport, Subscription, Delivery) {
     let t = MemoryTransport::with_config(MemoryTransportConfig::default().with_ack_timeout(ACK));
@@ -88,6 +93,43 @@ async fn without_an_ack_timeout_there_is_no_lease() {
     let (_t, _sub, d) = one_delivery().await;
     let checked = kept_in_progress(&d, None, async {
         std::thread::sleep(ACK * 2);
+        check_current()
+    })
+    .await;
+    assert!(checked.is_ok(), "{checked:?}");
+}
+
+/// A backend whose first progress fails (unreachable, retryable) and whose
+/// later ones succeed.
+struct Flaky(AtomicU32);
+
+#[async_trait]
+impl Acker for Flaky {
+    async fn ack(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn nack(&self, _delay: Duration) -> Result<()> {
+        Ok(())
+    }
+    async fn progress(&self) -> Result<()> {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0 => Err(Error::new(ErrorKind::Unavailable, "the backend is restarting")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A progress the backend could not answer is tried again at the next
+/// beat (in time, before the lease lapses), and the hold goes on.
+#[tokio::test]
+async fn a_progress_that_failed_retryably_is_tried_again() {
+    let d = Delivery::new(
+        Envelope::new("cmds", "k", b"x".to_vec()),
+        1,
+        Box::new(Flaky(AtomicU32::new(0))),
+    );
+    let checked = kept_in_progress(&d, Some(ACK), async {
+        tokio::time::sleep(ACK * 3).await;
         check_current()
     })
     .await;

@@ -66,6 +66,14 @@ impl Shared {
             }
             _ => run.await,
         };
+        if let Some(Err(e)) = lease.as_ref().map(Lease::check) {
+            // Frozen or cut off past the guard: the guard fired (or will),
+            // and the step may be running elsewhere. This run's result must
+            // not count.
+            tracing::warn!(tx = %cmd.tx, step = %cmd.step_name, attempt = cmd.attempt, error = %e,
+                "a local run outlived its guard; its result is dropped (the guard dispatches the step again)");
+            return;
+        }
         let outcome = match ran {
             Ran::Done(outcome) => outcome,
             Ran::Busy(..) => return self.hand_over(cmd).await,
@@ -107,11 +115,18 @@ impl Shared {
             tokio::select! {
                 out = &mut run => return out,
                 _ = ticker.tick(), if renewing => {
+                    let asked = std::time::Instant::now();
                     let next = now_ms().saturating_add(millis(slack));
+                    // Not cut short: a move that landed unseen would make
+                    // the next one miss, and the guard fire on a live run.
                     match sched.move_if(&key, due, next).await {
                         Ok(true) => {
                             due = next;
-                            lease.renew(instant_of(next));
+                            // By this clock: a wall clock stepped back must
+                            // not stretch the lease past the guard.
+                            if let Some(takeover) = asked.checked_add(slack) {
+                                lease.renewed(asked, takeover);
+                            }
                         }
                         Ok(false) => {
                             tracing::warn!(tx = %cmd.tx, step = %cmd.step_name,

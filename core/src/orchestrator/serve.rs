@@ -286,6 +286,10 @@ async fn settle(mut d: Delivery, result: Result<After>, what: &'static str) {
     let settled = match result {
         Ok(After::Ack) => d.ack().await,
         Ok(After::Retry(delay)) => d.nack(delay).await,
+        Ok(After::Forget) => {
+            d.forget();
+            Ok(())
+        }
         Err(e) => {
             tracing::warn!(error = %e, what, "handling failed; the message will be redelivered");
             d.nack(Duration::from_millis(200)).await

@@ -142,6 +142,17 @@ impl Delivery {
         Ok(())
     }
 
+    /// Gives the delivery up without settling it: nothing is sent to the
+    /// backend, which delivers the message again after its ack timeout
+    /// (to whichever consumer holds it by then). For a holder that learnt
+    /// its hold lapsed (its [`progress`](Self::progress) failed, or it was
+    /// frozen past the ack timeout): its ack or nack could settle the
+    /// delivery another consumer took over. Unlike dropping the delivery,
+    /// nothing is handed back now.
+    pub fn forget(mut self) {
+        self.settled = true;
+    }
+
     /// Tells the backend this delivery is still being worked on: its ack
     /// timeout starts again, so a handler that outlives the timeout is not
     /// redelivered while it runs. Call it more often than the backend's ack

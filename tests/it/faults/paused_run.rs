@@ -232,11 +232,17 @@ async fn frozen_run<B: FaultBackend>(hold: Hold) {
         tail(&log2, 40)
     );
     let log = std::fs::read_to_string(&log2).unwrap_or_default();
-    assert!(
-        log.contains("a state write of a superseded run refused"),
-        "the woken run's write was refused by its lapsed lease; i2 log:\n{}",
-        tail(&log2, 40)
-    );
+    let dropped = match hold {
+        Hold::Delivery => "a run outlived its hold on the command; its result is dropped",
+        Hold::Guard => "a local run outlived its guard; its result is dropped",
+    };
+    for needle in ["a state write of a superseded run refused", dropped] {
+        assert!(
+            log.contains(needle),
+            "the woken run's write was refused and its result dropped ({needle:?}); i2 log:\n{}",
+            tail(&log2, 40)
+        );
+    }
     assert!(
         after.iter().all(|e| e.ends_with(" i1") || e.starts_with("do a")),
         "the taken-over step and everything after it ran on i1: {after:?}"

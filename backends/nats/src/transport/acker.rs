@@ -108,6 +108,7 @@ impl NatsAcker {
         nacks: NackCount,
         nacked: u32,
         ack_wait: Duration,
+        fetched: Instant,
     ) -> NatsAcker {
         NatsAcker {
             acker: Arc::new(acker),
@@ -115,7 +116,7 @@ impl NatsAcker {
             nacks,
             nacked,
             ack_wait,
-            touched: Mutex::new(Instant::now()),
+            touched: Mutex::new(fetched),
         }
     }
 
@@ -161,11 +162,12 @@ impl Acker for NatsAcker {
     /// check is made here, by this process's clock.)
     async fn progress(&self) -> Result<()> {
         let now = Instant::now();
+        let poisoned = || {
+            Error::new(ErrorKind::Unexpected, "a delivery's lock was poisoned")
+                .with_operation("nats.progress")
+        };
         {
-            let mut touched = self.touched.lock().map_err(|_| {
-                Error::new(ErrorKind::Unexpected, "a delivery's lock was poisoned")
-                    .with_operation("nats.progress")
-            })?;
+            let touched = self.touched.lock().map_err(|_| poisoned())?;
             let held = now.saturating_duration_since(*touched);
             if held >= self.ack_wait {
                 return Err(Error::new(
@@ -179,12 +181,16 @@ impl Acker for NatsAcker {
                 .with_operation("nats.progress")
                 .with_retryable(false));
             }
-            *touched = now;
         }
         self.acker
             .double_ack_with(AckKind::Progress)
             .await
-            .map_err(|e| error::boxed("nats.progress", e))
+            .map_err(|e| error::boxed("nats.progress", e))?;
+        // Only a progress the server answered restarts the timer (a failed
+        // one must not let a later one pass the check above).
+        let mut touched = self.touched.lock().map_err(|_| poisoned())?;
+        *touched = (*touched).max(now);
+        Ok(())
     }
 
     /// A strike: handed back at once (a `NAK` that is not recorded).

@@ -4,7 +4,7 @@
 //! struck out.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::kv;
@@ -145,13 +145,20 @@ impl Reader {
                 // More than asked for: leave it to the ack timeout.
                 return Ok(());
             };
-            self.hand_out(message, slot).await;
+            // Its ack timer runs from about now (the nack count read
+            // below can take a round trip).
+            self.hand_out(message, slot, Instant::now()).await;
         }
         Ok(())
     }
 
     /// Turns `message` into a delivery, or dead-letters it.
-    async fn hand_out(&self, message: async_nats::jetstream::Message, slot: OwnedSemaphorePermit) {
+    async fn hand_out(
+        &self,
+        message: async_nats::jetstream::Message,
+        slot: OwnedSemaphorePermit,
+        fetched: Instant,
+    ) {
         let (deliveries, seq) = match message.info() {
             Ok(info) => (
                 u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX),
@@ -199,9 +206,15 @@ impl Reader {
             return;
         }
         let Ok(envelope) = envelope else { return };
-        let acker = NatsAcker::new(acker, slot, nacks, nacked, self.link.conn.config.ack_timeout);
-        let _ = self
-            .tx
-            .send(Ok(Delivery::new(envelope, deliveries, Box::new(acker))));
+        let acker = NatsAcker::new(
+            acker,
+            slot,
+            nacks,
+            nacked,
+            self.link.conn.config.ack_timeout,
+            fetched,
+        );
+        let delivery = Delivery::new(envelope, deliveries, Box::new(acker)).received_at(fetched);
+        let _ = self.tx.send(Ok(delivery));
     }
 }

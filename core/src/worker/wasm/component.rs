@@ -72,7 +72,7 @@ impl WasmWorker {
                 namespace,
                 services,
                 memory: Arc::default(),
-                lease: Default::default(),
+                allowance: Default::default(),
             }),
             info,
             idle: Mutex::new(Vec::new()),

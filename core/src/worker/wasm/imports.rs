@@ -93,6 +93,11 @@ impl emit::Host for HostState {
         let Some(events) = self.env.services.events.clone() else {
             return Ok(Err("this runtime has no event transport configured".into()));
         };
+        // A superseded run (its lease lapsed) emits nothing, as it writes
+        // nothing (see `keyvalue.rs`).
+        if let Err(e) = super::keyvalue::fenced(&self.env.name) {
+            return Ok(Err(e.to_string()));
+        }
         let envelope = Envelope::new(topic, self.call.transaction_id.clone(), payload)
             .with_header("workflow", self.call.workflow.clone())
             .with_header("step", self.call.step.clone())

@@ -64,10 +64,12 @@ fn check_key(key: &str) -> Result<(), KvError> {
 }
 
 /// Whether the run being served by worker `worker` may still write
-/// ([`lease`]): checked right before each store write, so a run frozen
-/// past its hold and woken up cannot apply a superseded effect. A refusal
-/// is logged and counted (`multiagents_worker_writes_refused_total`).
-fn fenced(worker: &str) -> crate::Result<()> {
+/// ([`lease`]): checked before a write's bookkeeping (a refused write
+/// reserves no quota) and again right before the store write, so a run
+/// frozen past its hold and woken up cannot apply a superseded effect (nor
+/// emit an event, `imports.rs`). A refusal is logged and counted
+/// (`multiagents_worker_writes_refused_total`).
+pub(super) fn fenced(worker: &str) -> crate::Result<()> {
     lease::check_current().inspect_err(|e| {
         metrics::counter!("multiagents_worker_writes_refused_total", "worker" => worker.to_string())
             .increment(1);
@@ -108,19 +110,19 @@ impl super::state::WorkerEnv {
     }
 
     /// Reserves what grows (`change`), before the write: from this
-    /// process's lease when it holds enough, else a chunk (or, near the
+    /// process's allowance when it holds enough, else a chunk (or, near the
     /// bound, just `change`) from the namespace's record.
     async fn reserve(&self, change: Option<Change>) -> Result<(), KvError> {
         let (Some(c), Some(q)) = (change, &self.spec.state_quota) else {
             return Ok(());
         };
-        if !c.grows() || self.lease.take(c) {
+        if !c.grows() || self.allowance.take(c) {
             return Ok(());
         }
         // One reservation at a time per process; the one before may have
-        // refilled the lease.
-        let _turn = self.lease.refilling().await;
-        if self.lease.take(c) {
+        // refilled the allowance.
+        let _turn = self.allowance.refilling().await;
+        if self.allowance.take(c) {
             return Ok(());
         }
         let need = Change {
@@ -145,20 +147,20 @@ impl super::state::WorkerEnv {
         Ok(())
     }
 
-    /// Puts `spare` in the lease, returning to the record what passes two
+    /// Puts `spare` in the allowance, returning to the record what passes two
     /// chunks.
     async fn give_back(&self, spare: Change) {
         let Some(q) = &self.spec.state_quota else { return };
         let chunk = quota::chunk(q);
         let cap = chunk.plus(chunk);
-        let excess = self.lease.refill(spare, cap);
+        let excess = self.allowance.refill(spare, cap);
         if excess != Change::default() {
             let back = excess.negated();
             quota::release(self.services.store.as_ref(), &self.namespace, back).await;
         }
     }
 
-    /// After a successful write: gives back what shrank (to the lease).
+    /// After a successful write: gives back what shrank (to the allowance).
     /// After a failed one nothing is given back: a write that timed out may
     /// have landed, and a record left high is repaired by the next recount,
     /// while one left low would let the namespace pass its bound.
@@ -172,6 +174,7 @@ impl super::state::WorkerEnv {
 
     /// Deletes store key `full`, giving its keys and bytes back.
     async fn delete_counted(&self, full: &str) -> Result<(), KvError> {
+        fenced(&self.name)?;
         let old = match self.spec.state_quota {
             Some(_) => self.services.store.get_fresh(full).await?.map(|v| v.value.len()),
             None => None,
@@ -232,6 +235,7 @@ impl store::HostBucket for HostState {
     ) -> Result<(), KvError> {
         let key = self.store_key(&bucket, &key)?;
         let env = self.env.clone();
+        fenced(&env.name)?;
         let change = env.write_change(&key, value.len()).await?;
         env.reserve(change).await?;
         let put = match fenced(&env.name) {
@@ -314,6 +318,7 @@ impl atomics::Host for HostState {
         let key = self.store_key(&bucket, &key)?;
         let env = self.env.clone();
         let store = self.env.services.store.clone();
+        fenced(&env.name)?;
         for _ in 0..INCREMENT_ATTEMPTS {
             let current = store.get(&key).await?;
             let (value, expected) = match &current {
@@ -390,6 +395,7 @@ impl batch::Host for HostState {
         }
         let ttl = self.ttl();
         let env = self.env.clone();
+        fenced(&env.name)?;
         // One entry per key, the last value winning (as the store would
         // leave it): repeats must not be counted, or given back, twice.
         let mut last = std::collections::HashMap::with_capacity(key_values.len());

@@ -5,7 +5,7 @@
 //! holds and their bytes (key plus value). It is kept outside `kv/<ns>/`, so
 //! no worker can read or write it. A write that adds keys or bytes reserves
 //! them first, and is refused past the bound. A process reserves in chunks
-//! (a compare-and-swap of the record per chunk, [`Lease`]) and spends them
+//! (a compare-and-swap of the record per chunk, [`Allowance`]) and spends them
 //! locally. Deletes and shrinking writes give back to its chunk. So the
 //! bound can be passed by up to two chunks per process.
 //!
@@ -99,19 +99,19 @@ impl Change {
 /// to none on Redis. So a process reserves a chunk (a hundredth of the
 /// bound, at most 1 000 keys) and spends it locally; deletes and shrinking
 /// writes refill it, and what passes two chunks goes back to the record.
-/// A process that dies takes its lease with it: the record stays high
+/// A process that dies takes its allowance with it: the record stays high
 /// until the next recount.
 /// Only one reservation per process is in flight: without that, a burst
-/// of writes that find the lease empty all reserve a chunk at once, race on
+/// of writes that find the allowance empty all reserve a chunk at once, race on
 /// the record, and take many chunks (measured: on Redis, stragglers past
 /// 30 s).
 #[derive(Default)]
-pub(crate) struct Lease {
+pub(crate) struct Allowance {
     held: std::sync::Mutex<Change>,
     refilling: tokio::sync::Mutex<()>,
 }
 
-impl Lease {
+impl Allowance {
     fn lock(&self) -> std::sync::MutexGuard<'_, Change> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -121,7 +121,7 @@ impl Lease {
         self.refilling.lock().await
     }
 
-    /// Spends `change` from the lease when it holds enough.
+    /// Spends `change` from the allowance when it holds enough.
     pub(crate) fn take(&self, change: Change) -> bool {
         let mut held = self.lock();
         let left = Change {
@@ -135,7 +135,7 @@ impl Lease {
         true
     }
 
-    /// Adds `spare` to the lease; returns what passes `cap` (to give back
+    /// Adds `spare` to the allowance; returns what passes `cap` (to give back
     /// to the record).
     pub(crate) fn refill(&self, spare: Change, cap: Change) -> Change {
         let mut held = self.lock();

@@ -104,19 +104,19 @@ async fn a_damaged_record_is_recounted_not_trusted() {
 }
 
 #[test]
-fn a_lease_spends_what_it_holds_and_returns_what_passes_its_cap() {
-    let lease = Lease::default();
+fn an_allowance_spends_what_it_holds_and_returns_what_passes_its_cap() {
+    let allowance = Allowance::default();
     let c = |keys, bytes| Change { keys, bytes };
-    assert!(!lease.take(c(1, 10)), "empty");
+    assert!(!allowance.take(c(1, 10)), "empty");
     assert_eq!(
-        lease.refill(c(3, 100), c(2, 1000)),
+        allowance.refill(c(3, 100), c(2, 1000)),
         c(1, 0),
         "one key past the cap"
     );
-    assert!(lease.take(c(1, 10)));
-    assert!(lease.take(c(1, 90)));
-    assert!(!lease.take(c(0, 1)), "no bytes left");
-    assert!(!lease.take(c(1, 0)), "no keys left");
+    assert!(allowance.take(c(1, 10)));
+    assert!(allowance.take(c(1, 90)));
+    assert!(!allowance.take(c(0, 1)), "no bytes left");
+    assert!(!allowance.take(c(1, 0)), "no keys left");
     assert_eq!(chunk(&StateQuota::default()), c(1000, (64 << 20) / 100));
     assert_eq!(chunk(&StateQuota::new(3, 50)), c(1, 1));
 }

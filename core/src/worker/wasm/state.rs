@@ -26,8 +26,8 @@ pub(crate) struct WorkerEnv {
     /// instance's store is dropped.
     pub(crate) memory: Arc<AtomicUsize>,
     /// State quota this process has reserved in the namespace's usage
-    /// record and not used yet (`super::quota::Lease`).
-    pub(crate) lease: super::quota::Lease,
+    /// record and not used yet (`super::quota::Allowance`).
+    pub(crate) allowance: super::quota::Allowance,
 }
 
 /// The entry points of WASI capabilities the host never grants. A call to

@@ -25,6 +25,8 @@
 
 mod checker;
 mod cluster;
+// Partitions are played on private servers (Redis, NATS) only.
+#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
 mod network;
 
 use std::collections::{HashMap, HashSet};
@@ -226,6 +228,7 @@ async fn a_kafka_only_cluster_under_kills_and_pauses_loses_nothing() {
 /// faults, the server listens on a bridge of the run's own making where
 /// this machine allows one, and the instances run in namespaces on it
 /// (partitions); else on the loopback address.
+#[cfg(any(feature = "redis", feature = "nats"))]
 async fn on_private_server<B: FaultBackend + Send + 'static>(faults: bool) {
     let Some(bin) = backend_url(B::BIN_VAR) else {
         return;
