@@ -460,7 +460,7 @@ impl Orchestrator {
         });
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
-            ack_wait: caps.ack_wait,
+            ack_wait: caps.hold(),
             local,
             placement,
             scheduler,

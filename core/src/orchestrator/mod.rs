@@ -183,7 +183,9 @@ pub(crate) struct Shared {
     pub(crate) gate: gate::Gate,
     /// Dispatches this instance's executor is running right now.
     pub(crate) running: running::Running,
-    /// The transport's ack timeout: long handlers report progress within it.
+    /// How long a delivery stays this instance's without progress (the
+    /// transport's ack timeout, or its group hold: `Capabilities::hold`):
+    /// long handlers report progress within it, and it bounds their lease.
     pub(crate) ack_wait: Option<Duration>,
     /// This instance itself, for the tasks it spawns.
     pub(crate) me: std::sync::Weak<Shared>,

@@ -32,6 +32,11 @@ pub trait Acker: Send + Sync {
     /// The delivery was dropped unsettled (its consumer went away). Must not
     /// block. Backends that cannot act at once rely on their ack timeout.
     fn abandon(&self) {}
+    /// The delivery was given up unsettled by a holder whose hold lapsed
+    /// ([`Delivery::forget`]): it must come back in time without settling
+    /// another holder's delivery. Must not block. The default does nothing:
+    /// the ack timeout brings it back.
+    fn forget(&self) {}
 }
 
 /// One received message. Settle it with [`ack`](Self::ack) or
@@ -142,14 +147,19 @@ impl Delivery {
         Ok(())
     }
 
-    /// Gives the delivery up without settling it: nothing is sent to the
-    /// backend, which delivers the message again after its ack timeout
-    /// (to whichever consumer holds it by then). For a holder that learnt
+    /// Gives the delivery up without settling it, for a holder that learnt
     /// its hold lapsed (its [`progress`](Self::progress) failed, or it was
     /// frozen past the ack timeout): its ack or nack could settle the
-    /// delivery another consumer took over. Unlike dropping the delivery,
-    /// nothing is handed back now.
+    /// delivery another consumer took over. With an ack timeout nothing is
+    /// sent: the message comes back after it, to whichever consumer holds
+    /// it by then. Kafka (no per-message timeout) hands it back only while
+    /// this consumer still holds its partition.
     pub fn forget(mut self) {
+        if !self.settled
+            && let Some(acker) = &self.acker
+        {
+            acker.forget();
+        }
         self.settled = true;
     }
 

@@ -164,6 +164,12 @@ pub struct Capabilities {
     /// session timeout). The orchestrator accepts this in place of
     /// [`ack_timeout`](Self::ack_timeout).
     pub group_liveness: bool,
+    /// With [`group_liveness`](Self::group_liveness), when known: how long
+    /// after a member's last sign of life its unsettled work is still its
+    /// own (Kafka: the session timeout less a heartbeat interval, since the
+    /// last heartbeat may precede it). A handler keeps its hold with
+    /// [`Delivery::progress`], which fails once the work moved.
+    pub group_hold: Option<std::time::Duration>,
 }
 
 impl Capabilities {
@@ -186,6 +192,7 @@ impl Capabilities {
             queue_depth: true,
             moves_work_on_join: false,
             group_liveness: false,
+            group_hold: None,
         }
     }
 }
@@ -196,6 +203,12 @@ impl Capabilities {
     pub fn with_ack_wait(mut self, ack_wait: std::time::Duration) -> Self {
         self.ack_wait = Some(ack_wait);
         self
+    }
+
+    /// How long a delivery is this consumer's without
+    /// [`Delivery::progress`]: the ack timeout, or else the group hold.
+    pub fn hold(&self) -> Option<std::time::Duration> {
+        self.ack_wait.or(self.group_hold)
     }
 }
 

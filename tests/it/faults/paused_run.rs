@@ -4,14 +4,16 @@
 //! the step's effect after the compensation. The runtime's lease on the
 //! run (`multiagents::worker::Lease`) refuses its state write.
 //!
-//! Both holds a run can lose, on the shared server:
+//! Both holds a run can lose, on the shared servers:
 //! * a queued command's delivery, taken over by another consumer after the
-//!   2 s ack timeout;
+//!   2 s ack timeout (Redis, NATS), or after the group's 6 s session
+//!   timeout (Kafka transport, Redis store);
 //! * an in-process (local) run's guard timer, claimed by another instance
 //!   once due (the guard slack is 1 s here).
 //!
 //! Every forward step of the `ledger` worker sleeps `delay_ms` (1.5 s)
-//! before its effect, so the freeze lands mid-call; `c` always fails, so
+//! before its effect, so the freeze lands mid-call (step timeouts are far
+//! longer than the freeze, so the woken run goes on to its write); `c` always fails, so
 //! each transaction must end compensated with exactly `do a`, `do b`,
 //! `undo b`, `undo a` in its ledger, and nothing after.
 
@@ -45,7 +47,7 @@ enum Hold {
     Guard,
 }
 
-fn config_text(url: &str, tag: &str) -> String {
+fn config_text(transport: &str, store: &str, tag: &str) -> String {
     let wasm = wasm("ledger");
     let step = |name: &str, undo: bool| {
         let compensation = if undo {
@@ -55,16 +57,21 @@ fn config_text(url: &str, tag: &str) -> String {
         };
         format!(
             "  [[workflows.steps]]\n  name = \"{name}\"\n  worker = \"ledger\"\n  {compensation}\
-             timeout = \"10s\"\n  retry = {{ max_attempts = 3, backoff = \"200ms\" }}\n\n"
+             timeout = \"90s\"\n  retry = {{ max_attempts = 3, backoff = \"200ms\" }}\n\n"
         )
     };
-    let sections = super::runtime_sections(url).replace("[engine]\n", "[engine]\nguard_slack = \"1s\"\n");
+    let sections = super::runtime_sections(transport)
+        .replace(
+            &format!("[store]\nurl = \"{transport}\""),
+            &format!("[store]\nurl = \"{store}\""),
+        )
+        .replace("[engine]\n", "[engine]\nguard_slack = \"1s\"\n");
     format!(
         r#"{sections}
 [workers.ledger]
 path = "{wasm}"
 namespace = "ledger"
-timeout = "30s"
+timeout = "120s"
 memory_mb = 16
 
 [workers.ledger.config]
@@ -75,7 +82,7 @@ delay_ms = "{DELAY_MS}"
 [workers.ledger-undo]
 path = "{wasm}"
 namespace = "ledger"
-timeout = "30s"
+timeout = "120s"
 memory_mb = 16
 
 [workers.ledger-undo.config]
@@ -139,39 +146,64 @@ async fn ledger_reaches(store: &dyn StateStore, tx: &TransactionId, n: usize, lo
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_command_frozen_past_its_ack_timeout_cannot_apply_after_its_compensation() {
-    frozen_run::<Redis>(Hold::Delivery).await;
+    frozen_on::<Redis>(Hold::Delivery).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_local_run_frozen_past_its_guard_cannot_apply_after_its_compensation() {
-    frozen_run::<Redis>(Hold::Guard).await;
+    frozen_on::<Redis>(Hold::Guard).await;
 }
 
 #[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_command_frozen_past_its_ack_timeout_cannot_apply_after_its_compensation() {
-    frozen_run::<Nats>(Hold::Delivery).await;
+    frozen_on::<Nats>(Hold::Delivery).await;
 }
 
-async fn frozen_run<B: FaultBackend>(hold: Hold) {
+/// Kafka transport, Redis store: a frozen member's partitions go to the
+/// other after the session timeout (6 s), and its run is fenced by the
+/// group hold (`Capabilities::group_hold`).
+#[cfg(all(feature = "kafka", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_command_frozen_past_its_session_timeout_cannot_apply_after_its_compensation() {
+    let (Some(kafka), Some(redis)) = (backend_url("KAFKA_URL"), backend_url("REDIS_URL")) else {
+        return;
+    };
+    let prefix = unique("faults-frozen");
+    // Kafka prefixes are at most 40 characters.
+    let short: String = prefix.chars().take(30).collect();
+    let transport = super::with_options(&kafka, &format!("prefix={short}"));
+    let store = namespaced::<Redis>(&redis, &prefix, "");
+    frozen_run(Hold::Delivery, &transport, &store, "kafka").await;
+    Redis::clean_up(&redis, &prefix);
+}
+
+/// On one server of `B` (transport and store), with a 2 s ack timeout.
+async fn frozen_on<B: FaultBackend>(hold: Hold) {
     let Some(base) = backend_url(B::URL_VAR) else {
         return;
     };
     let prefix = unique("faults-frozen");
     let url = namespaced::<B>(&base, &prefix, "ack_timeout=2s");
-    let dir = temp_dir(&format!("{}-frozen-{hold:?}", B::NAME));
+    frozen_run(hold, &url, &url, B::NAME).await;
+    B::clean_up(&base, &prefix);
+}
+
+async fn frozen_run(hold: Hold, transport: &str, store_url: &str, name: &str) {
+    let dir = temp_dir(&format!("{name}-frozen-{hold:?}"));
     let (one, two) = (dir.join("i1.toml"), dir.join("i2.toml"));
-    std::fs::write(&one, config_text(&url, "i1")).expect("write config");
-    std::fs::write(&two, config_text(&url, "i2")).expect("write config");
+    std::fs::write(&one, config_text(transport, store_url, "i1")).expect("write config");
+    std::fs::write(&two, config_text(transport, store_url, "i2")).expect("write config");
     let (log1, log2) = (dir.join("i1.log"), dir.join("i2.log"));
     let config = Config::load(&two).expect("config");
 
     // i2 alone: it takes `a` from the queue and runs `b` in-process.
     let mut i2 = serve("instance i2", &two, &log2);
+    let store = backend::store(store_url).await.expect("store");
     let client = Orchestrator::connect(
-        backend::transport(&url).await.expect("transport"),
-        backend::store(&url).await.expect("store"),
+        backend::transport(transport).await.expect("transport"),
+        store.clone(),
         OrchestratorConfig::default().with_prefix("ma"),
     )
     .await
@@ -179,7 +211,6 @@ async fn frozen_run<B: FaultBackend>(hold: Hold) {
     for def in config.workflow_defs().expect("workflows") {
         client.register_workflow(def).expect("workflow");
     }
-    let store = backend::store(&url).await.expect("store");
     let tx = client.execute("frozen", json!({})).await.expect("execute");
     if hold == Hold::Guard {
         // `a` applied: i2 handles its result and starts `b` here.
@@ -247,7 +278,6 @@ async fn frozen_run<B: FaultBackend>(hold: Hold) {
         after.iter().all(|e| e.ends_with(" i1") || e.starts_with("do a")),
         "the taken-over step and everything after it ran on i1: {after:?}"
     );
-    eprintln!("{} {hold:?}: frozen {frozen_for:?}; ledger {after:?}", B::NAME);
+    eprintln!("{name} {hold:?}: frozen {frozen_for:?}; ledger {after:?}");
     client.shutdown(Duration::from_secs(5)).await;
-    B::clean_up(&base, &prefix);
 }

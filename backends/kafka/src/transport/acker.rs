@@ -10,6 +10,7 @@
 //! | `ack` | — | the original is settled |
 //! | `nack(0)` | its own topic | the original is settled |
 //! | `nack(d)` | the delay topic, due in `d` (see `delay`) | the original is settled |
+//! | given up (`Delivery::forget`: its holder's lease lapsed) | its own topic, while this consumer holds the partition (no strike) | the original is settled |
 //! | dropped unsettled (a strike) | its own topic, or its dead letters after `max_deliveries` strikes (the subscription's dead-letter hook is told first) | the original is settled |
 //!
 //! A copy that cannot be published leaves the original unsettled, so
@@ -23,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use multiagents_core::transport::DeadLetterHook;
-use multiagents_core::{Acker, Envelope, Result};
+use multiagents_core::{Acker, Envelope, Error, ErrorKind, Result};
 
 use super::Shared;
 use super::produce::Record;
@@ -94,6 +95,39 @@ impl Acker for KafkaAcker {
         self.shared
             .replace(&self.ticket, record, false, "kafka.nack")
             .await
+    }
+
+    /// Kept while the partition stays with this consumer, in the
+    /// assignment the record was read in (`Capabilities::group_hold`
+    /// bounds how long that may be taken on trust).
+    async fn progress(&self) -> Result<()> {
+        if self.ticket.held() {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Timeout,
+            "the record's partition was revoked from this consumer: its new owner reads it again",
+        )
+        .with_retryable(false)
+        .with_operation("kafka.progress")
+        .with_context("origin", self.ticket.origin()))
+    }
+
+    /// Handed back (a copy on its own topic, no strike) while this consumer
+    /// holds the partition: Kafka redelivers nothing within an assignment.
+    /// Once the partition moved, its new owner reads the original again.
+    fn forget(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.ticket.release();
+            return;
+        };
+        let record = self.copy(self.kafka_topic.clone(), self.strikes);
+        let (shared, ticket) = (self.shared.clone(), self.ticket.clone());
+        handle.spawn(async move {
+            shared
+                .replace_until_done(&ticket, record, false, "kafka.forget")
+                .await;
+        });
     }
 
     fn abandon(&self) {

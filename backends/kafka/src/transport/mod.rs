@@ -249,8 +249,10 @@ impl Transport for KafkaTransport {
         c.ack_timeout = false;
         // A rebalance moves whole partitions, unsettled work included.
         c.moves_work_on_join = true;
-        // A dead consumer's work moves after `session_timeout`.
+        // A dead consumer's work moves after `session_timeout` from its
+        // last heartbeat, sent every third of it (`client.rs`).
         c.group_liveness = true;
+        c.group_hold = Some(self.shared.config.session_timeout * 2 / 3);
         c
     }
 
