@@ -9,10 +9,31 @@
 //! must not hold an async one), in a thread of its own, and is waited for
 //! at most [`CLOSE_WAIT`]. A close still going on past that stays in the
 //! background, with its client's threads and sockets, until it finishes:
-//! a leak per stuck close, logged, instead of a hang.
+//! a leak per stuck close, logged and counted
+//! (`multiagents_kafka_consumers_closing`, a gauge of the closes still going
+//! on past their wait), instead of a hang.
 
 use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// Closes still going on past their wait, in this process.
+static STILL_CLOSING: AtomicUsize = AtomicUsize::new(0);
+
+/// A close's state: running, done in time, or late (past its wait).
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const LATE: u8 = 2;
+
+fn report_still_closing(n: usize) {
+    metrics::gauge!("multiagents_kafka_consumers_closing").set(n as f64);
+}
+
+/// How many closes are still going on past their wait.
+pub(crate) fn still_closing() -> usize {
+    STILL_CLOSING.load(Ordering::SeqCst)
+}
 
 /// How long a dropped consumer's blocking task waits for its close (the
 /// group drops a member that never said goodbye after its session
@@ -65,15 +86,28 @@ impl<T: Send + 'static> Drop for Closing<T> {
 /// waits for that at most `wait`.
 pub(crate) fn close<T: Send + 'static>(consumer: T, wait: Duration) {
     let (done, closed) = std::sync::mpsc::channel();
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let finished = state.clone();
     let spawned = std::thread::Builder::new()
         .name("kafka-close".into())
         .spawn(move || {
             drop(consumer);
+            if finished.swap(DONE, Ordering::SeqCst) == LATE {
+                let n = STILL_CLOSING.fetch_sub(1, Ordering::SeqCst) - 1;
+                report_still_closing(n);
+                tracing::info!("kafka: a consumer that was late to close has closed");
+            }
             let _ = done.send(());
         });
     match spawned {
         Ok(_) => {
-            if closed.recv_timeout(wait).is_err() {
+            if closed.recv_timeout(wait).is_err()
+                && state
+                    .compare_exchange(RUNNING, LATE, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            {
+                let n = STILL_CLOSING.fetch_add(1, Ordering::SeqCst) + 1;
+                report_still_closing(n);
                 tracing::warn!(
                     ?wait,
                     "kafka: a consumer did not close in time; it goes on closing in \
@@ -108,8 +142,13 @@ mod tests {
         }
     }
 
+    /// The tests with a late close, one at a time (they count them).
+    static LATE_CLOSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn a_close_that_never_finishes_is_waited_for_only_so_long() {
+        let _one = LATE_CLOSES.lock().unwrap_or_else(|p| p.into_inner());
+        let before = still_closing();
         let (release, dropped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
         let started = Instant::now();
         close(
@@ -122,10 +161,15 @@ mod tests {
             started.elapsed()
         );
         assert!(!dropped.load(Ordering::SeqCst), "still closing in its own thread");
+        assert_eq!(still_closing(), before + 1, "counted while it goes on");
         release.store(true, Ordering::SeqCst);
         let end = Instant::now() + Duration::from_secs(5);
-        while !dropped.load(Ordering::SeqCst) {
-            assert!(Instant::now() < end, "the close never finished once released");
+        while !dropped.load(Ordering::SeqCst) || still_closing() != before {
+            assert!(
+                Instant::now() < end,
+                "the close never finished once released ({} still counted)",
+                still_closing()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -144,6 +188,8 @@ mod tests {
     /// past the bound when it shuts down.
     #[test]
     fn a_runtime_dropping_a_stuck_consumer_shuts_down() {
+        let _one = LATE_CLOSES.lock().unwrap_or_else(|p| p.into_inner());
+        let before = still_closing();
         let release = Arc::new(AtomicBool::new(false));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -160,5 +206,11 @@ mod tests {
             started.elapsed()
         );
         release.store(true, Ordering::SeqCst);
+        // Its late close ends, and is no longer counted.
+        let end = Instant::now() + Duration::from_secs(5);
+        while still_closing() != before {
+            assert!(Instant::now() < end, "{} still counted", still_closing());
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
