@@ -30,8 +30,9 @@ fn report_still_closing(n: usize) {
     metrics::gauge!("multiagents_kafka_consumers_closing").set(n as f64);
 }
 
-/// How many closes are still going on past their wait.
-pub(crate) fn still_closing() -> usize {
+/// How many closes are still going on past their wait (the gauge's value).
+#[cfg(test)]
+fn still_closing() -> usize {
     STILL_CLOSING.load(Ordering::SeqCst)
 }
 
