@@ -74,6 +74,10 @@ impl Acker for FusedAcker {
             .effect(async { self.0.lock().await.progress().await })
             .await
     }
+    // `abandon` and `forget` are not forwarded: the inner delivery, dropped
+    // unsettled with this acker, abandons itself (a forgotten one is thus
+    // handed back at once rather than after the ack timeout; the fuse
+    // tests do not depend on which).
 }
 
 #[async_trait]

@@ -308,18 +308,19 @@ pub(crate) fn orphaned(created_ms: u64) -> bool {
 /// wakes up to find its delivery taken over). A progress the backend
 /// could not answer (in a beat) is tried again at the next beat; one that
 /// finds the delivery gone, or is answered after the lease lapsed, ends
-/// the lease.
+/// the lease (and the keeping). Returns `work`'s output and whether the
+/// hold lasted to the end ([`Held`]).
 pub(crate) async fn kept_in_progress<F: Future>(
     delivery: &Delivery,
     ack_wait: Option<Duration>,
     work: F,
-) -> F::Output {
+) -> (F::Output, Held) {
     let Some(ack_wait) = ack_wait else {
-        return work.await;
+        return (work.await, Held::Yes);
     };
     // An ack timeout too long to add to an instant: no hold to count.
     let Some(takeover) = delivery.received().checked_add(ack_wait) else {
-        return work.await;
+        return (work.await, Held::Yes);
     };
     let lease = Lease::new(takeover, ack_wait);
     let beat = (ack_wait / 3).max(Duration::from_millis(10));
@@ -330,7 +331,10 @@ pub(crate) async fn kept_in_progress<F: Future>(
     let mut keeping = true;
     loop {
         tokio::select! {
-            out = &mut work => return out,
+            out = &mut work => {
+                let held = if lease.is_valid() { Held::Yes } else { Held::Lapsed };
+                return (out, held);
+            }
             _ = ticker.tick(), if keeping => {
                 let asked = std::time::Instant::now();
                 // Bounded by a beat: the run is not polled meanwhile.
@@ -343,6 +347,9 @@ pub(crate) async fn kept_in_progress<F: Future>(
                         if let Some(takeover) = asked.checked_add(ack_wait) {
                             lease.renewed(asked, takeover);
                         }
+                        // Renewed too late: lost, and kept no longer (the
+                        // run's result will be dropped; let the hold go).
+                        keeping = lease.is_valid();
                     }
                     Err(e) if e.is_retryable() => {
                         tracing::warn!(error = %e, "cannot keep a delivery in progress; trying again");
@@ -355,6 +362,29 @@ pub(crate) async fn kept_in_progress<F: Future>(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Whether a delivery's hold lasted while it was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// To the end (or there was no hold to lose).
+    Yes,
+    /// Not: the delivery may be another consumer's now, and must not be
+    /// settled by this one ([`After::Forget`]).
+    Lapsed,
+}
+
+/// How to settle a delivery handled to `after`, given whether its hold
+/// lasted: one whose hold lapsed is forgotten, whatever the handler said
+/// (its ack or nack could settle another consumer's delivery).
+pub(crate) fn settle_held(after: Result<After>, held: Held) -> Result<After> {
+    match held {
+        Held::Yes => after,
+        Held::Lapsed => {
+            tracing::warn!("a delivery's hold lapsed while it was handled; it is left to its ack timeout");
+            Ok(After::Forget)
         }
     }
 }

@@ -1,13 +1,14 @@
-//! [`kept_in_progress`]'s lease over a real (memory) delivery: kept while
-//! progress is, lapsed after a freeze past the ack timeout, lost when the
-//! delivery went to another consumer, absent without an ack timeout.
+//! [`kept_in_progress`]'s lease over a delivery: kept while progress is,
+//! lapsed after a freeze past the ack timeout, lost when the backend says
+//! the delivery went to another consumer, absent without an ack timeout;
+//! and what the handler's settling becomes ([`settle_held`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::kept_in_progress;
+use super::{After, Held, kept_in_progress, settle_held};
 use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::transport::memory::{MemoryTransport, MemoryTransportConfig};
@@ -39,72 +40,17 @@ async fn one_delivery() -> (MemoryTransport, Subscription, Delivery) {
     (t, sub, d)
 }
 
-/// Three ack timeouts of work that yields: progress keeps the hold, and
-/// the lease with it.
-#[tokio::test]
-async fn a_run_kept_in_progress_keeps_its_lease() {
-    let (_t, _sub, d) = one_delivery().await;
-    let checked = kept_in_progress(&d, Some(ACK), async {
-        tokio::time::sleep(ACK * 3).await;
-        check_current()
-    })
-    .await;
-    assert!(checked.is_ok(), "{checked:?}");
+/// A backend whose progress answers from a script: `Ok` from the
+/// `ok_from`-th call on, before that an error (`gone`: the delivery went
+/// to another consumer, not retryable; else unreachable, retryable).
+struct Scripted {
+    calls: AtomicU32,
+    ok_from: u32,
+    gone: bool,
 }
-
-/// A run that holds the thread past the ack timeout (as a stopped process
-/// does: no progress can be sent) finds its lease lapsed when it goes on.
-#[tokio::test]
-async fn a_run_frozen_past_the_ack_timeout_finds_its_lease_lapsed() {
-    let (_t, _sub, d) = one_delivery().await;
-    let checked = kept_in_progress(&d, Some(ACK), async {
-        std::thread::sleep(ACK + ACK / 2);
-        check_current()
-    })
-    .await;
-    let e = checked.expect_err("lapsed");
-    assert_eq!(e.kind(), ErrorKind::Conflict);
-    assert!(e.to_string().contains("not renewed in time"), "{e}");
-}
-
-/// Frozen past the ack timeout, then the next progress finds the delivery
-/// taken over (here: redelivered to the same subscription): lost for good.
-#[tokio::test]
-async fn a_run_whose_delivery_went_elsewhere_loses_its_lease() {
-    let (_t, mut sub, d) = one_delivery().await;
-    let checked = kept_in_progress(&d, Some(ACK), async {
-        std::thread::sleep(ACK * 2);
-        // The delivery expired; another one takes it over.
-        let again = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
-        assert!(matches!(again, Ok(Some(Ok(_)))), "redelivered");
-        // Let a progress beat run and find it gone.
-        tokio::time::sleep(ACK).await;
-        check_current()
-    })
-    .await;
-    let e = checked.expect_err("lost");
-    assert!(e.to_string().contains("went to another process"), "{e}");
-}
-
-/// Without an ack timeout there is no hold to lose: no lease, and writes
-/// are never refused on that account.
-#[tokio::test]
-async fn without_an_ack_timeout_there_is_no_lease() {
-    let (_t, _sub, d) = one_delivery().await;
-    let checked = kept_in_progress(&d, None, async {
-        std::thread::sleep(ACK * 2);
-        check_current()
-    })
-    .await;
-    assert!(checked.is_ok(), "{checked:?}");
-}
-
-/// A backend whose first progress fails (unreachable, retryable) and whose
-/// later ones succeed.
-struct Flaky(AtomicU32);
 
 #[async_trait]
-impl Acker for Flaky {
+impl Acker for Scripted {
     async fn ack(&self) -> Result<()> {
         Ok(())
     }
@@ -112,26 +58,105 @@ impl Acker for Flaky {
         Ok(())
     }
     async fn progress(&self) -> Result<()> {
-        match self.0.fetch_add(1, Ordering::SeqCst) {
-            0 => Err(Error::new(ErrorKind::Unavailable, "the backend is restarting")),
-            _ => Ok(()),
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.ok_from {
+            return Ok(());
         }
+        Err(match self.gone {
+            true => Error::new(ErrorKind::Timeout, "taken over").with_retryable(false),
+            false => Error::new(ErrorKind::Unavailable, "the backend is restarting"),
+        })
     }
 }
 
-/// A progress the backend could not answer is tried again at the next
-/// beat (in time, before the lease lapses), and the hold goes on.
+fn scripted(ok_from: u32, gone: bool) -> Delivery {
+    let acker = Scripted {
+        calls: AtomicU32::new(0),
+        ok_from,
+        gone,
+    };
+    Delivery::new(Envelope::new("cmds", "k", b"x".to_vec()), 1, Box::new(acker))
+}
+
+/// Three ack timeouts of work that yields: progress keeps the hold, and
+/// the lease with it.
 #[tokio::test]
-async fn a_progress_that_failed_retryably_is_tried_again() {
-    let d = Delivery::new(
-        Envelope::new("cmds", "k", b"x".to_vec()),
-        1,
-        Box::new(Flaky(AtomicU32::new(0))),
-    );
-    let checked = kept_in_progress(&d, Some(ACK), async {
+async fn a_run_kept_in_progress_keeps_its_lease() {
+    let (_t, _sub, d) = one_delivery().await;
+    let (checked, held) = kept_in_progress(&d, Some(ACK), async {
         tokio::time::sleep(ACK * 3).await;
         check_current()
     })
     .await;
     assert!(checked.is_ok(), "{checked:?}");
+    assert_eq!(held, Held::Yes);
+}
+
+/// A run that holds the thread past the ack timeout (as a stopped process
+/// does: no progress can be sent) finds its lease lapsed when it goes on,
+/// and its delivery is forgotten, not settled.
+#[tokio::test]
+async fn a_run_frozen_past_the_ack_timeout_finds_its_lease_lapsed() {
+    let (_t, _sub, d) = one_delivery().await;
+    let (checked, held) = kept_in_progress(&d, Some(ACK), async {
+        std::thread::sleep(ACK + ACK / 2);
+        check_current()
+    })
+    .await;
+    let e = checked.expect_err("lapsed");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("not renewed in time"), "{e}");
+    assert_eq!(held, Held::Lapsed);
+    assert!(matches!(settle_held(Ok(After::Ack), held), Ok(After::Forget)));
+}
+
+/// The backend says the delivery went to another consumer (no freeze
+/// here): the lease is lost at once, for good.
+#[tokio::test]
+async fn a_run_whose_delivery_went_elsewhere_loses_its_lease() {
+    let d = scripted(u32::MAX, true);
+    let (checked, held) = kept_in_progress(&d, Some(ACK), async {
+        // Past the first beat, well within the lease's first 750 ms.
+        tokio::time::sleep(ACK / 2).await;
+        check_current()
+    })
+    .await;
+    let e = checked.expect_err("lost");
+    assert!(e.to_string().contains("went to another process"), "{e}");
+    assert_eq!(held, Held::Lapsed);
+    assert!(matches!(
+        settle_held(Ok(After::Retry(Duration::ZERO)), held),
+        Ok(After::Forget)
+    ));
+}
+
+/// A progress the backend could not answer is tried again at the next
+/// beat (in time, before the lease lapsed), and the hold goes on. With a
+/// 6 s ack timeout the second beat (4 s) comes 0.5 s before the first
+/// lease would lapse (4.5 s).
+#[tokio::test]
+async fn a_progress_that_failed_retryably_is_tried_again() {
+    let ack = Duration::from_secs(6);
+    let d = scripted(1, false);
+    let (checked, held) = kept_in_progress(&d, Some(ack), async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        check_current()
+    })
+    .await;
+    assert!(checked.is_ok(), "{checked:?}");
+    assert_eq!(held, Held::Yes);
+}
+
+/// Without an ack timeout there is no hold to lose: no lease, and writes
+/// are never refused on that account.
+#[tokio::test]
+async fn without_an_ack_timeout_there_is_no_lease() {
+    let (_t, _sub, d) = one_delivery().await;
+    let (checked, held) = kept_in_progress(&d, None, async {
+        std::thread::sleep(ACK * 2);
+        check_current()
+    })
+    .await;
+    assert!(checked.is_ok(), "{checked:?}");
+    assert_eq!(held, Held::Yes);
+    assert!(matches!(settle_held(Ok(After::Ack), held), Ok(After::Ack)));
 }

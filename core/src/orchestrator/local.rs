@@ -127,6 +127,9 @@ impl Shared {
                             if let Some(takeover) = asked.checked_add(slack) {
                                 lease.renewed(asked, takeover);
                             }
+                            // Renewed too late: the result will be dropped,
+                            // so let the guard fire.
+                            renewing = lease.is_valid();
                         }
                         Ok(false) => {
                             tracing::warn!(tx = %cmd.tx, step = %cmd.step_name,

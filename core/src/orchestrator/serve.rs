@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::engine::{After, Tasks, command_topic, now_ms, topic};
-use super::executor::kept_in_progress;
+use super::executor::{kept_in_progress, settle_held};
 use super::messages::{Command, StepResult, Timer};
 use crate::envelope::Envelope;
 use crate::error::Result;
@@ -129,7 +129,8 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
                         cmd.trace = crate::trace::read(d.envelope());
                         let span = super::executor::step_span(&mut cmd);
                         let work = s.handle_command(cmd).instrument(span);
-                        kept_in_progress(&d, s.ack_wait, work).await
+                        let (after, held) = kept_in_progress(&d, s.ack_wait, work).await;
+                        settle_held(after, held)
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "dropping an undecodable command");
@@ -149,7 +150,9 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
                 Ok(mut r) => {
                     r.trace = crate::trace::read(d.envelope());
                     let span = super::executor::result_span(&mut r);
-                    kept_in_progress(&d, s.ack_wait, s.handle_result(r).instrument(span)).await
+                    let work = s.handle_result(r).instrument(span);
+                    let (after, held) = kept_in_progress(&d, s.ack_wait, work).await;
+                    settle_held(after, held)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "dropping an undecodable result");
@@ -186,8 +189,8 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
                 }
                 return;
             }
-            let result = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
-            settle(d, result, "timer").await;
+            let (after, held) = kept_in_progress(&d, s.ack_wait, s.handle_timer(timer)).await;
+            settle(d, settle_held(after, held), "timer").await;
         }
     });
     Ok(())

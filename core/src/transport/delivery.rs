@@ -152,8 +152,9 @@ impl Delivery {
     /// frozen past the ack timeout): its ack or nack could settle the
     /// delivery another consumer took over. With an ack timeout nothing is
     /// sent: the message comes back after it, to whichever consumer holds
-    /// it by then. Kafka (no per-message timeout) hands it back only while
-    /// this consumer still holds its partition.
+    /// it by then. Kafka (no per-message timeout) hands it back as if it
+    /// were dropped (a strike) while this consumer still holds its
+    /// partition.
     pub fn forget(mut self) {
         if !self.settled
             && let Some(acker) = &self.acker

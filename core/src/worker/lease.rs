@@ -157,12 +157,12 @@ mod tests {
 
     #[test]
     fn valid_until_a_margin_before_the_takeover_then_lapsed() {
-        let start = Instant::now();
-        // Takeover in 550 ms, margin 500 ms: valid for about 50 ms.
-        let lease = Lease::new(in_ms(550), PERIOD);
-        assert!(lease.valid_at(start));
-        assert!(!lease.valid_at(start + Duration::from_millis(60)));
-        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        // Takeover at t + 1.5 s, margin 500 ms: valid until t + 1 s.
+        let lease = Lease::new(t + Duration::from_millis(1_500), PERIOD);
+        assert!(lease.valid_at(t + Duration::from_millis(990)));
+        assert!(!lease.valid_at(t + Duration::from_millis(1_010)));
+        std::thread::sleep(Duration::from_millis(1_100));
         let e = lease.check().expect_err("refused");
         assert_eq!(e.kind(), ErrorKind::Conflict);
         assert!(!e.is_retryable());

@@ -10,7 +10,7 @@
 //! | `ack` | — | the original is settled |
 //! | `nack(0)` | its own topic | the original is settled |
 //! | `nack(d)` | the delay topic, due in `d` (see `delay`) | the original is settled |
-//! | given up (`Delivery::forget`: its holder's lease lapsed) | its own topic, while this consumer holds the partition (no strike) | the original is settled |
+//! | given up (`Delivery::forget`: its holder's lease lapsed) | as when dropped unsettled (below) | |
 //! | dropped unsettled (a strike) | its own topic, or its dead letters after `max_deliveries` strikes (the subscription's dead-letter hook is told first) | the original is settled |
 //!
 //! A copy that cannot be published leaves the original unsettled, so
@@ -113,21 +113,13 @@ impl Acker for KafkaAcker {
         .with_context("origin", self.ticket.origin()))
     }
 
-    /// Handed back (a copy on its own topic, no strike) while this consumer
-    /// holds the partition: Kafka redelivers nothing within an assignment.
-    /// Once the partition moved, its new owner reads the original again.
+    /// Handed back like a dropped delivery (a strike: a copy on its own
+    /// topic, or its dead letters after `max_deliveries`), while this
+    /// consumer holds the partition: Kafka redelivers nothing within an
+    /// assignment, and the strike bounds a run that keeps outliving its
+    /// hold. Once the partition moved, its new owner reads the original.
     fn forget(&self) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            self.ticket.release();
-            return;
-        };
-        let record = self.copy(self.kafka_topic.clone(), self.strikes);
-        let (shared, ticket) = (self.shared.clone(), self.ticket.clone());
-        handle.spawn(async move {
-            shared
-                .replace_until_done(&ticket, record, false, "kafka.forget")
-                .await;
-        });
+        self.abandon();
     }
 
     fn abandon(&self) {
