@@ -322,7 +322,7 @@ pub(crate) async fn kept_in_progress<F: Future>(
     let Some(takeover) = delivery.received().checked_add(ack_wait) else {
         return (work.await, Held::Yes);
     };
-    let lease = Lease::new(takeover, ack_wait);
+    let lease = Lease::held(takeover, ack_wait, delivery.holder());
     let beat = (ack_wait / 3).max(Duration::from_millis(10));
     let work = lease.clone().scope(work);
     tokio::pin!(work);

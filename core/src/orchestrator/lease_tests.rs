@@ -146,6 +146,45 @@ async fn a_progress_that_failed_retryably_is_tried_again() {
     assert_eq!(held, Held::Yes);
 }
 
+/// A backend that can tell at once (a holder): the run's lease ends as
+/// soon as the holder lets go, well before the next beat.
+struct Revocable(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+#[async_trait]
+impl Acker for Revocable {
+    async fn ack(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn nack(&self, _delay: Duration) -> Result<()> {
+        Ok(())
+    }
+    fn holder(&self) -> Option<crate::worker::lease::Holder> {
+        let held = self.0.clone();
+        Some(std::sync::Arc::new(move || held.load(Ordering::SeqCst)))
+    }
+}
+
+#[tokio::test]
+async fn a_holder_that_lets_go_ends_the_lease_before_the_next_beat() {
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let d = Delivery::new(
+        Envelope::new("cmds", "k", b"x".to_vec()),
+        1,
+        Box::new(Revocable(held.clone())),
+    );
+    // A 60 s ack timeout: the first beat is 20 s away.
+    let (checked, held_to_end) = kept_in_progress(&d, Some(Duration::from_secs(60)), async {
+        let before = check_current();
+        held.store(false, Ordering::SeqCst);
+        (before, check_current())
+    })
+    .await;
+    assert!(checked.0.is_ok(), "{:?}", checked.0);
+    let e = checked.1.expect_err("let go");
+    assert!(e.to_string().contains("went to another process"), "{e}");
+    assert_eq!(held_to_end, Held::Lapsed);
+}
+
 /// Without an ack timeout there is no hold to lose: no lease, and writes
 /// are never refused on that account.
 #[tokio::test]

@@ -37,6 +37,13 @@ pub trait Acker: Send + Sync {
     /// another holder's delivery. Must not block. The default does nothing:
     /// the ack timeout brings it back.
     fn forget(&self) {}
+    /// A check, without I/O, of whether this consumer still holds the
+    /// delivery, for a backend that learns of losing it at once (Kafka: a
+    /// revoke of its partition). `None` (the default): it cannot tell
+    /// between [`progress`](Self::progress) calls.
+    fn holder(&self) -> Option<crate::worker::lease::Holder> {
+        None
+    }
 }
 
 /// One received message. Settle it with [`ack`](Self::ack) or
@@ -162,6 +169,12 @@ impl Delivery {
             acker.forget();
         }
         self.settled = true;
+    }
+
+    /// The backend's check of whether this consumer still holds the
+    /// delivery ([`Acker::holder`]), when it has one.
+    pub fn holder(&self) -> Option<crate::worker::lease::Holder> {
+        self.acker.as_ref().and_then(|a| a.holder())
     }
 
     /// Tells the backend this delivery is still being worked on: its ack

@@ -31,14 +31,29 @@ tokio::task_local! {
     static CURRENT: Lease;
 }
 
+/// Asks the holder, at once and without I/O, whether it still holds the
+/// run (Kafka: the record's partition is still assigned in the generation
+/// it was read in).
+pub type Holder = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A run's hold on its step (cheap to clone: clones share it).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Lease {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("valid", &self.is_valid())
+            .field("lost", &self.inner.lost.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
+    /// Consulted at each check, when the holder can tell.
+    holder: Option<Holder>,
     origin: Instant,
     /// How far short of a takeover point the lease ends.
     margin: Duration,
@@ -54,8 +69,16 @@ impl Lease {
     /// timeout, the guard slack): it ends [`margin`](Self::margin)`(period)`
     /// before `takeover`.
     pub fn new(takeover: Instant, period: Duration) -> Lease {
+        Lease::held(takeover, period, None)
+    }
+
+    /// [`new`](Self::new), also asking `holder` (when there is one) at
+    /// each check: a hold it says is gone ends the lease at once, without
+    /// waiting for the next renewal.
+    pub fn held(takeover: Instant, period: Duration, holder: Option<Holder>) -> Lease {
         let lease = Lease {
             inner: Arc::new(Inner {
+                holder,
                 origin: Instant::now(),
                 margin: Lease::margin(period),
                 until_us: AtomicU64::new(0),
@@ -105,6 +128,11 @@ impl Lease {
     }
 
     fn valid_at(&self, at: Instant) -> bool {
+        if let Some(holder) = &self.inner.holder
+            && !holder()
+        {
+            self.lose();
+        }
         let us = at.saturating_duration_since(self.inner.origin).as_micros();
         !self.inner.lost.load(Ordering::Acquire)
             && u64::try_from(us).unwrap_or(u64::MAX) < self.inner.until_us.load(Ordering::Acquire)
@@ -191,6 +219,20 @@ mod tests {
         lease.renewed(Instant::now(), in_ms(60_000));
         let e = lease.check().expect_err("lost, not brought back");
         assert!(e.to_string().contains("went to another process"), "{e}");
+    }
+
+    #[test]
+    fn a_holder_that_lets_go_ends_the_lease_at_once() {
+        let held = Arc::new(AtomicBool::new(true));
+        let asked = held.clone();
+        let holder: Holder = Arc::new(move || asked.load(Ordering::SeqCst));
+        let lease = Lease::held(in_ms(60_000), PERIOD, Some(holder));
+        assert!(lease.check().is_ok());
+        held.store(false, Ordering::SeqCst);
+        let e = lease.check().expect_err("let go");
+        assert!(e.to_string().contains("went to another process"), "{e}");
+        held.store(true, Ordering::SeqCst);
+        assert!(!lease.is_valid(), "lost for good");
     }
 
     #[test]

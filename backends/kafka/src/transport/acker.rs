@@ -101,7 +101,7 @@ impl Acker for KafkaAcker {
     /// assignment the record was read in (`Capabilities::group_hold`
     /// bounds how long that may be taken on trust).
     async fn progress(&self) -> Result<()> {
-        if self.ticket.held() {
+        if self.ticket.is_current() {
             return Ok(());
         }
         Err(Error::new(
@@ -120,6 +120,13 @@ impl Acker for KafkaAcker {
     /// hold. Once the partition moved, its new owner reads the original.
     fn forget(&self) {
         self.abandon();
+    }
+
+    /// A revoke is known here as soon as the reader handles it: a run's
+    /// writes stop then, not at its next progress.
+    fn holder(&self) -> Option<multiagents_core::worker::lease::Holder> {
+        let ticket = self.ticket.clone();
+        Some(Arc::new(move || ticket.is_current()))
     }
 
     fn abandon(&self) {

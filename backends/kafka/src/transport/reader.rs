@@ -161,12 +161,6 @@ impl Ticket {
         self.consumer.upgrade()
     }
 
-    /// Whether this consumer still holds the record's partition, in the
-    /// assignment it was read in.
-    pub(crate) fn held(&self) -> bool {
-        self.tracker.owns(&self.topic, self.partition, self.generation)
-    }
-
     /// Where the record was, for messages: `topic/partition/offset`.
     pub(crate) fn origin(&self) -> String {
         format!("{}/{}/{}", self.topic, self.partition, self.offset)
