@@ -204,6 +204,26 @@ cache_dir = "{cache}"
     )
 }
 
+/// The steps of the ledger workflows (chaos, paused runs): `a → b → c`,
+/// each run by the `ledger` worker, `a` and `b` compensated by
+/// `ledger-undo`; each with `timeout` and `max_attempts` (200 ms backoff).
+fn ledger_steps(timeout: &str, max_attempts: u32) -> String {
+    [("a", true), ("b", true), ("c", false)]
+        .iter()
+        .map(|(name, undo)| {
+            let compensation = if *undo {
+                "compensation = \"ledger-undo\"\n  "
+            } else {
+                ""
+            };
+            format!(
+                "  [[workflows.steps]]\n  name = \"{name}\"\n  worker = \"ledger\"\n  {compensation}\
+                 timeout = \"{timeout}\"\n  retry = {{ max_attempts = {max_attempts}, backoff = \"200ms\" }}\n\n"
+            )
+        })
+        .collect()
+}
+
 /// `base` with `options` (`k=v&…`) added to its query.
 fn with_options(base: &str, options: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };

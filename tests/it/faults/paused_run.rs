@@ -49,17 +49,6 @@ enum Hold {
 
 fn config_text(transport: &str, store: &str, tag: &str) -> String {
     let wasm = wasm("ledger");
-    let step = |name: &str, undo: bool| {
-        let compensation = if undo {
-            "compensation = \"ledger-undo\"\n  "
-        } else {
-            ""
-        };
-        format!(
-            "  [[workflows.steps]]\n  name = \"{name}\"\n  worker = \"ledger\"\n  {compensation}\
-             timeout = \"90s\"\n  retry = {{ max_attempts = 3, backoff = \"200ms\" }}\n\n"
-        )
-    };
     let sections = super::runtime_sections(transport)
         .replace(
             &format!("[store]\nurl = \"{transport}\""),
@@ -92,11 +81,9 @@ instance = "{tag}"
 [[workflows]]
 name = "frozen"
 
-{a}{b}{c}"#,
+{steps}"#,
         wasm = wasm.display(),
-        a = step("a", true),
-        b = step("b", true),
-        c = step("c", false),
+        steps = super::ledger_steps("90s", 3),
     )
 }
 

@@ -117,17 +117,6 @@ fn cycle() -> Vec<Action> {
 /// every step and compensation run by the `ledger` worker (one namespace).
 fn config_text(url: &str, tag: &str) -> String {
     let wasm = wasm("ledger");
-    let step = |name: &str, undo: bool| {
-        let compensation = if undo {
-            "compensation = \"ledger-undo\"\n  "
-        } else {
-            ""
-        };
-        format!(
-            "  [[workflows.steps]]\n  name = \"{name}\"\n  worker = \"ledger\"\n  {compensation}\
-             timeout = \"30s\"\n  retry = {{ max_attempts = 8, backoff = \"200ms\" }}\n\n"
-        )
-    };
     format!(
         r#"{sections}
 [workers.ledger]
@@ -163,12 +152,10 @@ work_ms = "20"
 [[workflows]]
 name = "chaos"
 
-{a}{b}{c}"#,
+{steps}"#,
         sections = super::runtime_sections(url),
         wasm = wasm.display(),
-        a = step("a", true),
-        b = step("b", true),
-        c = step("c", false),
+        steps = super::ledger_steps("30s", 8),
     )
 }
 
