@@ -853,6 +853,9 @@ fn the_metrics_doc_and_the_dashboard_name_exactly_what_the_code_records() {
     let mut code = std::collections::BTreeSet::new();
     recorded(&root.join("core/src"), &mut code);
     recorded(&root.join("src"), &mut code);
+    for backend in ["redis", "nats", "kafka"] {
+        recorded(&root.join("backends").join(backend).join("src"), &mut code);
+    }
     assert!(code.len() >= 10, "found the recorded metrics: {code:?}");
     let doc = metric_names(&std::fs::read_to_string(root.join("docs/metrics.md")).expect("docs/metrics.md"));
     assert_eq!(
