@@ -380,9 +380,11 @@ pub(crate) enum Held {
 /// lasted: one whose hold lapsed is forgotten, whatever the handler said
 /// (its ack or nack could settle another consumer's delivery).
 pub(crate) fn settle_held(after: Result<After>, held: Held) -> Result<After> {
-    match held {
-        Held::Yes => after,
-        Held::Lapsed => {
+    match (held, after) {
+        (Held::Yes, after) => after,
+        // The handler saw it and said so (a command's run, logged there).
+        (Held::Lapsed, Ok(After::Forget)) => Ok(After::Forget),
+        (Held::Lapsed, _) => {
             tracing::warn!("a delivery's hold lapsed while it was handled; it is left to its ack timeout");
             Ok(After::Forget)
         }

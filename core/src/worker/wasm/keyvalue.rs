@@ -238,16 +238,14 @@ impl store::HostBucket for HostState {
         fenced(&env.name)?;
         let change = env.write_change(&key, value.len()).await?;
         env.reserve(change).await?;
-        let put = match fenced(&env.name) {
-            Ok(()) => {
-                self.env
-                    .services
-                    .store
-                    .put(&key, Bytes::from(value), self.ttl())
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        // (Settling a write that never ran gives nothing back: skipped.)
+        fenced(&env.name)?;
+        let put = self
+            .env
+            .services
+            .store
+            .put(&key, Bytes::from(value), self.ttl())
+            .await;
         env.settle(change, put.is_err()).await;
         put?;
         Ok(())
@@ -418,10 +416,8 @@ impl batch::Host for HostState {
             entries.push(PutEntry::new(full, value, ttl));
         }
         env.reserve(change).await?;
-        let put = match fenced(&env.name) {
-            Ok(()) => self.env.services.store.put_batch(entries).await,
-            Err(e) => Err(e),
-        };
+        fenced(&env.name)?;
+        let put = self.env.services.store.put_batch(entries).await;
         env.settle(change, put.is_err()).await;
         put?;
         Ok(())
