@@ -224,6 +224,21 @@ fn ledger_steps(timeout: &str, max_attempts: u32) -> String {
         .collect()
 }
 
+/// A Kafka transport and a Redis store on the shared servers, under a
+/// fresh prefix named after `tag`: `(transport URL, store URL, Redis URL,
+/// prefix)` for [`redis::Redis::clean_up`]; `None` (skip) without both.
+#[cfg(all(feature = "kafka", feature = "redis"))]
+fn kafka_and_redis(tag: &str) -> Option<(String, String, String, String)> {
+    let kafka = multiagents_core::conformance::backend_url("KAFKA_URL")?;
+    let redis = multiagents_core::conformance::backend_url("REDIS_URL")?;
+    let prefix = multiagents_core::conformance::unique(tag);
+    // Kafka prefixes are at most 40 characters.
+    let short: String = prefix.chars().take(30).collect();
+    let transport = with_options(&kafka, &format!("prefix={short}"));
+    let store = namespaced::<redis::Redis>(&redis, &prefix, "");
+    Some((transport, store, redis, prefix))
+}
+
 /// `base` with `options` (`k=v&…`) added to its query.
 fn with_options(base: &str, options: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };

@@ -154,14 +154,9 @@ async fn a_nats_command_frozen_past_its_ack_timeout_cannot_apply_after_its_compe
 #[cfg(all(feature = "kafka", feature = "redis"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_command_frozen_past_its_session_timeout_cannot_apply_after_its_compensation() {
-    let (Some(kafka), Some(redis)) = (backend_url("KAFKA_URL"), backend_url("REDIS_URL")) else {
+    let Some((transport, store, redis, prefix)) = super::kafka_and_redis("faults-frozen") else {
         return;
     };
-    let prefix = unique("faults-frozen");
-    // Kafka prefixes are at most 40 characters.
-    let short: String = prefix.chars().take(30).collect();
-    let transport = super::with_options(&kafka, &format!("prefix={short}"));
-    let store = namespaced::<Redis>(&redis, &prefix, "");
     frozen_run(Hold::Delivery, &transport, &store, "kafka").await;
     Redis::clean_up(&redis, &prefix);
 }

@@ -70,14 +70,9 @@ async fn split_on<B: FaultBackend>() {
 #[cfg(all(feature = "kafka", feature = "redis"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runtimes_on_kafka_and_redis_split_10000_workflows_running_each_step_once() {
-    let (Some(kafka), Some(redis)) = (backend_url("KAFKA_URL"), backend_url("REDIS_URL")) else {
+    let Some((transport, store, redis, prefix)) = super::kafka_and_redis("faults-split") else {
         return;
     };
-    let prefix = unique("faults-split");
-    // Kafka prefixes are at most 40 characters.
-    let short: String = prefix.chars().take(30).collect();
-    let transport = super::with_options(&kafka, &format!("prefix={short}"));
-    let store = namespaced::<Redis>(&redis, &prefix, "");
     split_workflows(&transport, &store, "kafka+redis").await;
     Redis::clean_up(&redis, &prefix);
 }
