@@ -10,9 +10,20 @@
 //! | `p:dlq:<topic>` | stream | dead letters: `e`, `group`, `id`, `deliveries`, `reason` |
 //! | `p:b:<topic>` | Pub/Sub channel | broadcast messages of `topic` (the wire form) |
 //! | `p:k:<key>` | hash | state: `v` = value, `n` = version |
-//! | `p:version` | integer | the version counter of every state key |
+//! | `p:version` | integer | the version block counter of every state key (below) |
 //! | `p:index` | sorted set | every state key (user form, score 0: ordered by bytes), for scans |
 //! | `p:timers:<scope>` | sorted set | the timers of state keys of one scope (the key up to its first `/`): user key scored by when it is due (ms; `.5`: claimed) |
+//!
+//! **Versions** come in blocks of 64: block `c` is `[64c, 64c + 63]`, taken
+//! by one `INCR` of `p:version` and owned by one key (one incarnation of
+//! it) alone. A key's next version is the one after its current until its
+//! block runs out; a new key, a `put`, or a write past the block's end
+//! takes a fresh block. So a key's versions grow, also across a delete and
+//! re-create (a fresh block is above every block taken before: no ABA),
+//! and a saga's writes cost one `INCR`, not one each. Versions written by
+//! earlier releases (one `INCR` per write) stay valid: they are below every
+//! block taken since. Lua numbers are doubles, so the scripts refuse a
+//! block past 2^53: 2^47 blocks, 44 years of 100 000 new keys a second.
 
 /// Builds the keys of one prefix.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! [`RedisStore`]: the [`StateStore`] on Redis hashes (`v` = value,
-//! `n` = version) under `<key_prefix>:k:`, versions from one counter per
-//! prefix, writes and compare-and-swap by Lua scripts, TTL by `PEXPIRE`,
+//! `n` = version) under `<key_prefix>:k:`, versions in blocks from one
+//! counter per prefix (`keys.rs`), writes and compare-and-swap by Lua scripts, TTL by `PEXPIRE`,
 //! prefix scans in key order from an index (a sorted set of the keys),
 //! which a background sweep keeps free of expired keys. A key's timer (the
 //! [`Scheduler`] contract) is in a sorted set the CAS script writes too.
@@ -28,8 +28,8 @@ const SWEEP_SLICE: usize = 1000;
 
 /// The state store on Redis. Cheap to clone (clones share connections).
 ///
-/// Versions come from one counter per key prefix, so they grow across a
-/// delete and re-create of a key (no ABA). Scans return each present key
+/// Versions come in blocks from one counter per key prefix (see the key
+/// layout), so they grow across a delete and re-create of a key (no ABA). Scans return each present key
 /// exactly once, in ascending order.
 #[derive(Clone)]
 pub struct RedisStore {

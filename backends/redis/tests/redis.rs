@@ -7,8 +7,8 @@
 //! Each test uses its own key prefix, so they run in parallel on one
 //! server. What the core conformance suite already checks is not repeated
 //! here: these tests cover what only Redis has (consumer-group takeover,
-//! dead letters, Lua scripts, key layout, trimming, queue depth, server
-//! restarts) and bad server state written by something else.
+//! dead letters, Lua scripts, key layout, version blocks, trimming, queue
+//! depth, server restarts) and bad server state written by something else.
 
 #[path = "redis/support.rs"]
 mod support;
@@ -38,3 +38,5 @@ mod takeover;
 mod tls;
 #[path = "redis/trimming.rs"]
 mod trimming;
+#[path = "redis/versions.rs"]
+mod versions;

@@ -1,12 +1,16 @@
 -- Compare-and-swap of one state key, and of its timer in the same step.
--- KEYS[1] = state key, KEYS[2] = version counter, KEYS[3] = index,
+-- KEYS[1] = state key, KEYS[2] = version block counter, KEYS[3] = index,
 -- KEYS[4] = timers (sorted set: user key scored by due ms)
 -- ARGV[1] = expected version ("" = must be absent), ARGV[2] = value,
 -- ARGV[3] = TTL in ms ("0" = none), ARGV[4] = user key (index, timers),
 -- ARGV[5] = timer: "" = keep, "-" = clear, else the due time in ms
 -- Field `x` marks a key with an expiry, so a write without one clears it
 -- (PERSIST) only when there is one.
+-- Versions come in blocks of 64 (see keys.rs): a key's next version is
+-- the one after its current, until its block runs out; a new key, or one
+-- whose block ran out, takes a fresh block (one INCR).
 -- Returns {1, new version} or {0, actual version (-1 = absent)}.
+local BLOCK = 64
 local cur = redis.call('HMGET', KEYS[1], 'n', 'x')
 local n, expiring = cur[1], cur[2]
 if ARGV[1] == '' then
@@ -15,7 +19,14 @@ else
   if not n then return {0, -1} end
   if n ~= ARGV[1] then return {0, tonumber(n)} end
 end
-local v = redis.call('INCR', KEYS[2])
+local v = n and (tonumber(n) + 1)
+if not v or v % BLOCK == 0 then
+  v = redis.call('INCR', KEYS[2]) * BLOCK
+  -- Lua numbers are doubles: exact integers end at 2^53.
+  if v >= 9007199254740992 then
+    return redis.error_reply('ERR version space exhausted: counter ' .. KEYS[2] .. ' is past 2^53/' .. BLOCK)
+  end
+end
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 'n', v, 'x', '1')

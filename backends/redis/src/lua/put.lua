@@ -1,7 +1,9 @@
 -- Writes one or more state keys, each with a fresh version, atomically:
 -- either every key is written or (a key holds another type) none is. New
--- keys join the index (a sorted set ordered by key, for scans).
--- KEYS[1] = version counter, KEYS[2] = index, KEYS[3..] = state keys
+-- keys join the index (a sorted set ordered by key, for scans). Each key
+-- takes a fresh version block (see cas.lua and keys.rs): its version is
+-- greater than any it had before, whatever it held.
+-- KEYS[1] = version block counter, KEYS[2] = index, KEYS[3..] = state keys
 -- ARGV[3i-2] = user key of KEYS[i+2], ARGV[3i-1] = its value,
 -- ARGV[3i] = its TTL in ms ("0" = none)
 -- Returns the versions, in order.
@@ -13,10 +15,17 @@ for i = 3, #KEYS do
   end
   types[i] = t
 end
+-- One INCRBY takes a block per key, checked before anything is written.
+local BLOCK = 64
+local last = redis.call('INCRBY', KEYS[1], #KEYS - 2)
+-- Lua numbers are doubles: exact integers end at 2^53.
+if last * BLOCK >= 9007199254740992 then
+  return redis.error_reply('ERR version space exhausted: counter ' .. KEYS[1] .. ' is past 2^53/' .. BLOCK)
+end
 local out = {}
 for i = 3, #KEYS do
   local j = 3 * (i - 2)
-  local v = redis.call('INCR', KEYS[1])
+  local v = (last - #KEYS + i) * BLOCK
   local ttl = tonumber(ARGV[j])
   if ttl > 0 then
     -- `x` marks a key with an expiry (see cas.lua).
