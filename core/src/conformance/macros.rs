@@ -23,6 +23,7 @@ macro_rules! __transport_behaviours {
             nack_zero_redelivers_promptly
             settle_twice_is_already_settled
             dropped_delivery_is_redelivered
+            delivery_dropped_outside_a_runtime_is_redelivered
             dropped_consumer_work_is_redelivered
             ack_timeout_redelivers
             progress_keeps_a_delivery

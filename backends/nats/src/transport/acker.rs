@@ -78,10 +78,13 @@ impl NackCount {
     }
 
     /// Drops the record, in the background (a leftover expires with the
-    /// bucket's max age).
+    /// bucket's max age, as it does without a tokio runtime to run on).
     pub(super) fn forget(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let this = self.clone();
-        tokio::spawn(async move {
+        handle.spawn(async move {
             let _ = this.bucket.purge(this.key.as_str()).await;
         });
     }
@@ -193,11 +196,15 @@ impl Acker for NatsAcker {
         Ok(())
     }
 
-    /// A strike: handed back at once (a `NAK` that is not recorded).
+    /// A strike: handed back at once (a `NAK` that is not recorded), or,
+    /// dropped outside a tokio runtime, after the ack timeout.
     fn abandon(&self) {
         self.release();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let acker = self.acker.clone();
-        tokio::spawn(async move {
+        handle.spawn(async move {
             if let Err(e) = acker.ack_with(AckKind::Nak(None)).await {
                 tracing::debug!(error = %e, "NAK of an abandoned delivery failed; it returns after the ack timeout");
             }

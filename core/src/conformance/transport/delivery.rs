@@ -122,6 +122,40 @@ pub async fn dropped_delivery_is_redelivered<T: Transport + ?Sized>(t: &T, s: &S
     expect_redelivered(&mut sub, s, again, &sent, count).await;
 }
 
+/// A delivery dropped on a thread with no tokio runtime (a host's own
+/// thread, a destructor run at exit) does not panic, and, on a backend
+/// with an ack timeout, is delivered again within `redelivery`.
+pub async fn delivery_dropped_outside_a_runtime_is_redelivered<T: Transport + ?Sized>(t: &T, s: &Settings) {
+    require!(
+        t.capabilities(),
+        "delivery_dropped_outside_a_runtime_is_redelivered",
+        queue
+    );
+    let topic = unique("dropx");
+    let mut sub = queue_sub(t, s, &topic, &unique("g"), 1).await;
+    let sent = Envelope::new(&topic, "k", &b"dropped elsewhere"[..]);
+    must(s, "publish", t.publish(sent.clone())).await;
+    let first = recv(&mut sub, s.patience, "the first delivery").await;
+    let count = first.delivery_count();
+    let dropped = std::thread::spawn(move || drop(first)).join();
+    assert!(
+        dropped.is_ok(),
+        "dropping a delivery outside a tokio runtime panicked"
+    );
+    require!(
+        t.capabilities(),
+        "delivery_dropped_outside_a_runtime_is_redelivered",
+        ack_timeout
+    );
+    let again = recv(
+        &mut sub,
+        s.redelivery,
+        "the message whose delivery was dropped outside a runtime",
+    )
+    .await;
+    expect_redelivered(&mut sub, s, again, &sent, count).await;
+}
+
 /// Consumer A takes 5 messages and dies (its deliveries and subscription
 /// dropped unsettled). Consumer B of the same group gets none of them while
 /// A holds them, then all 5 within `redelivery`, each once.

@@ -34,9 +34,10 @@ mod messages;
 
 pub use dead_letters::struck_out_messages_tell_the_hook_until_it_succeeds;
 pub use delivery::{
-    ack_timeout_redelivers, backpressure_bound, dropped_consumer_work_is_redelivered,
-    dropped_delivery_is_redelivered, nack_redelivers_after_delay, nack_zero_redelivers_promptly,
-    progress_keeps_a_delivery, queue_depth_counts_waiting_and_unsettled, settle_twice_is_already_settled,
+    ack_timeout_redelivers, backpressure_bound, delivery_dropped_outside_a_runtime_is_redelivered,
+    dropped_consumer_work_is_redelivered, dropped_delivery_is_redelivered, nack_redelivers_after_delay,
+    nack_zero_redelivers_promptly, progress_keeps_a_delivery, queue_depth_counts_waiting_and_unsettled,
+    settle_twice_is_already_settled,
 };
 pub use input::{
     batch_with_invalid_envelope_publishes_nothing, publish_rejects_bad_input, subscribe_rejects_bad_input,
