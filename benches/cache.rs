@@ -1,14 +1,18 @@
 //! CachedStore (moka in front of the in-memory store): hit, miss
 //! (read-through to the store), and write-through put; the bare MemoryStore
-//! alongside for the ratio.
+//! alongside for the ratio. Then the run lease's fence: what the check a
+//! worker's every state write passes first costs (`lease/…`), next to the
+//! write it guards (`memory/put`).
 //!
 //! Run: `cargo bench --bench cache`
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use multiagents::worker::{Lease, lease};
 use multiagents::{CacheConfig, CachedStore, MemoryStore, StateStore};
 
 fn bench(c: &mut Criterion) {
@@ -56,6 +60,46 @@ fn bench(c: &mut Criterion) {
     ));
     timed!("memory/get", |i| store.get(&keys[i & 1023]));
     timed!("memory/put", |i| store.put(&keys[i & 1023], value.clone(), None));
+    group.finish();
+    fence(c, &rt);
+}
+
+/// The fence of `core/src/worker/wasm/keyvalue.rs` (`lease::check_current`):
+/// outside a leased run, inside one (Redis and NATS), and inside one whose
+/// backend is asked too (Kafka's `holder`).
+fn fence(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let mut group = c.benchmark_group("lease");
+    let hour = Duration::from_secs(3600);
+    let leases = [
+        ("check_current/no_lease", None),
+        (
+            "check_current/leased",
+            Some(Lease::new(Instant::now() + hour, hour)),
+        ),
+        (
+            "check_current/leased_with_holder",
+            Some(Lease::held(Instant::now() + hour, hour, Some(Arc::new(|| true)))),
+        ),
+    ];
+    for (name, lease) in leases {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let checks = async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(lease::check_current()).expect("a valid lease");
+                    }
+                    start.elapsed()
+                };
+                rt.block_on(async {
+                    match lease.clone() {
+                        Some(l) => l.scope(checks).await,
+                        None => checks.await,
+                    }
+                })
+            })
+        });
+    }
     group.finish();
 }
 

@@ -175,7 +175,15 @@ pub fn check(
         )
     });
 
-    out.push(if !config.cache.enabled {
+    out.push(if store == "memory" {
+        item(
+            "cache",
+            "Cache on, and its hit rate",
+            Pass,
+            "not used: the in-memory store needs no cache in front ([cache] applies to redis://, nats:// and kafka:// stores)".into(),
+            None,
+        )
+    } else if !config.cache.enabled {
         item(
             "cache",
             "Cache on, and its hit rate",

@@ -105,7 +105,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Uses `store` for saga and worker state (the cache goes in front).
+    /// Uses `store` for saga and worker state (the cache goes in front,
+    /// unless it is the in-memory store: see [`cache`](Self::cache)).
     #[must_use]
     pub fn store(mut self, store: Arc<dyn StateStore>) -> Self {
         self.store = Backend::Given(store);
@@ -119,7 +120,10 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The cache in front of the store; `None` for no cache.
+    /// The cache in front of the store; `None` for no cache. The in-memory
+    /// store gets none whatever this says: it is in memory already, and a
+    /// cache in front of it only copies each write (it cost 15% of the
+    /// in-memory e2e throughput, BENCHMARKS.md).
     #[must_use]
     pub fn cache(mut self, cache: Option<CacheConfig>) -> Self {
         self.cache = cache;
@@ -231,7 +235,9 @@ impl RuntimeBuilder {
             Backend::Url(url) if self.client => backend::client_store(&url).await?,
             Backend::Url(url) => backend::store(&url).await?,
         };
+        let in_memory = raw_store.capabilities().name == "memory";
         let (store, cache): (Arc<dyn StateStore>, _) = match self.cache {
+            Some(_) if in_memory => (raw_store, None),
             Some(config) => {
                 let cached = CachedStore::new(raw_store, config)?;
                 (Arc::new(cached.clone()), Some(cached))

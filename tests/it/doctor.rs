@@ -129,6 +129,8 @@ async fn live_figures_come_from_a_running_instance_and_a_silent_one_fails() {
 #[test]
 fn each_setting_the_checklist_warns_about_is_named_with_its_fix() {
     let mut config = Config::default();
+    // A store with the cache in front (the in-memory store has none).
+    config.store.url = "redis://127.0.0.1:6379".into();
     config.cache.write_mode = CacheWriteMode::WriteBehind;
     config.runtime.retention = Duration::from_secs(90 * 86_400);
     config.memory.enabled = false;
@@ -153,6 +155,13 @@ fn each_setting_the_checklist_warns_about_is_named_with_its_fix() {
     assert_eq!(verdict("breakers"), (Verdict::Fail, true));
     assert_eq!(verdict("loadtest"), (Verdict::Warn, true));
     assert_eq!(verdict("codec"), (Verdict::Pass, false));
+
+    // The in-memory store is never cached: no advice about the cache.
+    config.store.url = "memory://".into();
+    let checks = doctor::check(&config, Some(&live), None, 2);
+    let cache = checks.iter().find(|c| c.id == "cache").expect("check cache");
+    assert_eq!((cache.verdict, cache.fix.is_some()), (Verdict::Pass, false));
+    assert!(cache.reason.contains("in-memory store"), "{}", cache.reason);
 }
 
 /// The check `id` of `checks`.

@@ -61,6 +61,10 @@ async fn a_runtime_from_a_config_file_on_redis_shares_its_transactions() {
         .await
         .expect("runtime from overrides");
 
+    assert!(
+        one.cache_stats().is_some(),
+        "a Redis store has the cache in front"
+    );
     let done = one
         .run("quick", json!({"id": "q-1"}), WAIT)
         .await
