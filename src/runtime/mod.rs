@@ -239,6 +239,9 @@ impl RuntimeBuilder {
         let (store, cache): (Arc<dyn StateStore>, _) = match self.cache {
             Some(_) if in_memory => (raw_store, None),
             Some(config) => {
+                // Transaction states stay out: the orchestrator keeps the
+                // last one it wrote decoded, and reads the store otherwise.
+                let config = config.with_uncached_prefix(self.config.saga_key_prefix());
                 let cached = CachedStore::new(raw_store, config)?;
                 (Arc::new(cached.clone()), Some(cached))
             }

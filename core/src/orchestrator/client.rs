@@ -158,7 +158,7 @@ impl Orchestrator {
     /// Lists transactions (newest ids last), `limit` per page.
     pub async fn list(&self, cursor: Option<&str>, limit: usize) -> Result<SagaPage> {
         let s = &self.shared;
-        let prefix = format!("{}/saga/", s.config.prefix);
+        let prefix = s.config.saga_key_prefix();
         let page = s.store.scan(&prefix, cursor, limit).await?;
         let mut items = Vec::with_capacity(page.entries.len());
         for (_, v) in page.entries {

@@ -107,7 +107,9 @@ pub(crate) fn command_topic(prefix: &str, worker: &str) -> String {
 
 impl Shared {
     pub(crate) fn saga_key(&self, tx: &str) -> String {
-        format!("{}/saga/{tx}", self.config.prefix)
+        let mut key = self.config.saga_key_prefix();
+        key.push_str(tx);
+        key
     }
 
     pub(crate) fn encode<T: Serialize>(&self, v: &T) -> Result<Bytes> {

@@ -133,6 +133,12 @@ impl Default for OrchestratorConfig {
 }
 
 impl OrchestratorConfig {
+    /// Where transaction states are kept in the store: `<prefix>/saga/`,
+    /// then the transaction id.
+    pub fn saga_key_prefix(&self) -> String {
+        format!("{}/saga/", self.prefix)
+    }
+
     /// Sets the prefix.
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {

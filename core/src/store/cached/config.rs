@@ -64,6 +64,12 @@ pub struct CacheConfig {
     pub tti: Option<Duration>,
     /// Write-through (default) or write-behind.
     pub write_mode: WriteMode,
+    /// Key prefixes the cache leaves alone: their reads and writes go to
+    /// the store directly, never cached or written behind (default none).
+    /// The runtime puts the orchestrator's transaction states here: it
+    /// keeps the last state it wrote decoded, so a cached copy only cost
+    /// every state change a cache update (BENCHMARKS.md, 2026-12-06).
+    pub uncached: Vec<String>,
 }
 
 impl Default for CacheConfig {
@@ -73,6 +79,7 @@ impl Default for CacheConfig {
             ttl: Some(Duration::from_secs(300)),
             tti: None,
             write_mode: WriteMode::WriteThrough,
+            uncached: Vec::new(),
         }
     }
 }
@@ -107,6 +114,19 @@ impl CacheConfig {
         self
     }
 
+    /// Leaves keys starting with `prefix` out of the cache (see
+    /// [`uncached`](Self::uncached)).
+    #[must_use]
+    pub fn with_uncached_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.uncached.push(prefix.into());
+        self
+    }
+
+    /// Whether `key` is left out of the cache.
+    pub(super) fn is_uncached(&self, key: &str) -> bool {
+        self.uncached.iter().any(|p| key.starts_with(p.as_str()))
+    }
+
     /// Rejects settings that cannot work, naming the setting.
     pub(super) fn check(&self) -> Result<()> {
         let bad = |setting: &'static str, value: String, why: &str| {
@@ -121,6 +141,13 @@ impl CacheConfig {
                 Some(d) if d > MAX_LIFETIME => return bad(setting, format!("{d:?}"), "exceeds 100 years"),
                 _ => {}
             }
+        }
+        if self.uncached.iter().any(String::is_empty) {
+            return bad(
+                "uncached",
+                "\"\"".into(),
+                "holds an empty prefix, which would leave every key out: use no cache instead",
+            );
         }
         if let WriteMode::WriteBehind { interval, max_batch } = self.write_mode {
             if interval.is_zero() {

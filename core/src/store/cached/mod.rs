@@ -57,6 +57,12 @@
 //!   yet flushed are lost if the process dies within `interval` of them, or
 //!   while the store refuses them.
 //!
+//! # Keys left out
+//! Keys under a prefix of [`CacheConfig::uncached`] are read from and
+//! written to the store directly: never cached, never queued behind (a
+//! `put_batch` holding one is written through whole). A compare-and-swap
+//! of one still flushes the queue first.
+//!
 //! # Concurrency
 //! Writes of one key from one `CachedStore` are serialised by a striped
 //! async lock held across the store call and the cache update, so the cache
@@ -69,6 +75,8 @@ mod stats;
 #[cfg(test)]
 mod tests;
 mod through;
+#[cfg(test)]
+mod uncached_tests;
 mod write_behind;
 
 use std::fmt;
@@ -324,17 +332,26 @@ impl<S: StateStore> StateStore for CachedStore<S> {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        if self.shared.config.is_uncached(key) {
+            return self.shared.store.get(key).await;
+        }
         self.shared.get(key).await
     }
 
     /// Drops the cached entry and reads the store (a write-behind write
     /// not yet flushed is still the newest value, and is returned).
     async fn get_fresh(&self, key: &str) -> Result<Option<Versioned>> {
+        if self.shared.config.is_uncached(key) {
+            return self.shared.store.get_fresh(key).await;
+        }
         self.shared.get_fresh(key).await
     }
 
     async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version> {
         self.shared.check_write(key, &value, ttl, "cached.put")?;
+        if self.shared.config.is_uncached(key) {
+            return self.shared.store.put(key, value, ttl).await;
+        }
         match self.shared.queue() {
             Some(wb) => self.shared.put_behind(wb, key, value, ttl).await,
             None => {
@@ -353,9 +370,19 @@ impl<S: StateStore> StateStore for CachedStore<S> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        let uncached = entries
+            .iter()
+            .filter(|e| self.shared.config.is_uncached(&e.key))
+            .count();
+        if uncached == entries.len() {
+            return self.shared.store.put_batch(entries).await;
+        }
         match self.shared.queue() {
-            Some(wb) => self.shared.put_batch_behind(wb, entries).await,
-            None => {
+            // A batch with keys left out of the cache is written through
+            // (whole, so it stays atomic): none of them may wait in the
+            // queue, where their reads, which skip it, would miss them.
+            Some(wb) if uncached == 0 => self.shared.put_batch_behind(wb, entries).await,
+            _ => {
                 let _no_flush = self.shared.direct_write().await;
                 self.shared.put_batch_through(entries).await
             }
@@ -364,6 +391,9 @@ impl<S: StateStore> StateStore for CachedStore<S> {
 
     async fn delete(&self, key: &str) -> Result<bool> {
         validate::key(key).map_err(|e| e.with_operation("cached.delete"))?;
+        if self.shared.config.is_uncached(key) {
+            return self.shared.store.delete(key).await;
+        }
         match &self.shared.behind {
             Some(wb) => self.shared.delete_behind(wb, key).await,
             None => self.shared.delete_through(key).await,
@@ -395,7 +425,17 @@ impl<S: StateStore> StateStore for CachedStore<S> {
     ) -> Result<Version> {
         self.shared
             .check_write(key, &value, ttl, "cached.compare_and_swap")?;
+        // Writes acknowledged before this one reach the store first, for
+        // keys left out of the cache too (a step's state writes before the
+        // transaction state that records the step).
         self.shared.flush().await?;
+        if self.shared.config.is_uncached(key) {
+            return self
+                .shared
+                .store
+                .compare_and_swap_timed(key, expected, value, ttl, timer)
+                .await;
+        }
         let _no_flush = self.shared.direct_write().await;
         self.shared.cas_through(key, expected, value, ttl, timer).await
     }
