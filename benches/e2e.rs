@@ -19,6 +19,9 @@
 //! `tracing` registry, no exporter: what the spans cost before any export);
 //! `E2E_PROFILE=1` builds the runtime with the bottleneck profiler and
 //! prints its report after each mode (its cost, and where the time went);
+//! `E2E_THREADS` (tokio worker threads, default 2); `E2E_IDLE_RATE` (the
+//! idle run's rate, default 50/s: at 2 000/s, still one in flight, it
+//! shows the same path with warm caches and no wake-up from idle);
 //! `E2E_SOAK=1000000` runs only a soak instead: that many workflows in
 //! chunks of 100 000 (finished ones expire after 5 s), RSS after each chunk,
 //! written to `target/e2e-soak.json`.
@@ -226,7 +229,7 @@ async fn saturation(r: &Rig, n: u64) -> f64 {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(env_number("E2E_THREADS", 2) as usize)
         .enable_all()
         .build()
         .expect("runtime");
@@ -279,7 +282,7 @@ fn main() {
             let (service, paced) = (paced.service, paced.latency);
             // One at a time: the service time (the generator's timer wakes
             // up to a millisecond late, which the open-loop figure counts).
-            let idle = load(&r, 50.0, 200, 1).await.service.p50;
+            let idle = load(&r, env_number("E2E_IDLE_RATE", 50) as f64, 200, 1).await.service.p50;
             let backend = backend_label();
             println!(
                 "e2e/{backend}/{mode}{}: {wps:.0} workflows/s at saturation ({} in flight at most); at {half:.0}/s: p50 {:?} p95 {:?} p99 {:?} (service time p50 {:?} p99 {:?}); idle p50 {idle:?}",
