@@ -221,6 +221,13 @@ pub fn check(
     });
 
     out.push(match config.cache.write_mode {
+        _ if store == "memory" => item(
+            "write_mode",
+            "Write mode",
+            Pass,
+            "not used: the in-memory store has no cache in front".into(),
+            None,
+        ),
         CacheWriteMode::WriteBehind => item(
             "write_mode",
             "Write mode",

@@ -123,7 +123,7 @@ impl RuntimeBuilder {
     /// The cache in front of the store; `None` for no cache. The in-memory
     /// store gets none whatever this says: it is in memory already, and a
     /// cache in front of it only copies each write (it cost 15% of the
-    /// in-memory e2e throughput, BENCHMARKS.md).
+    /// in-memory e2e throughput with instance reuse, BENCHMARKS.md).
     #[must_use]
     pub fn cache(mut self, cache: Option<CacheConfig>) -> Self {
         self.cache = cache;

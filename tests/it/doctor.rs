@@ -162,6 +162,16 @@ fn each_setting_the_checklist_warns_about_is_named_with_its_fix() {
     let cache = checks.iter().find(|c| c.id == "cache").expect("check cache");
     assert_eq!((cache.verdict, cache.fix.is_some()), (Verdict::Pass, false));
     assert!(cache.reason.contains("in-memory store"), "{}", cache.reason);
+    let mode = checks
+        .iter()
+        .find(|c| c.id == "write_mode")
+        .expect("check write_mode");
+    assert_eq!(
+        (mode.verdict, mode.fix.is_some()),
+        (Verdict::Pass, false),
+        "{}",
+        mode.reason
+    );
 }
 
 /// The check `id` of `checks`.

@@ -22,7 +22,10 @@
 //! re-create (a fresh block is above every block taken before: no ABA),
 //! and a saga's writes cost one `INCR`, not one each. Versions written by
 //! earlier releases (one `INCR` per write) stay valid: they are below every
-//! block taken since. Lua numbers are doubles, so the scripts refuse a
+//! block taken since. But instances of an earlier release must not write
+//! beside this one on the same prefix (stop them before starting it; no
+//! way back): their `INCR` can repeat a version this one gave by `n + 1`,
+//! and a compare-and-swap expecting it would then pass twice. Lua numbers are doubles, so the scripts refuse a
 //! block past 2^53: 2^47 blocks, 44 years of 100 000 new keys a second.
 
 /// Builds the keys of one prefix.

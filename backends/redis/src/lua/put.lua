@@ -20,19 +20,22 @@ local BLOCK = 64
 local last = redis.call('INCRBY', KEYS[1], #KEYS - 2)
 -- Lua numbers are doubles: exact integers end at 2^53.
 if last * BLOCK >= 9007199254740992 then
+  redis.call('DECRBY', KEYS[1], #KEYS - 2)
   return redis.error_reply('ERR version space exhausted: counter ' .. KEYS[1] .. ' is past 2^53/' .. BLOCK)
 end
 local out = {}
 for i = 3, #KEYS do
   local j = 3 * (i - 2)
   local v = (last - #KEYS + i) * BLOCK
+  -- As an integer (see cas.lua).
+  local sv = string.format('%d', v)
   local ttl = tonumber(ARGV[j])
   if ttl > 0 then
     -- `x` marks a key with an expiry (see cas.lua).
-    redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', v, 'x', '1')
+    redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', sv, 'x', '1')
     redis.call('PEXPIRE', KEYS[i], ttl)
   else
-    redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', v)
+    redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', sv)
     if types[i] == 'hash' then redis.call('PERSIST', KEYS[i]) end
   end
   if types[i] == 'none' then redis.call('ZADD', KEYS[2], 0, ARGV[j - 2]) end

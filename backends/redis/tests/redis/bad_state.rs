@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use multiagents_core::store::PutEntry;
+use multiagents_core::store::{Expected, PutEntry, Version};
 use multiagents_core::{Envelope, ErrorKind, StateStore, SubscribeMode, SubscribeOptions, Transport};
 use multiagents_redis::{RedisStore, RedisTransport};
 
@@ -124,6 +124,17 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
         assert_eq!(err.kind(), ErrorKind::Codec, "{key}: {err}");
         assert_eq!(err.context_value("key"), Some(key), "{err}");
         assert!(err.message().contains(key), "the message names the key: {err}");
+    }
+
+    // A compare-and-swap over a version that is not a number is refused,
+    // whatever it expected (it neither overwrites the key nor passes).
+    for expected in [Expected::Absent, Expected::Version(Version(1))] {
+        let err = store
+            .compare_and_swap("k/bad-version", expected, Bytes::from_static(b"y"), None)
+            .await
+            .expect_err("a CAS over a bad version");
+        assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
+        assert!(err.message().contains("not a number"), "{err}");
     }
 
     // Writing over the string fails, all or nothing: the good entry of the

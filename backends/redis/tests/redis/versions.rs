@@ -168,4 +168,9 @@ async fn a_counter_past_the_exact_range_is_refused_and_writes_nothing() {
         assert!(e.to_string().contains("version space exhausted"), "{e}");
     }
     assert!(store.get("k").await.expect("get").is_none(), "nothing written");
+    assert_eq!(
+        counter(&url, &config).await,
+        Some(1 << 47),
+        "the counter is put back"
+    );
 }

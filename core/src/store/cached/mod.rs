@@ -378,11 +378,18 @@ impl<S: StateStore> StateStore for CachedStore<S> {
             return self.shared.store.put_batch(entries).await;
         }
         match self.shared.queue() {
+            Some(wb) if uncached == 0 => self.shared.put_batch_behind(wb, entries).await,
             // A batch with keys left out of the cache is written through
             // (whole, so it stays atomic): none of them may wait in the
             // queue, where their reads, which skip it, would miss them.
-            Some(wb) if uncached == 0 => self.shared.put_batch_behind(wb, entries).await,
-            _ => {
+            // The queue goes first, so that no older queued write of its
+            // cached keys lands after it (or is read instead of it).
+            Some(_) => {
+                self.shared.flush().await?;
+                let _no_flush = self.shared.direct_write().await;
+                self.shared.put_batch_through(entries).await
+            }
+            None => {
                 let _no_flush = self.shared.direct_write().await;
                 self.shared.put_batch_through(entries).await
             }

@@ -173,6 +173,9 @@ impl<S: StateStore> Shared<S> {
         match self.store.put_batch(entries).await {
             Ok(versions) => {
                 for ((key, value, expires_at), version) in cached.into_iter().zip(versions.iter().copied()) {
+                    if self.config.is_uncached(&key) {
+                        continue;
+                    }
                     let entry = CachedEntry {
                         value,
                         version,

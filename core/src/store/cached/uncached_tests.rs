@@ -117,6 +117,32 @@ async fn a_batch_with_an_uncached_key_is_written_through_whole() {
     assert_eq!(value_of(&store, "w/b").await, None);
 }
 
+#[tokio::test]
+async fn a_mixed_batch_lands_after_the_queued_writes_of_its_keys() {
+    tokio::time::pause();
+    let store = MemoryStore::new();
+    let cached = CachedStore::new(store.clone(), held_behind()).expect("new");
+    cached.put("w/a", b("v1"), None).await.expect("put");
+    cached
+        .put_batch(vec![
+            PutEntry::new("w/a", b("v2"), None),
+            PutEntry::new("saga/1", b("s"), None),
+        ])
+        .await
+        .expect("batch");
+    assert_eq!(value_of(&cached, "w/a").await, Some(b("v2")), "not the queued v1");
+    cached.flush().await.expect("flush");
+    assert_eq!(
+        value_of(&store, "w/a").await,
+        Some(b("v2")),
+        "v1 never lands after v2"
+    );
+    assert!(
+        cached.shared.cache.get("saga/1").await.is_none(),
+        "the batch's uncached key is not cached"
+    );
+}
+
 #[test]
 fn an_empty_uncached_prefix_is_refused() {
     let err = CacheConfig::default()
