@@ -83,7 +83,8 @@ pub(super) fn advise(timings: &[Timing], path_total: Duration, facts: &Facts) ->
         if let Some(t) = find(Op::HostCalls, w)
             && ratio(t.total, call) >= 0.5
         {
-            let how = if facts.cache {
+            // The in-memory store has no cache to turn on (it is memory).
+            let how = if facts.cache || !facts.remote_store() {
                 "batch its state calls (get-many, set-many) and read fewer keys per call"
             } else {
                 "turn on `[cache] enabled = true` so state reads are served from memory, and batch its state calls (get-many, set-many)"

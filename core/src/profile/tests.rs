@@ -319,3 +319,29 @@ async fn a_workers_emit_is_timed_as_its_host_call_and_not_stamped() {
     assert_eq!(r.timing(Op::HostCalls, "ship").map(|t| t.count), Some(1));
     assert!(r.timing(Op::Publish, "orders.shipped").is_none());
 }
+
+#[test]
+fn host_call_advice_names_the_cache_only_where_one_can_be_turned_on() {
+    let p = Profiler::enabled_now();
+    feed(&p, Op::Call, "charge", 10, ms(4));
+    feed(&p, Op::HostCalls, "charge", 10, ms(3));
+    for (store, cache, says_cache) in [
+        ("redis", false, true),
+        ("redis", true, false),
+        // The in-memory store never gets a cache in front.
+        ("memory", false, false),
+    ] {
+        let r = p.report(&Facts::new(cache, true, store));
+        let advice = r
+            .recommendations
+            .iter()
+            .find(|x| x.subject == "worker charge" && x.finding.contains("state and emit calls"))
+            .map(|x| x.advice.clone())
+            .unwrap_or_else(|| panic!("{store}: a host-call recommendation in {:?}", r.recommendations));
+        assert_eq!(
+            advice.contains("[cache]"),
+            says_cache,
+            "{store}, cache {cache}: {advice}"
+        );
+    }
+}
