@@ -379,17 +379,15 @@ impl<S: StateStore> StateStore for CachedStore<S> {
         }
         match self.shared.queue() {
             Some(wb) if uncached == 0 => self.shared.put_batch_behind(wb, entries).await,
-            // A batch with keys left out of the cache is written through
-            // (whole, so it stays atomic): none of them may wait in the
-            // queue, where their reads, which skip it, would miss them.
-            // The queue goes first, so that no older queued write of its
-            // cached keys lands after it (or is read instead of it).
-            Some(_) => {
-                self.shared.flush().await?;
-                let _no_flush = self.shared.direct_write().await;
-                self.shared.put_batch_through(entries).await
-            }
-            None => {
+            queue => {
+                // A batch with keys left out of the cache is written through
+                // (whole, so it stays atomic): none of them may wait in the
+                // queue, where their reads, which skip it, would miss them.
+                // The queue goes first, so that no older queued write of its
+                // cached keys lands after it (or is read instead of it).
+                if queue.is_some() {
+                    self.shared.flush().await?;
+                }
                 let _no_flush = self.shared.direct_write().await;
                 self.shared.put_batch_through(entries).await
             }
