@@ -202,6 +202,40 @@ impl Envelope {
         })
     }
 
+    /// The messages carrying `envelopes` in order, for a transport that
+    /// broadcasts packed messages: each run of one topic goes as one
+    /// [`Envelope::batch_to_wire`] message while it stays within `wire_max`
+    /// bytes, a lone envelope as itself ([`Envelope::to_wire`]). Each
+    /// message comes with the first envelope of its run (its topic is the
+    /// run's). Read each back with [`Envelope::batch_from_wire`].
+    pub fn pack(envelopes: &[Envelope], wire_max: usize) -> Result<Vec<(&Envelope, Vec<u8>)>> {
+        fn flush<'a>(run: &mut Vec<&'a Envelope>, out: &mut Vec<(&'a Envelope, Vec<u8>)>) -> Result<()> {
+            match run.as_slice() {
+                [] => {}
+                [one] => out.push((one, one.to_wire()?)),
+                many => out.push((many[0], Envelope::batch_to_wire(many)?)),
+            }
+            run.clear();
+            Ok(())
+        }
+        let mut out: Vec<(&Envelope, Vec<u8>)> = Vec::new();
+        let mut run: Vec<&Envelope> = Vec::new();
+        let mut run_bytes = 0;
+        for e in envelopes {
+            // An envelope's wire form is its payload and ~100 bytes of header.
+            let size = e.payload.len() + 128 + e.topic.len() + e.key.len();
+            let same = run.first().is_some_and(|r| r.topic == e.topic);
+            if !same || run_bytes + size > wire_max {
+                flush(&mut run, &mut out)?;
+                run_bytes = 0;
+            }
+            run.push(e);
+            run_bytes += size;
+        }
+        flush(&mut run, &mut out)?;
+        Ok(out)
+    }
+
     /// Parses [`Envelope::to_wire`] output. Garbage, truncated or oversized
     /// input (more than `max_bytes`) is a typed error, never a panic.
     pub fn from_wire(bytes: &[u8], max_bytes: usize) -> Result<Self> {
@@ -273,5 +307,36 @@ mod tests {
             .validate(10)
             .expect_err("large");
         assert_eq!(err.kind(), ErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn runs_of_one_topic_pack_into_one_message_within_the_limit() {
+        let e = |topic: &str, n: u8| Envelope::new(topic, "k", vec![n; 100]);
+        let batch = [e("a", 1), e("a", 2), e("b", 3), e("a", 4)];
+        let packed = Envelope::pack(&batch, 1 << 20).expect("pack");
+        let topics: Vec<&str> = packed.iter().map(|(e, _)| e.topic.as_str()).collect();
+        assert_eq!(topics, ["a", "b", "a"], "one message per run of a topic");
+        let first = Envelope::batch_from_wire(&packed[0].1, 1 << 20).expect("unpack");
+        assert_eq!(first.iter().map(|e| e.payload[0]).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(first[1].id, batch[1].id, "envelopes come back whole");
+        let lone = Envelope::batch_from_wire(&packed[1].1, 1 << 20).expect("lone");
+        assert_eq!(lone.len(), 1);
+        assert_eq!(
+            Envelope::from_wire(&packed[1].1, 1 << 20)
+                .expect("a lone envelope is itself")
+                .id,
+            batch[2].id
+        );
+        // A limit of about one envelope packs nothing.
+        assert_eq!(Envelope::pack(&batch, 300).expect("pack").len(), 4);
+        assert!(Envelope::pack(&[], 1 << 20).expect("pack").is_empty());
+        assert!(
+            Envelope::batch_from_wire(&[0x81, 0x01], 1 << 20).is_err(),
+            "an array of non-envelopes is a typed error"
+        );
+        assert!(
+            Envelope::batch_from_wire(&packed[0].1, 10).is_err(),
+            "over the limit"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! (feature `tls`). (The shared contract is in `conformance.rs`.)
 
 mod kafka {
+    mod broadcast;
     mod closing;
     mod delays;
     mod errors;

@@ -31,6 +31,7 @@ macro_rules! __transport_behaviours {
             queue_depth_counts_waiting_and_unsettled
             broadcast_fan_out
             broadcast_only_reaches_broadcast_subscribers
+            broadcast_batch_keeps_each_topics_order
             batch_of_10k_arrives_exactly_once
             batch_with_invalid_envelope_publishes_nothing
             publish_rejects_bad_input

@@ -1,7 +1,9 @@
 //! Broadcast subscriptions: a consumer outside any group, assigned every
 //! partition of the topic's queue and broadcast-only Kafka topics at their
 //! current ends, so it receives what is published after it subscribed, and
-//! nothing committed ever names it. At most once: nothing is acked.
+//! nothing committed ever names it. At most once: nothing is acked. A
+//! record is one envelope, or several packed by `broadcast`
+//! ([`Envelope::pack`]).
 
 use std::sync::Arc;
 
@@ -38,10 +40,10 @@ pub(super) async fn subscribe(shared: &Arc<Shared>, topics: Vec<String>) -> Resu
     let wire_max = shared.wire_max();
     let closed = shared.closed.clone();
     tokio::spawn(async move {
-        loop {
-            let envelope = tokio::select! {
+        'read: loop {
+            let envelopes = tokio::select! {
                 m = consumer.recv() => match m {
-                    Ok(m) => Envelope::from_wire(m.payload().unwrap_or_default(), wire_max),
+                    Ok(m) => Envelope::batch_from_wire(m.payload().unwrap_or_default(), wire_max),
                     Err(e) => {
                         tracing::warn!(error = %e, "kafka: broadcast consumer");
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -51,10 +53,12 @@ pub(super) async fn subscribe(shared: &Arc<Shared>, topics: Vec<String>) -> Resu
                 () = tx.closed() => break,
                 () = closed.cancelled() => break,
             };
-            match envelope {
-                Ok(e) => {
-                    if tx.send(Ok(Delivery::unacked(e))).await.is_err() {
-                        break;
+            match envelopes {
+                Ok(envelopes) => {
+                    for e in envelopes {
+                        if tx.send(Ok(Delivery::unacked(e))).await.is_err() {
+                            break 'read;
+                        }
                     }
                 }
                 Err(e) => {

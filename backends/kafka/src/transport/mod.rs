@@ -9,7 +9,7 @@
 //! | `queue` | records → deliveries; dead-lettering what is not an envelope |
 //! | `acker` | ack, nack (copies), strikes, dead letters |
 //! | `delay` | the delay topic and its forwarder |
-//! | `broadcast` | broadcast subscribers from the topics' ends |
+//! | `broadcast` | broadcast subscribers from the topics' ends, unpacking packed records |
 //! | `dead_letters` | reading a topic's dead letters back |
 //! | `depth` | queue depths, from the brokers and this instance's members |
 
@@ -38,6 +38,12 @@ use crate::config::KafkaConfig;
 use crate::names::Names;
 use crate::topics::Topics;
 use produce::{Record, send_all};
+
+/// A packed broadcast record's size, at most: under the 1 MB a Kafka
+/// broker takes by default (`message.max.bytes`), whatever this instance's
+/// own `max_payload`. A larger envelope still goes alone, as it would
+/// unpacked.
+const PACKED_MAX: usize = 512 * 1024;
 
 /// What every part of one transport shares.
 pub(crate) struct Shared {
@@ -213,24 +219,22 @@ impl KafkaTransport {
         &self.shared.config
     }
 
-    /// Publishes `envelopes` to the Kafka topics `kafka_topic` names
-    /// (broadcast-only ones `ordered`: one partition).
-    async fn send(
-        &self,
-        envelopes: &[Envelope],
-        kafka_topic: impl Fn(&str) -> String,
-        ordered: bool,
-        op: &'static str,
-    ) -> Result<()> {
+    /// Publishes `envelopes` to their queue topics, a record each.
+    async fn send(&self, envelopes: &[Envelope], op: &'static str) -> Result<()> {
+        let names = &self.shared.names;
         let mut records = Vec::with_capacity(envelopes.len());
-        let mut topics = BTreeSet::new();
         for e in envelopes {
-            let topic = kafka_topic(&e.topic);
-            topics.insert(topic.clone());
             let wire = e.to_wire().map_err(|err| err.with_operation(op))?;
-            records.push(Record::new(topic, e.key.clone(), wire.into()));
+            records.push(Record::new(names.queue(&e.topic), e.key.clone(), wire.into()));
         }
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        self.send_records(records, false, op).await
+    }
+
+    /// Publishes `records`, making their topics first where missing
+    /// (`ordered`: with one partition).
+    async fn send_records(&self, records: Vec<Record>, ordered: bool, op: &'static str) -> Result<()> {
+        let topics: BTreeSet<&str> = records.iter().map(|r| r.topic.as_str()).collect();
+        let topics: Vec<&str> = topics.into_iter().collect();
         if ordered {
             self.shared.topics.ensure_ordered(&topics).await?;
         } else {
@@ -262,9 +266,7 @@ impl Transport for KafkaTransport {
         envelope
             .validate(self.shared.config.max_payload)
             .map_err(|e| e.with_operation(OP))?;
-        let names = &self.shared.names;
-        self.send(std::slice::from_ref(&envelope), |t| names.queue(t), false, OP)
-            .await
+        self.send(std::slice::from_ref(&envelope), OP).await
     }
 
     async fn publish_batch(&self, envelopes: Vec<Envelope>) -> Result<()> {
@@ -274,8 +276,7 @@ impl Transport for KafkaTransport {
         if envelopes.is_empty() {
             return Ok(());
         }
-        let names = &self.shared.names;
-        self.send(&envelopes, |t| names.queue(t), false, OP).await
+        self.send(&envelopes, OP).await
     }
 
     async fn subscribe(
@@ -306,8 +307,20 @@ impl Transport for KafkaTransport {
         if envelopes.is_empty() {
             return Ok(());
         }
+        // Packed: a burst of events is a few records, not one each (the
+        // broker's work is per record). Within what a broker takes by
+        // default, whatever this instance's own limit.
+        let limit = self.shared.wire_max().min(PACKED_MAX);
         let names = &self.shared.names;
-        self.send(&envelopes, |t| names.broadcast(t), true, OP).await
+        let mut records = Vec::new();
+        for (first, wire) in Envelope::pack(&envelopes, limit).map_err(|e| e.with_operation(OP))? {
+            records.push(Record::new(
+                names.broadcast(&first.topic),
+                first.key.clone(),
+                wire.into(),
+            ));
+        }
+        self.send_records(records, true, OP).await
     }
 
     async fn queue_depth(&self, topic: &str, group: &str) -> Result<Option<QueueDepth>> {

@@ -22,7 +22,8 @@
 //! * **Broadcast** — core NATS: a broadcast subscriber listens on
 //!   `<prefix>.b.<topic>` (what [`Transport::broadcast`] sends) and on the
 //!   queue subject itself, where core NATS also sees every queue publish.
-//!   At most once; a subscriber that falls behind by 64 Ki messages loses
+//!   One broadcast call's envelopes of a topic go as one message while
+//!   they fit ([`Envelope::pack`]). At most once; a subscriber that falls behind by 64 Ki messages loses
 //!   messages (the client's slow-consumer bound).
 //! * **Depth** ([`Transport::queue_depth`]) — the group's durable
 //!   consumer's info, one request: `ready` is its `num_pending`, `in_flight`
@@ -179,13 +180,15 @@ impl Transport for NatsTransport {
         const OP: &str = "nats.broadcast";
         check_batch(OP, &envelopes, self.max_payload)?;
         self.conn.check_open(OP)?;
-        for e in &envelopes {
-            let wire = e.to_wire().map_err(|err| err.with_operation(OP))?;
+        // Packed: a burst of events is a few messages, not one each; within
+        // the server's limit, as one envelope is.
+        let wire_max = self.max_payload.saturating_add(ENVELOPE_ROOM);
+        for (first, wire) in Envelope::pack(&envelopes, wire_max).map_err(|e| e.with_operation(OP))? {
             self.conn
                 .client
-                .publish(self.conn.names.broadcast_subject(&e.topic), wire.into())
+                .publish(self.conn.names.broadcast_subject(&first.topic), wire.into())
                 .await
-                .map_err(|err| error::core_publish(OP, err).with_context("topic", &e.topic))?;
+                .map_err(|err| error::core_publish(OP, err).with_context("topic", &first.topic))?;
         }
         Ok(())
     }
@@ -229,17 +232,20 @@ impl NatsTransport {
         let wire_max = self.max_payload.saturating_add(ENVELOPE_ROOM);
         let closed = self.conn.closed.clone();
         let merged = futures_util::stream::select_all(subs)
-            .filter_map(move |m| {
-                let envelope = Envelope::from_wire(&m.payload, wire_max);
-                async move {
-                    match envelope {
-                        Ok(e) => Some(Ok(multiagents_core::Delivery::unacked(e))),
-                        Err(e) => {
-                            tracing::warn!(error = %e, subject = %m.subject, "dropping a broadcast that is not an envelope");
-                            None
-                        }
+            .flat_map(move |m| {
+                // One envelope, or several packed by `broadcast`.
+                let envelopes = match Envelope::batch_from_wire(&m.payload, wire_max) {
+                    Ok(envelopes) => envelopes,
+                    Err(e) => {
+                        tracing::warn!(error = %e, subject = %m.subject, "dropping a broadcast that is not an envelope");
+                        Vec::new()
                     }
-                }
+                };
+                futures_util::stream::iter(
+                    envelopes
+                        .into_iter()
+                        .map(|e| Ok(multiagents_core::Delivery::unacked(e))),
+                )
             })
             .take_until(async move { closed.cancelled().await });
         Ok(Subscription::new(merged))

@@ -1,9 +1,9 @@
 //! Broadcast on Pub/Sub. Publishing packs the envelopes of one call for
-//! one topic into one message (a CBOR array of envelopes) while it stays
-//! within the wire limit; a lone envelope goes as itself. Subscriptions
-//! have a connection of their own, which reconnects and resubscribes after
-//! a loss (messages published meanwhile are missed: broadcast is
-//! at-most-once), and unpack what they receive.
+//! one topic into one message ([`Envelope::pack`]: a CBOR array of
+//! envelopes) while it stays within the wire limit; a lone envelope goes
+//! as itself. Subscriptions have a connection of their own, which
+//! reconnects and resubscribes after a loss (messages published meanwhile
+//! are missed: broadcast is at-most-once), and unpack what they receive.
 
 use std::time::Duration;
 
@@ -14,38 +14,6 @@ use tokio::sync::mpsc;
 
 use crate::connection::Conn;
 use crate::error::map;
-
-/// Ends a run: one message for it.
-fn flush<'a>(run: &mut Vec<&'a Envelope>, out: &mut Vec<(&'a str, Vec<u8>)>) -> Result<()> {
-    match run.as_slice() {
-        [] => {}
-        [one] => out.push((one.topic.as_str(), one.to_wire()?)),
-        many => out.push((many[0].topic.as_str(), Envelope::batch_to_wire(many)?)),
-    }
-    run.clear();
-    Ok(())
-}
-
-/// `(topic, message)` pairs carrying `envelopes` in order: runs of one
-/// topic packed into one message while it stays within `wire_max` bytes.
-pub(crate) fn pack(envelopes: &[Envelope], wire_max: usize) -> Result<Vec<(&str, Vec<u8>)>> {
-    let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
-    let mut run: Vec<&Envelope> = Vec::new();
-    let mut run_bytes = 0;
-    for e in envelopes {
-        // An envelope's wire form is its payload and ~100 bytes of header.
-        let size = e.payload.len() + 128 + e.topic.len() + e.key.len();
-        let same = run.first().is_some_and(|r| r.topic == e.topic);
-        if !same || run_bytes + size > wire_max {
-            flush(&mut run, &mut out)?;
-            run_bytes = 0;
-        }
-        run.push(e);
-        run_bytes += size;
-    }
-    flush(&mut run, &mut out)?;
-    Ok(out)
-}
 
 /// Subscribes before returning, so every message published after this
 /// returns is received.
@@ -141,37 +109,5 @@ async fn pump(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_of_one_topic_pack_into_one_message_within_the_limit() {
-        let e = |topic: &str, n: u8| Envelope::new(topic, "k", vec![n; 100]);
-        let batch = [e("a", 1), e("a", 2), e("b", 3), e("a", 4)];
-        let packed = pack(&batch, 1 << 20).expect("pack");
-        let topics: Vec<&str> = packed.iter().map(|(t, _)| *t).collect();
-        assert_eq!(topics, ["a", "b", "a"], "one message per run of a topic");
-        let first = Envelope::batch_from_wire(&packed[0].1, 1 << 20).expect("unpack");
-        assert_eq!(first.iter().map(|e| e.payload[0]).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(
-            Envelope::batch_from_wire(&packed[1].1, 1 << 20)
-                .expect("lone")
-                .len(),
-            1
-        );
-        // A limit of about one envelope packs nothing.
-        assert_eq!(pack(&batch, 300).expect("pack").len(), 4);
-        assert!(
-            Envelope::batch_from_wire(&[0x81, 0x01], 1 << 20).is_err(),
-            "an array of non-envelopes is a typed error"
-        );
-        assert!(
-            Envelope::batch_from_wire(&packed[0].1, 10).is_err(),
-            "over the limit"
-        );
     }
 }

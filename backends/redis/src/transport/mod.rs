@@ -222,7 +222,7 @@ impl Transport for RedisTransport {
 
     /// `PUBLISH` only (no stream append), pipelined: one round trip. The
     /// envelopes of one call for one topic go in as few `PUBLISH`es as
-    /// their size allows ([`broadcast::pack`]).
+    /// their size allows ([`Envelope::pack`]).
     async fn broadcast(&self, envelopes: Vec<Envelope>) -> Result<()> {
         const OP: &str = "redis.broadcast";
         check_batch(OP, &envelopes, self.conn.config().max_payload)?;
@@ -232,10 +232,11 @@ impl Transport for RedisTransport {
         }
         let keys = self.conn.keys();
         let mut pipe = redis::pipe();
-        for (topic, bytes) in
-            broadcast::pack(&envelopes, self.wire_max()).map_err(|e| e.with_operation(OP))?
-        {
-            pipe.cmd("PUBLISH").arg(keys.channel(topic)).arg(bytes).ignore();
+        for (first, bytes) in Envelope::pack(&envelopes, self.wire_max()).map_err(|e| e.with_operation(OP))? {
+            pipe.cmd("PUBLISH")
+                .arg(keys.channel(&first.topic))
+                .arg(bytes)
+                .ignore();
         }
         let sent: redis::RedisResult<()> = pipe.query_async(&mut self.conn.cmd()).await;
         sent.map_err(|err| map(OP, err).with_context("topic", &envelopes[0].topic))

@@ -366,6 +366,54 @@ pub async fn broadcast_only_reaches_broadcast_subscribers<T: Transport + ?Sized>
     must(s, "empty broadcast", t.broadcast(Vec::new())).await;
 }
 
+/// One `broadcast` of ~1 MiB in runs of two topics (900 envelopes of
+/// 1 KiB on one, then one on the other, then more of each): each topic's
+/// subscriber gets exactly its envelopes, whole and in order, however the
+/// transport packs them into messages.
+pub async fn broadcast_batch_keeps_each_topics_order<T: Transport + ?Sized>(t: &T, s: &Settings) {
+    require!(
+        t.capabilities(),
+        "broadcast_batch_keeps_each_topics_order",
+        broadcast,
+        broadcast_only
+    );
+    let (a, b) = (unique("bbatch-a"), unique("bbatch-b"));
+    let on_a = t.subscribe(&a, SubscribeMode::Broadcast, SubscribeOptions::default());
+    let mut on_a = must(s, "broadcast subscribe", on_a).await;
+    let on_b = t.subscribe(&b, SubscribeMode::Broadcast, SubscribeOptions::default());
+    let mut on_b = must(s, "broadcast subscribe", on_b).await;
+    let env = |topic: &str, i: u32| {
+        let mut payload = vec![(i % 251) as u8; 1024];
+        payload[..4].copy_from_slice(&i.to_be_bytes());
+        Envelope::new(topic, format!("k{}", i % 7), payload)
+    };
+    let runs = [(&a, 600), (&b, 1), (&a, 300), (&b, 5), (&a, 1)];
+    let mut sent = Vec::new();
+    for (topic, n) in runs {
+        let start = sent.len() as u32;
+        sent.extend((start..start + n).map(|i| env(topic, i)));
+    }
+    must(s, "broadcast", t.broadcast(sent.clone())).await;
+    for (topic, sub) in [(&a, &mut on_a), (&b, &mut on_b)] {
+        let mine: Vec<&Envelope> = sent.iter().filter(|e| &e.topic == topic).collect();
+        for (i, want) in mine.iter().enumerate() {
+            let d = recv(
+                sub,
+                s.patience,
+                format_args!("{topic}: broadcast message {} of {}", i + 1, mine.len()),
+            )
+            .await;
+            assert_same_envelope(d.envelope(), want);
+        }
+        expect_quiet(
+            sub,
+            s.quiet,
+            format_args!("{topic}: after its {} messages", mine.len()),
+        )
+        .await;
+    }
+}
+
 /// A 10 000-envelope `publish_batch`, consumed with `next_batch` while it is
 /// published, arrives exactly once per envelope when every delivery is acked.
 pub async fn batch_of_10k_arrives_exactly_once<T: Transport + ?Sized>(t: &T, s: &Settings) {

@@ -21,6 +21,7 @@
 //! | [`backpressure_bound`] | `max_in_flight = 5`: 5 arrive, a 6th only after an ack; nothing lost | queue |
 //! | [`broadcast_fan_out`] | three broadcast subscribers each get every message once | broadcast |
 //! | [`broadcast_only_reaches_broadcast_subscribers`] | `broadcast()` reaches listeners, no queue group, retains nothing | queue, broadcast, broadcast_only |
+//! | [`broadcast_batch_keeps_each_topics_order`] | a ~1 MiB `broadcast()` in runs of two topics: each listener gets its own, whole and in order | broadcast, broadcast_only |
 //! | [`batch_of_10k_arrives_exactly_once`] | a 10 000-envelope `publish_batch` arrives exactly once when acked | queue |
 //! | [`batch_with_invalid_envelope_publishes_nothing`] | one bad envelope fails the batch and nothing is published | queue |
 //! | [`publish_rejects_bad_input`] | bad topic or key → `InvalidInput`, oversized payload → `TooLarge`, naming the value | — |
@@ -43,9 +44,10 @@ pub use input::{
     batch_with_invalid_envelope_publishes_nothing, publish_rejects_bad_input, subscribe_rejects_bad_input,
 };
 pub use messages::{
-    batch_of_10k_arrives_exactly_once, broadcast_fan_out, broadcast_only_reaches_broadcast_subscribers,
-    competing_consumers_share_work, empty_payload_round_trip, groups_each_receive_every_message,
-    large_payload_round_trip, per_key_order, queue_round_trip, topics_are_isolated,
+    batch_of_10k_arrives_exactly_once, broadcast_batch_keeps_each_topics_order, broadcast_fan_out,
+    broadcast_only_reaches_broadcast_subscribers, competing_consumers_share_work, empty_payload_round_trip,
+    groups_each_receive_every_message, large_payload_round_trip, per_key_order, queue_round_trip,
+    topics_are_isolated,
 };
 
 use super::Settings;
