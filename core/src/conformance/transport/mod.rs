@@ -28,11 +28,15 @@
 //! | [`struck_out_messages_tell_the_hook_until_it_succeeds`] (not in the suite: run it on a transport with `max_deliveries = 1`) | a dead letter's hook is told before the original is settled; a failed hook is told again; the subscriber never sees the message again | queue, dead letters |
 //! | [`subscribe_rejects_bad_input`] | bad topic or group, `max_in_flight` 0 → `InvalidInput`; a mode the backend lacks → `Unsupported` | — |
 
+mod broadcast;
 mod dead_letters;
 mod delivery;
 mod input;
 mod messages;
 
+pub use broadcast::{
+    broadcast_batch_keeps_each_topics_order, broadcast_fan_out, broadcast_only_reaches_broadcast_subscribers,
+};
 pub use dead_letters::struck_out_messages_tell_the_hook_until_it_succeeds;
 pub use delivery::{
     ack_timeout_redelivers, backpressure_bound, delivery_dropped_outside_a_runtime_is_redelivered,
@@ -44,8 +48,7 @@ pub use input::{
     batch_with_invalid_envelope_publishes_nothing, publish_rejects_bad_input, subscribe_rejects_bad_input,
 };
 pub use messages::{
-    batch_of_10k_arrives_exactly_once, broadcast_batch_keeps_each_topics_order, broadcast_fan_out,
-    broadcast_only_reaches_broadcast_subscribers, competing_consumers_share_work, empty_payload_round_trip,
+    batch_of_10k_arrives_exactly_once, competing_consumers_share_work, empty_payload_round_trip,
     groups_each_receive_every_message, large_payload_round_trip, per_key_order, queue_round_trip,
     topics_are_isolated,
 };
