@@ -44,10 +44,29 @@ pub fn to_cbor<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> 
 }
 
 /// Decodes one CBOR data item into a `T`. Unknown map keys are ignored unless
-/// `T` says otherwise (`#[serde(deny_unknown_fields)]`).
+/// `T` says otherwise (`#[serde(deny_unknown_fields)]`). The error says
+/// `data does not fit <type>: <what serde said>` (valid CBOR, wrong shape:
+/// a missing field, a string for a number) or `data is not valid CBOR for
+/// <type> …` (broken or truncated bytes).
 pub fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    ciborium::from_reader(bytes).map_err(|e| CodecError {
-        message: format!("not valid CBOR for {}: {e}", std::any::type_name::<T>()),
+    decode("data", bytes)
+}
+
+/// [`from_cbor`], the message starting with `what` (`input`, `data`).
+pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, CodecError> {
+    use ciborium::de::Error;
+    ciborium::from_reader(bytes).map_err(|e| {
+        let ty = std::any::type_name::<T>();
+        let message = match e {
+            Error::Semantic(_, why) => format!("{what} does not fit {ty}: {why}"),
+            Error::Syntax(at) => format!("{what} is not valid CBOR for {ty} (at byte {at})"),
+            Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                format!("{what} is not valid CBOR for {ty}: it ends early")
+            }
+            Error::Io(e) => format!("{what} is not valid CBOR for {ty}: {e}"),
+            Error::RecursionLimitExceeded => format!("{what} is not valid CBOR for {ty}: nested too deeply"),
+        };
+        CodecError { message }
     })
 }
 
@@ -74,10 +93,33 @@ mod tests {
 
     #[test]
     fn decode_error_names_the_type() {
-        let err = from_cbor::<Item>(&[0xff]).unwrap_err();
-        assert!(err.message().starts_with("not valid CBOR for "), "{err}");
+        let err = from_cbor::<Item>(&[0x1c]).unwrap_err();
+        assert!(err.message().starts_with("data is not valid CBOR for "), "{err}");
         assert!(err.message().contains("Item"), "{err}");
         let w: crate::WorkerError = err.into();
         assert!(w.is_fatal());
+    }
+
+    #[test]
+    fn decode_errors_say_what_is_wrong_in_words() {
+        #[derive(Serialize)]
+        struct NoQty {
+            sku: &'static str,
+        }
+        let err = from_cbor::<Item>(&to_cbor(&NoQty { sku: "A-1" }).unwrap()).unwrap_err();
+        assert!(err.message().starts_with("data does not fit "), "{err}");
+        assert!(err.message().ends_with("Item: missing field `qty`"), "{err}");
+        let err = from_cbor::<Item>(&to_cbor("hello").unwrap()).unwrap_err();
+        assert!(err.message().starts_with("data does not fit "), "{err}");
+        assert!(!err.message().contains("Semantic("), "no Debug form: {err}");
+        let bytes = to_cbor(&Item {
+            sku: "A-1".into(),
+            qty: 3,
+        })
+        .unwrap();
+        let err = from_cbor::<Item>(&bytes[..bytes.len() - 2]).unwrap_err();
+        assert!(err.message().ends_with("Item: it ends early"), "{err}");
+        let err = from_cbor::<Item>(&[0x1c]).unwrap_err();
+        assert!(err.message().contains("(at byte 0)"), "{err}");
     }
 }

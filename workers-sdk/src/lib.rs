@@ -66,7 +66,8 @@
 //! For each step command the host calls the handler with a [`Call`]
 //! (transaction id, workflow, step, attempt) and the input decoded from CBOR
 //! into the handler's input type. Input that does not decode fails the call
-//! with a fatal error `input is not valid CBOR for <type>: <reason>`; the
+//! with a fatal error: `input does not fit <type>: <reason>` (a missing
+//! field, say) or `input is not valid CBOR for <type> …`; the
 //! handler's output is encoded as CBOR. Use `ciborium::Value` (re-exported as
 //! [`CborValue`]) to accept any input, `()` for none (CBOR `null`), or
 //! `export_worker!(raw: handler)` with a `fn(&Call, Vec<u8>) -> Result<Vec<u8>, E>`
@@ -149,8 +150,9 @@ pub mod prelude {
 }
 
 /// Runs `handler` the way the host does: decodes `input` from CBOR into `I`
-/// (a fatal error `input is not valid CBOR for <type>: ...` if it does not
-/// decode), calls the handler, and encodes its output as CBOR.
+/// (a fatal error `input does not fit <type>: <why>` for valid CBOR of the
+/// wrong shape, `input is not valid CBOR for <type> …` for broken bytes),
+/// calls the handler, and encodes its output as CBOR.
 pub fn invoke<I, O, E, F>(call: &Call, input: &[u8], handler: F) -> Result<Vec<u8>, WorkerError>
 where
     I: serde::de::DeserializeOwned,
@@ -158,12 +160,7 @@ where
     E: Into<WorkerError>,
     F: FnOnce(&Call, I) -> Result<O, E>,
 {
-    let input: I = ciborium::from_reader(input).map_err(|e| {
-        WorkerError::fatal(format!(
-            "input is not valid CBOR for {}: {e}",
-            std::any::type_name::<I>()
-        ))
-    })?;
+    let input: I = codec::decode("input", input)?;
     let output = handler(call, input).map_err(Into::into)?;
     codec::to_cbor(&output).map_err(|e| WorkerError::fatal(format!("output {e}")))
 }
@@ -293,17 +290,20 @@ mod tests {
 
     #[test]
     fn undecodable_input_is_fatal_and_names_the_type() {
-        let err = invoke(&Call::new("t", "w", "s", 1), &[0xff, 0x00], charge).unwrap_err();
+        let err = invoke(&Call::new("t", "w", "s", 1), &[0x1c, 0x00], charge).unwrap_err();
         assert!(err.is_fatal());
         assert!(err.message().starts_with("input is not valid CBOR for "), "{err}");
         assert!(err.message().contains("In"), "{err}");
-        // Valid CBOR of the wrong shape is refused the same way.
+        // Valid CBOR of the wrong shape is refused, saying what does not fit.
         let text = codec::to_cbor("hello").unwrap();
         let err = invoke(&Call::new("t", "w", "s", 1), &text, charge).unwrap_err();
         assert!(
-            err.is_fatal() && err.message().starts_with("input is not valid CBOR for "),
+            err.is_fatal() && err.message().starts_with("input does not fit "),
             "{err}"
         );
+        let empty = codec::to_cbor(&std::collections::BTreeMap::<String, u64>::new()).unwrap();
+        let err = invoke(&Call::new("t", "w", "s", 1), &empty, charge).unwrap_err();
+        assert!(err.message().ends_with("In: missing field `amount`"), "{err}");
     }
 
     #[test]
