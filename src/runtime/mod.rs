@@ -324,6 +324,11 @@ impl RuntimeBuilder {
             match worker {
                 PendingWorker::Wasm { name, source, spec } => {
                     host.register_wasm(&name, source, *spec).await.map_err(|e| {
+                        // Most of the host's errors name the worker already:
+                        // said once, not three times over.
+                        if e.context_value("worker") == Some(name.as_str()) {
+                            return e;
+                        }
                         let why = format!("worker {name:?}: {}", e.message());
                         Error::new(e.kind(), why)
                             .with_context("worker", &name)

@@ -151,6 +151,20 @@ async fn the_builder_refuses_bad_backends_and_workflows_before_starting() {
         .expect_err("unknown worker");
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.message().contains("unknown worker \"missing\""), "{err}");
+
+    // A component that is not WebAssembly: one error that names the worker,
+    // said once (it was wrapped into "worker \"x\": worker \"x\" …: … \"x\" …").
+    let err = Runtime::builder()
+        .store_url("memory://")
+        .cache(None)
+        .worker_wasm("x", b"garbage".to_vec(), WorkerSpec::default())
+        .build()
+        .await
+        .expect_err("not wasm");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let shown = err.to_string();
+    assert!(shown.contains("worker \"x\" is not WebAssembly"), "{shown}");
+    assert_eq!(shown.matches("not WebAssembly").count(), 1, "{shown}");
 }
 
 /// Shutdown leaves nothing running: the consumer loops, the handlers of
