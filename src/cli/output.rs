@@ -128,6 +128,14 @@ pub(crate) fn history(records: &[AttemptRecord]) {
 pub(crate) fn page(p: &SagaPage) {
     if p.items.is_empty() {
         outln!("no transactions");
+    } else {
+        outln!(
+            "{:<36}  {:<20}  {:<20}  {:>9}  error",
+            "transaction",
+            "workflow",
+            "status",
+            "elapsed"
+        );
     }
     for s in &p.items {
         outln!(

@@ -120,6 +120,11 @@ fn commands_in_other_processes_share_the_transactions_of_a_server() {
     let tx2 = waited["tx"].as_str().expect("tx").to_string();
 
     let list = ok(&["list", "--config", config]).all;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("transaction") && l.contains("status") && l.contains("elapsed")),
+        "a header names the columns: {list}"
+    );
     for t in [&tx, &tx2] {
         assert!(
             list.lines()
