@@ -16,6 +16,9 @@
 //!   cargo test --features redis --test it faults::chaos -- --nocapture
 //! ```
 //!
+//! `MULTIAGENTS_CHAOS_BIN=<path>` runs the instances from another
+//! `multiagents` binary (a release build, say) than this build's.
+//!
 //! | module | owns |
 //! |---|---|
 //! | this file | the test: config, run, evidence |
