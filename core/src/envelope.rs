@@ -107,6 +107,14 @@ fn now_ms() -> u64 {
 }
 
 impl Envelope {
+    /// A packed message's size, at most ([`Envelope::pack`]), whatever a
+    /// transport's own limit: under the 1 MB that Kafka brokers and NATS
+    /// servers take by default. A reader accepts a packed message this
+    /// large even when its own `max_bytes` is smaller
+    /// ([`Envelope::batch_from_wire`]), so instances configured with
+    /// different limits still read each other's broadcasts.
+    pub const PACK_MAX: usize = 256 * 1024;
+
     /// A new envelope for `topic` with ordering `key`, attempt 1, created now.
     ///
     /// Nothing is validated here; transports validate on publish
@@ -185,15 +193,17 @@ impl Envelope {
         Ok(out)
     }
 
-    /// Parses one message of [`Envelope::to_wire`] or
-    /// [`Envelope::batch_to_wire`] output (at most `max_bytes`) into its
-    /// envelopes. Garbage is a typed error, never a panic.
+    /// Parses one message of [`Envelope::to_wire`], [`Envelope::batch_to_wire`]
+    /// or [`Envelope::pack`] output into its envelopes: a lone envelope of
+    /// at most `max_bytes`, a batch of at most `max_bytes` or
+    /// [`Envelope::PACK_MAX`], whichever is larger. Garbage is a typed
+    /// error, never a panic.
     pub fn batch_from_wire(bytes: &[u8], max_bytes: usize) -> Result<Vec<Self>> {
         // A batch is a CBOR array (major type 4), an envelope a map.
         if bytes.first().is_none_or(|b| b >> 5 != 4) {
             return Self::from_wire(bytes, max_bytes).map(|e| vec![e]);
         }
-        validate::size("envelope batch", bytes.len(), max_bytes)?;
+        validate::size("envelope batch", bytes.len(), max_bytes.max(Self::PACK_MAX))?;
         ciborium::from_reader(bytes).map_err(|e| {
             Error::new(ErrorKind::Codec, "bytes are not a batch of envelopes")
                 .with_operation("envelope.batch_from_wire")
@@ -204,35 +214,36 @@ impl Envelope {
 
     /// The messages carrying `envelopes` in order, for a transport that
     /// broadcasts packed messages: each run of one topic goes as one
-    /// [`Envelope::batch_to_wire`] message while it stays within `wire_max`
-    /// bytes, a lone envelope as itself ([`Envelope::to_wire`]). Each
-    /// message comes with the first envelope of its run (its topic is the
-    /// run's). Read each back with [`Envelope::batch_from_wire`].
+    /// message, a CBOR array of the envelopes' wire forms, while it stays
+    /// within `wire_max` and [`Envelope::PACK_MAX`] bytes (sizes are exact:
+    /// each envelope is encoded once); a lone envelope goes as itself
+    /// ([`Envelope::to_wire`]), whatever its size. Each message comes with
+    /// the first envelope of its run (its topic is the run's). Read each
+    /// back with [`Envelope::batch_from_wire`].
     pub fn pack(envelopes: &[Envelope], wire_max: usize) -> Result<Vec<(&Envelope, Vec<u8>)>> {
-        fn flush<'a>(run: &mut Vec<&'a Envelope>, out: &mut Vec<(&'a Envelope, Vec<u8>)>) -> Result<()> {
-            match run.as_slice() {
-                [] => {}
-                [one] => out.push((one, one.to_wire()?)),
-                many => out.push((many[0], Envelope::batch_to_wire(many)?)),
-            }
-            run.clear();
-            Ok(())
-        }
+        let limit = wire_max.min(Self::PACK_MAX);
         let mut out: Vec<(&Envelope, Vec<u8>)> = Vec::new();
-        let mut run: Vec<&Envelope> = Vec::new();
+        let mut run: Vec<Vec<u8>> = Vec::new();
+        let mut first: Option<&Envelope> = None;
         let mut run_bytes = 0;
         for e in envelopes {
-            // An envelope's wire form is its payload and ~100 bytes of header.
-            let size = e.payload.len() + 128 + e.topic.len() + e.key.len();
-            let same = run.first().is_some_and(|r| r.topic == e.topic);
-            if !same || run_bytes + size > wire_max {
-                flush(&mut run, &mut out)?;
+            let wire = e.to_wire()?;
+            let same = first.is_some_and(|f| f.topic == e.topic);
+            // The run's message with `e` in it: the items and an array
+            // header of at most 9 bytes.
+            if !same || run_bytes + wire.len() + 9 > limit {
+                if let Some(f) = first.take() {
+                    out.push((f, packed(std::mem::take(&mut run))));
+                }
                 run_bytes = 0;
             }
-            run.push(e);
-            run_bytes += size;
+            first.get_or_insert(e);
+            run_bytes += wire.len();
+            run.push(wire);
         }
-        flush(&mut run, &mut out)?;
+        if let Some(f) = first {
+            out.push((f, packed(run)));
+        }
         Ok(out)
     }
 
@@ -247,6 +258,37 @@ impl Envelope {
                 .with_source(e)
         })
     }
+}
+
+/// One message of a run: a lone envelope's wire form as it is, several as
+/// a CBOR array of them (major type 4, then the items as encoded).
+fn packed(mut run: Vec<Vec<u8>>) -> Vec<u8> {
+    if run.len() == 1 {
+        return run.pop().unwrap_or_default();
+    }
+    let n = run.len() as u64;
+    let items: usize = run.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(items + 9);
+    match n {
+        0..=23 => out.push(0x80 | n as u8),
+        24..=0xff => out.extend_from_slice(&[0x98, n as u8]),
+        0x100..=0xffff => {
+            out.push(0x99);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(0x9a);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(0x9b);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    for item in run {
+        out.extend_from_slice(&item);
+    }
+    out
 }
 
 impl fmt::Debug for Envelope {
@@ -334,9 +376,74 @@ mod tests {
             Envelope::batch_from_wire(&[0x81, 0x01], 1 << 20).is_err(),
             "an array of non-envelopes is a typed error"
         );
-        assert!(
-            Envelope::batch_from_wire(&packed[0].1, 10).is_err(),
-            "over the limit"
+        // A packed message is read up to PACK_MAX whatever the reader's own
+        // limit (instances configured apart still hear each other); a lone
+        // envelope only up to that limit; a batch past PACK_MAX and the
+        // limit is refused.
+        assert_eq!(
+            Envelope::batch_from_wire(&packed[0].1, 10).expect("packed").len(),
+            2
         );
+        assert!(
+            Envelope::batch_from_wire(&packed[1].1, 10).is_err(),
+            "a lone envelope over the limit"
+        );
+        let big: Vec<Envelope> = (0..3u8)
+            .map(|n| e("a", n))
+            .map(|mut x| {
+                x.payload = Bytes::from(vec![0u8; Envelope::PACK_MAX / 2]);
+                x
+            })
+            .collect();
+        let refs: Vec<&Envelope> = big.iter().collect();
+        let too_big = Envelope::batch_to_wire(&refs).expect("encode");
+        assert!(Envelope::batch_from_wire(&too_big, 10).is_err(), "over PACK_MAX");
+    }
+
+    #[test]
+    fn packed_messages_are_exact_arrays_within_the_limit() {
+        let e = |n: u16, len: usize| {
+            Envelope::new("events", format!("tx-{n}"), vec![n as u8; len]).with_header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+        };
+        // Array headers of every width in use: 2, 23, 24, 300 items.
+        for n in [2u16, 23, 24, 300] {
+            let run: Vec<Envelope> = (0..n).map(|i| e(i, 10)).collect();
+            let packed = Envelope::pack(&run, 1 << 20).expect("pack");
+            assert_eq!(packed.len(), 1, "{n} small envelopes are one message");
+            let refs: Vec<&Envelope> = run.iter().collect();
+            assert_eq!(
+                packed[0].1,
+                Envelope::batch_to_wire(&refs).expect("encode"),
+                "{n} items: the same bytes as encoding the array whole"
+            );
+            assert_eq!(
+                Envelope::batch_from_wire(&packed[0].1, 1 << 20)
+                    .expect("read")
+                    .len(),
+                n as usize
+            );
+        }
+        // With headers and payloads near the limit, no message is over it
+        // (a lone envelope may be: it goes as it would unpacked).
+        let run: Vec<Envelope> = (0..200).map(|i| e(i, 700 + usize::from(i) * 13)).collect();
+        for limit in [1_000, 4_096, 65_536, 1 << 30] {
+            let packed = Envelope::pack(&run, limit).expect("pack");
+            let mut back = Vec::new();
+            for (_, bytes) in &packed {
+                let items = Envelope::batch_from_wire(bytes, 1 << 30).expect("read");
+                if items.len() > 1 {
+                    assert!(
+                        bytes.len() <= limit.min(Envelope::PACK_MAX),
+                        "{} > {limit}",
+                        bytes.len()
+                    );
+                }
+                back.extend(items);
+            }
+            assert_eq!(back, run, "limit {limit}: all, in order");
+        }
     }
 }

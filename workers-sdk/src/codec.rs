@@ -45,9 +45,10 @@ pub fn to_cbor<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> 
 
 /// Decodes one CBOR data item into a `T`. Unknown map keys are ignored unless
 /// `T` says otherwise (`#[serde(deny_unknown_fields)]`). The error says
-/// `data does not fit <type>: <what serde said>` (valid CBOR, wrong shape:
-/// a missing field, a string for a number) or `data is not valid CBOR for
-/// <type> …` (broken or truncated bytes).
+/// `data does not fit <type>: <what serde said>` (the wrong shape: a missing
+/// field, a string for a number; also some malformed bytes, such as a stray
+/// break byte, which the decoder reports as an unexpected item) or `data is
+/// not valid CBOR for <type> …` (bytes that do not parse, or end early).
 pub fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     decode("data", bytes)
 }

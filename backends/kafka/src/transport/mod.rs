@@ -39,12 +39,6 @@ use crate::names::Names;
 use crate::topics::Topics;
 use produce::{Record, send_all};
 
-/// A packed broadcast record's size, at most: under the 1 MB a Kafka
-/// broker takes by default (`message.max.bytes`), whatever this instance's
-/// own `max_payload`. A larger envelope still goes alone, as it would
-/// unpacked.
-const PACKED_MAX: usize = 512 * 1024;
-
 /// What every part of one transport shares.
 pub(crate) struct Shared {
     pub(crate) config: KafkaConfig,
@@ -307,13 +301,14 @@ impl Transport for KafkaTransport {
         if envelopes.is_empty() {
             return Ok(());
         }
-        // Packed: a burst of events is a few records, not one each (the
-        // broker's work is per record). Within what a broker takes by
-        // default, whatever this instance's own limit.
-        let limit = self.shared.wire_max().min(PACKED_MAX);
+        // Packed: a burst of events is a few records, not one each; each
+        // within `Envelope::PACK_MAX`, under what a broker takes by default
+        // (an envelope larger than that goes alone, as it would unpacked).
         let names = &self.shared.names;
         let mut records = Vec::new();
-        for (first, wire) in Envelope::pack(&envelopes, limit).map_err(|e| e.with_operation(OP))? {
+        for (first, wire) in
+            Envelope::pack(&envelopes, self.shared.wire_max()).map_err(|e| e.with_operation(OP))?
+        {
             records.push(Record::new(
                 names.broadcast(&first.topic),
                 first.key.clone(),

@@ -1,5 +1,6 @@
 //! A `broadcast` call's envelopes of one topic go as one packed record
-//! (the broker's work is per record), and subscribers unpack it.
+//! (one record on the broker instead of one each), and subscribers unpack
+//! it.
 
 use std::time::Duration;
 

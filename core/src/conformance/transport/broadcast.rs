@@ -105,10 +105,12 @@ pub async fn broadcast_only_reaches_broadcast_subscribers<T: Transport + ?Sized>
     must(s, "empty broadcast", t.broadcast(Vec::new())).await;
 }
 
-/// One `broadcast` of ~1 MiB in runs of two topics (900 envelopes of
-/// 1 KiB on one, then one on the other, then more of each): each topic's
-/// subscriber gets exactly its envelopes, whole and in order, however the
-/// transport packs them into messages.
+/// One `broadcast` of ~1 MiB of 1 KiB envelopes in runs of two topics
+/// (600 on one, 1 on the other, 300, 5, 1): each topic's subscriber gets
+/// exactly its envelopes, whole and in order, however the transport packs
+/// them into messages. (901 envelopes on one subscription: broadcast
+/// subscribers of some transports buffer 1 024 before they drop; keep the
+/// counts under that.)
 pub async fn broadcast_batch_keeps_each_topics_order<T: Transport + ?Sized>(t: &T, s: &Settings) {
     require!(
         t.capabilities(),
