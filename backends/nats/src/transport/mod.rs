@@ -23,8 +23,9 @@
 //!   `<prefix>.b.<topic>` (what [`Transport::broadcast`] sends) and on the
 //!   queue subject itself, where core NATS also sees every queue publish.
 //!   One broadcast call's envelopes of a topic go as one message while
-//!   they fit ([`Envelope::pack`]). At most once; a subscriber that falls behind by 64 Ki messages loses
-//!   messages (the client's slow-consumer bound).
+//!   they fit ([`Envelope::pack`]). At most once; a subscriber that falls
+//!   behind by 64 Ki messages loses messages (the client's slow-consumer
+//!   bound).
 //! * **Depth** ([`Transport::queue_depth`]) — the group's durable
 //!   consumer's info, one request: `ready` is its `num_pending`, `in_flight`
 //!   its `num_ack_pending`, `delayed` always 0: JetStream keeps a nacked
