@@ -23,6 +23,7 @@
 //! | `record` | the changelog's records and versions; a key's partition |
 //! | `view` | the fold: values, epochs, expiry |
 //! | `changelog` | appending to a partition; the follower that reads every partition |
+//! | `barrier` | the barriers of fresh reads, one at a time per partition, shared by the reads waiting |
 //! | `decide` | the rules of each write and timer operation on a key's state |
 //! | `batch` | deciding a writer's batch: the overlay, due timers, answers of forwarded requests |
 //! | `writer` | one owned partition's writer: claim, batches, read-back, due timers, tombstones |
@@ -33,6 +34,7 @@
 //! | `scheduler` | the timers kept with the keys: each partition's owner claims its due timers |
 
 mod api;
+mod barrier;
 mod batch;
 mod changelog;
 mod decide;
@@ -143,6 +145,7 @@ pub(crate) struct Inner {
     core: Arc<Core>,
     owned: Arc<Owned>,
     remote: Remote,
+    barriers: barrier::Barriers,
     member: String,
 }
 
@@ -237,6 +240,7 @@ impl KafkaStore {
         let store = Inner {
             owned: Arc::new(Owned::default()),
             remote: Remote::start(&core, &member)?,
+            barriers: barrier::Barriers::new(partitions),
             core,
             member,
         };
@@ -267,17 +271,11 @@ impl KafkaStore {
 }
 
 impl Inner {
-    /// Reads partition `p` up to a barrier appended now: afterwards the
-    /// view holds every write acknowledged before the call.
+    /// Reads partition `p` up to a barrier sent after the call began
+    /// (shared with the calls that wait with it): afterwards the view
+    /// holds every write acknowledged before the call.
     async fn barrier(&self, p: i32) -> Result<()> {
-        let offsets = changelog::append(
-            &self.core.producer,
-            &self.core.changelog,
-            p,
-            &[record::Change::Barrier],
-        )
-        .await?;
-        let offset = offsets.first().copied().unwrap_or_default();
+        let offset = self.barriers.offset(&self.core, p).await?;
         self.core.progress.past(p, offset, self.core.timeout).await
     }
 }
