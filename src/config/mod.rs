@@ -232,34 +232,51 @@ impl Config {
     }
 
     fn check(&self) -> std::result::Result<(), Invalid> {
-        self.runtime.check()?;
-        for (key, section) in [("transport", &self.transport), ("store", &self.store)] {
-            crate::backend::registry()
-                .check(key, &section.url)
-                .map_err(|e| Invalid::wrap(KeyPath::of(&[key, "url"]), e))?;
+        let mut problems = self.problems().into_iter();
+        match problems.next() {
+            None => Ok(()),
+            Some(first) => Err(first.and_more(problems.collect())),
         }
-        self.cache.check()?;
-        self.engine.check()?;
-        self.admin.check()?;
-        self.telemetry.check()?;
-        self.memory.check()?;
-        self.scaling.check()?;
+    }
+
+    /// Every problem found, in file order of the sections (each section,
+    /// worker and workflow says its first), so that one `config check`
+    /// shows them all.
+    fn problems(&self) -> Vec<Invalid> {
+        let mut found: Vec<Invalid> = Vec::new();
+        found.extend(self.runtime.check().err());
+        for (key, section) in [("transport", &self.transport), ("store", &self.store)] {
+            let checked = crate::backend::registry().check(key, &section.url);
+            found.extend(
+                checked
+                    .err()
+                    .map(|e| Invalid::wrap(KeyPath::of(&[key, "url"]), e)),
+            );
+        }
+        found.extend(self.cache.check().err());
+        found.extend(self.engine.check().err());
+        found.extend(self.admin.check().err());
+        found.extend(self.telemetry.check().err());
+        found.extend(self.memory.check().err());
+        found.extend(self.scaling.check().err());
         for (name, worker) in &self.workers {
-            worker.check(name, self.engine.max_memory_bytes(), self.engine.fuel)?;
+            let checked = worker.check(name, self.engine.max_memory_bytes(), self.engine.fuel);
+            found.extend(checked.err());
         }
         let mut names = HashSet::new();
         for (i, wf) in self.workflows.iter().enumerate() {
-            let def = wf.build(i)?;
-            def.validate(&|w| self.workers.contains_key(w))
-                .map_err(|e| wf.locate(i, e))?;
+            let (def, bad) = wf.build_checked(i);
+            found.extend(bad);
+            let known = def.validate(&|w| self.workers.contains_key(w));
+            found.extend(known.err().map(|e| wf.locate(i, e)));
             if !names.insert(wf.name.as_str()) {
-                return Err(Invalid::new(
+                found.push(Invalid::new(
                     KeyPath::of(&["workflows"]).index(i).key("name"),
                     format!("workflow {:?}, name: defined twice", wf.name),
                 ));
             }
         }
-        Ok(())
+        found
     }
 
     /// The workflow definitions.

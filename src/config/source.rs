@@ -55,20 +55,38 @@ impl fmt::Display for KeyPath {
 pub(crate) struct Invalid {
     pub(crate) path: KeyPath,
     pub(crate) error: Error,
+    /// Further problems found by the same check, reported after this one.
+    more: Vec<Invalid>,
 }
 
 impl Invalid {
     pub(crate) fn new(path: KeyPath, message: impl Into<String>) -> Self {
         let error = Error::new(ErrorKind::Config, message.into());
-        Invalid { path, error }
+        Invalid::wrap(path, error)
     }
 
     pub(crate) fn wrap(path: KeyPath, error: Error) -> Self {
-        Invalid { path, error }
+        Invalid {
+            path,
+            error,
+            more: Vec::new(),
+        }
+    }
+
+    /// This problem first, then `more`: one error that lists them all.
+    pub(crate) fn and_more(mut self, more: Vec<Invalid>) -> Self {
+        self.more = more;
+        self
     }
 
     /// The error without a file position (configs built in code).
-    pub(crate) fn into_error(self) -> Error {
+    pub(crate) fn into_error(mut self) -> Error {
+        let more = std::mem::take(&mut self.more);
+        let first = self.into_one_error();
+        listing(first, more.into_iter().map(Invalid::into_one_error).collect())
+    }
+
+    fn into_one_error(self) -> Error {
         let key = self.path.to_string();
         let mut e = Error::new(self.error.kind(), self.error.message().to_string()).with_operation("config");
         for (k, v) in self.error.context() {
@@ -81,6 +99,24 @@ impl Invalid {
         }
         e
     }
+}
+
+/// `first` alone, or with `more`: "N problems:" and each message on a
+/// line of its own (the context is `first`'s, and `problems`: N).
+fn listing(first: Error, more: Vec<Error>) -> Error {
+    if more.is_empty() {
+        return first;
+    }
+    let mut message = format!("{} problems:", more.len() + 1);
+    for m in std::iter::once(&first).chain(&more) {
+        message.push_str("\n  ");
+        message.push_str(m.message());
+    }
+    let mut e = Error::new(first.kind(), message).with_operation(first.operation());
+    for (k, v) in first.context() {
+        e = e.with_context(k, v);
+    }
+    e.with_context("problems", more.len() + 1)
 }
 
 /// The file (if any) and text a configuration was parsed from.
@@ -129,8 +165,14 @@ impl Source<'_> {
         e
     }
 
-    /// Places a validation problem in the file.
-    pub(crate) fn place(&self, invalid: Invalid) -> Error {
+    /// Places a validation problem (and any found with it) in the file.
+    pub(crate) fn place(&self, mut invalid: Invalid) -> Error {
+        let more = std::mem::take(&mut invalid.more);
+        let first = self.place_one(invalid);
+        listing(first, more.into_iter().map(|m| self.place_one(m)).collect())
+    }
+
+    fn place_one(&self, invalid: Invalid) -> Error {
         let span = self.span_of(&invalid.path);
         let key = invalid.path.to_string();
         let message = invalid.error.message().to_string();

@@ -39,6 +39,19 @@ impl WorkflowConfig {
     /// Builds the definition; `index` is this workflow's place in the file
     /// (for error positions).
     pub(crate) fn build(&self, index: usize) -> Result<WorkflowDef, Invalid> {
+        let (def, bad) = self.build_checked(index);
+        let mut bad = bad.into_iter();
+        match bad.next() {
+            None => Ok(def),
+            Some(first) => Err(first.and_more(bad.collect())),
+        }
+    }
+
+    /// The definition, each step that has a condition that does not parse
+    /// built without it, and those conditions' problems (so the rest of the
+    /// workflow can still be checked).
+    pub(crate) fn build_checked(&self, index: usize) -> (WorkflowDef, Vec<Invalid>) {
+        let mut bad = Vec::new();
         let mut builder = WorkflowDef::builder(self.name.clone());
         for (i, step) in self.steps.iter().enumerate() {
             let at = |key: &str| {
@@ -57,8 +70,9 @@ impl WorkflowConfig {
                 def = def.compensate_with(c.clone());
             }
             if let Some(expr) = &step.condition {
-                let condition = Condition::parse(expr).map_err(|e| {
-                    Invalid::new(
+                match Condition::parse(expr) {
+                    Ok(condition) => def = def.when(condition),
+                    Err(e) => bad.push(Invalid::new(
                         at("condition"),
                         format!(
                             "workflow {:?}, step {:?}, condition: {}",
@@ -66,16 +80,15 @@ impl WorkflowConfig {
                             step.name,
                             e.message()
                         ),
-                    )
-                })?;
-                def = def.when(condition);
+                    )),
+                }
             }
             if let Some(retry) = &step.retry {
                 def = def.retry(retry.policy());
             }
             builder = builder.step(def);
         }
-        Ok(builder.build())
+        (builder.build(), bad)
     }
 
     /// Maps a `Config` error of [`WorkflowDef::validate`] (context `step`,

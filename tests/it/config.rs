@@ -189,6 +189,49 @@ fn a_missing_wasm_file_is_an_error_naming_the_worker() {
 }
 
 #[test]
+fn every_problem_is_reported_at_once_each_at_its_line() {
+    // A bad condition no longer hides an unknown worker in the same
+    // workflow, nor a missing file of another section.
+    let text = BASE
+        .replace("context.total > 10", "context.total >")
+        .replace("worker = \"b\"", "worker = \"c\"")
+        .replace(
+            "[workers.b]\npath = \"a.wasm\"",
+            "[workers.b]\npath = \"gone.wasm\"",
+        );
+    let err = load_err(&text);
+    let lines: Vec<&str> = err.message().lines().collect();
+    assert_eq!(lines.first(), Some(&"3 problems:"), "{err}");
+    assert_eq!(err.context_value("problems"), Some("3"), "{err}");
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line says {needle:?}: {err}"))
+            .to_string()
+    };
+    assert!(
+        at("workers.b.path: cannot read").contains("config.toml:14:"),
+        "{err}"
+    );
+    assert!(
+        at("condition: invalid condition").contains("config.toml:26:"),
+        "{err}"
+    );
+    assert!(
+        at("worker: unknown worker \"c\"").contains("config.toml:25:"),
+        "{err}"
+    );
+    // The error's own position is the first problem's.
+    assert_eq!(line_of(&err), Some(14), "{err}");
+
+    // One problem reads as before: no count, no list.
+    let one = load_err(&BASE.replace("worker = \"b\"", "worker = \"c\""));
+    assert!(!one.message().contains("problems"), "{one}");
+    assert_eq!(one.context_value("problems"), None);
+}
+
+#[test]
 fn bad_backend_urls_name_the_key() {
     let err = load_err(&format!("[store]\nurl = \"mongo://db\"\n{BASE}"));
     assert!(
