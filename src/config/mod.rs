@@ -92,7 +92,7 @@ pub use telemetry::{DEFAULT_SERVICE_NAME, TelemetrySection};
 pub use workers::WorkerConfig;
 pub use workflows::{RetryConfig, StepConfig, WorkflowConfig};
 
-use self::source::{Invalid, KeyPath, Source};
+use self::source::{Invalid, KeyPath, Problems, Source};
 
 /// A runtime's whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -186,7 +186,7 @@ impl Config {
         config.resolve_paths(base);
         config.file = Some(path.to_path_buf());
         env::apply(&mut config, vars)?;
-        config.check().map_err(|invalid| source.place(invalid))?;
+        config.check().map_err(|problems| source.place_all(problems))?;
         Ok(config)
     }
 
@@ -196,7 +196,7 @@ impl Config {
         let source = Source { file: None, text };
         let mut config = Self::parse_source(&source)?;
         config.resolve_paths(base_dir);
-        config.check().map_err(|invalid| source.place(invalid))?;
+        config.check().map_err(|problems| source.place_all(problems))?;
         Ok(config)
     }
 
@@ -228,14 +228,15 @@ impl Config {
     /// Checks everything that can be checked without starting a runtime
     /// (for configs built in code; [`load`](Self::load) already did).
     pub fn validate(&self) -> Result<()> {
-        self.check().map_err(Invalid::into_error)
+        self.check().map_err(Problems::into_error)
     }
 
-    fn check(&self) -> std::result::Result<(), Invalid> {
-        let mut problems = self.problems().into_iter();
-        match problems.next() {
-            None => Ok(()),
-            Some(first) => Err(first.and_more(problems.collect())),
+    fn check(&self) -> std::result::Result<(), Problems> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Problems(problems))
         }
     }
 

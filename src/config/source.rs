@@ -55,8 +55,21 @@ impl fmt::Display for KeyPath {
 pub(crate) struct Invalid {
     pub(crate) path: KeyPath,
     pub(crate) error: Error,
-    /// Further problems found by the same check, reported after this one.
-    more: Vec<Invalid>,
+}
+
+/// Every problem one check found (at least one), reported together.
+pub(crate) struct Problems(pub(crate) Vec<Invalid>);
+
+impl Problems {
+    /// The error without file positions (configs built in code).
+    pub(crate) fn into_error(self) -> Error {
+        let mut all = self.0.into_iter().map(Invalid::into_error);
+        match all.next() {
+            Some(first) => listing(first, all.collect()),
+            None => Error::new(ErrorKind::Unexpected, "a config check failed without saying why")
+                .with_operation("config"),
+        }
+    }
 }
 
 impl Invalid {
@@ -66,27 +79,11 @@ impl Invalid {
     }
 
     pub(crate) fn wrap(path: KeyPath, error: Error) -> Self {
-        Invalid {
-            path,
-            error,
-            more: Vec::new(),
-        }
-    }
-
-    /// This problem first, then `more`: one error that lists them all.
-    pub(crate) fn and_more(mut self, more: Vec<Invalid>) -> Self {
-        self.more = more;
-        self
+        Invalid { path, error }
     }
 
     /// The error without a file position (configs built in code).
-    pub(crate) fn into_error(mut self) -> Error {
-        let more = std::mem::take(&mut self.more);
-        let first = self.into_one_error();
-        listing(first, more.into_iter().map(Invalid::into_one_error).collect())
-    }
-
-    fn into_one_error(self) -> Error {
+    pub(crate) fn into_error(self) -> Error {
         let key = self.path.to_string();
         let mut e = Error::new(self.error.kind(), self.error.message().to_string()).with_operation("config");
         for (k, v) in self.error.context() {
@@ -165,14 +162,17 @@ impl Source<'_> {
         e
     }
 
-    /// Places a validation problem (and any found with it) in the file.
-    pub(crate) fn place(&self, mut invalid: Invalid) -> Error {
-        let more = std::mem::take(&mut invalid.more);
-        let first = self.place_one(invalid);
-        listing(first, more.into_iter().map(|m| self.place_one(m)).collect())
+    /// Places every problem of a check in the file: one error listing them.
+    pub(crate) fn place_all(&self, problems: Problems) -> Error {
+        let mut all = problems.0.into_iter().map(|p| self.place(p));
+        match all.next() {
+            Some(first) => listing(first, all.collect()),
+            None => Problems(Vec::new()).into_error(),
+        }
     }
 
-    fn place_one(&self, invalid: Invalid) -> Error {
+    /// Places a validation problem in the file.
+    pub(crate) fn place(&self, invalid: Invalid) -> Error {
         let span = self.span_of(&invalid.path);
         let key = invalid.path.to_string();
         let message = invalid.error.message().to_string();

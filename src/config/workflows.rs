@@ -40,10 +40,9 @@ impl WorkflowConfig {
     /// (for error positions).
     pub(crate) fn build(&self, index: usize) -> Result<WorkflowDef, Invalid> {
         let (def, bad) = self.build_checked(index);
-        let mut bad = bad.into_iter();
-        match bad.next() {
+        match bad.into_iter().next() {
             None => Ok(def),
-            Some(first) => Err(first.and_more(bad.collect())),
+            Some(first) => Err(first),
         }
     }
 

@@ -73,6 +73,7 @@ pub mod config;
 mod error;
 mod headers;
 mod names;
+mod producer;
 mod store;
 mod topics;
 mod transport;

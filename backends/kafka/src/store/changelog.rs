@@ -25,11 +25,20 @@ use crate::config::KafkaConfig;
 /// The first failure; changes before it may be stored (each is read back
 /// and judged by the fold, so nothing is acknowledged on a guess).
 pub(crate) async fn append(
-    producer: &FutureProducer,
+    producer: &crate::producer::Producer,
     topic: &str,
     p: i32,
     changes: &[Change],
 ) -> Result<Vec<i64>> {
+    let used = producer.get();
+    let appended = append_with(&used, topic, p, changes).await;
+    if appended.is_err() {
+        producer.failed(used);
+    }
+    appended
+}
+
+async fn append_with(producer: &FutureProducer, topic: &str, p: i32, changes: &[Change]) -> Result<Vec<i64>> {
     const OP: &str = "kafka.store.append";
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(changes.len());
     for change in changes {
@@ -52,19 +61,40 @@ pub(crate) async fn append(
                     record = back;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                Err((e, _)) => return Err(crate::error::kafka(OP, e).with_context("partition", p)),
+                Err((e, _)) => {
+                    settled(pending).await;
+                    return Err(crate::error::kafka(OP, e).with_context("partition", p));
+                }
             }
         }
     }
     let mut offsets = Vec::with_capacity(pending.len());
+    let mut failed = None;
     for future in pending {
         match future.await {
             Ok(Ok(delivery)) => offsets.push(delivery.offset),
-            Ok(Err((e, _))) => return Err(crate::error::kafka(OP, e).with_context("partition", p)),
-            Err(_) => return Err(crate::error::kafka(OP, KafkaError::Canceled)),
+            Ok(Err((e, _))) => {
+                failed.get_or_insert(e);
+            }
+            Err(_) => {
+                failed.get_or_insert(KafkaError::Canceled);
+            }
         }
     }
-    Ok(offsets)
+    // Every record's outcome is known before the caller acts on the
+    // failure (what follows may go out on a replaced producer, unordered
+    // with what was still in flight on this one).
+    match failed {
+        None => Ok(offsets),
+        Some(e) => Err(crate::error::kafka(OP, e).with_context("partition", p)),
+    }
+}
+
+/// Waits for every delivery in `pending`, whatever its outcome.
+async fn settled(pending: Vec<DeliveryFuture>) {
+    for future in pending {
+        let _ = future.await;
+    }
 }
 
 /// How far the follower has read: per partition, the next offset to read.

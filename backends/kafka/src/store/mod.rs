@@ -52,7 +52,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use multiagents_core::{Error, ErrorKind, Result};
-use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
@@ -82,7 +81,7 @@ fn copy_error(e: &Error) -> Error {
 /// What the parts of one store share.
 pub(crate) struct Core {
     pub(crate) config: KafkaConfig,
-    pub(crate) producer: FutureProducer,
+    pub(crate) producer: crate::producer::Producer,
     pub(crate) changelog: String,
     pub(crate) requests: String,
     pub(crate) replies: String,
@@ -214,7 +213,7 @@ impl KafkaStore {
         let closed = CancellationToken::new();
         // Whatever fails below stops what was started.
         let started = closed.clone().drop_guard();
-        let producer = crate::client::producer(&config)?;
+        let producer = crate::producer::Producer::new(&config)?;
         let view = Arc::new(RwLock::new(View::new(partitions)));
         let progress = changelog::follow(&config, &changelog, view.clone(), closed.clone())?;
         let timeout = config.request_timeout;
@@ -240,7 +239,7 @@ impl KafkaStore {
         let store = Inner {
             owned: Arc::new(Owned::default()),
             remote: Remote::start(&core, &member)?,
-            barriers: barrier::Barriers::new(partitions),
+            barriers: barrier::Barriers::new(partitions, barrier_append(&core), core.closed.clone()),
             core,
             member,
         };
@@ -275,7 +274,7 @@ impl Inner {
     /// (shared with the calls that wait with it): afterwards the view
     /// holds every write acknowledged before the call.
     async fn barrier(&self, p: i32) -> Result<()> {
-        let offset = self.barriers.offset(&self.core, p).await?;
+        let offset = self.barriers.offset(p).await?;
         self.core.progress.past(p, offset, self.core.timeout).await
     }
 }
@@ -293,6 +292,19 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.shut();
     }
+}
+
+/// How the store appends a barrier: one record, alone, to the changelog.
+fn barrier_append(core: &Arc<Core>) -> barrier::Append {
+    let core = core.clone();
+    Arc::new(move |p| {
+        let core = core.clone();
+        Box::pin(async move {
+            let offsets =
+                changelog::append(&core.producer, &core.changelog, p, &[record::Change::Barrier]).await?;
+            Ok(offsets.first().copied().unwrap_or_default())
+        })
+    })
 }
 
 fn rand_nanos() -> u32 {

@@ -259,7 +259,9 @@ async fn send_answer(core: Arc<Core>, request: Request, result: Result<Done>) {
         .partition(request.reply_partition)
         .key(&key)
         .headers(owned);
-    if let Err((e, _)) = core.producer.send(record, core.timeout).await {
+    let used = core.producer.get();
+    if let Err((e, _)) = used.send(record, core.timeout).await {
+        core.producer.failed(used);
         tracing::warn!(error = %e, rid = request.rid, "kafka store: answering a forwarded write; its asker will time out");
     }
 }

@@ -123,7 +123,9 @@ impl Remote {
         if let Some(v) = value.as_deref() {
             record = record.payload(v);
         }
-        if let Err((e, _)) = self.core.producer.send(record, timeout).await {
+        let used = self.core.producer.get();
+        if let Err((e, _)) = used.send(record, timeout).await {
+            self.core.producer.failed(used);
             forgotten();
             return Err(crate::error::kafka(OP, e).with_context("key", key));
         }

@@ -18,7 +18,7 @@ mod broadcast;
 mod dead_letters;
 mod delay;
 mod depth;
-mod produce;
+pub(crate) mod produce;
 mod queue;
 mod reader;
 mod tracker;
@@ -31,7 +31,7 @@ use multiagents_core::transport::{check_batch, check_subscribe};
 use multiagents_core::{
     Capabilities, Envelope, QueueDepth, Result, SubscribeMode, SubscribeOptions, Subscription, Transport,
 };
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
@@ -43,7 +43,7 @@ use produce::{Record, send_all};
 pub(crate) struct Shared {
     pub(crate) config: KafkaConfig,
     pub(crate) names: Names,
-    pub(crate) producer: FutureProducer,
+    pub(crate) producer: crate::producer::Producer,
     pub(crate) topics: Topics,
     pub(crate) closed: CancellationToken,
     /// Whether this transport's delay forwarder runs.
@@ -179,9 +179,9 @@ impl KafkaTransport {
     /// `Timeout` when no broker answers within `request_timeout`.
     pub async fn with_config(config: KafkaConfig) -> Result<KafkaTransport> {
         config.validate()?;
-        let producer = crate::client::producer(&config)?;
+        let producer = crate::producer::Producer::new(&config)?;
         let topics = Topics::new(&config)?;
-        let probe = producer.clone();
+        let probe = producer.get();
         let timeout = config.request_timeout;
         let brokers = config.brokers.clone();
         crate::blocking::off_runtime("kafka.connect", move || {
@@ -328,7 +328,7 @@ impl Transport for KafkaTransport {
         }
         self.shared.closed.cancel();
         self.shared.depths.close();
-        let producer = self.shared.producer.clone();
+        let producer = self.shared.producer.get();
         let timeout = self.shared.config.request_timeout;
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
         if let Ok(Err(e)) = flushed {

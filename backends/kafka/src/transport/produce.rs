@@ -13,6 +13,8 @@ use multiagents_core::Result;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
+use crate::producer::Producer;
+
 /// One record to produce.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
@@ -44,7 +46,16 @@ impl Record {
 /// The first failure (mapped by [`crate::error`]); records before it may
 /// have been stored (the caller's publish is then retried as a whole:
 /// at-least-once).
-pub(crate) async fn send_all(producer: &FutureProducer, records: &[Record], op: &'static str) -> Result<()> {
+pub(crate) async fn send_all(producer: &Producer, records: &[Record], op: &'static str) -> Result<()> {
+    let used = producer.get();
+    let sent = send_with(&used, records, op).await;
+    if sent.is_err() {
+        producer.failed(used);
+    }
+    sent
+}
+
+async fn send_with(producer: &FutureProducer, records: &[Record], op: &'static str) -> Result<()> {
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(records.len());
     for r in records {
         let headers = crate::headers::owned(&r.headers);
@@ -67,20 +78,34 @@ pub(crate) async fn send_all(producer: &FutureProducer, records: &[Record], op: 
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                 }
-                Err((e, _)) => return Err(crate::error::kafka(op, e)),
+                Err((e, _)) => {
+                    let _ = settle(pending, op).await;
+                    return Err(crate::error::kafka(op, e));
+                }
             }
         }
     }
     settle(pending, op).await
 }
 
+/// Waits for every delivery in `pending`; the first failure, once all are
+/// known (what the caller does next may go out on a replaced producer,
+/// unordered with what was still in flight on this one).
 async fn settle(pending: Vec<DeliveryFuture>, op: &'static str) -> Result<()> {
+    let mut failed = None;
     for future in pending {
         match future.await {
             Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(crate::error::kafka(op, e)),
-            Err(_) => return Err(crate::error::kafka(op, KafkaError::Canceled)),
+            Ok(Err((e, _))) => {
+                failed.get_or_insert(e);
+            }
+            Err(_) => {
+                failed.get_or_insert(KafkaError::Canceled);
+            }
         }
     }
-    Ok(())
+    match failed {
+        None => Ok(()),
+        Some(e) => Err(crate::error::kafka(op, e)),
+    }
 }

@@ -187,13 +187,16 @@ async fn a_nats_cluster_under_kills_pauses_and_server_restarts_loses_nothing() {
 /// newcomer to a group whose last member died, so kills take one instance
 /// of several at a time.
 ///
-/// Not in CI yet: a 12 000-workflow run found effects applied twice by one
-/// process, same attempt, 2-3 s apart, with no fault or revoke of it between
-/// (docs/RELIABILITY.md, "Kafka"); until that is explained, a short run can
-/// fail on it under CI's load. Run it by hand with `-- --ignored`.
+/// Not in CI: the long run does not pass on Tansu (docs/RELIABILITY.md,
+/// "Kafka": the broker's fetches slow down as partitions grow, it fenced
+/// live producers, and a 12 000-workflow run found effects applied twice
+/// with no fault to explain them, not explained yet), and the short one's
+/// pace depends on what the broker already holds (one run took 109 s on a
+/// Tansu holding the Kafka crate's test topics, 39-42 s on a fresh one).
+/// Run it by hand with `-- --ignored`, on a fresh broker.
 #[cfg(feature = "kafka")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Kafka repeats without a fault are under investigation (docs/RELIABILITY.md)"]
+#[ignore = "on Tansu, by hand on a fresh broker (docs/RELIABILITY.md, Kafka)"]
 async fn a_kafka_only_cluster_under_kills_and_pauses_loses_nothing() {
     let Some(base) = backend_url("KAFKA_URL") else {
         return;

@@ -1,0 +1,135 @@
+//! The idempotent producer, kept usable. After a *fatal* error (the broker
+//! fenced its producer id, a sequence gap it cannot repair) librdkafka
+//! fails every later send of that producer at once, for good: an instance
+//! would go on serving with every publish and store write refused. Found by
+//! the Kafka chaos run, where Tansu fenced the producers of two instances
+//! out of three ("ProducerFenced: there is a newer producer with the same
+//! transactionalId", though they have none) and neither wrote again.
+//!
+//! So senders take the current producer from a [`Producer`] and, when a
+//! send fails, hand it back to [`Producer::failed`] once every record of
+//! the send has its outcome: if librdkafka reports a fatal error on it, a
+//! new producer (a new id, fresh sequences) replaces it, once however many
+//! senders saw it fail, and at most once a second. The failed send returns
+//! its retryable error as before; whatever the caller sends next goes out
+//! on the new producer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use multiagents_core::Result;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, Producer as _};
+
+use crate::config::KafkaConfig;
+
+/// The producer a transport or store sends with, replaced after a fatal
+/// error.
+pub(crate) struct Producer {
+    config: KafkaConfig,
+    current: RwLock<Current>,
+    replaced: AtomicU64,
+}
+
+struct Current {
+    producer: FutureProducer,
+    /// When it replaced the one before (the first: as if a pause ago).
+    since: Instant,
+}
+
+/// The least time between two replacements (a broker that fences every
+/// new producer gets a new one a second, not one per failed send).
+const REPLACE_EVERY: Duration = Duration::from_secs(1);
+
+impl Producer {
+    /// An idempotent producer ([`crate::client::producer`]).
+    ///
+    /// # Errors
+    /// Creating it (a bad option).
+    pub(crate) fn new(config: &KafkaConfig) -> Result<Producer> {
+        let current = Current {
+            producer: crate::client::producer(config)?,
+            since: Instant::now()
+                .checked_sub(REPLACE_EVERY)
+                .unwrap_or_else(Instant::now),
+        };
+        Ok(Producer {
+            current: RwLock::new(current),
+            config: config.clone(),
+            replaced: AtomicU64::new(0),
+        })
+    }
+
+    /// The producer to send with now (a cheap handle).
+    pub(crate) fn get(&self) -> FutureProducer {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .producer
+            .clone()
+    }
+
+    /// After a send with `used` failed: replaces it if librdkafka reports a
+    /// fatal error on it (once, whoever else saw it fail; at most once a
+    /// second), and lets go of `used` off the runtime if it is no longer
+    /// current (dropping a producer joins its threads and flushes).
+    pub(crate) fn failed(&self, used: FutureProducer) {
+        if let Some((code, reason)) = used.client().fatal_error() {
+            self.replace(&used, code, &reason);
+        }
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .producer
+            .client()
+            .native_ptr();
+        if current != used.client().native_ptr()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn_blocking(move || drop(used));
+        }
+    }
+
+    fn replace(&self, used: &FutureProducer, code: RDKafkaErrorCode, reason: &str) {
+        // Only plain assignments happen under the lock: its data is sound
+        // even if a panic poisoned it.
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.producer.client().native_ptr() != used.client().native_ptr() {
+            return; // already replaced
+        }
+        if current.since.elapsed() < REPLACE_EVERY {
+            return; // the next failure after the pause replaces it
+        }
+        match crate::client::producer(&self.config) {
+            Ok(fresh) => {
+                let old = std::mem::replace(
+                    &mut *current,
+                    Current {
+                        producer: fresh,
+                        since: Instant::now(),
+                    },
+                );
+                drop(current);
+                drop(old); // `used` (the caller's) keeps it alive: not the last handle
+                let n = self.replaced.fetch_add(1, Ordering::Relaxed) + 1;
+                metrics::counter!("multiagents_kafka_producers_replaced_total").increment(1);
+                tracing::warn!(?code, %reason, replaced = n,
+                    "kafka: the producer hit a fatal error and can send nothing more; replaced by a new one");
+            }
+            Err(e) => tracing::error!(error = %e, ?code, %reason,
+                "kafka: the producer hit a fatal error and a new one could not be created; retrying at the next failure"),
+        }
+    }
+
+    /// How many times the producer was replaced.
+    #[cfg(test)]
+    pub(crate) fn replaced(&self) -> u64 {
+        self.replaced.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+#[path = "producer_tests.rs"]
+mod tests;
