@@ -63,12 +63,7 @@ pub(crate) struct Problems(pub(crate) Vec<Invalid>);
 impl Problems {
     /// The error without file positions (configs built in code).
     pub(crate) fn into_error(self) -> Error {
-        let mut all = self.0.into_iter().map(Invalid::into_error);
-        match all.next() {
-            Some(first) => listing(first, all.collect()),
-            None => Error::new(ErrorKind::Unexpected, "a config check failed without saying why")
-                .with_operation("config"),
-        }
+        listing(self.0.into_iter().map(Invalid::into_error).collect())
     }
 }
 
@@ -98,9 +93,15 @@ impl Invalid {
     }
 }
 
-/// `first` alone, or with `more`: "N problems:" and each message on a
-/// line of its own (the context is `first`'s, and `problems`: N).
-fn listing(first: Error, more: Vec<Error>) -> Error {
+/// One problem as it is; several as "N problems:" and each message on a
+/// line of its own (the context is the first's, and `problems`: N).
+fn listing(all: Vec<Error>) -> Error {
+    let mut all = all.into_iter();
+    let Some(first) = all.next() else {
+        return Error::new(ErrorKind::Unexpected, "a config check failed without saying why")
+            .with_operation("config");
+    };
+    let more: Vec<Error> = all.collect();
     if more.is_empty() {
         return first;
     }
@@ -164,11 +165,7 @@ impl Source<'_> {
 
     /// Places every problem of a check in the file: one error listing them.
     pub(crate) fn place_all(&self, problems: Problems) -> Error {
-        let mut all = problems.0.into_iter().map(|p| self.place(p));
-        match all.next() {
-            Some(first) => listing(first, all.collect()),
-            None => Problems(Vec::new()).into_error(),
-        }
+        listing(problems.0.into_iter().map(|p| self.place(p)).collect())
     }
 
     /// Places a validation problem in the file.

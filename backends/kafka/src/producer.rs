@@ -14,13 +14,14 @@
 //! its retryable error as before; whatever the caller sends next goes out
 //! on the new producer.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use multiagents_core::Result;
-use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer as _};
 
 use crate::config::KafkaConfig;
 
@@ -68,6 +69,23 @@ impl Producer {
             .unwrap_or_else(PoisonError::into_inner)
             .producer
             .clone()
+    }
+
+    /// Runs `send` with the current producer; if it fails, [`failed`](Self::failed).
+    ///
+    /// # Errors
+    /// `send`'s.
+    pub(crate) async fn send<T, E, F, Fut>(&self, send: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(FutureProducer) -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        let used = self.get();
+        let sent = send(used.clone()).await;
+        if sent.is_err() {
+            self.failed(used);
+        }
+        sent
     }
 
     /// After a send with `used` failed: replaces it if librdkafka reports a
@@ -128,6 +146,29 @@ impl Producer {
     pub(crate) fn replaced(&self) -> u64 {
         self.replaced.load(Ordering::Relaxed)
     }
+}
+
+/// Waits for every delivery in `pending`: their offsets, or the first
+/// failure once all are known (what the caller does next may go out on a
+/// replaced producer, unordered with what was still in flight here).
+///
+/// # Errors
+/// The first delivery's failure.
+pub(crate) async fn delivered(pending: Vec<DeliveryFuture>) -> std::result::Result<Vec<i64>, KafkaError> {
+    let mut offsets = Vec::with_capacity(pending.len());
+    let mut failed = None;
+    for future in pending {
+        match future.await {
+            Ok(Ok(delivery)) => offsets.push(delivery.offset),
+            Ok(Err((e, _))) => {
+                failed.get_or_insert(e);
+            }
+            Err(_) => {
+                failed.get_or_insert(KafkaError::Canceled);
+            }
+        }
+    }
+    failed.map_or(Ok(offsets), Err)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::record::Change;
 use super::view::View;
 use crate::config::KafkaConfig;
+use crate::producer::delivered;
 
 /// Appends `changes` to partition `p` of `topic`, in order, and returns
 /// their offsets once the brokers have them all.
@@ -30,12 +31,9 @@ pub(crate) async fn append(
     p: i32,
     changes: &[Change],
 ) -> Result<Vec<i64>> {
-    let used = producer.get();
-    let appended = append_with(&used, topic, p, changes).await;
-    if appended.is_err() {
-        producer.failed(used);
-    }
-    appended
+    producer
+        .send(|used| async move { append_with(&used, topic, p, changes).await })
+        .await
 }
 
 async fn append_with(producer: &FutureProducer, topic: &str, p: i32, changes: &[Change]) -> Result<Vec<i64>> {
@@ -62,39 +60,15 @@ async fn append_with(producer: &FutureProducer, topic: &str, p: i32, changes: &[
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 Err((e, _)) => {
-                    settled(pending).await;
+                    let _ = delivered(pending).await;
                     return Err(crate::error::kafka(OP, e).with_context("partition", p));
                 }
             }
         }
     }
-    let mut offsets = Vec::with_capacity(pending.len());
-    let mut failed = None;
-    for future in pending {
-        match future.await {
-            Ok(Ok(delivery)) => offsets.push(delivery.offset),
-            Ok(Err((e, _))) => {
-                failed.get_or_insert(e);
-            }
-            Err(_) => {
-                failed.get_or_insert(KafkaError::Canceled);
-            }
-        }
-    }
-    // Every record's outcome is known before the caller acts on the
-    // failure (what follows may go out on a replaced producer, unordered
-    // with what was still in flight on this one).
-    match failed {
-        None => Ok(offsets),
-        Some(e) => Err(crate::error::kafka(OP, e).with_context("partition", p)),
-    }
-}
-
-/// Waits for every delivery in `pending`, whatever its outcome.
-async fn settled(pending: Vec<DeliveryFuture>) {
-    for future in pending {
-        let _ = future.await;
-    }
+    delivered(pending)
+        .await
+        .map_err(|e| crate::error::kafka(OP, e).with_context("partition", p))
 }
 
 /// How far the follower has read: per partition, the next offset to read.

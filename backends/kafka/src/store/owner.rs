@@ -259,9 +259,12 @@ async fn send_answer(core: Arc<Core>, request: Request, result: Result<Done>) {
         .partition(request.reply_partition)
         .key(&key)
         .headers(owned);
-    let used = core.producer.get();
-    if let Err((e, _)) = used.send(record, core.timeout).await {
-        core.producer.failed(used);
+    let timeout = core.timeout;
+    let sent = core
+        .producer
+        .send(|used| async move { used.send(record, timeout).await })
+        .await;
+    if let Err((e, _)) = sent {
         tracing::warn!(error = %e, rid = request.rid, "kafka store: answering a forwarded write; its asker will time out");
     }
 }

@@ -123,9 +123,12 @@ impl Remote {
         if let Some(v) = value.as_deref() {
             record = record.payload(v);
         }
-        let used = self.core.producer.get();
-        if let Err((e, _)) = used.send(record, timeout).await {
-            self.core.producer.failed(used);
+        let sent = self
+            .core
+            .producer
+            .send(|used| async move { used.send(record, timeout).await })
+            .await;
+        if let Err((e, _)) = sent {
             forgotten();
             return Err(crate::error::kafka(OP, e).with_context("key", key));
         }

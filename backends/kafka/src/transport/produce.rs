@@ -47,12 +47,9 @@ impl Record {
 /// have been stored (the caller's publish is then retried as a whole:
 /// at-least-once).
 pub(crate) async fn send_all(producer: &Producer, records: &[Record], op: &'static str) -> Result<()> {
-    let used = producer.get();
-    let sent = send_with(&used, records, op).await;
-    if sent.is_err() {
-        producer.failed(used);
-    }
-    sent
+    producer
+        .send(|used| async move { send_with(&used, records, op).await })
+        .await
 }
 
 async fn send_with(producer: &FutureProducer, records: &[Record], op: &'static str) -> Result<()> {
@@ -88,24 +85,9 @@ async fn send_with(producer: &FutureProducer, records: &[Record], op: &'static s
     settle(pending, op).await
 }
 
-/// Waits for every delivery in `pending`; the first failure, once all are
-/// known (what the caller does next may go out on a replaced producer,
-/// unordered with what was still in flight on this one).
 async fn settle(pending: Vec<DeliveryFuture>, op: &'static str) -> Result<()> {
-    let mut failed = None;
-    for future in pending {
-        match future.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => {
-                failed.get_or_insert(e);
-            }
-            Err(_) => {
-                failed.get_or_insert(KafkaError::Canceled);
-            }
-        }
-    }
-    match failed {
-        None => Ok(()),
-        Some(e) => Err(crate::error::kafka(op, e)),
-    }
+    crate::producer::delivered(pending)
+        .await
+        .map(drop)
+        .map_err(|e| crate::error::kafka(op, e))
 }
