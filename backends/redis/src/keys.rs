@@ -9,7 +9,7 @@
 //! | `p:x:<topic>:<group>` | hash | entry id → deliveries that ended unsettled (strikes) |
 //! | `p:dlq:<topic>` | stream | dead letters: `e`, `group`, `id`, `deliveries`, `reason` |
 //! | `p:b:<topic>` | Pub/Sub channel | broadcast messages of `topic` (the wire form) |
-//! | `p:k:<key>` | hash | state: `v` = value, `n` = version |
+//! | `p:k:<key>` | string | state: the version in 16 decimal digits, `e` (it expires) or `-`, then the value (`stored.rs`); a hash (`v` = value, `n` = version) when an earlier release wrote it |
 //! | `p:version` | integer | the version block counter of every state key (below) |
 //! | `p:index` | sorted set | every state key (user form, score 0: ordered by bytes), for scans |
 //! | `p:timers:<scope>` | sorted set | the timers of state keys of one scope (the key up to its first `/`): user key scored by when it is due (ms; `.5`: claimed) |

@@ -2,8 +2,8 @@
 //!
 //! The Redis backend of multiagents: a [`Transport`](multiagents_core::Transport)
 //! on Streams consumer groups (queue mode) and Pub/Sub (broadcast mode),
-//! and a [`StateStore`](multiagents_core::StateStore) on hashes with
-//! compare-and-swap by Lua script. Both pass the core conformance suite
+//! and a [`StateStore`](multiagents_core::StateStore) on strings (a version
+//! header and the value) with compare-and-swap by Lua script. Both pass the core conformance suite
 //! against a real `redis-server` (7.0 or later).
 //!
 //! ```no_run
@@ -35,6 +35,7 @@
 //! | `keys` | the key layout under the prefix |
 //! | `scripts` (+ `src/lua/`) | the Lua scripts: put, CAS, scan, publish, nack, claim, trim, leave, depth, timers |
 //! | `store` | [`RedisStore`] |
+//! | `stored` | a state value as kept in Redis (version header, value), read back; hashes of earlier releases |
 //! | `timers` | [`RedisScheduler`]: the timers of state keys (a sorted set), claimed with a lease |
 //! | `transport` | [`RedisTransport`]: publish, queue subscriptions (reader, acker), broadcast, trimming, queue depth |
 //!
@@ -53,6 +54,7 @@ mod error;
 mod keys;
 mod scripts;
 mod store;
+mod stored;
 mod timers;
 mod transport;
 

@@ -1,5 +1,5 @@
-//! [`RedisStore`]: the [`StateStore`] on Redis hashes (`v` = value,
-//! `n` = version) under `<key_prefix>:k:`, versions in blocks from one
+//! [`RedisStore`]: the [`StateStore`] on Redis strings (a version header
+//! and the value, `stored.rs`) under `<key_prefix>:k:`, versions in blocks from one
 //! counter per prefix (`keys.rs`), writes and compare-and-swap by Lua scripts, TTL by `PEXPIRE`,
 //! prefix scans in key order from an index (a sorted set of the keys),
 //! which a background sweep keeps free of expired keys. A key's timer (the
@@ -21,6 +21,7 @@ use crate::config::RedisConfig;
 use crate::connection::Conn;
 use crate::error::{map, shape};
 use crate::scripts;
+use crate::stored;
 use crate::timers::RedisScheduler;
 
 /// Index entries a sweep step examines.
@@ -98,40 +99,6 @@ fn ttl_ms(ttl: Option<Duration>) -> u64 {
     ttl.map_or(0, |d| d.as_nanos().div_ceil(1_000_000).max(1) as u64)
 }
 
-fn int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(n) => Some(*n),
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        Value::SimpleString(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-/// A value and version read back, or `None` when the key is absent; a key
-/// with only one of them is corrupted.
-fn versioned(key: &str, value: Option<Value>, version: Option<Value>) -> Result<Option<Versioned>> {
-    match (value, version) {
-        (Some(Value::Nil) | None, Some(Value::Nil) | None) => Ok(None),
-        (Some(Value::BulkString(value)), Some(n)) => match int(&n) {
-            Some(n) if n > 0 => Ok(Some(Versioned {
-                value: Bytes::from(value),
-                version: Version(n as u64),
-            })),
-            _ => Err(corrupted(key, "its version is not a positive integer")),
-        },
-        _ => Err(corrupted(key, "it lacks its value or version field")),
-    }
-}
-
-fn corrupted(key: &str, why: &str) -> Error {
-    Error::new(
-        ErrorKind::Codec,
-        format!("state key {key:?} is corrupted in Redis: {why} (written by something else?)"),
-    )
-    .with_operation("redis.store.get")
-    .with_context("key", key)
-}
-
 #[async_trait]
 impl StateStore for RedisStore {
     fn capabilities(&self) -> StoreCapabilities {
@@ -142,19 +109,31 @@ impl StateStore for RedisStore {
         validate::key(key)?;
         const OP: &str = "redis.store.get";
         self.conn.check_open(OP)?;
-        let reply: Value = redis::cmd("HMGET")
-            .arg(self.conn.keys().state(key))
-            .arg("v")
-            .arg("n")
-            .query_async(&mut self.conn.cmd())
-            .await
-            .map_err(|e| map(OP, e).with_context("key", key))?;
+        let state = self.conn.keys().state(key);
+        let reply = redis::cmd("GET")
+            .arg(&state)
+            .query_async::<Value>(&mut self.conn.cmd())
+            .await;
         match reply {
-            Value::Array(fields) if fields.len() == 2 => {
-                let mut it = fields.into_iter();
-                versioned(key, it.next(), it.next())
+            Ok(reply) => stored::from_reply(key, reply),
+            // A hash: what an earlier release wrote (or something foreign).
+            Err(e) if e.code() == Some("WRONGTYPE") => {
+                let reply: Value = redis::cmd("HMGET")
+                    .arg(&state)
+                    .arg("v")
+                    .arg("n")
+                    .query_async(&mut self.conn.cmd())
+                    .await
+                    .map_err(|e| map(OP, e).with_context("key", key))?;
+                match reply {
+                    Value::Array(fields) if fields.len() == 2 => {
+                        let mut it = fields.into_iter();
+                        stored::legacy(key, it.next(), it.next())
+                    }
+                    other => Err(shape(OP, "[value, version]", &other).with_context("key", key)),
+                }
             }
-            other => Err(shape(OP, "[value, version]", &other).with_context("key", key)),
+            Err(e) => Err(map(OP, e).with_context("key", key)),
         }
     }
 
@@ -329,13 +308,25 @@ impl StateStore for RedisStore {
         let mut entries = Vec::new();
         for item in items {
             let Value::Array(parts) = item else {
-                return Err(shape(OP, "[key, value, version]", &item));
+                return Err(shape(OP, "[key, kind, ...]", &item));
             };
             let mut parts = parts.into_iter();
-            let Some(key) = parts.next().and_then(bulk_string) else {
+            let (Some(key), Some(kind)) = (
+                parts.next().and_then(bulk_string),
+                parts.next().and_then(bulk_string),
+            ) else {
                 return Err(Error::new(ErrorKind::Unexpected, "scan entry without a key").with_operation(OP));
             };
-            match versioned(&key, parts.next(), parts.next()) {
+            let read = match kind.as_str() {
+                "s" => stored::from_reply(&key, parts.next().unwrap_or(Value::Nil)),
+                "h" => stored::legacy(&key, parts.next(), parts.next()),
+                _ => {
+                    let held = parts.next().and_then(bulk_string).unwrap_or_default();
+                    tracing::warn!(key = %key, held = %held, "scan skips a state key that holds another type");
+                    continue;
+                }
+            };
+            match read {
                 Ok(Some(v)) => entries.push((key, v)),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "scan skips a corrupted state key"),

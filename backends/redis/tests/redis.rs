@@ -27,6 +27,8 @@ mod depth;
 mod errors;
 #[path = "redis/isolation.rs"]
 mod isolation;
+#[path = "redis/layout.rs"]
+mod layout;
 #[path = "redis/publishing.rs"]
 mod publishing;
 #[path = "redis/restart.rs"]

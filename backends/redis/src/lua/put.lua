@@ -2,7 +2,9 @@
 -- either every key is written or (a key holds another type) none is. New
 -- keys join the index (a sorted set ordered by key, for scans). Each key
 -- takes a fresh version block (see cas.lua and keys.rs): its version is
--- greater than any it had before, whatever it held.
+-- greater than any it had before, whatever it held. A key is written as a
+-- string (header and value, see cas.lua), also over a hash of an earlier
+-- release.
 -- KEYS[1] = version block counter, KEYS[2] = index, KEYS[3..] = state keys
 -- ARGV[3i-2] = user key of KEYS[i+2], ARGV[3i-1] = its value,
 -- ARGV[3i] = its TTL in ms ("0" = none)
@@ -10,8 +12,8 @@
 local types = {}
 for i = 3, #KEYS do
   local t = redis.call('TYPE', KEYS[i])['ok']
-  if t ~= 'hash' and t ~= 'none' then
-    return redis.error_reply('WRONGTYPE state key ' .. KEYS[i] .. ' holds a ' .. t .. ', not a hash')
+  if t ~= 'string' and t ~= 'hash' and t ~= 'none' then
+    return redis.error_reply('WRONGTYPE state key ' .. KEYS[i] .. ' holds a ' .. t .. ', not a string')
   end
   types[i] = t
 end
@@ -27,16 +29,12 @@ local out = {}
 for i = 3, #KEYS do
   local j = 3 * (i - 2)
   local v = (last - #KEYS + i) * BLOCK
-  -- As an integer (see cas.lua).
-  local sv = string.format('%d', v)
   local ttl = tonumber(ARGV[j])
+  -- The header of cas.lua; a SET without PX clears an expiry.
   if ttl > 0 then
-    -- `x` marks a key with an expiry (see cas.lua).
-    redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', sv, 'x', '1')
-    redis.call('PEXPIRE', KEYS[i], ttl)
+    redis.call('SET', KEYS[i], string.format('%016d', v) .. 'e' .. ARGV[j - 1], 'PX', ttl)
   else
-    redis.call('HSET', KEYS[i], 'v', ARGV[j - 1], 'n', sv)
-    if types[i] == 'hash' then redis.call('PERSIST', KEYS[i]) end
+    redis.call('SET', KEYS[i], string.format('%016d', v) .. '-' .. ARGV[j - 1])
   end
   if types[i] == 'none' then redis.call('ZADD', KEYS[2], 0, ARGV[j - 2]) end
   out[#out + 1] = v

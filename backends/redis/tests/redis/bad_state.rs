@@ -92,6 +92,11 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
             .arg("garbage"),
     )
     .await;
+    let _: i64 = run(
+        &mut con,
+        redis::cmd("RPUSH").arg(state_key(&config, "k/list")).arg("x"),
+    )
+    .await;
     let () = run(
         &mut con,
         redis::cmd("HSET")
@@ -110,16 +115,28 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
             .arg("abc"),
     )
     .await;
+    for key in ["k/string", "k/list"] {
+        let _: i64 = run(
+            &mut con,
+            redis::cmd("ZADD")
+                .arg(format!("{}:index", config.key_prefix))
+                .arg(0)
+                .arg(key),
+        )
+        .await;
+    }
 
     let err = store
-        .get("k/string")
+        .get("k/list")
         .await
-        .expect_err("a string where a hash belongs");
+        .expect_err("a list where a string belongs");
     assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
     assert_eq!(err.context_value("redis_error"), Some("WRONGTYPE"), "{err}");
-    assert_eq!(err.context_value("key"), Some("k/string"), "{err}");
+    assert_eq!(err.context_value("key"), Some("k/list"), "{err}");
 
-    for key in ["k/no-version", "k/bad-version"] {
+    // A string without our header, and hashes (what earlier releases
+    // wrote) without a valid version, are corrupted: typed, naming the key.
+    for key in ["k/string", "k/no-version", "k/bad-version"] {
         let err = store.get(key).await.expect_err(key);
         assert_eq!(err.kind(), ErrorKind::Codec, "{key}: {err}");
         assert_eq!(err.context_value("key"), Some(key), "{err}");
@@ -127,25 +144,41 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
     }
 
     // A compare-and-swap over a version that is not a number is refused,
-    // whatever it expected (it neither overwrites the key nor passes).
-    for expected in [Expected::Absent, Expected::Version(Version(1))] {
-        let err = store
-            .compare_and_swap("k/bad-version", expected, Bytes::from_static(b"y"), None)
-            .await
-            .expect_err("a CAS over a bad version");
-        assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
-        assert!(err.message().contains("not a number"), "{err}");
+    // whatever it expected: it neither passes nor leaves the key changed
+    // (the string's swap is put back).
+    for key in ["k/bad-version", "k/string"] {
+        for expected in [Expected::Absent, Expected::Version(Version(1))] {
+            let err = store
+                .compare_and_swap(key, expected, Bytes::from_static(b"y"), None)
+                .await
+                .expect_err("a CAS over a bad version");
+            assert_eq!(err.kind(), ErrorKind::Unexpected, "{key}: {err}");
+            assert!(err.message().contains("not a number"), "{err}");
+        }
     }
+    let kept: String = run(&mut con, redis::cmd("GET").arg(state_key(&config, "k/string"))).await;
+    assert_eq!(kept, "garbage", "the refused swap put the string back");
+    let err = store
+        .compare_and_swap(
+            "k/list",
+            Expected::Version(Version(1)),
+            Bytes::from_static(b"y"),
+            None,
+        )
+        .await
+        .expect_err("a CAS over a list");
+    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
+    assert_eq!(err.context_value("redis_error"), Some("WRONGTYPE"), "{err}");
 
-    // Writing over the string fails, all or nothing: the good entry of the
+    // Writing over the list fails, all or nothing: the good entry of the
     // same batch is not written either.
     let err = store
         .put_batch(vec![
             PutEntry::new("k/new", Bytes::from_static(b"n"), None),
-            PutEntry::new("k/string", Bytes::from_static(b"s"), None),
+            PutEntry::new("k/list", Bytes::from_static(b"s"), None),
         ])
         .await
-        .expect_err("a batch writing over a string");
+        .expect_err("a batch writing over a list");
     assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
     assert_eq!(
         store.get("k/new").await.expect("get"),

@@ -39,7 +39,7 @@ pub(crate) fn stream_key(config: &RedisConfig, topic: &str) -> String {
     format!("{}:q:{topic}", config.key_prefix)
 }
 
-/// The hash of state key `key`.
+/// The Redis key of state key `key` (a string; a hash from earlier releases).
 pub(crate) fn state_key(config: &RedisConfig, key: &str) -> String {
     format!("{}:k:{key}", config.key_prefix)
 }
