@@ -220,17 +220,18 @@ impl StateStore for RedisStore {
     ) -> Result<Version> {
         self.check_value(key, &value, ttl)?;
         self.conn.check_open("redis.store.compare_and_swap")?;
-        let want = match expected {
-            Expected::Absent => String::new(),
-            Expected::Version(v) => v.0.to_string(),
+        let (want, likely) = match expected {
+            Expected::Absent => (String::new(), None),
+            Expected::Version(v) => (v.0.to_string(), v.0.checked_add(1)),
         };
+        let stored = stored::encode(likely, ttl.is_some(), &value);
         let reply: Vec<i64> = scripts::CAS
             .key(self.conn.keys().state(key))
             .key(self.conn.keys().version_counter())
             .key(self.conn.keys().index())
             .key(self.conn.keys().timers(scope_of(key)))
             .arg(want)
-            .arg(value.as_ref())
+            .arg(stored)
             .arg(ttl_ms(ttl))
             .arg(key)
             .arg(match timer {

@@ -15,6 +15,18 @@ use redis::Value;
 /// The header's length: 16 digits and the expiry mark.
 pub(crate) const HEADER: usize = 17;
 
+/// The string `cas.lua` stores for `value`: the header of version `likely`
+/// (the script rebuilds the header when the version is another, so a
+/// wrong or missing guess costs the server a copy, not correctness).
+pub(crate) fn encode(likely: Option<u64>, expires: bool, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + value.len());
+    let likely = likely.filter(|&v| v < 10_000_000_000_000_000).unwrap_or(0);
+    out.extend_from_slice(format!("{likely:016}").as_bytes());
+    out.push(if expires { b'e' } else { b'-' });
+    out.extend_from_slice(value);
+    out
+}
+
 /// A stored string read back: its version and value.
 pub(crate) fn parse(key: &str, stored: Vec<u8>) -> Result<Versioned> {
     let header = stored
@@ -91,6 +103,16 @@ mod tests {
         assert_eq!((got.version, got.value.as_ref()), (Version(128), &b"hello"[..]));
         let empty = parse("k", b"0000000000000064e".to_vec()).expect("an empty value");
         assert_eq!((empty.version, empty.value.len()), (Version(64), 0));
+    }
+
+    #[test]
+    fn what_is_encoded_reads_back() {
+        let stored = encode(Some(129), true, b"value");
+        assert_eq!(&stored[..HEADER], b"0000000000000129e");
+        let got = parse("k", stored).expect("ours");
+        assert_eq!((got.version, got.value.as_ref()), (Version(129), &b"value"[..]));
+        assert_eq!(&encode(None, false, b"")[..], b"0000000000000000-");
+        assert_eq!(&encode(Some(u64::MAX), false, b"")[..HEADER], b"0000000000000000-");
     }
 
     #[test]
