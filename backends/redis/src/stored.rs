@@ -112,7 +112,10 @@ mod tests {
         let got = parse("k", stored).expect("ours");
         assert_eq!((got.version, got.value.as_ref()), (Version(129), &b"value"[..]));
         assert_eq!(&encode(None, false, b"")[..], b"0000000000000000-");
-        assert_eq!(&encode(Some(u64::MAX), false, b"")[..HEADER], b"0000000000000000-");
+        assert_eq!(
+            &encode(Some(u64::MAX), false, b"")[..HEADER],
+            b"0000000000000000-"
+        );
     }
 
     #[test]

@@ -8,10 +8,11 @@
 -- ARGV[5] = timer: "" = keep, "-" = clear, else the due time in ms
 -- A state key is a string: a 17-byte header (the version in 16 decimal
 -- digits, then `e` when it has an expiry, else `-`; see stored.rs) and the
--- value. The swap is one `SET ... GET`, which writes and returns what it
--- replaced: when that was not the expected version, it is put back
--- (`KEEPTTL`: its expiry untouched) and nothing changed. So a write costs
--- one call, not a read and a write. The caller builds the string, header
+-- value. The swap of a small value is one `SET ... GET`, which writes and
+-- returns what it replaced: when that was not the expected version, it is
+-- put back (`KEEPTTL`: its expiry untouched) and nothing changed. So such
+-- a write costs one call, not a read and a write; a large one still reads
+-- the header first (SWAP_MAX). The caller builds the string, header
 -- included: a Lua concatenation of a whole value costs the server more
 -- than the call it saves (measured), so the script rebuilds it only when
 -- the version is another (a new key, a fresh block). The stored header is
@@ -27,6 +28,12 @@
 -- 7.2.4) turn a Lua number into "1e+08".
 -- Returns {1, new version} or {0, actual version (-1 = absent)}.
 local BLOCK = 64
+-- Above this many bytes, a swap reads the header first instead (a
+-- GETRANGE, then a SET), and a new key's header is set in place after its
+-- write (SETRANGE): `SET ... GET` copies the whole old value into Lua, and
+-- a concatenation the whole new one, which costs more than a call once
+-- values pass ~1 KiB (measured).
+local SWAP_MAX = 1024
 local key, ttl = KEYS[1], tonumber(ARGV[3])
 local want = tonumber(ARGV[1])
 
@@ -62,13 +69,34 @@ else
     return redis.error_reply('ERR version space exhausted: counter ' .. KEYS[2] .. ' is past 2^53/' .. BLOCK)
   end
 end
--- ARGV[2], its header rebuilt (a copy) only when the version is not the
--- one after the expected.
+-- ARGV[2], its header rebuilt (a copy) when the version is not the one
+-- after the expected; a large new key's is set in place after its write.
 local new = ARGV[2]
-if not want or v ~= want + 1 then new = string.format('%016d', v) .. string.sub(new, 17) end
+local large = #new > SWAP_MAX
+if (want and v ~= want + 1) or (not want and not large) then
+  new = string.format('%016d', v) .. string.sub(new, 17)
+end
 
 local old
-if want then
+if want and large then
+  -- Large: read the header, then write.
+  old = redis.pcall('GETRANGE', key, 0, 16)
+  if type(old) ~= 'table' then
+    if old == '' then return {0, -1} end
+    local n = version_of(old)
+    if n ~= want then
+      if not n then return not_a_number() end
+      return {0, n}
+    end
+    if ttl > 0 then
+      redis.call('SET', key, new, 'PX', ttl)
+    else
+      redis.call('SET', key, new)
+    end
+    timer()
+    return {1, v}
+  end
+elseif want then
   old = redis.pcall('SET', key, new, 'XX', 'GET', 'KEEPTTL')
   if type(old) ~= 'table' then
     if not old then return {0, -1} end
@@ -99,6 +127,7 @@ else
       if not n then return not_a_number() end
       return {0, n}
     end
+    if large then redis.call('SETRANGE', key, 0, string.format('%016d', v)) end
     redis.call('ZADD', KEYS[3], 0, ARGV[4])
     timer()
     return {1, v}

@@ -26,86 +26,107 @@ async fn pttl(con: &mut MultiplexedConnection, config: &RedisConfig, key: &str) 
     run(con, redis::cmd("PTTL").arg(state_key(config, key))).await
 }
 
+/// Values of both sizes `cas.lua` treats apart: one `SET … GET` up to 1 KiB,
+/// a header read and a `SET` above.
+const SIZES: [usize; 2] = [8, 4096];
+
+/// `size` bytes of `fill`.
+fn sized(fill: u8, size: usize) -> Bytes {
+    Bytes::from(vec![fill; size])
+}
+
 #[tokio::test]
 async fn a_swap_that_conflicts_puts_back_the_value_and_its_expiry() {
     let Some(url) = url() else { return };
     let (store, config, mut con) = store(&url, "layout-conflict").await;
-    let v = store
-        .compare_and_swap("k", Expected::Absent, Bytes::from_static(b"kept"), Some(HOUR))
-        .await
-        .expect("create");
-    let stored: Vec<u8> = run(&mut con, redis::cmd("GET").arg(state_key(&config, "k"))).await;
-    for stale in [Version(v.0 + 1), Version(v.0 - 1)] {
-        let err = store
-            .compare_and_swap("k", Expected::Version(stale), Bytes::from_static(b"lost"), None)
+    for size in SIZES {
+        let k = format!("k{size}");
+        let v = store
+            .compare_and_swap(&k, Expected::Absent, sized(b'k', size), Some(HOUR))
             .await
-            .expect_err("a stale version");
-        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-        let again: Vec<u8> = run(&mut con, redis::cmd("GET").arg(state_key(&config, "k"))).await;
-        assert_eq!(again, stored, "the same bytes, header included");
-        let left = pttl(&mut con, &config, "k").await;
-        assert!(left > 3_500_000, "the expiry is kept: {left} ms left");
-    }
-    let err = store
-        .compare_and_swap("k", Expected::Absent, Bytes::from_static(b"lost"), None)
-        .await
-        .expect_err("present");
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    let got = store.get("k").await.expect("get").expect("present");
-    assert_eq!((got.value.as_ref(), got.version), (&b"kept"[..], v));
-    assert!(pttl(&mut con, &config, "k").await > 3_500_000);
+            .expect("create");
+        let stored: Vec<u8> = run(&mut con, redis::cmd("GET").arg(state_key(&config, &k))).await;
+        for stale in [Version(v.0 + 1), Version(v.0 - 1)] {
+            let err = store
+                .compare_and_swap(&k, Expected::Version(stale), sized(b'l', size), None)
+                .await
+                .expect_err("a stale version");
+            assert_eq!(err.kind(), ErrorKind::Conflict, "{size}: {err}");
+            let again: Vec<u8> = run(&mut con, redis::cmd("GET").arg(state_key(&config, &k))).await;
+            assert!(again == stored, "{size}: the same bytes, header included");
+            let left = pttl(&mut con, &config, &k).await;
+            assert!(left > 3_500_000, "{size}: the expiry is kept: {left} ms left");
+        }
+        let err = store
+            .compare_and_swap(&k, Expected::Absent, sized(b'l', size), None)
+            .await
+            .expect_err("present");
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{size}: {err}");
+        let got = store.get(&k).await.expect("get").expect("present");
+        assert!(got.value == sized(b'k', size) && got.version == v, "{size}");
+        assert!(pttl(&mut con, &config, &k).await > 3_500_000);
 
-    let err = store
-        .compare_and_swap("absent", Expected::Version(v), Bytes::from_static(b"x"), None)
-        .await
-        .expect_err("absent");
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    assert_eq!(
-        store.get("absent").await.expect("get"),
-        None,
-        "nothing was created"
-    );
+        let absent = format!("absent{size}");
+        let err = store
+            .compare_and_swap(&absent, Expected::Version(v), sized(b'x', size), None)
+            .await
+            .expect_err("absent");
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{size}: {err}");
+        assert_eq!(
+            store.get(&absent).await.expect("get"),
+            None,
+            "nothing was created"
+        );
+    }
 }
 
 #[tokio::test]
 async fn each_write_sets_or_clears_the_expiry_it_asks_for() {
     let Some(url) = url() else { return };
     let (store, config, mut con) = store(&url, "layout-ttl").await;
-    let v1 = store
-        .compare_and_swap("k", Expected::Absent, Bytes::from_static(b"1"), Some(HOUR))
-        .await
-        .expect("create with an expiry");
-    assert!(pttl(&mut con, &config, "k").await > 3_500_000);
-    let v2 = store
-        .compare_and_swap("k", Expected::Version(v1), Bytes::from_static(b"2"), None)
-        .await
-        .expect("without one");
-    assert_eq!(pttl(&mut con, &config, "k").await, -1, "the expiry is cleared");
-    let v3 = store
-        .compare_and_swap("k", Expected::Version(v2), Bytes::from_static(b"3"), Some(HOUR))
-        .await
-        .expect("with one again");
-    assert!(pttl(&mut con, &config, "k").await > 3_500_000);
-    let v4 = store
-        .compare_and_swap(
-            "k",
-            Expected::Version(v3),
-            Bytes::from_static(b"4"),
-            Some(HOUR / 2),
-        )
-        .await
-        .expect("a shorter one");
-    let left = pttl(&mut con, &config, "k").await;
-    assert!(
-        (1..=1_800_000).contains(&left),
-        "the latest write's expiry: {left} ms"
-    );
-    store
-        .put("k", Bytes::from_static(b"5"), None)
-        .await
-        .expect("a put without one");
-    assert_eq!(pttl(&mut con, &config, "k").await, -1, "a put clears it too");
-    assert!(v4 > v3 && v3 > v2 && v2 > v1);
+    for size in SIZES {
+        let k = format!("k{size}");
+        let v1 = store
+            .compare_and_swap(&k, Expected::Absent, sized(b'1', size), Some(HOUR))
+            .await
+            .expect("create with an expiry");
+        assert!(pttl(&mut con, &config, &k).await > 3_500_000);
+        let v2 = store
+            .compare_and_swap(&k, Expected::Version(v1), sized(b'2', size), None)
+            .await
+            .expect("without one");
+        assert_eq!(
+            pttl(&mut con, &config, &k).await,
+            -1,
+            "{size}: the expiry is cleared"
+        );
+        let v3 = store
+            .compare_and_swap(&k, Expected::Version(v2), sized(b'3', size), Some(HOUR))
+            .await
+            .expect("with one again");
+        assert!(pttl(&mut con, &config, &k).await > 3_500_000);
+        let v4 = store
+            .compare_and_swap(&k, Expected::Version(v3), sized(b'4', size), Some(HOUR / 2))
+            .await
+            .expect("a shorter one");
+        let left = pttl(&mut con, &config, &k).await;
+        assert!(
+            (1..=1_800_000).contains(&left),
+            "{size}: the latest write's expiry: {left} ms"
+        );
+        let got = store.get(&k).await.expect("get").expect("present");
+        assert!(got.value == sized(b'4', size) && got.version == v4, "{size}");
+        store
+            .put(&k, sized(b'5', size), None)
+            .await
+            .expect("a put without one");
+        assert_eq!(
+            pttl(&mut con, &config, &k).await,
+            -1,
+            "{size}: a put clears it too"
+        );
+        assert!(v4 > v3 && v3 > v2 && v2 > v1);
+    }
 }
 
 #[tokio::test]
