@@ -13,6 +13,7 @@
 //! | `publish_batch` of 256 alone (nobody reads) | `XADD -P 32` |
 //! | `put` / `get` / `compare_and_swap`, 64 tasks | `SET` / `GET`, 50 clients |
 //! | `put_batch` of 32 | `SET -P 32` |
+//! | server time per compare-and-swap (650 B and 4 KiB values, `INFO commandstats`) | |
 //!
 //! Results go to stdout and `target/redis-bench.json`.
 
@@ -227,6 +228,55 @@ async fn store_rate(op: Op, n: u64) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The server's `EVALSHA` calls and the microseconds spent in them so far
+/// (`redis-cli INFO commandstats`); `None` without `redis-cli`.
+fn evalsha_stats() -> Option<(f64, f64)> {
+    let (host, port) = host_port();
+    let out = Command::new("redis-cli")
+        .args(["-h", &host, "-p", &port, "INFO", "commandstats"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("cmdstat_evalsha:"))?;
+    let field = |name: &str| -> Option<f64> { line.split(name).nth(1)?.split(',').next()?.parse().ok() };
+    Some((field("calls=")?, field("usec=")?))
+}
+
+/// Microseconds of server time per compare-and-swap script call (`cas.lua`)
+/// for values of `size` bytes: each of 2 000 keys created, then swapped
+/// three times (a saga's writes), from 64 tasks; from `INFO commandstats`,
+/// so nothing else may use the server meanwhile.
+async fn cas_server_cost(size: usize) -> Option<f64> {
+    let config = RedisConfig::new(url()).with_key_prefix(prefix());
+    let s = Arc::new(RedisStore::with_config(config).await.expect("connect"));
+    let value = Bytes::from(vec![7u8; size]);
+    let before = evalsha_stats()?;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (s, value) = (s.clone(), value.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (t..2_000).step_by(TASKS) {
+                let key = format!("c{i}");
+                let mut v = s
+                    .compare_and_swap(&key, Expected::Absent, value.clone(), None)
+                    .await
+                    .expect("create");
+                for _ in 0..3 {
+                    v = s
+                        .compare_and_swap(&key, Expected::Version(v), value.clone(), None)
+                        .await
+                        .expect("swap");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let after = evalsha_stats()?;
+    Some((after.1 - before.1) / (after.0 - before.0))
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -287,6 +337,16 @@ fn main() {
         row("store get", store_rate(Op::Get, n).await, get, "GET");
         row("store compare_and_swap (get + CAS)", store_rate(Op::Cas, n / 2).await, set, "SET");
         row("store put_batch 32", store_rate(Op::PutBatch32, n).await, set_p32, "SET -P 32");
+        for size in [650, 4096] {
+            let name = format!("store compare_and_swap, server µs per call, {size} B values");
+            match cas_server_cost(size).await {
+                Some(us) => {
+                    println!("{name}: {us:.2} µs (INFO commandstats)");
+                    report.insert(name, json!({"server_us_per_call": us}));
+                }
+                None => println!("{name}: unavailable (no redis-cli)"),
+            }
+        }
     });
     let _ = Command::new("redis-cli")
         .args([

@@ -36,26 +36,7 @@ local BLOCK = 64
 local SWAP_MAX = 1024
 local key, ttl = KEYS[1], tonumber(ARGV[3])
 local want = tonumber(ARGV[1])
-
-local function not_a_number()
-  return redis.error_reply('ERR state key ' .. key .. ' holds a version that is not a number (written by something else?)')
-end
-
-local function timer()
-  if ARGV[5] == '-' then
-    redis.call('ZREM', KEYS[4], ARGV[4])
-  elseif ARGV[5] ~= '' then
-    redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
-  end
-end
-
--- The version in a stored string (nil when it is not one of ours), and
--- whether it expires.
-local function version_of(s)
-  local mark = string.byte(s, 17)
-  if (mark ~= 45 and mark ~= 101) then return nil end
-  return tonumber(string.sub(s, 1, 16)), mark == 101
-end
+local NOT_A_NUMBER = ' holds a version that is not a number (written by something else?)'
 
 -- The version to write.
 local v
@@ -77,7 +58,49 @@ if (want and v ~= want + 1) or (not want and not large) then
   new = string.format('%016d', v) .. string.sub(new, 17)
 end
 
+-- The common case first, written out (no closures: they cost each call).
 local old
+if want and not large then
+  old = redis.pcall('SET', key, new, 'XX', 'GET', 'KEEPTTL')
+  if type(old) ~= 'table' then
+    if not old then return {0, -1} end
+    -- The header: 16 digits, then `e` (it expires) or `-`.
+    local mark = string.byte(old, 17)
+    local n = (mark == 45 or mark == 101) and tonumber(string.sub(old, 1, 16))
+    if n ~= want then
+      redis.call('SET', key, old, 'KEEPTTL')
+      if not n then return redis.error_reply('ERR state key ' .. key .. NOT_A_NUMBER) end
+      return {0, n}
+    end
+    if ttl > 0 then
+      redis.call('PEXPIRE', key, ttl)
+    elseif mark == 101 then
+      redis.call('PERSIST', key)
+    end
+    if ARGV[5] == '-' then
+      redis.call('ZREM', KEYS[4], ARGV[4])
+    elseif ARGV[5] ~= '' then
+      redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+    end
+    return {1, v}
+  end
+end
+
+local function timer()
+  if ARGV[5] == '-' then
+    redis.call('ZREM', KEYS[4], ARGV[4])
+  elseif ARGV[5] ~= '' then
+    redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+  end
+end
+
+-- The version in a stored string (nil when it is not one of ours).
+local function version_of(s)
+  local mark = string.byte(s, 17)
+  if mark ~= 45 and mark ~= 101 then return nil end
+  return tonumber(string.sub(s, 1, 16))
+end
+
 if want and large then
   -- Large: read the header, then write.
   old = redis.pcall('GETRANGE', key, 0, 16)
@@ -85,7 +108,7 @@ if want and large then
     if old == '' then return {0, -1} end
     local n = version_of(old)
     if n ~= want then
-      if not n then return not_a_number() end
+      if not n then return redis.error_reply('ERR state key ' .. key .. NOT_A_NUMBER) end
       return {0, n}
     end
     if ttl > 0 then
@@ -96,25 +119,7 @@ if want and large then
     timer()
     return {1, v}
   end
-elseif want then
-  old = redis.pcall('SET', key, new, 'XX', 'GET', 'KEEPTTL')
-  if type(old) ~= 'table' then
-    if not old then return {0, -1} end
-    local n, expiring = version_of(old)
-    if n ~= want then
-      redis.call('SET', key, old, 'KEEPTTL')
-      if not n then return not_a_number() end
-      return {0, n}
-    end
-    if ttl > 0 then
-      redis.call('PEXPIRE', key, ttl)
-    elseif expiring then
-      redis.call('PERSIST', key)
-    end
-    timer()
-    return {1, v}
-  end
-else
+elseif not want then
   if ttl > 0 then
     old = redis.pcall('SET', key, new, 'NX', 'GET', 'PX', ttl)
   else
@@ -124,7 +129,7 @@ else
     if old then
       -- Present: nothing was written.
       local n = version_of(old)
-      if not n then return not_a_number() end
+      if not n then return redis.error_reply('ERR state key ' .. key .. NOT_A_NUMBER) end
       return {0, n}
     end
     if large then redis.call('SETRANGE', key, 0, string.format('%016d', v)) end
@@ -141,7 +146,7 @@ if t ~= 'hash' then
   return redis.error_reply('WRONGTYPE state key ' .. key .. ' holds a ' .. t .. ', not a string')
 end
 local n = tonumber(redis.call('HGET', key, 'n'))
-if not n then return not_a_number() end
+if not n then return redis.error_reply('ERR state key ' .. key .. NOT_A_NUMBER) end
 if n ~= want then return {0, n} end
 if ttl > 0 then
   redis.call('SET', key, new, 'PX', ttl)
