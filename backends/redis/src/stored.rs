@@ -3,9 +3,10 @@
 //!
 //! A state key is a string: a 17-byte header, the version in 16 decimal
 //! digits then `e` when the key has an expiry (else `-`), followed by the
-//! value. One string lets a compare-and-swap be one `SET … GET`. Earlier
-//! releases wrote hashes (`v` = value, `n` = version); those are still
-//! read, and the next write replaces one by a string.
+//! value. One string lets a compare-and-swap of a value up to 1 KiB be one
+//! `SET … GET` (`cas.lua`). Earlier releases wrote hashes (`v` = value,
+//! `n` = version); those are still read, and the next write replaces one
+//! by a string.
 
 use bytes::Bytes;
 use multiagents_core::store::{Version, Versioned};
