@@ -26,7 +26,8 @@
 //! beside this one on the same prefix (stop them before starting it; no
 //! way back): their `INCR` can repeat a version this one gave by `n + 1`,
 //! and a compare-and-swap expecting it would then pass twice. Lua numbers are doubles, so the scripts refuse a
-//! block past 2^53: 2^47 blocks, 44 years of 100 000 new keys a second.
+//! block past 2^53: 2^47 blocks, 44 years of 100 000 new keys a second (a
+//! create, or a write past its block's end, that conflicts uses a block too).
 
 /// Builds the keys of one prefix.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! [`RedisStore`]: the [`StateStore`] on Redis strings (a version header
 //! and the value, `stored.rs`) under `<key_prefix>:k:`, versions in blocks from one
-//! counter per prefix (`keys.rs`), writes and compare-and-swap by Lua scripts, TTL by `PEXPIRE`,
+//! counter per prefix (`keys.rs`), writes and compare-and-swap by Lua scripts, TTL by `SET … PX` or `PEXPIRE`,
 //! prefix scans in key order from an index (a sorted set of the keys),
 //! which a background sweep keeps free of expired keys. A key's timer (the
 //! [`Scheduler`] contract) is in a sorted set the CAS script writes too.
@@ -23,6 +23,11 @@ use crate::error::{map, shape};
 use crate::scripts;
 use crate::stored;
 use crate::timers::RedisScheduler;
+
+/// The longest TTL a write takes: its milliseconds must fit Redis's
+/// expiry arithmetic and a Lua number exactly (checked before any script
+/// runs, so a write never fails half done on its expiry).
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Index entries a sweep step examines.
 const SWEEP_SLICE: usize = 1000;
@@ -82,6 +87,15 @@ impl RedisStore {
     fn check_value(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         validate::key(key)?;
         validate::ttl(ttl)?;
+        if let Some(ttl) = ttl.filter(|t| *t > MAX_TTL) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "ttl is longer than the Redis store takes (100 years; use None for no expiry)",
+            )
+            .with_operation("redis.store.write")
+            .with_context("key", key)
+            .with_context("ttl", format!("{ttl:?}")));
+        }
         validate::size("value", value.len(), self.conn.config().max_payload)
             .map_err(|e| e.with_context("key", key))
     }
@@ -118,19 +132,27 @@ impl StateStore for RedisStore {
             Ok(reply) => stored::from_reply(key, reply),
             // A hash: what an earlier release wrote (or something foreign).
             Err(e) if e.code() == Some("WRONGTYPE") => {
-                let reply: Value = redis::cmd("HMGET")
+                let reply = redis::cmd("HMGET")
                     .arg(&state)
                     .arg("v")
                     .arg("n")
-                    .query_async(&mut self.conn.cmd())
-                    .await
-                    .map_err(|e| map(OP, e).with_context("key", key))?;
+                    .query_async::<Value>(&mut self.conn.cmd())
+                    .await;
                 match reply {
-                    Value::Array(fields) if fields.len() == 2 => {
+                    Ok(Value::Array(fields)) if fields.len() == 2 => {
                         let mut it = fields.into_iter();
                         stored::legacy(key, it.next(), it.next())
                     }
-                    other => Err(shape(OP, "[value, version]", &other).with_context("key", key)),
+                    Ok(other) => Err(shape(OP, "[value, version]", &other).with_context("key", key)),
+                    // Not a hash either: another instance replaced the hash
+                    // by a string meanwhile (that only goes one way).
+                    Err(e) if e.code() == Some("WRONGTYPE") => redis::cmd("GET")
+                        .arg(&state)
+                        .query_async::<Value>(&mut self.conn.cmd())
+                        .await
+                        .map_err(|e| map(OP, e).with_context("key", key))
+                        .and_then(|reply| stored::from_reply(key, reply)),
+                    Err(e) => Err(map(OP, e).with_context("key", key)),
                 }
             }
             Err(e) => Err(map(OP, e).with_context("key", key)),

@@ -24,8 +24,9 @@
 -- the one after its current, until its block runs out; a new key, or one
 -- whose block ran out, takes a fresh block (one INCR). A block taken for
 -- a write that then conflicts is left unused.
--- Versions are written with string.format: some Redis releases (7.2.0 to
--- 7.2.4) turn a Lua number into "1e+08".
+-- Versions are written with string.format, and the TTL passed on as the
+-- string it came as: some Redis releases (7.2.0 to 7.2.4) turn a Lua
+-- number into "1e+08".
 -- Returns {1, new version} or {0, actual version (-1 = absent)}.
 local BLOCK = 64
 -- Above this many bytes, a swap reads the header first instead (a
@@ -65,15 +66,17 @@ if want and not large then
   if type(old) ~= 'table' then
     if not old then return {0, -1} end
     -- The header: 16 digits, then `e` (it expires) or `-`.
-    local mark = string.byte(old, 17)
-    local n = (mark == 45 or mark == 101) and tonumber(string.sub(old, 1, 16))
+    local first, mark = string.byte(old, 1), string.byte(old, 17)
+    local n = (mark == 45 or mark == 101) and first and first >= 48 and first <= 57
+      and tonumber(string.sub(old, 1, 16))
+    if n and n <= 0 then n = nil end
     if n ~= want then
       redis.call('SET', key, old, 'KEEPTTL')
       if not n then return redis.error_reply('ERR state key ' .. key .. NOT_A_NUMBER) end
       return {0, n}
     end
     if ttl > 0 then
-      redis.call('PEXPIRE', key, ttl)
+      redis.call('PEXPIRE', key, ARGV[3])
     elseif mark == 101 then
       redis.call('PERSIST', key)
     end
@@ -94,11 +97,15 @@ local function timer()
   end
 end
 
--- The version in a stored string (nil when it is not one of ours).
+-- The version in a stored string (nil when it is not one of ours). The
+-- check is as light as the swap needs (a digit first, a mark, a positive
+-- number); `stored.rs` reads headers strictly.
 local function version_of(s)
-  local mark = string.byte(s, 17)
-  if mark ~= 45 and mark ~= 101 then return nil end
-  return tonumber(string.sub(s, 1, 16))
+  local first, mark = string.byte(s, 1), string.byte(s, 17)
+  if (mark ~= 45 and mark ~= 101) or not first or first < 48 or first > 57 then return nil end
+  local n = tonumber(string.sub(s, 1, 16))
+  if n and n > 0 then return n end
+  return nil
 end
 
 if want and large then
@@ -112,7 +119,7 @@ if want and large then
       return {0, n}
     end
     if ttl > 0 then
-      redis.call('SET', key, new, 'PX', ttl)
+      redis.call('SET', key, new, 'PX', ARGV[3])
     else
       redis.call('SET', key, new)
     end
@@ -121,7 +128,7 @@ if want and large then
   end
 elseif not want then
   if ttl > 0 then
-    old = redis.pcall('SET', key, new, 'NX', 'GET', 'PX', ttl)
+    old = redis.pcall('SET', key, new, 'NX', 'GET', 'PX', ARGV[3])
   else
     old = redis.pcall('SET', key, new, 'NX', 'GET')
   end
@@ -149,7 +156,7 @@ local n = tonumber(redis.call('HGET', key, 'n'))
 if not n then return redis.error_reply('ERR state key ' .. key .. NOT_A_NUMBER) end
 if n ~= want then return {0, n} end
 if ttl > 0 then
-  redis.call('SET', key, new, 'PX', ttl)
+  redis.call('SET', key, new, 'PX', ARGV[3])
 else
   redis.call('SET', key, new)
 end

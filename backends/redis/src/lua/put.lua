@@ -32,7 +32,7 @@ for i = 3, #KEYS do
   local ttl = tonumber(ARGV[j])
   -- The header of cas.lua; a SET without PX clears an expiry.
   if ttl > 0 then
-    redis.call('SET', KEYS[i], string.format('%016d', v) .. 'e' .. ARGV[j - 1], 'PX', ttl)
+    redis.call('SET', KEYS[i], string.format('%016d', v) .. 'e' .. ARGV[j - 1], 'PX', ARGV[j])
   else
     redis.call('SET', KEYS[i], string.format('%016d', v) .. '-' .. ARGV[j - 1])
   end

@@ -89,9 +89,22 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
         &mut con,
         redis::cmd("SET")
             .arg(state_key(&config, "k/string"))
-            .arg("garbage"),
+            .arg("garbage")
+            .arg("PX")
+            .arg(3_600_000),
     )
     .await;
+    // Shaped like headers, but their versions are not positive numbers.
+    for (key, stored) in [
+        ("k/negative", "-000000000000001-value"),
+        ("k/zero", "0000000000000000-value"),
+    ] {
+        let () = run(
+            &mut con,
+            redis::cmd("SET").arg(state_key(&config, key)).arg(stored),
+        )
+        .await;
+    }
     let _: i64 = run(
         &mut con,
         redis::cmd("RPUSH").arg(state_key(&config, "k/list")).arg("x"),
@@ -115,7 +128,13 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
             .arg("abc"),
     )
     .await;
-    for key in ["k/string", "k/list"] {
+    for key in [
+        "k/string",
+        "k/list",
+        "k/no-version",
+        "k/bad-version",
+        "k/negative",
+    ] {
         let _: i64 = run(
             &mut con,
             redis::cmd("ZADD")
@@ -136,7 +155,13 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
 
     // A string without our header, and hashes (what earlier releases
     // wrote) without a valid version, are corrupted: typed, naming the key.
-    for key in ["k/string", "k/no-version", "k/bad-version"] {
+    for key in [
+        "k/string",
+        "k/negative",
+        "k/zero",
+        "k/no-version",
+        "k/bad-version",
+    ] {
         let err = store.get(key).await.expect_err(key);
         assert_eq!(err.kind(), ErrorKind::Codec, "{key}: {err}");
         assert_eq!(err.context_value("key"), Some(key), "{err}");
@@ -146,7 +171,7 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
     // A compare-and-swap over a version that is not a number is refused,
     // whatever it expected: it neither passes nor leaves the key changed
     // (the string's swap is put back).
-    for key in ["k/bad-version", "k/string"] {
+    for key in ["k/bad-version", "k/string", "k/negative", "k/zero"] {
         for expected in [Expected::Absent, Expected::Version(Version(1))] {
             let err = store
                 .compare_and_swap(key, expected, Bytes::from_static(b"y"), None)
@@ -158,6 +183,10 @@ async fn corrupted_state_keys_are_typed_errors_and_scans_skip_them() {
     }
     let kept: String = run(&mut con, redis::cmd("GET").arg(state_key(&config, "k/string"))).await;
     assert_eq!(kept, "garbage", "the refused swap put the string back");
+    let left: i64 = run(&mut con, redis::cmd("PTTL").arg(state_key(&config, "k/string"))).await;
+    assert!(left > 3_500_000, "with its expiry: {left} ms left");
+    let kept: String = run(&mut con, redis::cmd("GET").arg(state_key(&config, "k/negative"))).await;
+    assert_eq!(kept, "-000000000000001-value");
     let err = store
         .compare_and_swap(
             "k/list",

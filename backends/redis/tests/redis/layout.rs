@@ -133,7 +133,7 @@ async fn each_write_sets_or_clears_the_expiry_it_asks_for() {
 async fn hashes_of_earlier_releases_are_read_scanned_and_replaced_on_write() {
     let Some(url) = url() else { return };
     let (store, config, mut con) = store(&url, "layout-legacy").await;
-    for (key, n) in [("old/a", "70"), ("old/b", "71")] {
+    for (key, n) in [("old/a", "70"), ("old/b", "71"), ("old/c", "127"), ("old/d", "5")] {
         let _: i64 = run(
             &mut con,
             redis::cmd("HSET")
@@ -166,7 +166,10 @@ async fn hashes_of_earlier_releases_are_read_scanned_and_replaced_on_write() {
         .iter()
         .map(|(k, v)| (k.clone(), v.version.0))
         .collect();
-    assert_eq!(seen, [("old/a".to_string(), 70), ("old/b".to_string(), 71)]);
+    let want: Vec<(String, u64)> = [("old/a", 70), ("old/b", 71), ("old/c", 127), ("old/d", 5)]
+        .map(|(k, n)| (k.to_string(), n))
+        .to_vec();
+    assert_eq!(seen, want);
     assert_eq!(page.entries[0].1.value.as_ref(), b"value of old/a");
 
     let err = store
@@ -202,6 +205,13 @@ async fn hashes_of_earlier_releases_are_read_scanned_and_replaced_on_write() {
     let got = store.get("old/a").await.expect("get").expect("present");
     assert_eq!((got.value.as_ref(), got.version), (&b"new"[..], Version(71)));
 
+    let err = store
+        .compare_and_swap("old/b", Expected::Absent, Bytes::from_static(b"x"), None)
+        .await
+        .expect_err("present, as a hash");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.context_value("actual"), Some("v71"), "{err}");
+
     let v = store
         .compare_and_swap(
             "old/b",
@@ -215,4 +225,40 @@ async fn hashes_of_earlier_releases_are_read_scanned_and_replaced_on_write() {
     assert!(pttl(&mut con, &config, "old/b").await > 3_500_000);
     let got = store.get("old/b").await.expect("get").expect("present");
     assert_eq!((got.value.as_ref(), got.version), (&b"b"[..], v));
+
+    // At the end of its block, a large value: a fresh block, read first.
+    let v = store
+        .compare_and_swap("old/c", Expected::Version(Version(127)), sized(b'c', 4096), None)
+        .await
+        .expect("a large write over a hash at the end of its block");
+    assert!(v.0 > 127 && v.0 % 64 == 0, "a fresh block: {v}");
+    let got = store.get("old/c").await.expect("get").expect("present");
+    assert!(got.value == sized(b'c', 4096) && got.version == v);
+    // A put over a hash replaces it by a string too.
+    let v = store
+        .put("old/d", Bytes::from_static(b"put"), None)
+        .await
+        .expect("put");
+    let kind: String = run(&mut con, redis::cmd("TYPE").arg(state_key(&config, "old/d"))).await;
+    assert_eq!(kind, "string");
+    let got = store.get("old/d").await.expect("get").expect("present");
+    assert_eq!((got.value.as_ref(), got.version), (&b"put"[..], v));
+}
+
+#[tokio::test]
+async fn a_ttl_past_what_redis_takes_is_refused_before_anything_is_written() {
+    let Some(url) = url() else { return };
+    let (store, _config, _con) = store(&url, "layout-max-ttl").await;
+    let forever = Some(Duration::from_secs(200 * 365 * 24 * 3600));
+    let err = store
+        .compare_and_swap("k", Expected::Absent, Bytes::from_static(b"v"), forever)
+        .await
+        .expect_err("too long");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = store
+        .put("k", Bytes::from_static(b"v"), forever)
+        .await
+        .expect_err("too long");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(store.get("k").await.expect("get"), None);
 }
