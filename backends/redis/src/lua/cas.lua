@@ -97,6 +97,18 @@ local function timer()
   end
 end
 
+-- Writes `new` over what the key holds (any type), with the expiry asked
+-- for, and the timer.
+local function replace()
+  if ttl > 0 then
+    redis.call('SET', key, new, 'PX', ARGV[3])
+  else
+    redis.call('SET', key, new)
+  end
+  timer()
+  return {1, v}
+end
+
 -- The version in a stored string (nil when it is not one of ours). The
 -- check is as light as the swap needs (a digit first, a mark, a positive
 -- number); `stored.rs` reads headers strictly.
@@ -118,13 +130,7 @@ if want and large then
       if not n then return redis.error_reply('ERR state key ' .. key .. NOT_A_NUMBER) end
       return {0, n}
     end
-    if ttl > 0 then
-      redis.call('SET', key, new, 'PX', ARGV[3])
-    else
-      redis.call('SET', key, new)
-    end
-    timer()
-    return {1, v}
+    return replace()
   end
 elseif not want then
   if ttl > 0 then
@@ -155,10 +161,4 @@ end
 local n = tonumber(redis.call('HGET', key, 'n'))
 if not n then return redis.error_reply('ERR state key ' .. key .. NOT_A_NUMBER) end
 if n ~= want then return {0, n} end
-if ttl > 0 then
-  redis.call('SET', key, new, 'PX', ARGV[3])
-else
-  redis.call('SET', key, new)
-end
-timer()
-return {1, v}
+return replace()
