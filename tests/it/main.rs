@@ -22,6 +22,7 @@ mod fuse;
 mod languages;
 mod loadtest;
 mod local;
+mod local_guard;
 mod memory_guard;
 mod orchestrator;
 mod profile;

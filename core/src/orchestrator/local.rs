@@ -9,6 +9,8 @@
 //! runner renews it while the step runs (like a lease): a dead runner's
 //! step runs again within a slack, however long its timeout. With timer
 //! messages (no renewal), it is due at the step timeout plus the slack.
+//! The runner reports where it left the guard with its result, so that the
+//! next step run in-process can keep it (`Effects::guard`).
 //!
 //! A step that cannot run here after all (the permit went to another call,
 //! the worker refused it, the instance is shutting down past its deadline)
@@ -60,11 +62,13 @@ impl Shared {
                 None => self.run(cmd).await,
             }
         };
-        let ran = match (&self.scheduler, cmd.guard_due_ms, &lease) {
+        // Where the guard stands when the run ends: known only where this
+        // runner moves it (the store keeps timers).
+        let (ran, guard) = match (&self.scheduler, cmd.guard_due_ms, &lease) {
             (Some(sched), Some(due), Some(lease)) => {
                 self.renewing(sched.as_ref(), cmd, due, lease, run).await
             }
-            _ => run.await,
+            _ => (run.await, None),
         };
         if let Some(Err(e)) = lease.as_ref().map(Lease::check) {
             // Frozen or cut off past the guard: the guard fired (or will),
@@ -78,7 +82,8 @@ impl Shared {
             Ran::Done(outcome) => outcome,
             Ran::Busy(..) => return self.hand_over(cmd).await,
         };
-        let result = cmd.result(outcome);
+        let mut result = cmd.result(outcome);
+        result.guard_due_ms = guard;
         if let Err(e) = self.handle_result(result.clone()).await {
             tracing::warn!(error = %e, tx = %cmd.tx, step = %cmd.step_name,
                 "cannot apply a local result; it goes to the results queue");
@@ -94,7 +99,9 @@ impl Shared {
     /// runner's step is dispatched again; each renewal extends `lease`
     /// (the run's writes stop a margin before the guard can fire). A
     /// renewal that finds the timer moved (claimed, or the state went on)
-    /// stops renewing and ends the lease.
+    /// stops renewing and ends the lease. Returns `run`'s output and where
+    /// the guard stands (`None` when that is not known: it was found moved,
+    /// or the last renewal failed and may have landed unseen).
     async fn renewing<F: Future>(
         &self,
         sched: &dyn Scheduler,
@@ -102,7 +109,7 @@ impl Shared {
         due: u64,
         lease: &Lease,
         run: F,
-    ) -> F::Output {
+    ) -> (F::Output, Option<u64>) {
         let slack = self.config.guard_slack;
         let beat = (slack / 3).max(Duration::from_millis(10));
         let key = self.saga_key(&cmd.tx);
@@ -111,9 +118,10 @@ impl Shared {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewing = true;
+        let mut known = true;
         loop {
             tokio::select! {
-                out = &mut run => return out,
+                out = &mut run => return (out, (renewing && known).then_some(due)),
                 _ = ticker.tick(), if renewing => {
                     let asked = std::time::Instant::now();
                     let next = now_ms().saturating_add(millis(slack));
@@ -122,6 +130,7 @@ impl Shared {
                     match sched.move_if(&key, due, next).await {
                         Ok(true) => {
                             due = next;
+                            known = true;
                             // By this clock: a wall clock stepped back must
                             // not stretch the lease past the guard.
                             if let Some(takeover) = asked.checked_add(slack) {
@@ -137,7 +146,10 @@ impl Shared {
                             lease.lose();
                             renewing = false;
                         }
-                        Err(e) => tracing::warn!(error = %e, tx = %cmd.tx, "cannot renew a step's guard; retrying"),
+                        Err(e) => {
+                            known = false;
+                            tracing::warn!(error = %e, tx = %cmd.tx, "cannot renew a step's guard; retrying");
+                        }
                     }
                 }
             }

@@ -63,6 +63,7 @@ impl Command {
             attempt: self.attempt,
             outcome,
             token: self.token,
+            guard_due_ms: None,
             trace: self.trace,
         }
     }
@@ -79,6 +80,12 @@ pub(crate) struct StepResult {
     /// The command's [`token`](Command::token).
     #[serde(default)]
     pub(crate) token: u64,
+    /// Of a step run in-process: where its guard timer stands as it ends
+    /// (its due time after the last renewal). A step the result dispatches
+    /// in-process may keep that timer instead of moving it
+    /// ([`Effects::guard`](super::saga::Effects::guard)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) guard_due_ms: Option<u64>,
     /// The span that ran the attempt (envelope header `traceparent`).
     #[serde(skip)]
     pub(crate) trace: Option<TraceParent>,

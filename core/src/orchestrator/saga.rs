@@ -95,6 +95,12 @@ pub(crate) struct Effects {
     pub(crate) events: Vec<Event>,
     /// Where a dispatch may run in-process (`None`: every step is queued).
     pub(crate) placement: Option<Placement>,
+    /// Where the transaction's guard timer stands, when the input is the
+    /// result of an in-process run that knows (its last renewal). A step
+    /// this write dispatches in-process keeps that timer while it is at
+    /// least [`GUARD_KEPT_THIRDS`] thirds of the slack away, so a fast step costs the
+    /// store no timer write; the step's runner renews it from there.
+    pub(crate) guard: Option<u64>,
 }
 
 impl std::fmt::Debug for Effects {
@@ -106,6 +112,7 @@ impl std::fmt::Debug for Effects {
             .field("local", &self.local)
             .field("timers", &self.timers)
             .field("events", &self.events)
+            .field("guard", &self.guard)
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +184,12 @@ pub(crate) struct SagaState {
 fn fresh_token() -> u64 {
     crate::kit::random_u64() | 1
 }
+
+/// How much of the guard slack must be left on a guard timer for the next
+/// in-process step to keep it, in thirds: its runner renews it a third of
+/// the slack after it starts, so two thirds leave that renewal a third to
+/// spare (and leave clocks that far apart before a claimer could fire it).
+const GUARD_KEPT_THIRDS: u64 = 2;
 
 /// How long a queue-timeout timer waits past the attempt's own limits, so
 /// that a result sent just in time lands first.
@@ -338,7 +351,11 @@ impl SagaState {
             .filter(|p| (p.renewed || timeout_ms > 0) && (p.run_here)(&worker))
             .map(|p| {
                 let bound = if p.renewed { 0 } else { timeout_ms };
-                now.saturating_add(bound).saturating_add(p.guard_slack_ms)
+                let fresh = now.saturating_add(bound).saturating_add(p.guard_slack_ms);
+                let left = p.guard_slack_ms / 3 * GUARD_KEPT_THIRDS;
+                fx.guard
+                    .filter(|&due| p.renewed && due <= fresh && due.saturating_sub(now) >= left)
+                    .unwrap_or(fresh)
             });
         // The step timeout is start-to-close, enforced by the executor; a
         // queued step needs a durable timer only for a queue timeout (it
@@ -415,6 +432,7 @@ impl SagaState {
 
     /// A result the state expects (check [`expects`](Self::expects) first).
     pub(crate) fn on_result(&mut self, wf: &WorkflowDef, r: &StepResult, now: u64, fx: &mut Effects) {
+        fx.guard = r.guard_due_ms;
         let name = wf.steps[r.step].name.clone();
         match &r.outcome {
             Outcome::Ok(bytes) => {

@@ -189,6 +189,7 @@ impl Model {
                             attempt: c.attempt,
                             outcome,
                             token: c.token,
+                            guard_due_ms: None,
                             trace: None,
                         }));
                         true

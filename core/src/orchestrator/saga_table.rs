@@ -65,6 +65,7 @@ fn after(inputs: &[Input], here: bool) -> (SagaState, Effects) {
                 attempt: w.attempt,
                 outcome,
                 token: w.token,
+                guard_due_ms: None,
                 trace: None,
             }
         };

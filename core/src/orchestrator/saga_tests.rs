@@ -37,6 +37,7 @@ fn failed(attempt: u32, token: u64) -> StepResult {
             message: "flaked".into(),
         },
         token,
+        guard_due_ms: None,
         trace: None,
     }
 }
@@ -179,4 +180,49 @@ fn a_timeout_result_is_recorded_as_a_timeout() {
         state.waiting.map(|w| (w.attempt, w.stage)),
         Some((2, Stage::Backoff))
     );
+}
+
+/// The guard of a step `a`'s result, reported at `due`, and where the
+/// in-process dispatch of `b` at 2 000 (slack 9 000) puts its guard.
+fn guard_after(due: Option<u64>) -> (Option<u64>, Option<Deadline>) {
+    let wf = wf(None);
+    let placement = Placement {
+        run_here: std::sync::Arc::new(|_: &str| true),
+        guard_slack_ms: 9_000,
+        renewed: true,
+    };
+    let mut state = SagaState::new(&TransactionId::from("t"), &wf, json!({}), 1_000);
+    let mut fx = Effects::over(0);
+    fx.placement = Some(placement.clone());
+    state.start(&wf, 1_000, &mut fx);
+    assert_eq!(state.deadline.map(|d| d.due_ms), Some(10_000));
+    let ok = StepResult {
+        outcome: Outcome::Ok(vec![0xa0]),
+        guard_due_ms: due,
+        ..failed(1, fx.local[0].token)
+    };
+    let mut fx = Effects::over(1);
+    fx.placement = Some(placement);
+    state.on_result(&wf, &ok, 2_000, &mut fx);
+    assert_eq!(fx.local.len(), 1, "b runs in-process");
+    (fx.local[0].guard_due_ms, state.deadline)
+}
+
+#[test]
+fn an_in_process_step_keeps_a_guard_with_two_thirds_of_the_slack_left() {
+    let kept = Deadline {
+        due_ms: 10_000,
+        purpose: TimerPurpose::Guard,
+    };
+    // Unchanged deadline: the write keeps the timer.
+    assert_eq!(guard_after(Some(10_000)), (Some(10_000), Some(kept)));
+    // Renewed by a's runner: b's guard goes where it stands.
+    assert_eq!(guard_after(Some(10_500)).0, Some(10_500));
+    // Exactly two thirds left is enough; less is not.
+    assert_eq!(guard_after(Some(8_000)).0, Some(8_000));
+    assert_eq!(guard_after(Some(7_999)).0, Some(11_000));
+    // Unknown (a queued result, or a failed renewal): a fresh slack.
+    assert_eq!(guard_after(None).0, Some(11_000));
+    // Past a fresh slack cannot be where the guard stands: fresh.
+    assert_eq!(guard_after(Some(11_001)).0, Some(11_000));
 }
