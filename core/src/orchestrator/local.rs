@@ -95,13 +95,14 @@ impl Shared {
     }
 
     /// Awaits `run` while renewing the step's guard timer (due at `due`)
-    /// every third of the guard slack, so that only a dead (or frozen)
-    /// runner's step is dispatched again; each renewal extends `lease`
-    /// (the run's writes stop a margin before the guard can fire). A
-    /// renewal that finds the timer moved (claimed, or the state went on)
-    /// stops renewing and ends the lease. Returns `run`'s output and where
-    /// the guard stands (`None` when that is not known: it was found moved,
-    /// or the last renewal failed and may have landed unseen).
+    /// every third of the guard slack, from when two thirds are left, so
+    /// that only a dead (or frozen) runner's step is dispatched again;
+    /// each renewal extends `lease` (the run's writes stop a margin before
+    /// the guard can fire). A renewal that finds the timer moved (claimed,
+    /// or the state went on) stops renewing and ends the lease. Returns
+    /// `run`'s output and where the guard stands (`None` when that is not
+    /// known: it was found moved, or the last renewal failed and may have
+    /// landed unseen).
     async fn renewing<F: Future>(
         &self,
         sched: &dyn Scheduler,
@@ -115,7 +116,12 @@ impl Shared {
         let key = self.saga_key(&cmd.tx);
         tokio::pin!(run);
         let mut due = due;
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        // The first beat when the guard has a beat's worth less than a
+        // slack left: a beat after the dispatch for a fresh guard, sooner
+        // for one kept from the step before (`Effects::guard`).
+        let left = Duration::from_millis(due.saturating_sub(now_ms()));
+        let first = left.saturating_sub(slack.saturating_sub(beat));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, beat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewing = true;
         let mut known = true;

@@ -98,8 +98,9 @@ pub(crate) struct Effects {
     /// Where the transaction's guard timer stands, when the input is the
     /// result of an in-process run that knows (its last renewal). A step
     /// this write dispatches in-process keeps that timer while it is at
-    /// least [`GUARD_KEPT_THIRDS`] thirds of the slack away, so a fast step costs the
-    /// store no timer write; the step's runner renews it from there.
+    /// least [`GUARD_KEPT_SIXTHS`] sixths of the slack away, so a chain of
+    /// fast steps costs the store no timer write per step; the step's
+    /// runner renews it from there.
     pub(crate) guard: Option<u64>,
 }
 
@@ -186,10 +187,12 @@ fn fresh_token() -> u64 {
 }
 
 /// How much of the guard slack must be left on a guard timer for the next
-/// in-process step to keep it, in thirds: its runner renews it a third of
-/// the slack after it starts, so two thirds leave that renewal a third to
-/// spare (and leave clocks that far apart before a claimer could fire it).
-const GUARD_KEPT_THIRDS: u64 = 2;
+/// in-process step to keep it, in sixths. Its runner renews it when a third
+/// of the slack has gone (two thirds left), as it does a fresh guard, so the
+/// margins against a late renewal and a claimer's clock are the same as a
+/// fresh guard's; five sixths leave the runner a sixth of the slack before
+/// that first renewal (a guard kept with less would be renewed at once).
+const GUARD_KEPT_SIXTHS: u64 = 5;
 
 /// How long a queue-timeout timer waits past the attempt's own limits, so
 /// that a result sent just in time lands first.
@@ -352,7 +355,7 @@ impl SagaState {
             .map(|p| {
                 let bound = if p.renewed { 0 } else { timeout_ms };
                 let fresh = now.saturating_add(bound).saturating_add(p.guard_slack_ms);
-                let left = p.guard_slack_ms / 3 * GUARD_KEPT_THIRDS;
+                let left = p.guard_slack_ms / 6 * GUARD_KEPT_SIXTHS;
                 fx.guard
                     .filter(|&due| p.renewed && due <= fresh && due.saturating_sub(now) >= left)
                     .unwrap_or(fresh)

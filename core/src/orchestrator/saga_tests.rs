@@ -209,7 +209,7 @@ fn guard_after(due: Option<u64>) -> (Option<u64>, Option<Deadline>) {
 }
 
 #[test]
-fn an_in_process_step_keeps_a_guard_with_two_thirds_of_the_slack_left() {
+fn an_in_process_step_keeps_a_guard_with_five_sixths_of_the_slack_left() {
     let kept = Deadline {
         due_ms: 10_000,
         purpose: TimerPurpose::Guard,
@@ -218,9 +218,9 @@ fn an_in_process_step_keeps_a_guard_with_two_thirds_of_the_slack_left() {
     assert_eq!(guard_after(Some(10_000)), (Some(10_000), Some(kept)));
     // Renewed by a's runner: b's guard goes where it stands.
     assert_eq!(guard_after(Some(10_500)).0, Some(10_500));
-    // Exactly two thirds left is enough; less is not.
-    assert_eq!(guard_after(Some(8_000)).0, Some(8_000));
-    assert_eq!(guard_after(Some(7_999)).0, Some(11_000));
+    // Exactly five sixths left is enough; less is not.
+    assert_eq!(guard_after(Some(9_500)).0, Some(9_500));
+    assert_eq!(guard_after(Some(9_499)).0, Some(11_000));
     // Unknown (a queued result, or a failed renewal): a fresh slack.
     assert_eq!(guard_after(None).0, Some(11_000));
     // Past a fresh slack cannot be where the guard stands: fresh.
