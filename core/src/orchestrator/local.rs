@@ -112,15 +112,11 @@ impl Shared {
         run: F,
     ) -> (F::Output, Option<u64>) {
         let slack = self.config.guard_slack;
-        let beat = (slack / 3).max(Duration::from_millis(10));
+        let beat = beat_of(slack);
         let key = self.saga_key(&cmd.tx);
         tokio::pin!(run);
         let mut due = due;
-        // The first beat when the guard has a beat's worth less than a
-        // slack left: a beat after the dispatch for a fresh guard, sooner
-        // for one kept from the step before (`Effects::guard`).
-        let left = Duration::from_millis(due.saturating_sub(now_ms()));
-        let first = left.saturating_sub(slack.saturating_sub(beat));
+        let first = first_beat(due, now_ms(), slack);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, beat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewing = true;
@@ -181,8 +177,27 @@ impl Shared {
     }
 }
 
+/// How often a runner renews its guard: every third of the slack.
+pub(crate) fn beat_of(slack: Duration) -> Duration {
+    (slack / 3).max(Duration::from_millis(10))
+}
+
+/// How long after `now_ms` a runner first renews its guard, due at
+/// `due_ms`: when a beat's worth less than a slack is left. That is a beat
+/// after the dispatch for a fresh guard, and sooner for one kept from the
+/// step before (`Effects::guard`), so that either is renewed with the same
+/// margin left (at once when less is left already).
+pub(crate) fn first_beat(due_ms: u64, now_ms: u64, slack: Duration) -> Duration {
+    let left = Duration::from_millis(due_ms.saturating_sub(now_ms));
+    left.saturating_sub(slack.saturating_sub(beat_of(slack)))
+}
+
 /// The monotonic instant of wall-clock time `ms` (ms since the epoch; now
 /// when it is past).
 fn instant_of(ms: u64) -> std::time::Instant {
     std::time::Instant::now() + Duration::from_millis(ms.saturating_sub(now_ms()))
 }
+
+#[cfg(test)]
+#[path = "guard_props.rs"]
+mod props;

@@ -191,7 +191,8 @@ fn fresh_token() -> u64 {
 /// of the slack has gone (two thirds left), as it does a fresh guard, so the
 /// margins against a late renewal and a claimer's clock are the same as a
 /// fresh guard's; five sixths leave the runner a sixth of the slack before
-/// that first renewal (a guard kept with less would be renewed at once).
+/// that first renewal (one kept with two thirds or less would be renewed at
+/// once).
 const GUARD_KEPT_SIXTHS: u64 = 5;
 
 /// How long a queue-timeout timer waits past the attempt's own limits, so
