@@ -55,14 +55,27 @@ async fn run(local: bool) -> (usize, Vec<String>) {
     for name in ["a", "b", "c"] {
         register(&host, &journal, name, Behave::Ok);
     }
-    let orch = Orchestrator::start(
+    let tx = run_abc(
         Arc::new(Counting(MemoryTransport::new(), queued.clone())),
         Arc::new(MemoryStore::new()),
         host,
         OrchestratorConfig::default().with_local_dispatch(local),
     )
-    .await
-    .expect("start");
+    .await;
+    (queued.load(Ordering::SeqCst), journal.for_tx(&tx))
+}
+
+/// Starts an orchestrator, runs workflow a → b → c (workers `a`, `b`,
+/// `c` of `host`) to completion, shuts down; returns the transaction.
+pub(crate) async fn run_abc(
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn multiagents::StateStore>,
+    host: WorkerHost,
+    config: OrchestratorConfig,
+) -> multiagents::orchestrator::TransactionId {
+    let orch = Orchestrator::start(transport, store, host, config)
+        .await
+        .expect("start");
     let wf = WorkflowDef::builder("abc")
         .step(StepDef::new("a", "a"))
         .step(StepDef::new("b", "b"))
@@ -70,10 +83,10 @@ async fn run(local: bool) -> (usize, Vec<String>) {
         .build();
     orch.register_workflow(wf).expect("workflow");
     let tx = orch.execute("abc", json!({})).await.expect("execute");
-    let snap = orch.wait(&tx, Duration::from_secs(10)).await.expect("wait");
+    let snap = orch.wait(&tx, Duration::from_secs(20)).await.expect("wait");
     assert_eq!(snap.status, SagaStatus::Completed, "{snap:?}");
     orch.shutdown(Duration::from_secs(1)).await;
-    (queued.load(Ordering::SeqCst), journal.for_tx(&tx))
+    tx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

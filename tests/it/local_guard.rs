@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use multiagents::orchestrator::{Orchestrator, OrchestratorConfig, SagaStatus};
+use multiagents::orchestrator::OrchestratorConfig;
 use multiagents::scheduler::{Scheduler, TimerChange};
 use multiagents::store::{Expected, PutEntry, ScanPage, StoreCapabilities, Version, Versioned};
 use multiagents::worker::WorkerHost;
-use multiagents::workflow::{StepDef, WorkflowDef};
 use multiagents::{MemoryStore, MemoryTransport, Result, StateStore};
-use serde_json::json;
 
 use multiagents_core::conformance::orchestrator::{Behave, Journal, register};
 
@@ -89,24 +87,13 @@ async fn run(later: Behave, slack: Duration) -> (Vec<&'static str>, Vec<String>)
     register(&host, &journal, "a", Behave::Slow(3));
     register(&host, &journal, "b", later);
     register(&host, &journal, "c", later);
-    let orch = Orchestrator::start(
+    let tx = super::local::run_abc(
         Arc::new(MemoryTransport::new()),
         Arc::new(TimerLog(MemoryStore::new(), log.clone())),
         host,
         OrchestratorConfig::default().with_guard_slack(slack),
     )
-    .await
-    .expect("start");
-    let wf = WorkflowDef::builder("abc")
-        .step(StepDef::new("a", "a"))
-        .step(StepDef::new("b", "b"))
-        .step(StepDef::new("c", "c"))
-        .build();
-    orch.register_workflow(wf).expect("workflow");
-    let tx = orch.execute("abc", json!({})).await.expect("execute");
-    let snap = orch.wait(&tx, Duration::from_secs(20)).await.expect("wait");
-    assert_eq!(snap.status, SagaStatus::Completed, "{snap:?}");
-    orch.shutdown(Duration::from_secs(1)).await;
+    .await;
     let changes = log.lock().expect("log").clone();
     (changes, journal.for_tx(&tx))
 }
