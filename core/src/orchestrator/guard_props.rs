@@ -1,8 +1,10 @@
 //! A property test of the guard timer of a chain of in-process steps: the
 //! dispatch rule that keeps a guard (`SagaState` with `Effects::guard`)
 //! together with the runner's renewal schedule ([`first_beat`],
-//! [`beat_of`]), in simulated milliseconds, for random slacks, step
-//! durations, write latencies and failed renewals. Whatever they are:
+//! [`beat_of`]), in simulated milliseconds (one clock, ticks on time), for
+//! random slacks, step durations, write latencies and a last renewal that
+//! failed (the guard's place unknown). Claims and clock skew are not
+//! modelled. Whatever they are:
 //!
 //! * the due time a runner starts from is where the store's timer stands
 //!   (else its first renewal would find the timer moved and drop the run);

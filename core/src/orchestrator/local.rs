@@ -186,10 +186,12 @@ pub(crate) fn beat_of(slack: Duration) -> Duration {
 /// `due_ms`: when a beat's worth less than a slack is left. That is a beat
 /// after the dispatch for a fresh guard, and sooner for one kept from the
 /// step before (`Effects::guard`), so that either is renewed with the same
-/// margin left (at once when less is left already).
+/// margin left (at once when less is left already). Never later than a
+/// beat: a wall clock stepped back must not put the renewal off.
 pub(crate) fn first_beat(due_ms: u64, now_ms: u64, slack: Duration) -> Duration {
+    let beat = beat_of(slack);
     let left = Duration::from_millis(due_ms.saturating_sub(now_ms));
-    left.saturating_sub(slack.saturating_sub(beat_of(slack)))
+    left.saturating_sub(slack.saturating_sub(beat)).min(beat)
 }
 
 /// The monotonic instant of wall-clock time `ms` (ms since the epoch; now

@@ -190,7 +190,7 @@ fn fresh_token() -> u64 {
 /// in-process step to keep it, in sixths. Its runner renews it when a third
 /// of the slack has gone (two thirds left), as it does a fresh guard, so the
 /// margins against a late renewal and a claimer's clock are the same as a
-/// fresh guard's; five sixths leave the runner a sixth of the slack before
+/// fresh guard's; five sixths leave the runner about a sixth of the slack before
 /// that first renewal (one kept with two thirds or less would be renewed at
 /// once).
 const GUARD_KEPT_SIXTHS: u64 = 5;
