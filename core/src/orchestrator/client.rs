@@ -9,7 +9,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::api::{SagaPage, SagaSnapshot, TransactionId};
-use super::engine::{Committed, now_ms, topic};
+use super::coordinator::Committed;
+use super::engine::{now_ms, topic};
 use super::saga::SagaState;
 use super::{Orchestrator, OrchestratorConfig};
 use crate::codec::PayloadCodec;

@@ -49,10 +49,12 @@
 //! | module | owns |
 //! |---|---|
 //! | [`api`] | ids, statuses, snapshots |
-//! | `saga` | the persisted state and its pure transitions |
+//! | `saga` | the persisted state and its pure transitions (forward, timers, undo) |
 //! | `messages` | commands, results, timers, events on the wire |
 //! | `client` | execute, status, wait, cancel, list, events (all a client does) |
-//! | `engine` | starting and stopping an instance, the CAS-advance loop, results |
+//! | `coordinator` | state changes: the compare-and-swap advance loop, the write with its effects, results |
+//! | `engine` | what the roles share: the clock, topics, publishing a change's effects |
+//! | `instance` | an instance's life: open (serving or client only), register, memory guard, shutdown |
 //! | `decoded` | the states this instance wrote last, decoded (its next change skips the read) |
 //! | `serve` | the consumer loops of a serving instance (not of a client) |
 //! | `events` | the queue and sender task of this instance's lifecycle events |
@@ -65,11 +67,13 @@
 
 pub mod api;
 mod client;
+mod coordinator;
 mod decoded;
 mod engine;
 mod events;
 mod executor;
 mod gate;
+mod instance;
 mod local;
 mod messages;
 mod needs;
@@ -229,7 +233,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct Orchestrator {
     shared: Arc<Shared>,
-    tasks: Arc<engine::Tasks>,
+    tasks: Arc<instance::Tasks>,
 }
 
 impl std::fmt::Debug for Orchestrator {

@@ -11,8 +11,9 @@ use futures_util::FutureExt as _;
 use tracing::Instrument;
 
 use super::Shared;
-use super::engine::{After, Tasks, command_topic, now_ms, topic};
+use super::engine::{After, command_topic, now_ms, topic};
 use super::executor::{kept_in_progress, settle_held};
+use super::instance::Tasks;
 use super::messages::{Command, StepResult, Timer};
 use crate::envelope::Envelope;
 use crate::error::Result;

@@ -13,8 +13,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::Shared;
-use super::engine::{Advanced, After, Tasks, now_ms};
+use super::coordinator::Advanced;
+use super::engine::{After, now_ms};
 use super::executor::{EARLY_NAP, orphaned};
+use super::instance::Tasks;
 use super::messages::Timer;
 use super::saga::{Fence, SagaState};
 use crate::error::Result;
