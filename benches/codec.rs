@@ -1,5 +1,7 @@
 //! Payload codec: CBOR vs JSON encode+decode of workflow contexts of ~100 B
-//! and ~10 KiB, and LZ4 compression of a 64 KiB context.
+//! and ~10 KiB, and LZ4 compression of a 64 KiB context; and the state
+//! writes of a whole transaction, with the encodings a change leaves as
+//! they were kept (as the engine writes) or serde over the whole state.
 //!
 //! Run: `cargo bench --bench codec`
 
@@ -8,6 +10,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use multiagents::codec::{Format, PayloadCodec};
+use multiagents::orchestrator::bench_support::StateWrites;
 use serde::{Deserialize, Serialize};
 
 /// A workflow context shaped like the order saga's.
@@ -89,6 +92,23 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // Every state write of one transaction (start, then each step's
+    // result), transitions included: "kept" as the engine writes them,
+    // "serde" as it wrote them before (the whole state encoded each time).
+    let codec = PayloadCodec::new(Format::Cbor);
+    for (steps, items) in [(3, 3), (3, 120), (30, 3)] {
+        let run = StateWrites::new(steps, items);
+        let mut group = c.benchmark_group(format!("codec/state_writes/{steps}_steps_{items}_items"));
+        for (name, kept) in [("serde", false), ("kept", true)] {
+            let bytes = run.run(&codec, kept).expect("run");
+            eprintln!("state writes, {steps} steps, {items} items, {name}: {bytes} bytes in all");
+            group.bench_function(BenchmarkId::from_parameter(name), |b| {
+                b.iter(|| black_box(run.run(&codec, kept).expect("run")))
+            });
+        }
+        group.finish();
+    }
 }
 
 criterion_group!(benches, bench);

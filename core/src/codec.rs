@@ -146,6 +146,32 @@ impl PayloadCodec {
             Format::Cbor => ciborium::into_writer(value, &mut out).map_err(|e| encode_error(e, "cbor"))?,
             Format::Json => serde_json::to_writer(&mut out, value).map_err(|e| encode_error(e, "json"))?,
         }
+        self.finish(out)
+    }
+
+    /// Like [`encode`](Self::encode), for a value that writes its CBOR body
+    /// itself (more cheaply than serde would, the same bytes): `cbor` writes
+    /// it when the format is CBOR; `value` is serialized for JSON.
+    pub fn encode_with<T, E>(
+        &self,
+        value: &mut T,
+        cbor: impl FnOnce(&mut T, &mut Vec<u8>) -> std::result::Result<(), E>,
+    ) -> Result<Bytes>
+    where
+        T: Serialize + ?Sized,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if self.format == Format::Json {
+            return self.encode(value);
+        }
+        let mut out = Vec::with_capacity(512);
+        out.push(TAG_CBOR);
+        cbor(value, &mut out).map_err(|e| encode_error(e, "cbor"))?;
+        self.finish(out)
+    }
+
+    /// Compresses a framed payload above the threshold and checks its size.
+    fn finish(&self, out: Vec<u8>) -> Result<Bytes> {
         let body_len = out.len() - 1;
         let out = match self.compress_threshold {
             Some(threshold) if body_len > threshold => compress(&out),

@@ -74,7 +74,8 @@ impl Shared {
         let published = std::time::Instant::now();
         self.publish_effects_before(&fx).await?;
         let ttl = state.status.is_final().then_some(self.config.retention);
-        let value = self.encode(&state)?;
+        let mut state = state;
+        let value = self.codec.encode_with(&mut state, SagaState::write_cbor)?;
         if published.elapsed() > ORPHAN_GRACE / 2 {
             // Readers drop what waited ORPHAN_GRACE for its write: never
             // land a write that late; its effects are dropped as orphans.

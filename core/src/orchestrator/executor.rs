@@ -21,8 +21,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::Shared;
 use super::engine::{After, now_ms, topic};
 use super::messages::{Command, Outcome, StepResult};
@@ -220,9 +218,7 @@ impl Shared {
             cmd.attempt,
         );
         let started = std::time::Instant::now();
-        let invoke = self
-            .host
-            .invoke(&cmd.worker, &call, Bytes::from(cmd.input.clone()));
+        let invoke = self.host.invoke(&cmd.worker, &call, cmd.input.clone());
         let invoked = if cmd.timeout_ms == 0 {
             Some(invoke.await)
         } else {

@@ -1,6 +1,7 @@
 //! What travels on the orchestrator's topics (CBOR through the
 //! [`PayloadCodec`](crate::codec::PayloadCodec)).
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::api::{SagaStatus, StepKind};
@@ -23,8 +24,8 @@ pub(crate) struct Command {
     pub(crate) kind: StepKind,
     pub(crate) attempt: u32,
     pub(crate) worker: String,
-    #[serde(with = "serde_bytes")]
-    pub(crate) input: Vec<u8>,
+    /// The step's input, CBOR (the transaction's context, encoded once).
+    pub(crate) input: Bytes,
     /// The store version the dispatching write replaces (0: the write that
     /// creates the state): still there means the write is not in yet.
     #[serde(default)]

@@ -49,7 +49,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`api`] | ids, statuses, snapshots |
-//! | `saga` | the persisted state and its pure transitions (forward, timers, undo) |
+//! | `saga` | the persisted state, its pure transitions (forward, timers, undo) and its encoding |
 //! | `messages` | commands, results, timers, events on the wire |
 //! | `client` | execute, status, wait, cancel, list, events (all a client does) |
 //! | `coordinator` | state changes: the compare-and-swap advance loop, the write with its effects, results |
@@ -66,6 +66,8 @@
 //! | `needs` | the backend capabilities it requires, checked at start |
 
 pub mod api;
+#[doc(hidden)]
+pub mod bench_support;
 mod client;
 mod coordinator;
 mod decoded;
@@ -112,14 +114,18 @@ pub struct OrchestratorConfig {
     pub max_in_flight_results: usize,
     /// Run a step in-process when this instance has its worker and a free
     /// permit, instead of sending its command through the queue. The state
-    /// write that dispatches it is the record, and a guard timer (due at the
-    /// step timeout plus [`guard_slack`](Self::guard_slack)) dispatches it
-    /// again if the instance dies before its result is written.
+    /// write that dispatches it is the record, and a guard timer dispatches
+    /// it again if the instance dies before its result is written (see
+    /// [`guard_slack`](Self::guard_slack)).
     pub local_dispatch: bool,
-    /// How long past a step's timeout the guard of an in-process run waits
-    /// for its result: a crashed instance's step runs again this long after
-    /// its timeout. Longer is safer under overload (a live but slow writer
-    /// is never mistaken for a dead one), shorter recovers sooner.
+    /// How long the guard of an in-process run waits without word from it.
+    /// In a store that keeps timers (memory, Redis, Kafka) the running
+    /// instance renews the guard while the step runs, so a crashed
+    /// instance's step runs again about this long after its last renewal;
+    /// with timer messages (a store without timers) the guard is due this
+    /// long after the step's timeout. Longer is safer under overload (a live
+    /// but slow instance is never taken for a dead one), shorter recovers
+    /// sooner. At least 100 ms.
     pub guard_slack: Duration,
 }
 

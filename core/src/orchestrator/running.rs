@@ -141,7 +141,7 @@ mod tests {
             kind: StepKind::Forward,
             attempt,
             worker: "x".into(),
-            input: Vec::new(),
+            input: bytes::Bytes::new(),
             basis: 0,
             token,
             timeout_ms: 0,

@@ -1,6 +1,7 @@
 //! Forward progress: starting a transaction, dispatching a step (queued
 //! or in-process, with its timer) and taking a step's result.
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use super::super::api::{AttemptRecord, SagaStatus, StepKind};
@@ -21,7 +22,7 @@ impl SagaState {
         }
         for (i, step) in wf.steps.iter().enumerate().skip(from) {
             if let Some(condition) = &step.condition {
-                match condition.evaluate(&self.input, &self.context) {
+                match condition.evaluate(self.input.get(), self.context.get()) {
                     Ok(true) => {}
                     Ok(false) => {
                         self.history.push(AttemptRecord {
@@ -48,7 +49,7 @@ impl SagaState {
         self.status = SagaStatus::Completed;
         self.waiting = None;
         self.deadline = None;
-        self.output = Some(self.context.clone());
+        self.output = Some(self.context.shared());
         self.event(fx, "workflow.completed", None, None, now);
     }
 
@@ -66,11 +67,12 @@ impl SagaState {
             StepKind::Forward => step.worker.clone(),
             StepKind::Compensate => step.compensation.clone().unwrap_or_default(),
         };
-        let mut input = Vec::with_capacity(256);
-        if let Err(e) = ciborium::into_writer(&self.context, &mut input) {
+        // Encoded once: the state write copies these bytes in.
+        let input = self.context.cbor().unwrap_or_else(|e| {
             // A serde_json::Value always encodes; keep the saga moving anyway.
             tracing::error!(tx = %self.tx, error = %e, "cannot encode the workflow context");
-        }
+            Bytes::new()
+        });
         let (basis, token) = (fx.basis, fx.token);
         self.waiting = Some(Waiting {
             step: i,
@@ -172,15 +174,7 @@ impl SagaState {
         outcome: String,
         now: u64,
     ) {
-        if let Some(r) = self
-            .history
-            .iter_mut()
-            .rev()
-            .find(|r| r.step == step && r.kind == kind && r.attempt == attempt && r.finished_ms.is_none())
-        {
-            r.finished_ms = Some(now);
-            r.outcome = Some(outcome);
-        }
+        self.history.finish(step, kind, attempt, outcome, now);
     }
 
     /// A result the state expects (check [`expects`](Self::expects) first).
@@ -193,7 +187,7 @@ impl SagaState {
                 match r.kind {
                     StepKind::Forward => match ciborium::from_reader::<Value, _>(bytes.as_slice()) {
                         Ok(output) => {
-                            merge(&mut self.context, &name, output);
+                            merge(self.context.get_mut(), &name, output);
                             self.completed.push(r.step);
                             self.event(fx, "step.completed", Some((&name, r.attempt)), None, now);
                             self.advance(wf, r.step + 1, now, fx);

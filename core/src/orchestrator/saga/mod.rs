@@ -11,12 +11,14 @@
 //! * [`forward`]: starting, dispatching steps and taking their results;
 //! * [`timers`]: timeouts, retries and guards coming due, and a step handed
 //!   over to the queue;
-//! * [`undo`]: failed attempts, compensation, the end and cancelling.
+//! * [`undo`]: failed attempts, compensation, the end and cancelling;
+//! * [`encoded`]: the state's encoding, which does not encode again what a
+//!   change left as it was (the context, the finished attempts).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::api::{AttemptRecord, SagaSnapshot, SagaStatus, StepKind, TransactionId};
+use super::api::{SagaSnapshot, SagaStatus, StepKind, TransactionId};
 #[cfg(test)]
 use super::messages::{Command, Outcome, StepResult, Timer};
 use super::messages::{Event, TimerPurpose};
@@ -24,11 +26,13 @@ use crate::trace::TraceParent;
 use crate::workflow::WorkflowDef;
 
 mod effects;
+mod encoded;
 mod forward;
 mod timers;
 mod undo;
 
 pub(crate) use effects::{Effects, Placement};
+use encoded::{CborValue, History};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Stage {
@@ -103,8 +107,8 @@ pub(crate) struct SagaState {
     pub(crate) tx: String,
     pub(crate) workflow: String,
     pub(crate) status: SagaStatus,
-    pub(crate) input: Value,
-    pub(crate) context: Value,
+    pub(crate) input: CborValue,
+    pub(crate) context: CborValue,
     /// Indices of completed (not skipped) forward steps, in order.
     pub(crate) completed: Vec<usize>,
     pub(crate) waiting: Option<Waiting>,
@@ -113,8 +117,8 @@ pub(crate) struct SagaState {
     pub(crate) comp_pos: usize,
     pub(crate) cancel_requested: bool,
     pub(crate) error: Option<String>,
-    pub(crate) output: Option<Value>,
-    pub(crate) history: Vec<AttemptRecord>,
+    pub(crate) output: Option<CborValue>,
+    pub(crate) history: History,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
     /// The current wait's timer, if it has one.
@@ -145,8 +149,8 @@ impl SagaState {
             tx: tx.0.clone(),
             workflow: wf.name.clone(),
             status: SagaStatus::Running,
-            context: input.clone(),
-            input,
+            context: CborValue::new(input.clone()),
+            input: CborValue::new(input),
             completed: Vec::new(),
             waiting: None,
             ending: None,
@@ -154,7 +158,7 @@ impl SagaState {
             cancel_requested: false,
             error: None,
             output: None,
-            history: Vec::new(),
+            history: History::default(),
             created_ms: now,
             updated_ms: now,
             deadline: None,
@@ -209,12 +213,12 @@ impl SagaState {
             current_step: self
                 .waiting
                 .and_then(|w| wf.and_then(|wf| wf.steps.get(w.step)).map(|s| s.name.clone())),
-            output: self.output.clone(),
+            output: self.output.as_ref().map(|o| o.get().clone()),
             error: self.error.clone(),
             created_ms: self.created_ms,
             updated_ms: self.updated_ms,
             history: if with_history {
-                self.history.clone()
+                self.history.to_vec()
             } else {
                 Vec::new()
             },

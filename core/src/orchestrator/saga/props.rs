@@ -8,7 +8,9 @@
 //! * no attempt of a step is ever dispatched twice (one history record per
 //!   `(step, kind, attempt)`), and no two dispatches of one attempt both run;
 //! * once the storm is over and every message is delivered, the
-//!   transaction is final: nothing strands.
+//!   transaction is final: nothing strands;
+//! * every state written encodes as its derived `Serialize` would, kept
+//!   encodings and all (`encoded`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -29,7 +31,7 @@ fn placeholder() -> Command {
         kind: StepKind::Forward,
         attempt: 0,
         worker: String::new(),
-        input: Vec::new(),
+        input: bytes::Bytes::new(),
         basis: 0,
         token: 0,
         timeout_ms: 0,
@@ -128,6 +130,7 @@ impl Model {
         }
         self.state = next;
         self.version += 1;
+        encoded::assert_written_as_derived(&mut self.state);
         true
     }
 
@@ -138,6 +141,7 @@ impl Model {
             if basis == self.version {
                 self.state = next;
                 self.version += 1;
+                encoded::assert_written_as_derived(&mut self.state);
             } else {
                 self.queue.push(trigger);
             }

@@ -97,7 +97,7 @@ fn after(inputs: &[Input], here: bool) -> (SagaState, Effects) {
                     kind: w.kind,
                     attempt: w.attempt,
                     worker: String::new(),
-                    input: Vec::new(),
+                    input: bytes::Bytes::new(),
                     basis: 0,
                     token: w.token,
                     timeout_ms: 0,

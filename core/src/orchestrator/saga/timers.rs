@@ -84,14 +84,8 @@ impl SagaState {
     /// again, queued. Check [`expects`](Self::expects) first.
     pub(crate) fn hand_over(&mut self, wf: &WorkflowDef, cmd: &Command, now: u64, fx: &mut Effects) {
         // The run never started: its record goes, the new dispatch adds one.
-        if let Some(pos) = self.history.iter().rposition(|r| {
-            r.step == cmd.step_name
-                && r.kind == cmd.kind
-                && r.attempt == cmd.attempt
-                && r.finished_ms.is_none()
-        }) {
-            self.history.remove(pos);
-        }
+        self.history
+            .remove_unfinished(&cmd.step_name, cmd.kind, cmd.attempt);
         fx.placement = None;
         self.dispatch(wf, cmd.step, cmd.kind, cmd.attempt, now, fx);
     }
