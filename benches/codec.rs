@@ -98,7 +98,7 @@ fn bench(c: &mut Criterion) {
     // "serde" as it wrote them before (the whole state encoded each time).
     let codec = PayloadCodec::new(Format::Cbor);
     for (steps, items) in [(3, 3), (3, 120), (30, 3)] {
-        let run = StateWrites::new(steps, items);
+        let run = StateWrites::new(steps, items).expect("the bench input encodes");
         let mut group = c.benchmark_group(format!("codec/state_writes/{steps}_steps_{items}_items"));
         for (name, kept) in [("serde", false), ("kept", true)] {
             let bytes = run.run(&codec, kept).expect("run");

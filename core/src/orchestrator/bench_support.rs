@@ -10,7 +10,7 @@ use super::api::{StepKind, TransactionId};
 use super::messages::{Outcome, StepResult};
 use super::saga::{Effects, SagaState};
 use crate::codec::PayloadCodec;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::workflow::{StepDef, WorkflowDef};
 
 /// A workflow of `steps` steps, the input every run starts from, and the
@@ -24,7 +24,7 @@ pub struct StateWrites {
 impl StateWrites {
     /// `steps` steps; the input is an order with `items` line items; each
     /// step returns a small object of its own.
-    pub fn new(steps: usize, items: usize) -> Self {
+    pub fn new(steps: usize, items: usize) -> Result<Self> {
         let mut b = WorkflowDef::builder("bench");
         for i in 0..steps {
             b = b.step(StepDef::new(format!("step-{i}"), "worker"));
@@ -44,12 +44,12 @@ impl StateWrites {
                 ciborium::into_writer(&v, &mut out).map(|()| out)
             })
             .collect::<std::result::Result<Vec<_>, _>>()
-            .unwrap_or_default();
-        StateWrites {
+            .map_err(|e| Error::new(ErrorKind::Codec, "cannot encode a step output").with_source(e))?;
+        Ok(StateWrites {
             wf: b.build(),
             input,
             outputs,
-        }
+        })
     }
 
     /// Runs the transaction from start to end and encodes the state after

@@ -13,7 +13,6 @@ use super::coordinator::Committed;
 use super::engine::{now_ms, topic};
 use super::saga::SagaState;
 use super::{Orchestrator, OrchestratorConfig};
-use crate::codec::PayloadCodec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Expected;
 use crate::trace::TraceParent;
@@ -61,18 +60,24 @@ impl Orchestrator {
                     .with_context("workflow", workflow),
             );
         }
-        // The limit is on the input as CBOR, before any compression.
-        let plain = PayloadCodec::default()
-            .with_compression_threshold(None)
-            .with_max_size(usize::MAX);
-        let size = plain.encode(&input)?.len();
-        crate::validate::size("workflow input", size, s.config.max_input)
-            .map_err(|e| e.with_operation("execute").with_context("workflow", workflow))?;
         let tx = TransactionId::new();
-        let (span, trace) = crate::trace::submit_span(workflow, &tx.0, parent);
-        tracing::debug!(parent: &span, "submitting");
         let now = now_ms();
         let mut state = SagaState::new(&tx, &wf, input, now);
+        // The limit is on the input as CBOR (with the payload frame's tag
+        // byte), before any compression: the encoding the state write and
+        // the first step then use.
+        let size = state.input.cbor().map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "workflow input cannot be encoded as CBOR",
+            )
+            .with_operation("execute")
+            .with_source(e)
+        })?;
+        crate::validate::size("workflow input", size.len() + 1, s.config.max_input)
+            .map_err(|e| e.with_operation("execute").with_context("workflow", workflow))?;
+        let (span, trace) = crate::trace::submit_span(workflow, &tx.0, parent);
+        tracing::debug!(parent: &span, "submitting");
         state.trace = Some(trace);
         let mut fx = s.effects(0);
         state.start(&wf, now, &mut fx);

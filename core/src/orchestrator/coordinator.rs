@@ -66,16 +66,17 @@ impl Shared {
         &self,
         expected: Expected,
         before: Option<Deadline>,
-        state: SagaState,
+        mut state: SagaState,
         fx: Effects,
     ) -> Result<Committed> {
+        // Encoded first: a state that cannot be written (too large) sends
+        // none of its commands.
+        let value = self.codec.encode_with(&mut state, SagaState::write_cbor)?;
         let key = self.saga_key(&state.tx);
         let _entered = self.gate.enter(&state.tx);
         let published = std::time::Instant::now();
         self.publish_effects_before(&fx).await?;
         let ttl = state.status.is_final().then_some(self.config.retention);
-        let mut state = state;
-        let value = self.codec.encode_with(&mut state, SagaState::write_cbor)?;
         if published.elapsed() > ORPHAN_GRACE / 2 {
             // Readers drop what waited ORPHAN_GRACE for its write: never
             // land a write that late; its effects are dropped as orphans.

@@ -12,7 +12,11 @@
 //!   transaction held here, and the output shares the context's bytes;
 //! * the history is appended to ([`History`]): a finished attempt's record
 //!   does not change again, so its encoding is kept, and a write encodes
-//!   only the records that finished or started since.
+//!   only the records after the finished head (those that finished since,
+//!   and the attempt still running, which is encoded again while it runs).
+//!
+//! The price is memory: a state kept decoded (`decoded.rs`) holds these
+//! encodings beside its values.
 //!
 //! [`SagaState::write_cbor`] writes the same bytes as the state's derived
 //! `Serialize` through ciborium (a test compares them), so a state reads
@@ -155,7 +159,12 @@ impl History {
     /// the finished records at the head of the rest join the kept ones.
     fn write(&mut self, out: &mut Vec<u8>) -> Result<(), CborError> {
         while let Some(r) = self.records.get(self.sealed).filter(|r| r.finished_ms.is_some()) {
-            ciborium::into_writer(r, &mut self.cbor)?;
+            let mark = self.cbor.len();
+            if let Err(e) = ciborium::into_writer(r, &mut self.cbor) {
+                // No half record kept for the next write.
+                self.cbor.truncate(mark);
+                return Err(e);
+            }
             self.sealed += 1;
         }
         head(out, 4, self.records.len() as u64);
@@ -241,34 +250,55 @@ impl SagaState {
     /// the input, the context, the output and the history's finished head
     /// copied in rather than made again (and kept for the next write).
     pub(crate) fn write_cbor(&mut self, out: &mut Vec<u8>) -> Result<(), CborError> {
-        self.input.cbor()?;
-        self.context.cbor()?;
-        let fields = 16 + u64::from(self.trace.is_some());
-        head(out, 5, fields);
-        field(out, "tx", &self.tx)?;
-        field(out, "workflow", &self.workflow)?;
-        field(out, "status", &self.status)?;
+        // Every field, by name: a field added to the state and not written
+        // here does not compile.
+        let SagaState {
+            tx,
+            workflow,
+            status,
+            input,
+            context,
+            completed,
+            waiting,
+            ending,
+            comp_pos,
+            cancel_requested,
+            error,
+            output,
+            history,
+            created_ms,
+            updated_ms,
+            deadline,
+            trace,
+        } = self;
+        input.cbor()?;
+        context.cbor()?;
+        // The derived map's length: `trace` is skipped when it is `None`.
+        head(out, 5, 16 + u64::from(trace.is_some()));
+        field(out, "tx", tx)?;
+        field(out, "workflow", workflow)?;
+        field(out, "status", status)?;
         key(out, "input")?;
-        self.input.write(out)?;
+        input.write(out)?;
         key(out, "context")?;
-        self.context.write(out)?;
-        field(out, "completed", &self.completed)?;
-        field(out, "waiting", &self.waiting)?;
-        field(out, "ending", &self.ending)?;
-        field(out, "comp_pos", &self.comp_pos)?;
-        field(out, "cancel_requested", &self.cancel_requested)?;
-        field(out, "error", &self.error)?;
+        context.write(out)?;
+        field(out, "completed", completed)?;
+        field(out, "waiting", waiting)?;
+        field(out, "ending", ending)?;
+        field(out, "comp_pos", comp_pos)?;
+        field(out, "cancel_requested", cancel_requested)?;
+        field(out, "error", error)?;
         key(out, "output")?;
-        match &self.output {
+        match output {
             Some(o) => o.write(out)?,
             None => ciborium::into_writer(&None::<()>, &mut *out)?,
         }
         key(out, "history")?;
-        self.history.write(out)?;
-        field(out, "created_ms", &self.created_ms)?;
-        field(out, "updated_ms", &self.updated_ms)?;
-        field(out, "deadline", &self.deadline)?;
-        if let Some(t) = &self.trace {
+        history.write(out)?;
+        field(out, "created_ms", created_ms)?;
+        field(out, "updated_ms", updated_ms)?;
+        field(out, "deadline", deadline)?;
+        if let Some(t) = trace {
             field(out, "trace", t)?;
         }
         Ok(())

@@ -145,12 +145,15 @@ const QUEUE_GUARD_SLACK_MS: u64 = 1_000;
 
 impl SagaState {
     pub(crate) fn new(tx: &TransactionId, wf: &WorkflowDef, input: Value, now: u64) -> Self {
+        // The context starts as the input: one encoding for both.
+        let mut input = CborValue::new(input);
+        let context = input.shared();
         SagaState {
             tx: tx.0.clone(),
             workflow: wf.name.clone(),
             status: SagaStatus::Running,
-            context: CborValue::new(input.clone()),
-            input: CborValue::new(input),
+            context,
+            input,
             completed: Vec::new(),
             waiting: None,
             ending: None,

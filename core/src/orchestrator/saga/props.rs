@@ -86,9 +86,11 @@ fn wf() -> WorkflowDef {
 impl Model {
     fn new() -> Model {
         let wf = wf();
-        let mut state = SagaState::new(&TransactionId::from("t"), &wf, json!({}), 0);
+        let mut state = SagaState::new(&TransactionId::from("t"), &wf, json!({"order": 7}), 0);
+        state.trace = Some(crate::trace::TraceParent::new_root());
         let mut fx = Effects::over(0);
         state.start(&wf, 0, &mut fx);
+        encoded::assert_written_as_derived(&mut state);
         let mut m = Model {
             wf,
             state,
@@ -184,7 +186,13 @@ impl Model {
                                 retryable: true,
                                 message: "slow".into(),
                             },
-                            _ => Outcome::Ok(vec![0xa0]),
+                            // Each result changes the context.
+                            _ => {
+                                let mut out = Vec::new();
+                                let v = json!({ format!("s{}", c.step): c.attempt });
+                                ciborium::into_writer(&v, &mut out).expect("encodes");
+                                Outcome::Ok(out)
+                            }
                         };
                         self.queue.push(Msg::Res(StepResult {
                             tx: c.tx,
