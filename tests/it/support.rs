@@ -77,6 +77,19 @@ pub(crate) fn host() -> (WorkerHost, Arc<MemoryStore>, Arc<MemoryTransport>) {
     (host, store, transport)
 }
 
+/// Logs of the code under test on stderr when `RUST_LOG` is set (e.g.
+/// `RUST_LOG=multiagents_kafka=debug,warn`), for reading why a test failed;
+/// nothing when it is not. Safe to call from every test: the first call
+/// installs the subscriber.
+pub(crate) fn logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// Resident set size of this process, in bytes (0 where it cannot be read).
 pub(crate) fn rss_bytes() -> u64 {
     multiagents::resilience::process::resident_bytes().unwrap_or(0)

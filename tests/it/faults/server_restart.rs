@@ -24,7 +24,7 @@ use super::nats::Nats;
 #[cfg(feature = "redis")]
 use super::redis::Redis;
 use super::{FaultBackend, Journal, PrivateServer, STEPS, recorder, three_steps, worker_spec};
-use crate::support::temp_dir;
+use crate::support::{logs, temp_dir};
 
 /// Where the server is, as the submitter sees it.
 const UP: u8 = 0;
@@ -119,6 +119,7 @@ async fn killed_and_restarted_mid_run<B: FaultBackend>(scale: Scale) {
     let Some(bin) = backend_url(B::BIN_VAR) else {
         return;
     };
+    logs();
     let started = Instant::now();
     let dir = temp_dir(&format!("{}-restart", B::NAME));
     let mut server = PrivateServer::<B>::start(bin.as_ref(), &dir);
