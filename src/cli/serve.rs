@@ -103,10 +103,18 @@ async fn serve(args: RunArgs, config: Config) -> Result<()> {
     let deadline = args.shutdown_timeout.unwrap_or(config.runtime.shutdown_timeout);
     let shared = shared_backend(&config)?;
     let runtime = Runtime::from_config_struct(config.clone()).await?;
+    let what = if runtime.workflows().is_empty() {
+        // `Runtime` starts such an instance with `start_workers`.
+        "no workflow: running steps only, advancing none".to_string()
+    } else {
+        format!(
+            "{} workflow(s) [{}]",
+            runtime.workflows().len(),
+            runtime.workflows().join(", ")
+        )
+    };
     eprintln!(
-        "serving {} workflow(s) [{}] with {} worker(s); transport {}, store {}",
-        runtime.workflows().len(),
-        runtime.workflows().join(", "),
+        "serving {what} with {} worker(s); transport {}, store {}",
         runtime.workers().len(),
         output::redact_url(&config.transport.url),
         output::redact_url(&config.store.url)

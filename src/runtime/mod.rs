@@ -342,7 +342,13 @@ impl RuntimeBuilder {
         for def in &workflows {
             def.validate(&|w| host.contains(w))?;
         }
-        let orchestrator = Orchestrator::start(transport, store, host, config).await?;
+        // Without a workflow this instance only adds worker capacity: a
+        // result it took could only be handed back to one that knows it.
+        let orchestrator = if workflows.is_empty() {
+            Orchestrator::start_workers(transport, store, host, config).await?
+        } else {
+            Orchestrator::start(transport, store, host, config).await?
+        };
         for def in workflows {
             if let Err(e) = orchestrator.register_workflow(def) {
                 orchestrator.shutdown(Duration::from_secs(1)).await;

@@ -1,6 +1,6 @@
-//! One orchestrator instance's life: opening it (serving, or as a client
-//! only), what it registers, its memory guard, and shutting it down with
-//! every task it started.
+//! One orchestrator instance's life: opening it (serving everything,
+//! running steps only, or as a client), what it registers, its memory
+//! guard, and shutting it down with every task it started.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::saga::Placement;
-use super::{Orchestrator, OrchestratorConfig, Shared};
+use super::{Orchestrator, OrchestratorConfig, Role, Shared};
 use crate::codec::PayloadCodec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::StateStore;
@@ -49,7 +49,22 @@ impl Orchestrator {
         host: WorkerHost,
         config: OrchestratorConfig,
     ) -> Result<Orchestrator> {
-        Self::open(transport, store, host, config, true).await
+        Self::open(transport, store, host, config, Role::Full).await
+    }
+
+    /// Starts an instance that only runs steps: it serves every worker
+    /// registered in `host` now, but takes no result or timer, so it
+    /// advances no transaction and registers no workflow. For instances
+    /// that add worker capacity to a cluster whose other instances know
+    /// the workflows: a result taken by an instance that does not know its
+    /// workflow could only be handed back, late.
+    pub async fn start_workers(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn StateStore>,
+        host: WorkerHost,
+        config: OrchestratorConfig,
+    ) -> Result<Orchestrator> {
+        Self::open(transport, store, host, config, Role::Workers).await
     }
 
     /// A client of the instances serving this backend: it submits, reads,
@@ -62,7 +77,7 @@ impl Orchestrator {
         config: OrchestratorConfig,
     ) -> Result<Orchestrator> {
         let host = WorkerHost::builder().build()?;
-        Self::open(transport, store, host, config, false).await
+        Self::open(transport, store, host, config, Role::Client).await
     }
 
     async fn open(
@@ -70,7 +85,7 @@ impl Orchestrator {
         store: Arc<dyn StateStore>,
         host: WorkerHost,
         config: OrchestratorConfig,
-        serve: bool,
+        role: Role,
     ) -> Result<Orchestrator> {
         crate::validate::group(&config.prefix).map_err(|e| {
             Error::new(
@@ -99,7 +114,7 @@ impl Orchestrator {
             abort: CancellationToken::new(),
             sender,
         });
-        let local = (serve && config.local_dispatch).then(|| (tasks.tracker.clone(), tasks.abort.clone()));
+        let local = (role.coordinates() && config.local_dispatch).then(|| (tasks.tracker.clone(), tasks.abort.clone()));
         let placement = local.as_ref().map(|_| {
             let host = host.clone();
             Placement {
@@ -128,9 +143,9 @@ impl Orchestrator {
             changed: tokio::sync::Notify::new(),
             events,
             accepting: AtomicBool::new(true),
-            serving: serve,
+            role,
         });
-        if serve {
+        if role.runs_steps() {
             super::serve::spawn_all(&shared, &tasks).await?;
         }
 
@@ -139,12 +154,26 @@ impl Orchestrator {
 
     /// Registers a workflow after validating it against the host's workers
     /// (a client checks its shape only: the serving instances run it).
+    ///
+    /// # Errors
+    /// `Config` if the definition is invalid, names a worker this instance
+    /// lacks, is registered twice, or this instance runs steps only
+    /// ([`start_workers`](Self::start_workers)).
     pub fn register_workflow(&self, def: WorkflowDef) -> Result<()> {
         let host = &self.shared.host;
-        if self.shared.serving {
-            def.validate(&|w| host.contains(w))?;
-        } else {
-            def.validate(&|_| true)?;
+        match self.shared.role {
+            Role::Full => def.validate(&|w| host.contains(w))?,
+            Role::Client => def.validate(&|_| true)?,
+            Role::Workers => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "workflow {:?}: this instance runs steps only (started with start_workers) and takes no results, so it cannot advance a workflow",
+                        def.name
+                    ),
+                )
+                .with_context("workflow", &def.name));
+            }
         }
         let mut workflows = self.shared.workflows.write().unwrap_or_else(|p| p.into_inner());
         if workflows.contains_key(&def.name) {
@@ -250,3 +279,7 @@ impl Orchestrator {
         &self.shared.host
     }
 }
+
+#[cfg(test)]
+#[path = "role_tests.rs"]
+mod role_tests;

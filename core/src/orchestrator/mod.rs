@@ -54,9 +54,9 @@
 //! | `client` | execute, status, wait, cancel, list, events (all a client does) |
 //! | `coordinator` | state changes: the compare-and-swap advance loop, the write with its effects, results |
 //! | `engine` | what the roles share: the clock, topics, publishing a change's effects |
-//! | `instance` | an instance's life: open (serving or client only), register, memory guard, shutdown |
+//! | `instance` | an instance's life: open (serving all, steps only, or client), register, memory guard, shutdown |
 //! | `decoded` | the states this instance wrote last, decoded (its next change skips the read) |
-//! | `serve` | the consumer loops of a serving instance (not of a client) |
+//! | `serve` | the consumer loops of a serving instance (commands; results and timers unless it runs steps only) |
 //! | `events` | the queue and sender task of this instance's lifecycle events |
 //! | `executor` | commands: the fence, the start-to-close timeout, running the worker |
 //! | `gate` | which transactions this instance is advancing (in-process ordering) |
@@ -181,6 +181,29 @@ impl OrchestratorConfig {
     }
 }
 
+/// What an instance takes from the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Commands, results and timers ([`Orchestrator::start`]).
+    Full,
+    /// Its workers' commands only ([`Orchestrator::start_workers`]).
+    Workers,
+    /// Nothing: it submits and reads ([`Orchestrator::connect`]).
+    Client,
+}
+
+impl Role {
+    /// Runs steps (takes commands, may run a step in-process).
+    pub(crate) fn runs_steps(self) -> bool {
+        self != Role::Client
+    }
+
+    /// Advances transactions (takes results and timers).
+    pub(crate) fn coordinates(self) -> bool {
+        self == Role::Full
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) store: Arc<dyn StateStore>,
@@ -192,9 +215,8 @@ pub(crate) struct Shared {
     /// Where this instance's events go out (in order, at most once).
     pub(crate) events: events::Events,
     pub(crate) accepting: std::sync::atomic::AtomicBool,
-    /// Whether this instance serves (takes commands, results and timers),
-    /// or is a client ([`Orchestrator::connect`]).
-    pub(crate) serving: bool,
+    /// What this instance takes from the backend.
+    pub(crate) role: Role,
     /// Transactions this instance is advancing right now.
     pub(crate) gate: gate::Gate,
     /// Dispatches this instance's executor is running right now.

@@ -1,8 +1,9 @@
 //! Serving: the consumer loops of one instance (commands of the workers it
 //! registers, the results and timers of every transaction), each delivery
 //! handled in a task of its own and settled by what its handler returns.
-//! Only [`Orchestrator::start`](super::Orchestrator::start) serves; a
-//! client ([`Orchestrator::connect`](super::Orchestrator::connect)) does not.
+//! [`Orchestrator::start`](super::Orchestrator::start) serves all three;
+//! [`start_workers`](super::Orchestrator::start_workers) the commands only;
+//! a client ([`Orchestrator::connect`](super::Orchestrator::connect)) none.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +29,8 @@ const GROUP_TIMERS: &str = "timers";
 
 impl super::Orchestrator {
     /// The queues a serving instance consumes, as `(topic, group)`: each
-    /// registered worker's commands, the results, and the timer messages
-    /// where the store keeps no timers. For watching their depth
+    /// registered worker's commands, and unless it runs steps only, the
+    /// results and the timer messages where the store keeps no timers. For watching their depth
     /// ([`Transport::queue_depth`](crate::Transport::queue_depth)).
     pub fn queues(&self) -> Vec<(String, String)> {
         let s = &self.shared;
@@ -40,9 +41,11 @@ impl super::Orchestrator {
             .into_iter()
             .map(|w| (command_topic(p, &w), GROUP_WORKERS.to_string()))
             .collect();
-        queues.push((topic(p, "results"), GROUP_RESULTS.to_string()));
-        if s.scheduler.is_none() {
-            queues.push((topic(p, "timers"), GROUP_TIMERS.to_string()));
+        if s.role.coordinates() {
+            queues.push((topic(p, "results"), GROUP_RESULTS.to_string()));
+            if s.scheduler.is_none() {
+                queues.push((topic(p, "timers"), GROUP_TIMERS.to_string()));
+            }
         }
         queues
     }
@@ -70,7 +73,9 @@ fn republish_hook(transport: Arc<dyn Transport>) -> DeadLetterHook {
 /// Longest single nack delay of a timer (it is re-checked when it comes back).
 const MAX_TIMER_NAP: Duration = Duration::from_secs(60);
 
-/// Subscribes to this instance's queues and starts a loop on each. The
+/// Subscribes to this instance's queues and starts a loop on each (and
+/// the timer poller where the store keeps timers): its workers' commands,
+/// and unless it runs steps only, the results and timers. The
 /// subscriptions are made at once, not one after another: joining a
 /// consumer group takes seconds on some brokers (Kafka's first rebalance).
 pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Result<()> {
@@ -93,15 +98,26 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
     }));
     let results_topic = topic(&p, "results");
     let republish = republish_hook(shared.transport.clone());
-    let results = shared.transport.subscribe(
-        &results_topic,
-        SubscribeMode::queue(GROUP_RESULTS),
-        SubscribeOptions::max_in_flight(shared.config.max_in_flight_results)
-            .with_dead_letter_hook(republish.clone()),
-    );
+    let coordinates = shared.role.coordinates();
+    let republish_results = republish.clone();
+    let results = async move {
+        if !coordinates {
+            return Ok(None);
+        }
+        shared
+            .transport
+            .subscribe(
+                &results_topic,
+                SubscribeMode::queue(GROUP_RESULTS),
+                SubscribeOptions::max_in_flight(shared.config.max_in_flight_results)
+                    .with_dead_letter_hook(republish_results),
+            )
+            .await
+            .map(Some)
+    };
     // A store without timers: timer messages, redelivered until due.
     let timers = async {
-        if shared.scheduler.is_some() {
+        if !coordinates || shared.scheduler.is_some() {
             return Ok(None);
         }
         shared
@@ -143,6 +159,9 @@ pub(super) async fn spawn_all(shared: &Arc<Shared>, tasks: &Arc<Tasks>) -> Resul
         });
     }
 
+    let Some(results) = results else {
+        return Ok(());
+    };
     let s = shared.clone();
     spawn_loop(results, tasks.clone(), NEVER, move |d| {
         let s = s.clone();
