@@ -8,8 +8,11 @@
 # It starts a private Tansu (the one scripts/services.sh installs, memory
 # storage, port 19092) so that nothing else shares it, or probes the broker
 # at BOOTSTRAP=<host:port> if that is set. Each fetch gives up after 60 s
-# ("none"). The client is confluent-kafka (PyPI), installed under
-# target/services/py/. docs/kafka.md (Tansu's quirks) has what it showed.
+# ("none"). The consumer's fetch.wait.max.ms is FETCH_WAIT_MS (default 10,
+# the backend's default fetch_wait): Tansu stops listing a partition when a
+# fetch's wait runs out. The client is confluent-kafka (PyPI), installed
+# under target/services/py/. docs/kafka.md (Tansu's quirks) has what it
+# showed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=("${@:-5000 10000 20000 30000 40000}")
@@ -32,7 +35,7 @@ if [ -z "${BOOTSTRAP:-}" ]; then
 fi
 # shellcheck disable=SC2086
 PYTHONPATH=$py python3 - "$BOOTSTRAP" ${steps[*]} <<'EOF'
-import sys, time, uuid
+import os, sys, time, uuid
 from confluent_kafka import Producer, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 bootstrap, steps = sys.argv[1], [int(s) for s in sys.argv[2:]]
@@ -51,7 +54,8 @@ def append():
 
 def fetch(offset, cap=60.0):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "growth",
-                  "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+                  "enable.auto.commit": False,
+                  "fetch.wait.max.ms": int(os.environ.get("FETCH_WAIT_MS", "10"))})
     t = time.perf_counter()
     c.assign([TopicPartition(topic, 0, offset)])
     try:

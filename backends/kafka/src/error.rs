@@ -48,6 +48,23 @@ pub(crate) fn by_code(code: Code) -> ErrorKind {
     }
 }
 
+/// The broker refused a record because it holds this producer's id or
+/// epoch for fenced: no retry on the same producer can succeed (seen on
+/// Tansu after a restart, without librdkafka calling it fatal).
+pub(crate) fn is_fenced(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(Code::ProducerFenced | Code::InvalidProducerEpoch)
+    )
+}
+
+/// Whether a core error came from [`is_fenced`] rdkafka error.
+pub(crate) fn came_from_fenced(e: &Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<KafkaError>())
+        .is_some_and(is_fenced)
+}
+
 /// The transport was closed.
 pub(crate) fn closed(op: &'static str) -> Error {
     Error::new(ErrorKind::Closed, "the kafka transport is closed").with_operation(op)
@@ -75,5 +92,24 @@ mod tests {
             )
             .is_retryable()
         );
+    }
+
+    #[test]
+    fn a_fenced_producer_is_told_apart_through_the_core_error() {
+        let fenced = kafka(
+            "kafka.publish",
+            KafkaError::MessageProduction(Code::ProducerFenced),
+        );
+        assert!(fenced.is_retryable(), "a new producer can send it");
+        assert!(came_from_fenced(&fenced));
+        assert!(came_from_fenced(&kafka(
+            "kafka.publish",
+            KafkaError::MessageProduction(Code::InvalidProducerEpoch)
+        )));
+        assert!(!came_from_fenced(&kafka(
+            "kafka.publish",
+            KafkaError::MessageProduction(Code::LeaderNotAvailable)
+        )));
+        assert!(!came_from_fenced(&closed("kafka.publish")));
     }
 }

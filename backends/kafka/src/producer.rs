@@ -8,9 +8,12 @@
 //!
 //! So senders take the current producer from a [`Producer`] and, when a
 //! send fails, hand it back to [`Producer::failed`] once every record of
-//! the send has its outcome: if librdkafka reports a fatal error on it, a
-//! new producer (a new id, fresh sequences) replaces it, once however many
-//! senders saw it fail, and at most once a second. The failed send returns
+//! the send has its outcome: if librdkafka reports a fatal error on it, or
+//! the broker refused a record as fenced (Tansu does that to every record
+//! of a producer after a restart, seen for 90 s on end, while librdkafka
+//! does not call it fatal), a new producer (a new id, fresh sequences)
+//! replaces it, once however many senders saw it fail, and at most once a
+//! second. The failed send returns
 //! its retryable error as before; whatever the caller sends next goes out
 //! on the new producer.
 
@@ -79,22 +82,30 @@ impl Producer {
     where
         F: FnOnce(FutureProducer) -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
+        E: SendError,
     {
         let used = self.get();
         let sent = send(used.clone()).await;
-        if sent.is_err() {
-            self.failed(used);
+        if let Err(e) = &sent {
+            self.failed(used, e.fenced());
         }
         sent
     }
 
     /// After a send with `used` failed: replaces it if librdkafka reports a
-    /// fatal error on it (once, whoever else saw it fail; at most once a
-    /// second), and lets go of `used` off the runtime if it is no longer
-    /// current (dropping a producer joins its threads and flushes).
-    pub(crate) fn failed(&self, used: FutureProducer) {
+    /// fatal error on it or the broker refused a record as `fenced` (once,
+    /// whoever else saw it fail; at most once a second), and lets go of
+    /// `used` off the runtime if it is no longer current (dropping a
+    /// producer joins its threads and flushes).
+    pub(crate) fn failed(&self, used: FutureProducer, fenced: bool) {
         if let Some((code, reason)) = used.client().fatal_error() {
             self.replace(&used, code, &reason);
+        } else if fenced {
+            self.replace(
+                &used,
+                RDKafkaErrorCode::ProducerFenced,
+                "the broker refused a record as fenced",
+            );
         }
         let current = self
             .current
@@ -134,7 +145,7 @@ impl Producer {
                 let n = self.replaced.fetch_add(1, Ordering::Relaxed) + 1;
                 metrics::counter!("multiagents_kafka_producers_replaced_total").increment(1);
                 tracing::warn!(?code, %reason, replaced = n,
-                    "kafka: the producer hit a fatal error and can send nothing more; replaced by a new one");
+                    "kafka: the producer can send nothing more (a fatal error, or the broker fenced it); replaced by a new one");
             }
             Err(e) => tracing::error!(error = %e, ?code, %reason,
                 "kafka: the producer hit a fatal error and a new one could not be created; retrying at the next failure"),
@@ -145,6 +156,24 @@ impl Producer {
     #[cfg(test)]
     pub(crate) fn replaced(&self) -> u64 {
         self.replaced.load(Ordering::Relaxed)
+    }
+}
+
+/// A failed send's error, as [`Producer::send`] needs to judge it.
+pub(crate) trait SendError {
+    /// The broker refused a record as fenced ([`crate::error::is_fenced`]).
+    fn fenced(&self) -> bool;
+}
+
+impl SendError for multiagents_core::Error {
+    fn fenced(&self) -> bool {
+        crate::error::came_from_fenced(self)
+    }
+}
+
+impl<M> SendError for (KafkaError, M) {
+    fn fenced(&self) -> bool {
+        crate::error::is_fenced(&self.0)
     }
 }
 

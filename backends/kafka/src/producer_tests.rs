@@ -1,5 +1,6 @@
 //! A producer that hit a fatal error is replaced, once, and sends again
-//! (against a real broker: `KAFKA_URL`).
+//! (against a real broker: `KAFKA_URL`); so is one whose records the
+//! broker refused as fenced.
 
 use bytes::Bytes;
 use multiagents_core::conformance::{backend_url, unique};
@@ -62,14 +63,14 @@ async fn a_fenced_producer_is_replaced_and_the_retry_is_sent() {
     assert_eq!(producer.replaced(), 1);
     assert!(producer.get().client().fatal_error().is_none());
     // Another sender that saw the old one fail replaces nothing more.
-    producer.failed(fenced);
+    producer.failed(fenced, false);
     assert_eq!(producer.replaced(), 1);
 
     send_all(&producer, std::slice::from_ref(&record), "test")
         .await
         .expect("the retry goes out on the new producer");
     // A healthy producer's failure replaces nothing.
-    producer.failed(producer.get());
+    producer.failed(producer.get(), false);
     assert_eq!(producer.replaced(), 1);
 
     // Fenced again at once: replaced only after a pause.
@@ -83,4 +84,39 @@ async fn a_fenced_producer_is_replaced_and_the_retry_is_sent() {
     send_all(&producer, std::slice::from_ref(&record), "test")
         .await
         .expect("sent on the third producer");
+}
+
+#[tokio::test]
+async fn a_producer_whose_record_was_refused_as_fenced_is_replaced() {
+    // No broker needed: a client is made without connecting, and the
+    // refusal is the send's own answer.
+    let config = KafkaConfig::from_url("kafka://127.0.0.1:1").expect("a kafka:// URL");
+    let producer = Producer::new(&config).expect("a producer");
+    let refused = |code| {
+        let producer = &producer;
+        async move {
+            producer
+                .send(|_used| async move {
+                    Err::<(), _>((rdkafka::error::KafkaError::MessageProduction(code), ()))
+                })
+                .await
+        }
+    };
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    // Another refusal replaces nothing.
+    let _ = refused(Code::LeaderNotAvailable).await;
+    assert_eq!(producer.replaced(), 0);
+    let _ = refused(Code::ProducerFenced).await;
+    assert_eq!(producer.replaced(), 1, "the fenced producer is replaced");
+    // Through a core error too (the store's and the transport's sends).
+    tokio::time::sleep(super::REPLACE_EVERY).await;
+    let _ = producer
+        .send(|_used| async move {
+            Err::<(), _>(crate::error::kafka(
+                "test",
+                rdkafka::error::KafkaError::MessageProduction(Code::InvalidProducerEpoch),
+            ))
+        })
+        .await;
+    assert_eq!(producer.replaced(), 2);
 }

@@ -97,20 +97,28 @@ impl Progress {
             ));
         };
         let mut rx = read.subscribe();
+        let from = *rx.borrow();
         match tokio::time::timeout(limit, rx.wait_for(|next| *next > offset)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(crate::error::closed("kafka.store.read")),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "kafka store: the changelog was not read up to offset {offset} of partition {p} within {limit:?} (read up to {})",
-                    *read.borrow()
-                ),
-            )
-            .with_operation("kafka.store.read")),
+            Err(_) => {
+                let at = *read.borrow();
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "kafka store: the changelog was not read up to offset {offset} of partition {p} within {limit:?} (read up to {at}){}",
+                        if at == from { STILL } else { "" }
+                    ),
+                )
+                .with_operation("kafka.store.read"))
+            }
         }
     }
 }
+
+/// Said of a wait during which the follower read nothing of a partition
+/// whose record the broker had acknowledged.
+const STILL: &str = "; nothing of the partition arrived meanwhile, though the broker acknowledged that record: a broker that answers fetches empty (Tansu with S3 storage does when listing a partition takes longer than fetch_wait; see docs/kafka.md)";
 
 impl Progress {
     /// As [`past`](Self::past), for a long read (opening: the whole
@@ -138,7 +146,7 @@ impl Progress {
                     return Err(Error::new(
                         ErrorKind::Timeout,
                         format!(
-                            "kafka store: reading partition {p} of the changelog made no progress for {stall:?} (at offset {}, reading up to {offset})",
+                            "kafka store: reading partition {p} of the changelog made no progress for {stall:?} (at offset {}, reading up to {offset}){STILL}",
                             *read.borrow()
                         ),
                     )
@@ -203,4 +211,48 @@ pub(crate) fn follow(
         }
     });
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use multiagents_core::ErrorKind;
+
+    use super::Progress;
+
+    #[tokio::test]
+    async fn a_wait_that_saw_nothing_arrive_says_the_broker_answered_empty() {
+        let progress = Progress::new(2);
+        let err = progress
+            .past(1, 5, Duration::from_millis(20))
+            .await
+            .expect_err("nothing read");
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.message().contains("read up to 0"), "{err}");
+        assert!(err.message().contains("answers fetches empty"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_saw_records_arrive_is_only_late() {
+        let progress = Progress::new(1);
+        let mover = progress.clone();
+        let moving = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            mover.read[0].send_replace(3);
+        });
+        let err = progress
+            .past(0, 5, Duration::from_millis(100))
+            .await
+            .expect_err("not far enough");
+        moving.await.expect("mover");
+        assert!(err.message().contains("read up to 3"), "{err}");
+        assert!(!err.message().contains("answers fetches empty"), "{err}");
+        progress.read[0].send_replace(6);
+        progress
+            .past(0, 5, Duration::from_millis(100))
+            .await
+            .expect("read past it");
+    }
 }
