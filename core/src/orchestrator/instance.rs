@@ -114,7 +114,8 @@ impl Orchestrator {
             abort: CancellationToken::new(),
             sender,
         });
-        let local = (role.coordinates() && config.local_dispatch).then(|| (tasks.tracker.clone(), tasks.abort.clone()));
+        let local = (role.coordinates() && config.local_dispatch)
+            .then(|| (tasks.tracker.clone(), tasks.abort.clone()));
         let placement = local.as_ref().map(|_| {
             let host = host.clone();
             Placement {

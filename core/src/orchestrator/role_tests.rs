@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::super::{Orchestrator, OrchestratorConfig};
+use crate::envelope::Envelope;
 use crate::error::{ErrorKind, Result};
 use crate::resilience::GuardConfig;
 use crate::store::{MemoryStore, StateStore};
-use crate::envelope::Envelope;
 use crate::transport::{
     Capabilities, MemoryTransport, SubscribeMode, SubscribeOptions, Subscription, Transport,
 };
@@ -53,7 +53,8 @@ fn noted(transport: &Noted) -> Vec<(String, usize)> {
 fn host_with(worker: &str) -> WorkerHost {
     let host = WorkerHost::builder().build().expect("host");
     let echo = native(|_c: CallInfo, input: Bytes| async move { Ok(input) });
-    host.register_native(worker, echo, WorkerSpec::default()).expect("worker");
+    host.register_native(worker, echo, WorkerSpec::default())
+        .expect("worker");
     host
 }
 
@@ -131,7 +132,10 @@ async fn each_worker_s_commands_are_prefetched_as_far_as_its_limits_go() {
     .expect("started");
     let mut bounds = noted(&transport);
     bounds.sort();
-    assert_eq!(bounds, [("ma.cmd.a".to_string(), 4), ("ma.cmd.b".to_string(), 10)]);
+    assert_eq!(
+        bounds,
+        [("ma.cmd.a".to_string(), 4), ("ma.cmd.b".to_string(), 10)]
+    );
     orch.shutdown(Duration::from_secs(1)).await;
 }
 
