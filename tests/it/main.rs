@@ -33,6 +33,7 @@ mod redis_process;
 #[cfg(feature = "redis")]
 mod redis_runtime;
 mod runtime;
+mod shutdown;
 mod spread;
 mod state_quota;
 #[allow(dead_code)] // some helpers serve only the memory binary

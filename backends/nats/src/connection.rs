@@ -113,16 +113,25 @@ impl Conn {
         Ok(())
     }
 
-    /// Stops background tasks and flushes what was published.
+    /// Stops background tasks, flushes what was published, and closes the
+    /// connection (its subscriptions drained): the client's connection
+    /// task ends too, not only when the last handle is dropped.
     pub(crate) async fn close(&self) -> Result<()> {
         if self.closed.is_cancelled() {
             return Ok(());
         }
         self.closed.cancel();
-        self.client
+        let flushed = self
+            .client
             .flush()
             .await
-            .map_err(|e| error::other("nats.close", e))
+            .map_err(|e| error::other("nats.close", e));
+        let drained = self
+            .client
+            .drain()
+            .await
+            .map_err(|e| error::other("nats.close", e));
+        flushed.and(drained)
     }
 }
 
