@@ -172,6 +172,11 @@ impl RuntimeBuilder {
     }
 
     /// Adds a workflow (validated against the workers at build).
+    ///
+    /// A serving runtime built with none only runs steps
+    /// ([`Orchestrator::start_workers`]): it takes its workers' commands,
+    /// no results or timers, opens a URL's store as a client's, and
+    /// refuses a workflow registered on its orchestrator later.
     #[must_use]
     pub fn workflow(mut self, def: WorkflowDef) -> Self {
         self.workflows.push(def);
@@ -232,7 +237,13 @@ impl RuntimeBuilder {
         let local_dispatch = self.config.local_dispatch;
         let raw_store = match self.store {
             Backend::Given(s) => s,
-            Backend::Url(url) if self.client => backend::client_store(&url).await?,
+            // An instance without a workflow advances nothing, so it
+            // takes no share of the store's work either: on Kafka, the
+            // owner of a partition claims its timers, and such an
+            // instance would never claim them.
+            Backend::Url(url) if self.client || self.workflows.is_empty() => {
+                backend::client_store(&url).await?
+            }
             Backend::Url(url) => backend::store(&url).await?,
         };
         let in_memory = raw_store.capabilities().name == "memory";

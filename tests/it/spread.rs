@@ -78,3 +78,71 @@ async fn a_worker_served_by_only_some_instances_gets_its_share(site: crate::back
     extra.shutdown(Duration::from_secs(2)).await.expect("shutdown");
     main.shutdown(Duration::from_secs(2)).await.expect("shutdown");
 }
+
+/// On Kafka the owner of a store partition claims its timers. An instance
+/// with no workflow advances nothing, so it opens its store as a client's
+/// and owns no partition: every timer is claimed by the instance that
+/// knows the workflow. Here every transaction waits on a retry timer (its
+/// step `a` fails the first attempt), with a b-only instance running
+/// beside the one that knows the workflow.
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_a_steps_only_instance_leaves_no_timer_unclaimed() {
+    use multiagents::workflow::RetryPolicy;
+    use multiagents_core::conformance::{backend_url, unique};
+    let Some(base) = backend_url("KAFKA_URL") else {
+        return;
+    };
+    crate::support::logs();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    // Kafka prefixes are at most 40 characters.
+    let prefix: String = unique("spread").chars().take(30).collect();
+    let url = format!("{base}{sep}prefix={prefix}");
+    let flaky = native(|call: CallInfo, _i: Bytes| async move {
+        if call.attempt <= 1 {
+            return Err(multiagents::worker::retryable("the first attempt fails"));
+        }
+        Ok(Bytes::from_static(&[0xa0]))
+    });
+    let retried = WorkflowDef::builder("retried")
+        .step(
+            StepDef::new("a", "a")
+                .retry(RetryPolicy::attempts(3, Duration::from_millis(200)).without_jitter()),
+        )
+        .step(StepDef::new("b", "b"))
+        .build();
+    let main = Runtime::builder()
+        .transport_url(&url)
+        .store_url(&url)
+        // No breaker: eight first attempts failing in a row would open it.
+        .worker_native(
+            "a",
+            flaky,
+            WorkerSpec::default().with_guard(GuardConfig::default().with_breaker(None)),
+        )
+        .worker_native("b", counted(Arc::default(), 0), WorkerSpec::default())
+        .workflow(retried)
+        .build()
+        .await
+        .expect("main instance");
+    let extra = Runtime::builder()
+        .transport_url(&url)
+        .store_url(&url)
+        .worker_native("b", counted(Arc::default(), 0), WorkerSpec::default())
+        .build()
+        .await
+        .expect("the b-only instance");
+    let mut txs = Vec::new();
+    for i in 0..8 {
+        txs.push(main.execute("retried", json!({ "i": i })).await.expect("execute"));
+    }
+    for tx in &txs {
+        let done = match main.wait(tx, Duration::from_secs(60)).await {
+            Ok(done) => done,
+            Err(e) => panic!("{e}; now: {:?}", main.status(tx).await),
+        };
+        assert_eq!(done.status, SagaStatus::Completed, "{done:?}");
+    }
+    extra.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+    main.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}

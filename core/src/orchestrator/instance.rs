@@ -58,6 +58,13 @@ impl Orchestrator {
     /// that add worker capacity to a cluster whose other instances know
     /// the workflows: a result taken by an instance that does not know its
     /// workflow could only be handed back, late.
+    ///
+    /// Give it a store opened as a client's
+    /// ([`Backend::client_store`](crate::registry::Backend::client_store)):
+    /// a store whose serving instances share its work hands this one a
+    /// share it never does. On Kafka the owner of a partition claims its
+    /// timers, and this instance claims none. `Runtime` does so for an
+    /// instance configured without workflows.
     pub async fn start_workers(
         transport: Arc<dyn Transport>,
         store: Arc<dyn StateStore>,

@@ -2,8 +2,9 @@
 //! timer is part of its changelog records, so a timed compare-and-swap
 //! writes value and timer in one record. Due timers are claimed by the
 //! owner of their partition, in its writer (one claimer per partition);
-//! every instance that runs an orchestrator claims the due timers of the
-//! partitions it owns. Timer changes of keys owned elsewhere are
+//! every instance that advances transactions claims the due timers of the
+//! partitions it owns, so an instance that advances none (a client, or
+//! one that only runs steps) opens the store as a client's and owns none. Timer changes of keys owned elsewhere are
 //! forwarded like any write.
 
 use std::sync::Arc;
