@@ -13,7 +13,9 @@ use super::super::{Orchestrator, OrchestratorConfig};
 use crate::envelope::Envelope;
 use crate::error::{ErrorKind, Result};
 use crate::resilience::GuardConfig;
-use crate::store::{MemoryStore, StateStore};
+use crate::store::{
+    Expected, MemoryStore, PutEntry, ScanPage, StateStore, StoreCapabilities, Version, Versioned,
+};
 use crate::transport::{
     Capabilities, MemoryTransport, SubscribeMode, SubscribeOptions, Subscription, Transport,
 };
@@ -46,6 +48,42 @@ impl Transport for Noted {
     }
 }
 
+/// The memory store, keeping no timers: an orchestrator on it falls back
+/// to timer messages on the transport.
+#[derive(Default)]
+struct NoTimers(MemoryStore);
+
+#[async_trait]
+impl StateStore for NoTimers {
+    fn capabilities(&self) -> StoreCapabilities {
+        self.0.capabilities()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Versioned>> {
+        self.0.get(key).await
+    }
+    async fn put(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<Version> {
+        self.0.put(key, value, ttl).await
+    }
+    async fn put_batch(&self, entries: Vec<PutEntry>) -> Result<Vec<Version>> {
+        self.0.put_batch(entries).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.0.delete(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Expected,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<Version> {
+        self.0.compare_and_swap(key, expected, value, ttl).await
+    }
+    async fn scan(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<ScanPage> {
+        self.0.scan(prefix, cursor, limit).await
+    }
+}
+
 fn noted(transport: &Noted) -> Vec<(String, usize)> {
     transport.topics.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
@@ -58,11 +96,16 @@ fn host_with(worker: &str) -> WorkerHost {
     host
 }
 
-/// Starts an instance with `open` on a noting transport and a store with
-/// timers of its own, and says what it subscribed to (sorted).
-async fn subscribed(role: &str) -> (Orchestrator, Vec<String>) {
+/// Starts an instance of `role` on a noting transport and a store with
+/// timers of its own (or, `timers` false, without), and says what it
+/// subscribed to (sorted).
+async fn subscribed(role: &str, timers: bool) -> (Orchestrator, Vec<String>) {
     let transport = Arc::new(Noted::default());
-    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn StateStore> = if timers {
+        Arc::new(MemoryStore::new())
+    } else {
+        Arc::new(NoTimers::default())
+    };
     let config = OrchestratorConfig::default();
     let t: Arc<dyn Transport> = transport.clone();
     let orch = match role {
@@ -78,19 +121,32 @@ async fn subscribed(role: &str) -> (Orchestrator, Vec<String>) {
 
 #[tokio::test]
 async fn a_full_instance_takes_commands_and_results() {
-    let (orch, topics) = subscribed("full").await;
+    let (orch, topics) = subscribed("full", true).await;
     assert_eq!(topics, ["ma.cmd.a", "ma.results"]);
     let queues: Vec<String> = orch.queues().into_iter().map(|(t, _)| t).collect();
     assert_eq!(queues, ["ma.cmd.a", "ma.results"]);
+    // The command loop, the results loop and the timer poller.
+    assert_eq!(orch.running_tasks(), 3);
+    orch.shutdown(Duration::from_secs(1)).await;
+
+    // A store without timers: timer messages instead of the poller.
+    let (orch, topics) = subscribed("full", false).await;
+    assert_eq!(topics, ["ma.cmd.a", "ma.results", "ma.timers"]);
+    assert_eq!(orch.running_tasks(), 3);
     orch.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
 async fn an_instance_started_with_start_workers_takes_its_commands_only() {
-    let (orch, topics) = subscribed("workers").await;
-    assert_eq!(topics, ["ma.cmd.a"], "no results, no timers");
-    let queues: Vec<String> = orch.queues().into_iter().map(|(t, _)| t).collect();
-    assert_eq!(queues, ["ma.cmd.a"]);
+    for timers in [true, false] {
+        let (orch, topics) = subscribed("workers", timers).await;
+        assert_eq!(topics, ["ma.cmd.a"], "no results, no timer messages");
+        let queues: Vec<String> = orch.queues().into_iter().map(|(t, _)| t).collect();
+        assert_eq!(queues, ["ma.cmd.a"]);
+        assert_eq!(orch.running_tasks(), 1, "the command loop only: no timer poller");
+        orch.shutdown(Duration::from_secs(1)).await;
+    }
+    let (orch, _) = subscribed("workers", true).await;
     let err = orch
         .register_workflow(WorkflowDef::builder("w").step(StepDef::new("a", "a")).build())
         .expect_err("a steps-only instance registers no workflow");
@@ -101,7 +157,7 @@ async fn an_instance_started_with_start_workers_takes_its_commands_only() {
 
 #[tokio::test]
 async fn a_client_takes_nothing() {
-    let (orch, topics) = subscribed("client").await;
+    let (orch, topics) = subscribed("client", true).await;
     assert!(topics.is_empty(), "{topics:?}");
     orch.shutdown(Duration::from_secs(1)).await;
 }
