@@ -105,7 +105,12 @@ async fn serve(args: RunArgs, config: Config) -> Result<()> {
     let runtime = Runtime::from_config_struct(config.clone()).await?;
     let what = if runtime.workflows().is_empty() {
         // `Runtime` starts such an instance with `start_workers`.
-        "no workflow: running steps only, advancing none".to_string()
+        if runtime.workers().is_empty() {
+            tracing::warn!(
+                "this configuration has no workflow and no worker: this instance takes no work at all"
+            );
+        }
+        "steps only (no workflow: it advances no transaction)".to_string()
     } else {
         format!(
             "{} workflow(s) [{}]",

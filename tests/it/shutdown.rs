@@ -6,8 +6,8 @@
 //! gone. Between the two only the client libraries' connection tasks may
 //! be left (redis-rs drives each pooled connection with a task until the
 //! connection is dropped; async-nats's connection task ends a moment after
-//! the drain `close` starts): the Kafka client runs on threads of its
-//! own, so there nothing is left after `shutdown`. The in-memory case,
+//! the drain `close` starts); the Kafka client runs on threads of its
+//! own (nothing was left after `shutdown` when tried; not asserted). The in-memory case,
 //! with a handler stuck past the deadline and checked right after
 //! `shutdown`, is `runtime::no_task_outlives_shutdown`.
 

@@ -178,11 +178,12 @@ impl<M> SendError for (KafkaError, M) {
 }
 
 /// Waits for every delivery in `pending`: their offsets, or the first
-/// failure once all are known (what the caller does next may go out on a
-/// replaced producer, unordered with what was still in flight here).
+/// failure (the first fenced refusal, if any) once all are known (what
+/// the caller does next may go out on a replaced producer, unordered with
+/// what was still in flight here).
 ///
 /// # Errors
-/// The first delivery's failure.
+/// The first failed delivery's error, or the first fenced refusal.
 pub(crate) async fn delivered(pending: Vec<DeliveryFuture>) -> std::result::Result<Vec<i64>, KafkaError> {
     let mut offsets = Vec::with_capacity(pending.len());
     let mut failed = None;
@@ -190,7 +191,15 @@ pub(crate) async fn delivered(pending: Vec<DeliveryFuture>) -> std::result::Resu
         match future.await {
             Ok(Ok(delivery)) => offsets.push(delivery.offset),
             Ok(Err((e, _))) => {
-                failed.get_or_insert(e);
+                // A fenced refusal is the one to report: it is what gets
+                // the producer replaced (`Producer::send`).
+                let keep = match &failed {
+                    None => true,
+                    Some(first) => !crate::error::is_fenced(first) && crate::error::is_fenced(&e),
+                };
+                if keep {
+                    failed = Some(e);
+                }
             }
             Err(_) => {
                 failed.get_or_insert(KafkaError::Canceled);

@@ -118,7 +118,7 @@ impl Progress {
 
 /// Said of a wait during which the follower read nothing of a partition
 /// whose record the broker had acknowledged.
-const STILL: &str = "; nothing of the partition arrived meanwhile, though the broker acknowledged that record: a broker that answers fetches empty (Tansu with S3 storage does when listing a partition takes longer than fetch_wait; see docs/kafka.md)";
+const STILL: &str = "; nothing of the partition arrived meanwhile, though the broker acknowledged that record (its leader unreachable, or a broker that answers fetches empty: Tansu does when listing a partition takes longer than fetch_wait; see docs/kafka.md)";
 
 impl Progress {
     /// As [`past`](Self::past), for a long read (opening: the whole
