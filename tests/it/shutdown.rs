@@ -13,13 +13,13 @@
 
 use std::time::Duration;
 
+#[allow(unused_imports)] // used by the server tests, each behind its feature
+use crate::support::fresh_namespace;
 use bytes::Bytes;
 use multiagents::Runtime;
 use multiagents::orchestrator::SagaStatus;
 use multiagents::worker::{CallInfo, WorkerSpec, native};
 use multiagents::workflow::{StepDef, WorkflowDef};
-#[allow(unused_imports)] // used by the server tests, each behind its feature
-use multiagents_core::conformance::{backend_url, unique};
 use serde_json::json;
 
 /// Runs one transaction on `url` (transport and store), shuts down, drops
@@ -57,31 +57,23 @@ async fn nothing_left_running_on(url: &str) {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_task_outlives_the_runtime_on_redis() {
-    let Some(base) = backend_url("REDIS_URL") else {
-        return;
-    };
-    let sep = if base.contains('?') { '&' } else { '?' };
-    nothing_left_running_on(&format!("{base}{sep}key_prefix={}", unique("shutdown"))).await;
+    if let Some(url) = fresh_namespace("REDIS_URL", "key_prefix", "shutdown") {
+        nothing_left_running_on(&url).await;
+    }
 }
 
 #[cfg(feature = "nats")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_task_outlives_the_runtime_on_nats() {
-    let Some(base) = backend_url("NATS_URL") else {
-        return;
-    };
-    let sep = if base.contains('?') { '&' } else { '?' };
-    nothing_left_running_on(&format!("{base}{sep}prefix={}", unique("shutdown"))).await;
+    if let Some(url) = fresh_namespace("NATS_URL", "prefix", "shutdown") {
+        nothing_left_running_on(&url).await;
+    }
 }
 
 #[cfg(feature = "kafka")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_task_outlives_the_runtime_on_kafka() {
-    let Some(base) = backend_url("KAFKA_URL") else {
-        return;
-    };
-    let sep = if base.contains('?') { '&' } else { '?' };
-    // Kafka prefixes are at most 40 characters.
-    let prefix: String = unique("shutdown").chars().take(30).collect();
-    nothing_left_running_on(&format!("{base}{sep}prefix={prefix}")).await;
+    if let Some(url) = fresh_namespace("KAFKA_URL", "prefix", "shutdown") {
+        nothing_left_running_on(&url).await;
+    }
 }

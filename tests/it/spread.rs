@@ -89,15 +89,10 @@ async fn a_worker_served_by_only_some_instances_gets_its_share(site: crate::back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_kafka_a_steps_only_instance_leaves_no_timer_unclaimed() {
     use multiagents::workflow::RetryPolicy;
-    use multiagents_core::conformance::{backend_url, unique};
-    let Some(base) = backend_url("KAFKA_URL") else {
+    let Some(url) = crate::support::fresh_namespace("KAFKA_URL", "prefix", "spread") else {
         return;
     };
     crate::support::logs();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    // Kafka prefixes are at most 40 characters.
-    let prefix: String = unique("spread").chars().take(30).collect();
-    let url = format!("{base}{sep}prefix={prefix}");
     let flaky = native(|call: CallInfo, _i: Bytes| async move {
         if call.attempt <= 1 {
             return Err(multiagents::worker::retryable("the first attempt fails"));

@@ -90,6 +90,19 @@ pub(crate) fn logs() {
     }
 }
 
+/// The server URL in `var` under a fresh namespace named after `tag`
+/// (`option=<tag>-<uuid>`, cut to 30 characters: Kafka's prefixes are at
+/// most 40), or `None` (a visible skip) when `var` is unset.
+pub(crate) fn fresh_namespace(var: &str, option: &str, tag: &str) -> Option<String> {
+    let base = multiagents_core::conformance::backend_url(var)?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let prefix: String = multiagents_core::conformance::unique(tag)
+        .chars()
+        .take(30)
+        .collect();
+    Some(format!("{base}{sep}{option}={prefix}"))
+}
+
 /// Resident set size of this process, in bytes (0 where it cannot be read).
 pub(crate) fn rss_bytes() -> u64 {
     multiagents::resilience::process::resident_bytes().unwrap_or(0)
