@@ -209,6 +209,17 @@ pub(crate) async fn delivered(pending: Vec<DeliveryFuture>) -> std::result::Resu
     failed.map_or(Ok(offsets), Err)
 }
 
+/// The error to report when enqueuing a record failed at once (`now`)
+/// after earlier records of the same send went out (`earlier`, what
+/// [`delivered`] made of them): a fenced refusal among those, since that
+/// is what gets the producer replaced ([`Producer::send`]); else `now`.
+pub(crate) fn refused(earlier: std::result::Result<Vec<i64>, KafkaError>, now: KafkaError) -> KafkaError {
+    match earlier {
+        Err(e) if crate::error::is_fenced(&e) && !crate::error::is_fenced(&now) => e,
+        _ => now,
+    }
+}
+
 #[cfg(test)]
 #[path = "producer_tests.rs"]
 mod tests;

@@ -120,3 +120,24 @@ async fn a_producer_whose_record_was_refused_as_fenced_is_replaced() {
         .await;
     assert_eq!(producer.replaced(), 2);
 }
+
+#[test]
+fn a_fenced_refusal_before_a_record_failed_to_enqueue_is_the_one_reported() {
+    use rdkafka::error::KafkaError::MessageProduction as Refused;
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let now = || Refused(Code::MessageSizeTooLarge);
+    // Earlier records refused as fenced: that refusal gets the producer replaced.
+    let e = super::refused(Err(Refused(Code::ProducerFenced)), now());
+    assert!(crate::error::is_fenced(&e), "{e}");
+    // Earlier records stored, or refused otherwise: the immediate failure.
+    let e = super::refused(Ok(vec![1, 2]), now());
+    assert_eq!(e, now());
+    let e = super::refused(Err(Refused(Code::LeaderNotAvailable)), now());
+    assert_eq!(e, now());
+    // Both fenced: the immediate one.
+    let e = super::refused(
+        Err(Refused(Code::ProducerFenced)),
+        Refused(Code::InvalidProducerEpoch),
+    );
+    assert_eq!(e, Refused(Code::InvalidProducerEpoch));
+}

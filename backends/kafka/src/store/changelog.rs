@@ -60,7 +60,7 @@ async fn append_with(producer: &FutureProducer, topic: &str, p: i32, changes: &[
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 Err((e, _)) => {
-                    let _ = delivered(pending).await;
+                    let e = crate::producer::refused(delivered(pending).await, e);
                     return Err(crate::error::kafka(OP, e).with_context("partition", p));
                 }
             }

@@ -122,7 +122,7 @@ impl Core {
 /// * **Timers** live in the keys' records; each partition's owner claims
 ///   its due timers.
 /// * [`KafkaStore::client`] opens one that never writes a partition itself
-///   (for tools and load generators).
+///   (for tools, load generators and instances that serve steps only).
 ///
 /// ```no_run
 /// use bytes::Bytes;
@@ -182,8 +182,10 @@ impl KafkaStore {
     /// itself: it does not join the writers' group (so opening and closing
     /// it moves no partition between serving instances), forwards every
     /// write to its partition's owner, and claims no timers. For short-lived
-    /// tools (the CLI's `submit`, `status`) and load generators; writes wait
-    /// for a serving instance to own their partition.
+    /// tools (the CLI's `submit`, `status`), load generators and instances
+    /// that serve steps only (they advance no transaction, so they must not
+    /// own partitions whose timers they would never claim); writes wait for
+    /// a serving instance to own their partition.
     ///
     /// # Errors
     /// As [`with_config`](Self::with_config).

@@ -76,7 +76,7 @@ async fn send_with(producer: &FutureProducer, records: &[Record], op: &'static s
                     }
                 }
                 Err((e, _)) => {
-                    let _ = settle(pending, op).await;
+                    let e = crate::producer::refused(crate::producer::delivered(pending).await, e);
                     return Err(crate::error::kafka(op, e));
                 }
             }
