@@ -107,6 +107,54 @@ impl FaultBackend for Kafka {
     fn clean_up(_base: &str, _prefix: &str) {}
 }
 
+/// Kafka on a private Tansu with **memory** storage: it cannot be restarted
+/// (it would come back empty), but its fetches stay cheap as partitions
+/// grow, unlike S3 storage's; the chaos run starts one on its bridge to
+/// play network partitions on Kafka.
+pub(super) struct KafkaInMemory;
+
+impl FaultBackend for KafkaInMemory {
+    const NAME: &'static str = "kafka-memory";
+    const URL_VAR: &'static str = Kafka::URL_VAR;
+    const BIN_VAR: &'static str = Kafka::BIN_VAR;
+    const PREFIX_OPTION: &'static str = Kafka::PREFIX_OPTION;
+    /// As [`Kafka`]'s, with a 100 ms fetch wait: Tansu answers a fetch with
+    /// what it lists of a partition within the wait, so 10 ms stalls a
+    /// long run's followers (docs/kafka.md), and it answers only when the
+    /// wait ends, so every hop waits about half of it.
+    const SHORT_TIMEOUTS: &'static str = "session_timeout=6s&request_timeout=5s&fetch_wait=100ms";
+
+    fn server_command(bin: &Path, addr: SocketAddr, _dir: &Path) -> Command {
+        let listener = format!("tcp://{addr}");
+        let mut cmd = Command::new(bin);
+        cmd.args(["broker", "--listener-url", &listener])
+            .args(["--advertised-listener-url", &listener])
+            .args(["--storage-engine", "memory://tansu/"]);
+        cmd
+    }
+
+    fn server_ready(addr: SocketAddr) -> bool {
+        Kafka::server_ready(addr)
+    }
+
+    fn server_url(addr: SocketAddr) -> String {
+        Kafka::server_url(addr)
+    }
+
+    type Probe = KafkaTransport;
+
+    async fn probe(base: &str, prefix: &str) -> Self::Probe {
+        Kafka::probe(base, prefix).await
+    }
+
+    async fn held(probe: &Self::Probe, topic: &str, group: &str) -> Option<u64> {
+        Kafka::held(probe, topic, group).await
+    }
+
+    /// Nothing: the topics go with the private broker.
+    fn clean_up(_base: &str, _prefix: &str) {}
+}
+
 /// `PUT /<bucket>` on the S3 server at `url` (`http://host:port`). The
 /// buckets are not deleted: a test's data is small, and moto's memory goes
 /// with `scripts/services.sh down`.
