@@ -74,8 +74,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Opens the state store at `url` for a client: a process that submits
     /// and reads but advances no transaction (the CLI's `submit` and
-    /// `status`, a load generator, an instance serving steps only: see
-    /// `Orchestrator::start_workers`). A backend whose serving instances share the store's work
+    /// `status`, a load generator, a `Runtime` with workers and no
+    /// workflow). A backend whose serving instances share the store's work
     /// (Kafka's partition writers) keeps a client out of that sharing, so
     /// a short-lived command does not move work between the servers. The
     /// default: [`store`](Self::store).

@@ -213,6 +213,8 @@ pub(crate) async fn delivered(pending: Vec<DeliveryFuture>) -> std::result::Resu
 /// after earlier records of the same send went out (`earlier`, what
 /// [`delivered`] made of them): a fenced refusal among those, since that
 /// is what gets the producer replaced ([`Producer::send`]); else `now`.
+/// A permanent `now` (a record too large, say) then reads as the fenced
+/// refusal, retryable: one retry more, on the new producer.
 pub(crate) fn refused(earlier: std::result::Result<Vec<i64>, KafkaError>, now: KafkaError) -> KafkaError {
     match earlier {
         Err(e) if crate::error::is_fenced(&e) && !crate::error::is_fenced(&now) => e,

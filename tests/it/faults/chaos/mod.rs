@@ -197,6 +197,9 @@ async fn a_nats_cluster_under_kills_pauses_and_server_restarts_loses_nothing() {
 /// assigns a newcomer to a group whose last member died, so kills take one
 /// instance of several at a time.
 ///
+/// The private broker's URL carries the fault tests' options
+/// ([`KafkaInMemory`]'s `SHORT_TIMEOUTS`), not those of `KAFKA_URL`.
+///
 /// `fetch_wait` is 100 ms unless the URL names it: Tansu answers a fetch
 /// with what it lists of a partition within the fetch's wait, so with the
 /// default 10 ms a partition past a few tens of thousands of records is
@@ -211,15 +214,14 @@ async fn a_kafka_only_cluster_under_kills_pauses_and_partitions_loses_nothing() 
     };
     let dir = temp_dir("chaos-kafka");
     let faults = Size::from_env().faults;
-    let network = if faults { Network::create() } else { None };
-    let private = match (&network, backend_url(KafkaInMemory::BIN_VAR)) {
-        (Some(net), Some(bin)) => Some(PrivateServer::<KafkaInMemory>::start_on(
-            Path::new(&bin),
-            &dir,
-            net.host().into(),
-        )),
-        _ => None,
-    };
+    // A network only with a broker to put on it: the instances in its
+    // namespaces cannot reach the shared Tansu on the loopback address.
+    let bin = std::env::var(KafkaInMemory::BIN_VAR).ok().filter(|_| faults);
+    let network = bin.as_ref().and_then(|_| Network::create());
+    let private = network
+        .as_ref()
+        .zip(bin)
+        .map(|(net, bin)| PrivateServer::<KafkaInMemory>::start_on(Path::new(&bin), &dir, net.host().into()));
     let url = match &private {
         Some(server) => server.url(),
         None => {
