@@ -209,7 +209,7 @@ async fn a_nats_cluster_under_kills_pauses_and_server_restarts_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_only_cluster_under_kills_pauses_and_partitions_loses_nothing() {
     use super::kafka::KafkaInMemory;
-    let Some(base) = backend_url("KAFKA_URL") else {
+    let Some(shared) = crate::support::fresh_namespace("KAFKA_URL", "prefix", "chaos") else {
         return;
     };
     let dir = temp_dir("chaos-kafka");
@@ -224,18 +224,8 @@ async fn a_kafka_only_cluster_under_kills_pauses_and_partitions_loses_nothing() 
         .map(|(net, bin)| PrivateServer::<KafkaInMemory>::start_on(Path::new(&bin), &dir, net.host().into()));
     let url = match &private {
         Some(server) => server.url(),
-        None => {
-            let prefix: String = multiagents_core::conformance::unique("chaos")
-                .chars()
-                .take(30)
-                .collect();
-            let url = super::with_options(&base, &format!("prefix={prefix}"));
-            if url.contains("fetch_wait=") {
-                url
-            } else {
-                super::with_options(&url, "fetch_wait=100ms")
-            }
-        }
+        None if shared.contains("fetch_wait=") => shared,
+        None => super::with_options(&shared, "fetch_wait=100ms"),
     };
     // The private broker (if any) outlives the run: dropped after it.
     chaos("kafka", &url, None, network, &dir, faults).await;
