@@ -39,15 +39,16 @@ enum Finding {
     Fail(String),
 }
 
-/// The settings of one URL that the checks read.
+/// The settings of one URL that the checks read (boxed: the configs differ
+/// in size by the features built, and `Memory` holds nothing).
 enum Options {
     Memory,
     #[cfg(feature = "redis")]
-    Redis(multiagents_redis::RedisConfig),
+    Redis(Box<multiagents_redis::RedisConfig>),
     #[cfg(feature = "nats")]
-    Nats(multiagents_nats::NatsConfig),
+    Nats(Box<multiagents_nats::NatsConfig>),
     #[cfg(feature = "kafka")]
-    Kafka(multiagents_kafka::KafkaConfig),
+    Kafka(Box<multiagents_kafka::KafkaConfig>),
 }
 
 /// `url`, the `key` setting (`transport`, `store`), through its backend's
@@ -62,11 +63,13 @@ fn options(key: &str, url: &str) -> Result<Options, String> {
         .unwrap_or_default();
     let parsed: multiagents_core::Result<Options> = match scheme.as_str() {
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => multiagents_redis::RedisConfig::from_url(url).map(Options::Redis),
+        "redis" | "rediss" => {
+            multiagents_redis::RedisConfig::from_url(url).map(|c| Options::Redis(Box::new(c)))
+        }
         #[cfg(feature = "nats")]
-        "nats" | "tls" => multiagents_nats::NatsConfig::from_url(url).map(Options::Nats),
+        "nats" | "tls" => multiagents_nats::NatsConfig::from_url(url).map(|c| Options::Nats(Box::new(c))),
         #[cfg(feature = "kafka")]
-        "kafka" => multiagents_kafka::KafkaConfig::from_url(url).map(Options::Kafka),
+        "kafka" => multiagents_kafka::KafkaConfig::from_url(url).map(|c| Options::Kafka(Box::new(c))),
         // The registry accepted it: memory (the only backend without a
         // feature).
         _ => Ok(Options::Memory),
