@@ -23,7 +23,9 @@ pub(crate) struct Conn {
 
 struct Inner {
     client: Client,
-    pool: Vec<ConnectionManager>,
+    /// The command connections; emptied by `close`, which drops them (each
+    /// closes its socket once the calls still using it are answered).
+    pool: std::sync::RwLock<Vec<ConnectionManager>>,
     next: AtomicUsize,
     config: RedisConfig,
     keys: Keys,
@@ -49,7 +51,7 @@ impl Conn {
         Ok(Conn {
             inner: Arc::new(Inner {
                 client,
-                pool,
+                pool: std::sync::RwLock::new(pool),
                 next: AtomicUsize::new(0),
                 config,
                 keys,
@@ -59,10 +61,14 @@ impl Conn {
     }
 
     /// Closes this connection's users: background tasks (sweep, trim,
-    /// readers, Pub/Sub pumps) end and later calls fail with `Closed`.
+    /// readers, Pub/Sub pumps) end with their own connections, the command
+    /// connections are dropped (each closes its socket once the calls still
+    /// using it are answered), and later calls fail with `Closed`.
     /// Idempotent.
     pub(crate) fn close(&self) {
         self.inner.closed.cancel();
+        let pool = std::mem::take(&mut *self.inner.pool.write().unwrap_or_else(|p| p.into_inner()));
+        drop(pool);
     }
 
     /// Fires when [`close`](Self::close) is called.
@@ -81,12 +87,17 @@ impl Conn {
     /// A command connection (round robin over the pool). Clones are cheap
     /// and share the underlying multiplexed connection. Every command on
     /// it ends within `connect_timeout + response_timeout`, also while the
-    /// server is down and the connection is being re-established.
+    /// server is down and the connection is being re-established. Once
+    /// closed, every command on it fails with `Closed`.
     pub(crate) fn cmd(&self) -> Cmd {
-        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.pool.len();
+        let pool = self.inner.pool.read().unwrap_or_else(|p| p.into_inner());
+        let inner = match pool.len() {
+            0 => None,
+            n => Some(pool[self.inner.next.fetch_add(1, Ordering::Relaxed) % n].clone()),
+        };
         let c = &self.inner.config;
         Cmd {
-            inner: self.inner.pool[i].clone(),
+            inner,
             deadline: c.connect_timeout + c.response_timeout,
         }
     }
@@ -122,9 +133,10 @@ impl Conn {
 /// A pooled command connection whose every request is bounded in time: a
 /// request made while the connection is being re-established waits for
 /// that (the reconnect is shared), but never past `deadline`; then it fails
-/// with a timeout (`ErrorKind::Timeout`, retryable).
+/// with a timeout (`ErrorKind::Timeout`, retryable). Taken after `close`,
+/// it has no connection and every request fails with `Closed`.
 pub(crate) struct Cmd {
-    inner: ConnectionManager,
+    inner: Option<ConnectionManager>,
     deadline: Duration,
 }
 
@@ -139,7 +151,10 @@ impl redis::aio::ConnectionLike for Cmd {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
         let deadline = self.deadline;
         Box::pin(async move {
-            tokio::time::timeout(deadline, self.inner.send_packed_command(cmd))
+            let Some(inner) = self.inner.as_mut() else {
+                return Err(error::closed());
+            };
+            tokio::time::timeout(deadline, inner.send_packed_command(cmd))
                 .await
                 .unwrap_or_else(|_| Err(timed_out(deadline)))
         })
@@ -153,14 +168,17 @@ impl redis::aio::ConnectionLike for Cmd {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         let deadline = self.deadline;
         Box::pin(async move {
-            tokio::time::timeout(deadline, self.inner.send_packed_commands(pipeline, offset, count))
+            let Some(inner) = self.inner.as_mut() else {
+                return Err(error::closed());
+            };
+            tokio::time::timeout(deadline, inner.send_packed_commands(pipeline, offset, count))
                 .await
                 .unwrap_or_else(|_| Err(timed_out(deadline)))
         })
     }
 
     fn get_db(&self) -> i64 {
-        redis::aio::ConnectionLike::get_db(&self.inner)
+        self.inner.as_ref().map_or(0, redis::aio::ConnectionLike::get_db)
     }
 }
 

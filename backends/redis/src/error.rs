@@ -9,6 +9,7 @@
 //! | `NOAUTH`, `WRONGPASS`, `NOPERM`, authentication failed | `PermissionDenied` | no |
 //! | invalid client configuration (URL) | `Config` | no |
 //! | `WRONGTYPE` (a key under our prefix holds another type) | `Unexpected` | no |
+//! | a command after `close` ([`closed`]) | `Closed` | no |
 //! | anything else (parse errors, unexpected replies, script errors) | `Unexpected` | no |
 
 use multiagents_core::{Error, ErrorKind};
@@ -29,8 +30,25 @@ pub(crate) fn map(op: &'static str, e: RedisError) -> Error {
     err.with_source(e)
 }
 
+/// What a command connection taken after `close` answers every request
+/// with; [`map`] makes it `ErrorKind::Closed`.
+pub(crate) fn closed() -> RedisError {
+    RedisError::from(std::io::Error::new(std::io::ErrorKind::NotConnected, CLOSED))
+}
+
+/// The message of [`closed`]'s error, by which [`map`] knows it (the
+/// client keeps an I/O error's cause only as its text).
+const CLOSED: &str = "the Redis backend was closed";
+
+fn is_closed(e: &RedisError) -> bool {
+    e.is_io_error() && e.to_string().contains(CLOSED)
+}
+
 fn classify(e: &RedisError, code: Option<&str>) -> (ErrorKind, String) {
     let text = e.to_string();
+    if is_closed(e) {
+        return (ErrorKind::Closed, CLOSED.to_string());
+    }
     if e.is_timeout() {
         return (
             ErrorKind::Timeout,
@@ -146,6 +164,13 @@ mod tests {
                 ErrorKind::Unavailable,
                 true,
             ),
+            // Not connected for another reason than `close`: retryable.
+            (
+                RedisError::from(std::io::Error::from(std::io::ErrorKind::NotConnected)),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (closed(), ErrorKind::Closed, false),
         ];
         for (e, kind, retryable) in cases {
             let text = e.to_string();
