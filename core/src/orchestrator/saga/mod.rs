@@ -239,4 +239,7 @@ mod tests;
 mod props;
 
 #[cfg(test)]
+mod props_model;
+
+#[cfg(test)]
 mod table;
