@@ -31,6 +31,9 @@ struct Inner {
     keys: Keys,
     /// Cancelled by `close`: background tasks end, new calls fail `Closed`.
     closed: tokio_util::sync::CancellationToken,
+    /// The backend's background tasks (readers, pumps, sweeps, hand-backs):
+    /// `close` waits for them before it drops the pool they use.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Conn {
@@ -56,19 +59,49 @@ impl Conn {
                 config,
                 keys,
                 closed: tokio_util::sync::CancellationToken::new(),
+                tasks: tokio_util::task::TaskTracker::new(),
             }),
         })
     }
 
     /// Closes this connection's users: background tasks (sweep, trim,
-    /// readers, Pub/Sub pumps) end with their own connections, the command
-    /// connections are dropped (each closes its socket once the calls still
-    /// using it are answered), and later calls fail with `Closed`.
-    /// Idempotent.
-    pub(crate) fn close(&self) {
+    /// readers, Pub/Sub pumps) end with their own connections, after their
+    /// last words (a reader leaves its group, a dropped delivery is handed
+    /// back); then the command connections are dropped (each closes its
+    /// socket once the calls still using it are answered), and later calls
+    /// fail with `Closed`. The wait is bounded by one command's deadline
+    /// (`connect_timeout + response_timeout`). Idempotent.
+    pub(crate) async fn close(&self) {
         self.inner.closed.cancel();
+        self.inner.tasks.close();
+        let c = &self.inner.config;
+        let bound = c.connect_timeout + c.response_timeout;
+        if tokio::time::timeout(bound, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::debug!(
+                running = self.inner.tasks.len(),
+                "closing Redis with background tasks still running; their commands fail Closed"
+            );
+        }
         let pool = std::mem::take(&mut *self.inner.pool.write().unwrap_or_else(|p| p.into_inner()));
         drop(pool);
+    }
+
+    /// Spawns a background task of this backend on the current runtime
+    /// (`close` waits for it).
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.spawn(task);
+    }
+
+    /// The same on `handle`'s runtime.
+    pub(crate) fn spawn_on(
+        &self,
+        handle: &tokio::runtime::Handle,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        handle.spawn(self.inner.tasks.track_future(task));
     }
 
     /// Fires when [`close`](Self::close) is called.

@@ -70,7 +70,7 @@ impl RedisStore {
     pub async fn with_config(config: RedisConfig) -> Result<RedisStore> {
         let conn = Conn::open(config).await?;
         let alive = std::sync::Arc::new(());
-        tokio::spawn(sweep(conn.clone(), std::sync::Arc::downgrade(&alive)));
+        conn.spawn(sweep(conn.clone(), std::sync::Arc::downgrade(&alive)));
         let timers = std::sync::Arc::new(RedisScheduler::new(conn.clone()));
         Ok(RedisStore {
             conn,
@@ -360,7 +360,7 @@ impl StateStore for RedisStore {
 
     /// Ends the index sweep; later calls (by any clone) fail with `Closed`.
     async fn close(&self) -> Result<()> {
-        self.conn.close();
+        self.conn.close().await;
         Ok(())
     }
 }

@@ -106,7 +106,8 @@ pub(crate) fn hand_back(group: Arc<Group>, id: String, strike: bool) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    handle.spawn(async move {
+    let conn = group.conn.clone();
+    conn.spawn_on(&handle, async move {
         if let Err(e) = nack(&group, &id, Duration::ZERO, strike).await {
             tracing::debug!(error = %e, id = %id, "cannot hand a delivery back; the ack timeout will");
         }

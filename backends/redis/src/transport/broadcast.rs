@@ -23,7 +23,7 @@ pub(crate) async fn subscribe(conn: &Conn, topic: &str, wire_max: usize) -> Resu
         .await
         .map_err(|e| e.with_context("topic", topic))?;
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(pump(conn.clone(), channel, pubsub, tx, wire_max));
+    conn.spawn(pump(conn.clone(), channel, pubsub, tx, wire_max));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let item = rx.recv().await?;
         Some((item, rx))

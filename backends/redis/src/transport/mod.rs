@@ -291,7 +291,7 @@ impl Transport for RedisTransport {
     /// Ends the trim task, the queue readers and the Pub/Sub pumps (open
     /// subscriptions end); later calls (by any clone) fail with `Closed`.
     async fn close(&self) -> Result<()> {
-        self.conn.close();
+        self.conn.close().await;
         Ok(())
     }
 }

@@ -107,7 +107,7 @@ pub(crate) async fn subscribe(
     create_group(&g).await?;
     let (tx, rx) = mpsc::channel(max_in_flight.clamp(1, 4096));
     let permits = Arc::new(Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS)));
-    tokio::spawn(Reader::new(g, tx, permits).run());
+    g.conn.clone().spawn(Reader::new(g, tx, permits).run());
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let item = rx.recv().await?;
         Some((item.map(Pending::into_delivery), rx))
@@ -379,7 +379,9 @@ impl Reader {
             // just claimed, whose idle clocks run.
             for entry in doomed {
                 let (g, hook) = (self.g.clone(), hook.clone());
-                tokio::spawn(async move { burial::bury_struck(&g, &hook, entry).await });
+                self.g
+                    .conn
+                    .spawn(async move { burial::bury_struck(&g, &hook, entry).await });
             }
         }
         if dead > 0 {

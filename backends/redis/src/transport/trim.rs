@@ -20,7 +20,8 @@ impl Trimmer {
             streams: Mutex::new(HashSet::new()),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(run(conn, Arc::downgrade(&trimmer)));
+            conn.clone()
+                .spawn_on(&handle, run(conn, Arc::downgrade(&trimmer)));
         }
         trimmer
     }
