@@ -8,15 +8,18 @@
 //! takes starts only once the write that dispatched it lands, its guard
 //! timer is held off while it runs (renewed), and its run may finish (the
 //! runner writes the result, or queues it when its write loses), find no
-//! permit (handed over to the queue), or die with the instance. Whatever
-//! the order:
+//! permit (handed over to the queue), be aborted mid-run by a shutdown
+//! past its deadline (handed over too), lose its guard's renewal (the
+//! guard may fire while it runs; its result is dropped), or die with the
+//! instance. Whatever the order:
 //!
 //! * no attempt of a step is dispatched twice (one history record per
 //!   `(step, kind, attempt)`), and no two dispatches of one attempt both
 //!   run, except after an in-process run was lost: a guard that fires
 //!   dispatches the same attempt again (the lost record stays, marked
-//!   `lost`), and it may run again only when the first run died with its
-//!   instance or left its result to the queue (at least once under a crash,
+//!   `lost`), and an attempt runs at most once more per run of it that
+//!   died with its instance, was aborted mid-run, lost its renewal, or
+//!   left its result to the queue (at least once under a crash,
 //!   `docs/design-notes.md`);
 //! * once the storm is over and every message is delivered (and every
 //!   in-process run finishes), the transaction is final: nothing strands;
@@ -48,12 +51,17 @@ fn play(ops: Vec<(u8, u16, u8)>, local: bool) -> Result<(), TestCaseError> {
                 let j = pick as usize % m.running.len();
                 m.finish_local(j, outcome, op == 11);
             }
-            // No permit after all: handed over to the queue.
+            // No permit after all, or aborted mid-run by a shutdown past
+            // its deadline: handed over to the queue.
             12 if !m.running.is_empty() => {
                 let j = pick as usize % m.running.len();
-                m.hand_over(j, outcome & 0x20 != 0);
+                m.hand_over(j, outcome & 0x20 != 0, outcome & 0x40 != 0);
             }
             13 => m.crash(),
+            14 if !m.running.is_empty() => {
+                let j = pick as usize % m.running.len();
+                m.lose_renewal(j);
+            }
             _ if m.queue.is_empty() => {}
             op => {
                 let i = pick as usize % m.queue.len();
@@ -152,7 +160,7 @@ proptest! {
 
     #[test]
     fn with_steps_run_in_process_too_nothing_advances_twice_or_strands(
-        ops in proptest::collection::vec((0u8..14, any::<u16>(), any::<u8>()), 0..160),
+        ops in proptest::collection::vec((0u8..15, any::<u16>(), any::<u8>()), 0..160),
     ) {
         play(ops, true)?;
     }
