@@ -285,6 +285,7 @@ impl Reader {
         tokio::select! {
             _ = tokio::time::sleep(self.backoff) => {}
             _ = self.tx.closed() => return false,
+            () = self.g.conn.closed().cancelled() => return false,
         }
         self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
         true
