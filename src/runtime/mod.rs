@@ -604,15 +604,21 @@ impl Runtime {
         inner.orchestrator.shutdown(deadline).await;
         // The cache's pending writes go out even when the store behind it
         // is the caller's (then only the cache stops).
-        let flushed = match (&inner.cache, inner.owns.store) {
-            (_, true) => inner.store.close().await,
-            (Some(cache), false) => cache.shutdown().await,
-            (None, false) => Ok(()),
+        // Both at once: each waits for its backend's last words.
+        let flushed = async {
+            match (&inner.cache, inner.owns.store) {
+                (_, true) => inner.store.close().await,
+                (Some(cache), false) => cache.shutdown().await,
+                (None, false) => Ok(()),
+            }
         };
-        let closed = match inner.owns.transport {
-            true => inner.transport.close().await,
-            false => Ok(()),
+        let closed = async {
+            match inner.owns.transport {
+                true => inner.transport.close().await,
+                false => Ok(()),
+            }
         };
+        let (flushed, closed) = tokio::join!(flushed, closed);
         flushed.and(closed)
     }
 }

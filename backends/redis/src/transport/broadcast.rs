@@ -96,6 +96,7 @@ async fn pump(
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = tx.closed() => return,
+                () = conn.closed().cancelled() => return,
             }
             match open(&conn, &channel).await {
                 Ok(p) => {

@@ -236,7 +236,15 @@ impl Reader {
                     }
                 }
             }
-            match self.read(permits.num_permits(), config.block).await {
+            // A close does not wait out a long `block`: entries the server
+            // handed over meanwhile stay pending under this consumer, for
+            // another's claim after the ack timeout (nothing is lost).
+            let closed = self.g.conn.closed().clone();
+            let read = tokio::select! {
+                read = self.read(permits.num_permits(), config.block) => read,
+                () = closed.cancelled() => break,
+            };
+            match read {
                 Ok(read) => {
                     self.ok();
                     if !self.forward(read, &mut permits).await {

@@ -116,9 +116,12 @@ async fn closing_closes_every_connection_without_dropping_the_backend() {
     let Some(url) = url() else { return };
     let mut admin = crate::support::raw(&url).await;
     let (url, db) = on_a_database_of_its_own(&url);
+    // A long blocking read: close must not wait it out (the reader would
+    // then leave its group only after the pool is gone, and fail).
     let config = RedisConfig::new(&url)
         .with_key_prefix(unique("close-conns"))
-        .with_pool_size(3);
+        .with_pool_size(3)
+        .with_block(Duration::from_secs(30));
     let stream = crate::support::stream_key(&config, "t");
     let transport = RedisTransport::with_config(config.clone())
         .await
