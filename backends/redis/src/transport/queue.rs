@@ -189,6 +189,9 @@ impl Reader {
         let timeout_every = (config.ack_timeout / 4)
             .min(Duration::from_secs(1))
             .max(config.claim_interval);
+        // Cloned once: the select on a read cannot borrow `self.g` while
+        // `self.read` holds `self`.
+        let closed = self.g.conn.closed().clone();
         loop {
             let first = tokio::select! {
                 p = self.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -239,7 +242,6 @@ impl Reader {
             // A close does not wait out a long `block`: entries the server
             // handed over meanwhile stay pending under this consumer, for
             // another's claim after the ack timeout (nothing is lost).
-            let closed = self.g.conn.closed().clone();
             let read = tokio::select! {
                 read = self.read(permits.num_permits(), config.block) => read,
                 () = closed.cancelled() => break,
